@@ -1,0 +1,58 @@
+# Stillpoint. `make dev` runs a whole cluster in one process; `make test`
+# runs every test (race detector on).
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/.bin
+export PATH := $(BIN):$(PATH)
+
+BUF_VERSION := v1.75.0
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+STATICCHECK_VERSION := v0.8.2
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/stillpoint-dev/stillpoint/internal/version.Version=$(VERSION)
+
+.PHONY: all build test lint proto proto-check bench dev tools e2e clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/stillpoint ./cmd/stillpoint
+
+test:
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+
+dev: build
+	$(BIN)/stillpoint dev
+
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/staticcheck
+
+$(BIN)/buf:
+	GOBIN=$(BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+$(BIN)/protoc-gen-go:
+	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+$(BIN)/protoc-gen-go-grpc:
+	GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+$(BIN)/staticcheck:
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+proto: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
+	find proto -name '*.pb.go' -delete
+	$(BIN)/buf generate
+
+proto-check: proto
+	@git diff --exit-code -- proto || (echo "generated protobuf code drifted: run 'make proto' and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- proto)" || (git status --porcelain -- proto; echo "untracked generated files: run 'make proto' and commit" >&2; exit 1)
+
+lint: $(BIN)/buf $(BIN)/staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+	$(BIN)/buf lint
+
+clean:
+	rm -rf $(BIN)

@@ -20,7 +20,9 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/stillpoint ./cmd/stillpoint
 
-test:
+# test: generated code must not drift, lint must be clean, every test passes
+# under the race detector.
+test: proto-check lint
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 bench:

@@ -1,0 +1,86 @@
+package fsm
+
+import (
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+func (f *FSM) applyBumpEpoch(_ uint64, cmd *pb.BumpEpochCommand) (proto.Message, error) {
+	f.st.epoch++
+	f.log.Info("fencing epoch bumped", zap.Uint64("epoch", f.st.epoch), zap.String("leader", cmd.GetLeaderId()))
+	return wrapperspb.UInt64(f.st.epoch), nil
+}
+
+func (f *FSM) applySetConfig(index uint64, cmd *pb.SetConfigCommand) (proto.Message, error) {
+	if err := ValidateRuntimeConfig(cmd.GetConfig()); err != nil {
+		return nil, err
+	}
+	old := f.st.config
+	f.st.config = clone(cmd.GetConfig())
+	f.audit(index, AuditConfigChange, cmd.GetActor(), "", describeConfigChange(old, f.st.config), cmd.GetAt())
+	return clone(f.st.config), nil
+}
+
+func (f *FSM) applyRaiseAlarm(_ uint64, cmd *pb.RaiseAlarmCommand) (proto.Message, error) {
+	a := cmd.GetAlarm()
+	if a.GetId() == "" {
+		return nil, fmt.Errorf("%w: alarm without id", ErrInvalidCommand)
+	}
+	stored := clone(a)
+	stored.Active = true
+	stored.ClearedAt = nil
+	if prev, ok := f.st.alarms[a.GetId()]; ok {
+		if prev.GetActive() && prev.GetRaisedAt() != nil {
+			// Still the same episode: keep when it started.
+			stored.RaisedAt = prev.GetRaisedAt()
+		}
+	} else {
+		f.st.alarmOrder = append(f.st.alarmOrder, a.GetId())
+	}
+	f.st.alarms[a.GetId()] = stored
+	return clone(stored), nil
+}
+
+func (f *FSM) applyClearAlarm(_ uint64, cmd *pb.ClearAlarmCommand) (proto.Message, error) {
+	a, ok := f.st.alarms[cmd.GetId()]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrAlarmNotFound, cmd.GetId())
+	}
+	if a.GetActive() {
+		a.Active = false
+		a.ClearedAt = clone(cmd.GetClearedAt())
+	}
+	return clone(a), nil
+}
+
+func (f *FSM) applyUpsertMember(_ uint64, cmd *pb.UpsertMemberCommand) (proto.Message, error) {
+	m := cmd.GetMember()
+	if m.GetName() == "" {
+		return nil, fmt.Errorf("%w: member without name", ErrInvalidCommand)
+	}
+	f.st.members[m.GetName()] = clone(m)
+	return clone(m), nil
+}
+
+func (f *FSM) applyRemoveMember(_ uint64, cmd *pb.RemoveMemberCommand) (proto.Message, error) {
+	if _, ok := f.st.members[cmd.GetName()]; !ok {
+		return nil, fmt.Errorf("%w: %s", ErrMemberNotFound, cmd.GetName())
+	}
+	delete(f.st.members, cmd.GetName())
+	return nil, nil
+}
+
+func (f *FSM) applyAppendAudit(index uint64, cmd *pb.AppendAuditCommand) (proto.Message, error) {
+	r := cmd.GetRecord()
+	if r.GetAction() == "" {
+		return nil, fmt.Errorf("%w: audit record without action", ErrInvalidCommand)
+	}
+	f.audit(index, r.GetAction(), r.GetActor(), r.GetOpId(), r.GetDetail(), r.GetAt())
+	return clone(f.st.audit[len(f.st.audit)-1]), nil
+}

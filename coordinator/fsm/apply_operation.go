@@ -1,0 +1,130 @@
+package fsm
+
+import (
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// Audit actions recorded automatically.
+const (
+	AuditPause        = "pause"
+	AuditUnpause      = "unpause"
+	AuditForceUnpause = "force-unpause"
+	AuditConfigChange = "config-change"
+)
+
+func (f *FSM) applyCreateOperation(index uint64, cmd *pb.CreateOperationCommand) (proto.Message, error) {
+	op := cmd.GetOperation()
+	switch {
+	case op.GetOpId() == "":
+		return nil, fmt.Errorf("%w: create operation without op_id", ErrInvalidCommand)
+	case op.GetCluster() == "":
+		return nil, fmt.Errorf("%w: create operation %s without cluster", ErrInvalidCommand, op.GetOpId())
+	case IsTerminal(op.GetState()):
+		return nil, fmt.Errorf("%w: create operation %s in terminal state %s", ErrInvalidCommand, op.GetOpId(), op.GetState())
+	}
+	if op.GetEpoch() != f.st.epoch {
+		return nil, fmt.Errorf("%w: operation %s carries epoch %d, current epoch is %d", ErrStaleEpoch, op.GetOpId(), op.GetEpoch(), f.st.epoch)
+	}
+	if _, ok := f.st.ops[op.GetOpId()]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrOperationExists, op.GetOpId())
+	}
+	if holder, ok := f.st.locks[op.GetCluster()]; ok {
+		return nil, fmt.Errorf("%w: cluster %q is held by operation %s", ErrClusterLocked, op.GetCluster(), holder)
+	}
+	stored := clone(op)
+	f.st.ops[op.GetOpId()] = stored
+	f.st.opsOrder = append(f.st.opsOrder, op.GetOpId())
+	f.st.locks[op.GetCluster()] = op.GetOpId()
+	targets := make([]string, 0, len(op.GetTargets()))
+	for _, t := range op.GetTargets() {
+		targets = append(targets, t.GetNode())
+	}
+	f.audit(index, AuditPause, cmd.GetActor(), op.GetOpId(),
+		fmt.Sprintf("cluster %s, targets [%s], requested hold %dms, epoch %d", op.GetCluster(), strings.Join(targets, ", "), op.GetRequestedHoldMs(), op.GetEpoch()),
+		op.GetCreatedAt())
+	return clone(stored), nil
+}
+
+func (f *FSM) applyUpdateOperation(index uint64, cmd *pb.UpdateOperationCommand) (proto.Message, error) {
+	op := cmd.GetOperation()
+	if op.GetOpId() == "" {
+		return nil, fmt.Errorf("%w: update operation without op_id", ErrInvalidCommand)
+	}
+	cur, ok := f.st.ops[op.GetOpId()]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrOperationNotFound, op.GetOpId())
+	}
+	if IsTerminal(cur.GetState()) {
+		return nil, fmt.Errorf("%w: %s is %s", ErrOperationEnded, op.GetOpId(), cur.GetState())
+	}
+	if op.GetCluster() != cur.GetCluster() {
+		return nil, fmt.Errorf("%w: operation %s belongs to cluster %q, update names %q", ErrInvalidCommand, op.GetOpId(), cur.GetCluster(), op.GetCluster())
+	}
+	if op.GetEpoch() != f.st.epoch {
+		return nil, fmt.Errorf("%w: update of operation %s carries epoch %d, current epoch is %d", ErrStaleEpoch, op.GetOpId(), op.GetEpoch(), f.st.epoch)
+	}
+	completed := op.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED
+	if completed && op.GetWindow().GetRestorePoint() == nil {
+		return nil, fmt.Errorf("%w: operation %s is COMPLETED without a restore window", ErrInvalidCommand, op.GetOpId())
+	}
+	stored := clone(op)
+	f.st.ops[op.GetOpId()] = stored
+
+	ended := IsTerminal(op.GetState())
+	if ended {
+		if f.st.locks[op.GetCluster()] == op.GetOpId() {
+			delete(f.st.locks, op.GetCluster())
+		}
+		if completed {
+			f.catalogLocked(stored)
+		}
+	}
+	at := cmd.GetAt()
+	if at == nil {
+		at = op.GetEndedAt()
+	}
+	switch {
+	case cmd.GetForceUnpause():
+		f.audit(index, AuditForceUnpause, cmd.GetActor(), op.GetOpId(),
+			fmt.Sprintf("cluster %s, state %s: %s", op.GetCluster(), shortState(op.GetState()), op.GetReason()), at)
+	case ended:
+		detail := fmt.Sprintf("cluster %s ended %s", op.GetCluster(), shortState(op.GetState()))
+		if op.GetReason() != "" {
+			detail += ": " + op.GetReason()
+		}
+		if completed {
+			detail += fmt.Sprintf(", restore point %s ±%dns", op.GetWindow().GetRestorePoint().AsTime().UTC().Format("2006-01-02T15:04:05.000000000Z07:00"), op.GetWindow().GetUncertaintyNs())
+		}
+		f.audit(index, AuditUnpause, cmd.GetActor(), op.GetOpId(), detail, at)
+	}
+	return clone(stored), nil
+}
+
+// catalogLocked records the restore point of a completed operation.
+func (f *FSM) catalogLocked(op *pb.Operation) {
+	targets := make([]string, 0, len(op.GetTargets()))
+	for _, t := range op.GetTargets() {
+		targets = append(targets, t.GetNode())
+	}
+	rp := &pb.RestorePoint{
+		OpId:      op.GetOpId(),
+		Cluster:   op.GetCluster(),
+		Window:    clone(op.GetWindow()),
+		HoldNs:    op.GetHoldNs(),
+		Targets:   targets,
+		CreatedAt: clone(op.GetEndedAt()),
+	}
+	if _, ok := f.st.restorePoints[op.GetOpId()]; !ok {
+		f.st.rpOrder = append(f.st.rpOrder, op.GetOpId())
+	}
+	f.st.restorePoints[op.GetOpId()] = rp
+}
+
+func shortState(s pb.OperationState) string {
+	return strings.TrimPrefix(s.String(), "OPERATION_STATE_")
+}

@@ -1,0 +1,121 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// DefaultRuntimeConfig is the runtime config of a fresh cluster.
+func DefaultRuntimeConfig() *pb.RuntimeConfig {
+	return &pb.RuntimeConfig{
+		MaxErrorBoundNs:    int64(10 * time.Millisecond),
+		MaxDriftNs:         int64(5 * time.Millisecond),
+		LeaseNs:            int64(10 * time.Second),
+		MarginNs:           int64(time.Millisecond),
+		MinWindowNs:        int64(time.Millisecond),
+		MaxPauseWaitNs:     int64(30 * time.Second),
+		TargetClockBoundNs: 0,
+		AlarmErrorBoundNs:  int64(20 * time.Millisecond),
+	}
+}
+
+// ValidateRuntimeConfig reports every problem with c, joined, each wrapping
+// ErrInvalidConfig; nil when c is usable.
+func ValidateRuntimeConfig(c *pb.RuntimeConfig) error {
+	if c == nil {
+		return fmt.Errorf("%w: config is missing", ErrInvalidConfig)
+	}
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	positive := []struct {
+		name string
+		v    int64
+	}{
+		{"max_error_bound_ns", c.GetMaxErrorBoundNs()},
+		{"max_drift_ns", c.GetMaxDriftNs()},
+		{"lease_ns", c.GetLeaseNs()},
+		{"min_window_ns", c.GetMinWindowNs()},
+		{"max_pause_wait_ns", c.GetMaxPauseWaitNs()},
+		{"alarm_error_bound_ns", c.GetAlarmErrorBoundNs()},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			bad("%s is %d (%s); it must be positive", p.name, p.v, time.Duration(p.v))
+		}
+	}
+	if c.GetMarginNs() < 0 {
+		bad("margin_ns is %d; it must not be negative", c.GetMarginNs())
+	}
+	if c.GetTargetClockBoundNs() < 0 {
+		bad("target_clock_bound_ns is %d; it must not be negative", c.GetTargetClockBoundNs())
+	}
+	if c.GetLeaseNs() > 0 && c.GetLeaseNs() < int64(time.Second) {
+		bad("lease_ns is %s; below 1s a lease cannot be renewed reliably", time.Duration(c.GetLeaseNs()))
+	}
+	clusters := make([]string, 0, len(c.GetExpectedMembers()))
+	for cl := range c.GetExpectedMembers() {
+		clusters = append(clusters, cl)
+	}
+	sort.Strings(clusters)
+	for _, cl := range clusters {
+		if cl == "" {
+			bad("expected_members has an empty cluster name")
+		}
+		seen := map[string]bool{}
+		for _, n := range c.GetExpectedMembers()[cl].GetNames() {
+			if n == "" {
+				bad("expected_members[%q] has an empty member name", cl)
+				continue
+			}
+			if seen[n] {
+				bad("expected_members[%q] lists %q twice", cl, n)
+			}
+			seen[n] = true
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// describeConfigChange lists the fields that differ, for the audit log.
+func describeConfigChange(old, cur *pb.RuntimeConfig) string {
+	var parts []string
+	fields := cur.ProtoReflect().Descriptor().Fields()
+	o, n := old.ProtoReflect(), cur.ProtoReflect()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		ov, nv := o.Get(fd), n.Get(fd)
+		if fd.IsMap() {
+			if !proto.Equal(wrapMap(old), wrapMap(cur)) {
+				parts = append(parts, string(fd.Name())+" changed")
+			}
+			continue
+		}
+		if ov.Equal(nv) {
+			continue
+		}
+		if fd.Kind() == protoreflect.Int64Kind && strings.HasSuffix(string(fd.Name()), "_ns") {
+			parts = append(parts, fmt.Sprintf("%s %s -> %s", fd.Name(), time.Duration(ov.Int()), time.Duration(nv.Int())))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %v -> %v", fd.Name(), ov.Interface(), nv.Interface()))
+	}
+	if len(parts) == 0 {
+		return "no change"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// wrapMap isolates the expected_members map so proto.Equal compares only it.
+func wrapMap(c *pb.RuntimeConfig) *pb.RuntimeConfig {
+	return &pb.RuntimeConfig{ExpectedMembers: c.GetExpectedMembers()}
+}

@@ -50,6 +50,28 @@ func Duration(d time.Duration) string {
 	return s
 }
 
+// Precise renders d in the same units as Duration but to the nanosecond,
+// never rounded ("0.999999ms" where Duration says "1ms"): for error
+// messages that compare a figure with a limit.
+func Precise(d time.Duration) string {
+	neg := d < 0
+	abs := absDuration(d)
+	var s string
+	for _, u := range ladder {
+		if abs < uint64(u.limit) {
+			s = fixed(abs, uint64(u.unit), 1) + u.suffix
+			break
+		}
+	}
+	if s == "" {
+		s = durationFromAbs(abs).String()
+	}
+	if neg && s != "0ns" {
+		return "-" + s
+	}
+	return s
+}
+
 // PlusMinus renders a non-negative uncertainty as "±0.52ms"; the sign of d
 // is ignored.
 func PlusMinus(d time.Duration) string {

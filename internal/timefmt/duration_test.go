@@ -59,3 +59,27 @@ func TestPlusMinus(t *testing.T) {
 		}
 	}
 }
+
+func TestPrecise(t *testing.T) {
+	tests := []struct {
+		in   time.Duration
+		want string
+	}{
+		{0, "0ns"},
+		{999, "999ns"},
+		{12345, "12.345µs"},
+		{999999, "0.999999ms"},
+		{-1400 * time.Microsecond, "-1.4ms"},
+		{1234567, "1.234567ms"},
+		{999999999, "999.999999ms"},
+		{12500 * time.Millisecond, "12.5s"},
+		{59999999999, "59.999999999s"},
+		{90250 * time.Millisecond, "1m30.25s"},
+		{math.MinInt64, "-2562047h47m16.854775807s"},
+	}
+	for _, tt := range tests {
+		if got := Precise(tt.in); got != tt.want {
+			t.Errorf("Precise(%d) = %q, want %q", int64(tt.in), got, tt.want)
+		}
+	}
+}

@@ -461,7 +461,10 @@ type UnpauseResponse struct {
 	// Local wall time read just before Unpause was sent, with its estimate.
 	SentAt *StampedTime `protobuf:"bytes,4,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
 	// The lease had already run out and the agent had unpaused by itself.
-	LeaseExpired  bool `protobuf:"varint,5,opt,name=lease_expired,json=leaseExpired,proto3" json:"lease_expired,omitempty"`
+	LeaseExpired bool `protobuf:"varint,5,opt,name=lease_expired,json=leaseExpired,proto3" json:"lease_expired,omitempty"`
+	// The node was seen unpaused during the op (it restarted): the window
+	// this op measured is invalid.
+	Interrupted   bool `protobuf:"varint,6,opt,name=interrupted,proto3" json:"interrupted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -527,6 +530,13 @@ func (x *UnpauseResponse) GetSentAt() *StampedTime {
 func (x *UnpauseResponse) GetLeaseExpired() bool {
 	if x != nil {
 		return x.LeaseExpired
+	}
+	return false
+}
+
+func (x *UnpauseResponse) GetInterrupted() bool {
+	if x != nil {
+		return x.Interrupted
 	}
 	return false
 }
@@ -933,13 +943,14 @@ const file_stillpoint_v1_agent_proto_rawDesc = "" +
 	"\x12lease_remaining_ms\x18\x01 \x01(\x03R\x10leaseRemainingMs\";\n" +
 	"\x0eUnpauseRequest\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\xcf\x01\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"\xf1\x01\n" +
 	"\x0fUnpauseResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x124\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2\x1a.stillpoint.v1.NodeOutcomeR\aoutcome\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x123\n" +
 	"\asent_at\x18\x04 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x06sentAt\x12#\n" +
-	"\rlease_expired\x18\x05 \x01(\bR\fleaseExpired\"\x0f\n" +
+	"\rlease_expired\x18\x05 \x01(\bR\fleaseExpired\x12 \n" +
+	"\vinterrupted\x18\x06 \x01(\bR\vinterrupted\"\x0f\n" +
 	"\rStatusRequest\"A\n" +
 	"\x0eStatusResponse\x12/\n" +
 	"\x05state\x18\x01 \x01(\v2\x19.stillpoint.v1.AgentStateR\x05state\"\xb7\x01\n" +

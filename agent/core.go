@@ -1,0 +1,243 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// coreConfig is the part of Config the lease state machine needs.
+type coreConfig struct {
+	Node        string
+	MaxLease    time.Duration
+	CallTimeout time.Duration
+	// ExpiryRetry is the wait before the dead-man switch tries again after
+	// its Unpause failed.
+	ExpiryRetry time.Duration
+}
+
+// coreHooks are called (without locks held) when something worth gossiping
+// or counting happens. Nil hooks are skipped.
+type coreHooks struct {
+	changed      func()
+	leaseExpired func(opID string)
+}
+
+// core is the agent's state machine: the dead-man lease, fencing epochs,
+// idempotent per-op results, and the node's last seen state. Operations
+// that touch the node are serialized by sem; mu guards the fields and is
+// never held across a node call.
+type core struct {
+	cfg   coreConfig
+	admin adminClient
+	clk   clockSource
+	store store
+	log   *zap.Logger
+	hooks coreHooks
+
+	sem   chan struct{}
+	rearm chan struct{}
+
+	mu sync.Mutex
+	p  persisted
+	// leaseMono is p.Lease's deadline on the monotonic clock.
+	leaseMono time.Time
+	// ack is the held op's PauseResponse; ackMono when it was read.
+	ack     *pb.PauseResponse
+	ackMono time.Time
+	// unpausing: an Unpause (by request, expiry or shutdown) is in flight
+	// for the lease, so an open gate is expected.
+	unpausing bool
+	// draining: the node's Pause call is in flight.
+	draining bool
+	stopping bool
+	// dead: Kill was called; nothing more is persisted.
+	dead bool
+	// retryAt: the next expiry attempt after a failed one.
+	retryAt time.Time
+	// expiryFailedOp: an expiry Unpause failed for this op (logged once).
+	expiryFailedOp string
+	// interruptedOp is the op during which the node was seen unpaused.
+	interruptedOp string
+	// lostDuringOp: a v1 node (no CheckPaused) was unreachable during this op.
+	lostDuringOp string
+	// serverV1: the node answered CheckPaused with UNIMPLEMENTED.
+	serverV1 bool
+	node     nodeState
+	events   []*pb.AgentEvent
+}
+
+func newCore(cfg coreConfig, admin adminClient, clk clockSource, st store, log *zap.Logger, hooks coreHooks) *core {
+	if cfg.ExpiryRetry <= 0 {
+		cfg.ExpiryRetry = time.Second
+	}
+	return &core{
+		cfg: cfg, admin: admin, clk: clk, store: st, log: log, hooks: hooks,
+		sem:   make(chan struct{}, 1),
+		rearm: make(chan struct{}, 1),
+		p:     persisted{Version: stateVersion},
+	}
+}
+
+// acquire takes the node-operation lock, or fails when ctx ends first.
+func (c *core) acquire(ctx context.Context) error {
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("agent %s busy with another node call: %w", c.cfg.Node, ctx.Err())
+	}
+}
+
+func (c *core) release() { <-c.sem }
+
+func (c *core) changed() {
+	if c.hooks.changed != nil {
+		c.hooks.changed()
+	}
+}
+
+// signalRearm tells the lease timer that the deadline moved.
+func (c *core) signalRearm() {
+	select {
+	case c.rearm <- struct{}{}:
+	default:
+	}
+}
+
+// remainingLocked is the lease time left (0 when none or run out).
+func (c *core) remainingLocked() time.Duration {
+	if c.p.Lease == nil {
+		return 0
+	}
+	d := c.leaseMono.Sub(c.clk.Now())
+	if d < 0 {
+		return 0
+	}
+	return d
+}
+
+// saveLocked persists p unless the agent was killed.
+func (c *core) saveLocked(p persisted) error {
+	if c.dead {
+		return fmt.Errorf("%w: agent %s was killed", ErrStopping, c.cfg.Node)
+	}
+	if err := c.store.save(p); err != nil {
+		return fmt.Errorf("%w: %w", ErrPersist, err)
+	}
+	return nil
+}
+
+// checkEpochLocked fences a deposed leader and persists a higher epoch.
+func (c *core) checkEpochLocked(op string, epoch uint64) error {
+	if epoch < c.p.MaxEpoch {
+		return fmt.Errorf("%w: agent %s: op %s carries epoch %d, lower than the highest epoch seen %d (request from a deposed leader?)",
+			ErrStaleEpoch, c.cfg.Node, op, epoch, c.p.MaxEpoch)
+	}
+	return nil
+}
+
+func (c *core) findEndedLocked(op string) (*pb.UnpauseResponse, bool) {
+	for _, e := range c.p.Ended {
+		if e.OpID == op {
+			var r pb.UnpauseResponse
+			if err := proto.Unmarshal(e.Unpause, &r); err != nil {
+				c.log.Error("cannot decode remembered unpause result", zap.String("op_id", op), zap.Error(err))
+				return &pb.UnpauseResponse{Node: c.cfg.Node, Outcome: pb.NodeOutcome_NODE_OUTCOME_UNSPECIFIED, Message: "result lost"}, true
+			}
+			return &r, true
+		}
+	}
+	return nil, false
+}
+
+// endLocked retires the lease with its final result and persists.
+func (c *core) endLocked(opID string, epoch uint64, res *pb.UnpauseResponse) error {
+	b, err := proto.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("encode result of op %s: %w", opID, err)
+	}
+	next := c.p
+	next.Ended = append(append([]endedOp(nil), c.p.Ended...), endedOp{OpID: opID, Epoch: epoch, Unpause: b})
+	if len(next.Ended) > maxEnded {
+		next.Ended = next.Ended[len(next.Ended)-maxEnded:]
+	}
+	next.Lease = nil
+	c.p = next
+	c.ack = nil
+	c.unpausing = false
+	c.retryAt = time.Time{}
+	c.expiryFailedOp = ""
+	c.lostDuringOp = ""
+	c.signalRearm()
+	return c.saveLocked(next)
+}
+
+func validateOpID(node, op string) error {
+	if op == "" {
+		return fmt.Errorf("%w: agent %s: op_id is required", ErrInvalidRequest, node)
+	}
+	if len(op) > MaxOpIDLen {
+		return fmt.Errorf("%w: agent %s: op_id is %d bytes, at most %d", ErrInvalidRequest, node, len(op), MaxOpIDLen)
+	}
+	for _, r := range op {
+		if r <= ' ' || r == 0x7f {
+			return fmt.Errorf("%w: agent %s: op_id %q contains a space or control character", ErrInvalidRequest, node, op)
+		}
+	}
+	return nil
+}
+
+func (c *core) validateLease(leaseMS int64) (time.Duration, error) {
+	if leaseMS <= 0 {
+		return 0, fmt.Errorf("%w: agent %s: lease_ms %d must be positive", ErrInvalidRequest, c.cfg.Node, leaseMS)
+	}
+	if leaseMS > c.cfg.MaxLease.Milliseconds() {
+		return 0, fmt.Errorf("%w: agent %s: lease_ms %d exceeds this agent's max lease %d ms",
+			ErrInvalidRequest, c.cfg.Node, leaseMS, c.cfg.MaxLease.Milliseconds())
+	}
+	return time.Duration(leaseMS) * time.Millisecond, nil
+}
+
+// retryRetryable calls f until it succeeds, fails with anything other
+// than scalaradmin.ErrRetryable, or ctx ends; backoff doubles to 1 s.
+func retryRetryable(ctx context.Context, f func(context.Context) error) error {
+	backoff := 20 * time.Millisecond
+	for {
+		err := f(ctx)
+		if err == nil || !errors.Is(err, scalaradmin.ErrRetryable) {
+			return err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (stopped retrying: %w)", err, ctx.Err())
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// event records an AgentEvent stamped with the local time and estimate.
+func (c *core) eventLocked(kind, op, msg string) {
+	ev := &pb.AgentEvent{Kind: kind, OpId: op, Message: msg, At: c.stampNow()}
+	c.events = append(c.events, ev)
+	if len(c.events) > maxEvents {
+		c.events = c.events[len(c.events)-maxEvents:]
+	}
+}
+
+// stampNow reads the local clock and pairs it with the estimate in force.
+func (c *core) stampNow() *pb.StampedTime {
+	now := c.clk.Now()
+	return stamp(c.clk.Current(), now)
+}

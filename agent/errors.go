@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"errors"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Error classes of the AgentService. Every error the agent's operations
+// return wraps one of these; the gRPC edge maps them to codes.
+var (
+	// ErrStaleEpoch: the request's epoch is lower than the highest seen (a
+	// deposed leader is fenced). FAILED_PRECONDITION.
+	ErrStaleEpoch = errors.New("stale epoch")
+	// ErrOpHeld: another operation holds the node. ABORTED.
+	ErrOpHeld = errors.New("node held by another operation")
+	// ErrInvalidRequest: a field is missing or out of range (including a
+	// lease above the configured maximum). INVALID_ARGUMENT.
+	ErrInvalidRequest = errors.New("invalid request")
+	// ErrNoSuchOp: the agent holds no lease for this op. NOT_FOUND.
+	ErrNoSuchOp = errors.New("no lease for this operation")
+	// ErrLeaseExpired: the lease ran out and the agent unpaused its node by
+	// itself. FAILED_PRECONDITION.
+	ErrLeaseExpired = errors.New("lease expired")
+	// ErrOpEnded: the operation is already over on this agent.
+	// FAILED_PRECONDITION.
+	ErrOpEnded = errors.New("operation already ended")
+	// ErrStopping: the agent is shutting down. UNAVAILABLE.
+	ErrStopping = errors.New("agent is stopping")
+	// ErrPersist: the lease or epoch could not be written durably, so the
+	// node was not touched. INTERNAL.
+	ErrPersist = errors.New("cannot persist agent state")
+)
+
+// ErrorDomain is the ErrorInfo domain on AgentService errors; the reason is
+// one of the Reason* constants so callers need not parse messages.
+const ErrorDomain = "agent.stillpoint.dev"
+
+// ErrorInfo reasons attached to AgentService errors.
+const (
+	ReasonStaleEpoch     = "STALE_EPOCH"
+	ReasonOpHeld         = "OP_HELD"
+	ReasonInvalid        = "INVALID_ARGUMENT"
+	ReasonNoSuchOp       = "NO_SUCH_OP"
+	ReasonLeaseExpired   = "LEASE_EXPIRED"
+	ReasonOpEnded        = "OP_ENDED"
+	ReasonStopping       = "STOPPING"
+	ReasonPersistFailure = "PERSIST_FAILED"
+)
+
+var errorClasses = []struct {
+	err    error
+	code   codes.Code
+	reason string
+}{
+	{ErrStaleEpoch, codes.FailedPrecondition, ReasonStaleEpoch},
+	{ErrOpHeld, codes.Aborted, ReasonOpHeld},
+	{ErrInvalidRequest, codes.InvalidArgument, ReasonInvalid},
+	{ErrNoSuchOp, codes.NotFound, ReasonNoSuchOp},
+	{ErrLeaseExpired, codes.FailedPrecondition, ReasonLeaseExpired},
+	{ErrOpEnded, codes.FailedPrecondition, ReasonOpEnded},
+	{ErrStopping, codes.Unavailable, ReasonStopping},
+	{ErrPersist, codes.Internal, ReasonPersistFailure},
+}
+
+// toStatus converts an agent error into a gRPC status error carrying an
+// ErrorInfo; context errors keep their own codes.
+func toStatus(node string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	for _, c := range errorClasses {
+		if errors.Is(err, c.err) {
+			st := status.New(c.code, err.Error())
+			if d, derr := st.WithDetails(&errdetails.ErrorInfo{
+				Domain:   ErrorDomain,
+				Reason:   c.reason,
+				Metadata: map[string]string{"node": node},
+			}); derr == nil {
+				st = d
+			}
+			return st.Err()
+		}
+	}
+	return status.FromContextError(err).Err()
+}
+
+// ReasonOf returns the ErrorInfo reason of an AgentService error, or "".
+func ReasonOf(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return ""
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
+			return info.GetReason()
+		}
+	}
+	return ""
+}

@@ -1,0 +1,127 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/stillpoint-dev/stillpoint/internal/clock"
+)
+
+// fakeAdmin is a scripted admin port for unit tests of the state machine
+// (the integration tests use the real simnode over gRPC).
+type fakeAdmin struct {
+	mu          sync.Mutex
+	pauseErrs   []error // consumed one per Pause call; nil entries succeed
+	unpauseErrs []error
+	checkErr    error
+	gate        gate
+	pauses      int
+	unpauses    int
+	onPause     func()
+	pauseBlock  chan struct{} // when set, Pause waits on it or ctx
+}
+
+func (f *fakeAdmin) Pause(ctx context.Context, _ bool, _ time.Duration) error {
+	f.mu.Lock()
+	f.pauses++
+	hook, block := f.onPause, f.pauseBlock
+	var err error
+	if len(f.pauseErrs) > 0 {
+		err, f.pauseErrs = f.pauseErrs[0], f.pauseErrs[1:]
+	}
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err == nil {
+		f.mu.Lock()
+		f.gate = gatePaused
+		f.mu.Unlock()
+	}
+	return err
+}
+
+func (f *fakeAdmin) Unpause(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unpauses++
+	var err error
+	if len(f.unpauseErrs) > 0 {
+		err, f.unpauseErrs = f.unpauseErrs[0], f.unpauseErrs[1:]
+	}
+	if err == nil {
+		f.gate = gateUnpaused
+	}
+	return err
+}
+
+func (f *fakeAdmin) CheckPaused(context.Context) (gate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gate, f.checkErr
+}
+
+func (f *fakeAdmin) counts() (pauses, unpauses int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pauses, f.unpauses
+}
+
+func (f *fakeAdmin) setGate(g gate) {
+	f.mu.Lock()
+	f.gate = g
+	f.mu.Unlock()
+}
+
+// fixedClock serves one synchronized estimate and the real local clock.
+type fixedClock struct{}
+
+func (fixedClock) Now() time.Time { return time.Now() }
+func (fixedClock) Current() clock.Estimate {
+	return clock.Estimate{Offset: 3 * time.Millisecond, ErrorBound: time.Millisecond, MaxDriftPPM: 50,
+		Status: clock.Synchronized, AsOf: time.Now()}
+}
+
+func newTestCore(t *testing.T, dir string, admin adminClient, mutate func(*coreConfig)) *core {
+	t.Helper()
+	cfg := coreConfig{Node: "n1", MaxLease: time.Minute, CallTimeout: 2 * time.Second, ExpiryRetry: 50 * time.Millisecond}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	c := newCore(cfg, admin, fixedClock{}, store{dir: dir}, zaptest.NewLogger(t), coreHooks{})
+	if err := c.recoverState(); err != nil {
+		t.Fatalf("recover: %v", err)
+	}
+	return c
+}
+
+// runTimer runs the dead-man switch until the test ends.
+func runTimer(t *testing.T, c *core) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.runLeaseTimer(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

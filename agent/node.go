@@ -1,0 +1,109 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
+)
+
+// nodeState is the node's gate as last seen through CheckPaused.
+type nodeState struct {
+	checked   bool
+	reachable bool
+	gate      gate
+	// v1: the server lacks CheckPaused, so the gate is unknown.
+	v1     bool
+	reason string
+	// checkedMono is when the last check finished.
+	checkedMono time.Time
+}
+
+// runWatch polls the node's gate every interval until ctx ends.
+func (c *core) runWatch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		c.checkNode(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// checkNode asks the node for its gate once and reports a node that came
+// back unpaused while an op holds it.
+func (c *core) checkNode(ctx context.Context) {
+	start := c.clk.Now()
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	g, err := c.admin.CheckPaused(cctx)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	n := nodeState{checked: true, checkedMono: c.clk.Now()}
+	switch {
+	case err == nil:
+		n.reachable, n.gate = true, g
+	case errors.Is(err, scalaradmin.ErrUnimplemented):
+		n.reachable, n.gate, n.v1 = true, gateUnknown, true
+		n.reason = "server is v1 (no CheckPaused): gate state unknown"
+	default:
+		n.reason = err.Error()
+	}
+
+	c.mu.Lock()
+	prev := c.node
+	c.node = n
+	if n.v1 {
+		c.serverV1 = true
+	}
+	changed := !prev.checked || prev.reachable != n.reachable || prev.gate != n.gate
+	var interrupted string
+	if l := c.p.Lease; l != nil && l.Phase == phaseHeld && !c.unpausing && c.interruptedOp != l.OpID && !start.Before(c.ackMono) {
+		switch {
+		case n.reachable && n.gate == gateUnpaused:
+			interrupted = fmt.Sprintf("node %s reports its gate open while op %s holds it paused: it restarted (or was unpaused by someone else); the op's window is invalid",
+				c.cfg.Node, l.OpID)
+		case n.reachable && n.v1 && c.lostDuringOp == l.OpID:
+			interrupted = fmt.Sprintf("node %s (v1 server, cannot report its gate) was unreachable during op %s: assuming it restarted unpaused; the op's window is invalid",
+				c.cfg.Node, l.OpID)
+		}
+		if !n.reachable && c.serverV1 {
+			c.lostDuringOp = l.OpID
+		}
+		if interrupted != "" {
+			c.interruptedOp = l.OpID
+			c.eventLocked(EventNodeInterrupted, l.OpID, interrupted)
+			changed = true
+		}
+	}
+	var opID string
+	if l := c.p.Lease; l != nil {
+		opID = l.OpID
+	}
+	if prev.checked && prev.reachable != n.reachable {
+		if n.reachable {
+			c.eventLocked(EventNodeReachable, opID, fmt.Sprintf("node %s admin port answers again", c.cfg.Node))
+		} else {
+			c.eventLocked(EventNodeUnreachable, opID, fmt.Sprintf("node %s admin port unreachable: %s", c.cfg.Node, n.reason))
+		}
+	}
+	c.mu.Unlock()
+
+	if interrupted != "" {
+		c.log.Error(interrupted, zap.String("op_id", opID))
+	}
+	if prev.checked && prev.reachable != n.reachable {
+		c.log.Warn("node reachability changed", zap.Bool("reachable", n.reachable), zap.String("reason", n.reason), zap.String("op_id", opID))
+	}
+	if changed {
+		c.changed()
+	}
+}

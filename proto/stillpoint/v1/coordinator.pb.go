@@ -2468,7 +2468,10 @@ func (x *RaftPeer) GetVoter() bool {
 }
 
 type ListRaftPeersRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Answer from the receiving server's own Raft configuration instead of
+	// the leader's.
+	Stale         bool `protobuf:"varint,1,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2503,9 +2506,18 @@ func (*ListRaftPeersRequest) Descriptor() ([]byte, []int) {
 	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{37}
 }
 
+func (x *ListRaftPeersRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
 type ListRaftPeersResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Peers         []*RaftPeer            `protobuf:"bytes,1,rep,name=peers,proto3" json:"peers,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Peers []*RaftPeer            `protobuf:"bytes,1,rep,name=peers,proto3" json:"peers,omitempty"`
+	// The coordinator server that answered.
+	ServedBy      string `protobuf:"bytes,2,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2545,6 +2557,13 @@ func (x *ListRaftPeersResponse) GetPeers() []*RaftPeer {
 		return x.Peers
 	}
 	return nil
+}
+
+func (x *ListRaftPeersResponse) GetServedBy() string {
+	if x != nil {
+		return x.ServedBy
+	}
+	return ""
 }
 
 type RemoveRaftPeerRequest struct {
@@ -2712,6 +2731,152 @@ func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
 func (x *TransferLeadershipResponse) GetNewLeader() string {
 	if x != nil {
 		return x.NewLeader
+	}
+	return ""
+}
+
+type GetServerInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServerInfoRequest) Reset() {
+	*x = GetServerInfoRequest{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServerInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServerInfoRequest) ProtoMessage() {}
+
+func (x *GetServerInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServerInfoRequest.ProtoReflect.Descriptor instead.
+func (*GetServerInfoRequest) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{43}
+}
+
+type GetServerInfoResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	RaftAddress   string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	GrpcAddress   string                 `protobuf:"bytes,3,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
+	GossipAddress string                 `protobuf:"bytes,4,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
+	// The server has a Raft configuration (it bootstrapped or joined).
+	HasRaftState bool `protobuf:"varint,5,opt,name=has_raft_state,json=hasRaftState,proto3" json:"has_raft_state,omitempty"`
+	// The leader this server knows of; empty when none.
+	LeaderId         string `protobuf:"bytes,6,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	RaftState        string `protobuf:"bytes,7,opt,name=raft_state,json=raftState,proto3" json:"raft_state,omitempty"`
+	LastAppliedIndex uint64 `protobuf:"varint,8,opt,name=last_applied_index,json=lastAppliedIndex,proto3" json:"last_applied_index,omitempty"`
+	Version          string `protobuf:"bytes,9,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *GetServerInfoResponse) Reset() {
+	*x = GetServerInfoResponse{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServerInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServerInfoResponse) ProtoMessage() {}
+
+func (x *GetServerInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServerInfoResponse.ProtoReflect.Descriptor instead.
+func (*GetServerInfoResponse) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *GetServerInfoResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *GetServerInfoResponse) GetRaftAddress() string {
+	if x != nil {
+		return x.RaftAddress
+	}
+	return ""
+}
+
+func (x *GetServerInfoResponse) GetGrpcAddress() string {
+	if x != nil {
+		return x.GrpcAddress
+	}
+	return ""
+}
+
+func (x *GetServerInfoResponse) GetGossipAddress() string {
+	if x != nil {
+		return x.GossipAddress
+	}
+	return ""
+}
+
+func (x *GetServerInfoResponse) GetHasRaftState() bool {
+	if x != nil {
+		return x.HasRaftState
+	}
+	return false
+}
+
+func (x *GetServerInfoResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *GetServerInfoResponse) GetRaftState() string {
+	if x != nil {
+		return x.RaftState
+	}
+	return ""
+}
+
+func (x *GetServerInfoResponse) GetLastAppliedIndex() uint64 {
+	if x != nil {
+		return x.LastAppliedIndex
+	}
+	return 0
+}
+
+func (x *GetServerInfoResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
 	}
 	return ""
 }
@@ -2896,10 +3061,12 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x16\n" +
 	"\x06leader\x18\x03 \x01(\bR\x06leader\x12\x14\n" +
-	"\x05voter\x18\x04 \x01(\bR\x05voter\"\x16\n" +
-	"\x14ListRaftPeersRequest\"F\n" +
+	"\x05voter\x18\x04 \x01(\bR\x05voter\",\n" +
+	"\x14ListRaftPeersRequest\x12\x14\n" +
+	"\x05stale\x18\x01 \x01(\bR\x05stale\"c\n" +
 	"\x15ListRaftPeersResponse\x12-\n" +
-	"\x05peers\x18\x01 \x03(\v2\x17.stillpoint.v1.RaftPeerR\x05peers\"'\n" +
+	"\x05peers\x18\x01 \x03(\v2\x17.stillpoint.v1.RaftPeerR\x05peers\x12\x1b\n" +
+	"\tserved_by\x18\x02 \x01(\tR\bservedBy\"'\n" +
 	"\x15RemoveRaftPeerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x18\n" +
 	"\x16RemoveRaftPeerResponse\"+\n" +
@@ -2907,7 +3074,19 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\";\n" +
 	"\x1aTransferLeadershipResponse\x12\x1d\n" +
 	"\n" +
-	"new_leader\x18\x01 \x01(\tR\tnewLeader*\x91\x01\n" +
+	"new_leader\x18\x01 \x01(\tR\tnewLeader\"\x16\n" +
+	"\x14GetServerInfoRequest\"\xc7\x02\n" +
+	"\x15GetServerInfoResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
+	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12!\n" +
+	"\fgrpc_address\x18\x03 \x01(\tR\vgrpcAddress\x12%\n" +
+	"\x0egossip_address\x18\x04 \x01(\tR\rgossipAddress\x12$\n" +
+	"\x0ehas_raft_state\x18\x05 \x01(\bR\fhasRaftState\x12\x1b\n" +
+	"\tleader_id\x18\x06 \x01(\tR\bleaderId\x12\x1d\n" +
+	"\n" +
+	"raft_state\x18\a \x01(\tR\traftState\x12,\n" +
+	"\x12last_applied_index\x18\b \x01(\x04R\x10lastAppliedIndex\x12\x18\n" +
+	"\aversion\x18\t \x01(\tR\aversion*\x91\x01\n" +
 	"\fMemberStatus\x12\x1d\n" +
 	"\x19MEMBER_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13MEMBER_STATUS_ALIVE\x10\x01\x12\x19\n" +
@@ -2922,7 +3101,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x19OPERATION_STATE_UNPAUSING\x10\x04\x12\x1d\n" +
 	"\x19OPERATION_STATE_COMPLETED\x10\x05\x12\x1b\n" +
 	"\x17OPERATION_STATE_ABORTED\x10\x06\x12\x1b\n" +
-	"\x17OPERATION_STATE_INVALID\x10\a2\xb8\v\n" +
+	"\x17OPERATION_STATE_INVALID\x10\a2\x94\f\n" +
 	"\x12CoordinatorService\x12T\n" +
 	"\vListMembers\x12!.stillpoint.v1.ListMembersRequest\x1a\".stillpoint.v1.ListMembersResponse\x12K\n" +
 	"\bGetDrift\x12\x1e.stillpoint.v1.GetDriftRequest\x1a\x1f.stillpoint.v1.GetDriftResponse\x12Q\n" +
@@ -2941,7 +3120,8 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\tListAudit\x12\x1f.stillpoint.v1.ListAuditRequest\x1a .stillpoint.v1.ListAuditResponse\x12Z\n" +
 	"\rListRaftPeers\x12#.stillpoint.v1.ListRaftPeersRequest\x1a$.stillpoint.v1.ListRaftPeersResponse\x12]\n" +
 	"\x0eRemoveRaftPeer\x12$.stillpoint.v1.RemoveRaftPeerRequest\x1a%.stillpoint.v1.RemoveRaftPeerResponse\x12i\n" +
-	"\x12TransferLeadership\x12(.stillpoint.v1.TransferLeadershipRequest\x1a).stillpoint.v1.TransferLeadershipResponseBGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
+	"\x12TransferLeadership\x12(.stillpoint.v1.TransferLeadershipRequest\x1a).stillpoint.v1.TransferLeadershipResponse\x12Z\n" +
+	"\rGetServerInfo\x12#.stillpoint.v1.GetServerInfoRequest\x1a$.stillpoint.v1.GetServerInfoResponseBGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
 
 var (
 	file_stillpoint_v1_coordinator_proto_rawDescOnce sync.Once
@@ -2956,7 +3136,7 @@ func file_stillpoint_v1_coordinator_proto_rawDescGZIP() []byte {
 }
 
 var file_stillpoint_v1_coordinator_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_stillpoint_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_stillpoint_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_stillpoint_v1_coordinator_proto_goTypes = []any{
 	(MemberStatus)(0),                  // 0: stillpoint.v1.MemberStatus
 	(OperationState)(0),                // 1: stillpoint.v1.OperationState
@@ -3003,53 +3183,55 @@ var file_stillpoint_v1_coordinator_proto_goTypes = []any{
 	(*RemoveRaftPeerResponse)(nil),     // 42: stillpoint.v1.RemoveRaftPeerResponse
 	(*TransferLeadershipRequest)(nil),  // 43: stillpoint.v1.TransferLeadershipRequest
 	(*TransferLeadershipResponse)(nil), // 44: stillpoint.v1.TransferLeadershipResponse
-	nil,                                // 45: stillpoint.v1.GetDriftResponse.SpreadNsEntry
-	nil,                                // 46: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
-	(*ClockEstimate)(nil),              // 47: stillpoint.v1.ClockEstimate
-	(*NodeState)(nil),                  // 48: stillpoint.v1.NodeState
-	(NodeOutcome)(0),                   // 49: stillpoint.v1.NodeOutcome
-	(*StampedTime)(nil),                // 50: stillpoint.v1.StampedTime
-	(*timestamppb.Timestamp)(nil),      // 51: google.protobuf.Timestamp
+	(*GetServerInfoRequest)(nil),       // 45: stillpoint.v1.GetServerInfoRequest
+	(*GetServerInfoResponse)(nil),      // 46: stillpoint.v1.GetServerInfoResponse
+	nil,                                // 47: stillpoint.v1.GetDriftResponse.SpreadNsEntry
+	nil,                                // 48: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
+	(*ClockEstimate)(nil),              // 49: stillpoint.v1.ClockEstimate
+	(*NodeState)(nil),                  // 50: stillpoint.v1.NodeState
+	(NodeOutcome)(0),                   // 51: stillpoint.v1.NodeOutcome
+	(*StampedTime)(nil),                // 52: stillpoint.v1.StampedTime
+	(*timestamppb.Timestamp)(nil),      // 53: google.protobuf.Timestamp
 }
 var file_stillpoint_v1_coordinator_proto_depIdxs = []int32{
 	0,  // 0: stillpoint.v1.Member.status:type_name -> stillpoint.v1.MemberStatus
-	47, // 1: stillpoint.v1.Member.clock:type_name -> stillpoint.v1.ClockEstimate
-	48, // 2: stillpoint.v1.Member.node_state:type_name -> stillpoint.v1.NodeState
+	49, // 1: stillpoint.v1.Member.clock:type_name -> stillpoint.v1.ClockEstimate
+	50, // 2: stillpoint.v1.Member.node_state:type_name -> stillpoint.v1.NodeState
 	2,  // 3: stillpoint.v1.ListMembersResponse.members:type_name -> stillpoint.v1.Member
 	2,  // 4: stillpoint.v1.DriftEntry.member:type_name -> stillpoint.v1.Member
 	5,  // 5: stillpoint.v1.GetDriftResponse.entries:type_name -> stillpoint.v1.DriftEntry
-	45, // 6: stillpoint.v1.GetDriftResponse.spread_ns:type_name -> stillpoint.v1.GetDriftResponse.SpreadNsEntry
+	47, // 6: stillpoint.v1.GetDriftResponse.spread_ns:type_name -> stillpoint.v1.GetDriftResponse.SpreadNsEntry
 	26, // 7: stillpoint.v1.GetDriftResponse.config:type_name -> stillpoint.v1.RuntimeConfig
-	47, // 8: stillpoint.v1.TargetRecord.admitted_clock:type_name -> stillpoint.v1.ClockEstimate
-	49, // 9: stillpoint.v1.TargetRecord.pause_outcome:type_name -> stillpoint.v1.NodeOutcome
-	50, // 10: stillpoint.v1.TargetRecord.acked_at:type_name -> stillpoint.v1.StampedTime
-	49, // 11: stillpoint.v1.TargetRecord.unpause_outcome:type_name -> stillpoint.v1.NodeOutcome
-	50, // 12: stillpoint.v1.TargetRecord.unpause_sent_at:type_name -> stillpoint.v1.StampedTime
-	51, // 13: stillpoint.v1.RestoreWindow.start:type_name -> google.protobuf.Timestamp
-	51, // 14: stillpoint.v1.RestoreWindow.end:type_name -> google.protobuf.Timestamp
-	51, // 15: stillpoint.v1.RestoreWindow.restore_point:type_name -> google.protobuf.Timestamp
+	49, // 8: stillpoint.v1.TargetRecord.admitted_clock:type_name -> stillpoint.v1.ClockEstimate
+	51, // 9: stillpoint.v1.TargetRecord.pause_outcome:type_name -> stillpoint.v1.NodeOutcome
+	52, // 10: stillpoint.v1.TargetRecord.acked_at:type_name -> stillpoint.v1.StampedTime
+	51, // 11: stillpoint.v1.TargetRecord.unpause_outcome:type_name -> stillpoint.v1.NodeOutcome
+	52, // 12: stillpoint.v1.TargetRecord.unpause_sent_at:type_name -> stillpoint.v1.StampedTime
+	53, // 13: stillpoint.v1.RestoreWindow.start:type_name -> google.protobuf.Timestamp
+	53, // 14: stillpoint.v1.RestoreWindow.end:type_name -> google.protobuf.Timestamp
+	53, // 15: stillpoint.v1.RestoreWindow.restore_point:type_name -> google.protobuf.Timestamp
 	1,  // 16: stillpoint.v1.Operation.state:type_name -> stillpoint.v1.OperationState
 	8,  // 17: stillpoint.v1.Operation.targets:type_name -> stillpoint.v1.TargetRecord
 	9,  // 18: stillpoint.v1.Operation.window:type_name -> stillpoint.v1.RestoreWindow
-	50, // 19: stillpoint.v1.Operation.created_at:type_name -> stillpoint.v1.StampedTime
-	50, // 20: stillpoint.v1.Operation.ended_at:type_name -> stillpoint.v1.StampedTime
+	52, // 19: stillpoint.v1.Operation.created_at:type_name -> stillpoint.v1.StampedTime
+	52, // 20: stillpoint.v1.Operation.ended_at:type_name -> stillpoint.v1.StampedTime
 	10, // 21: stillpoint.v1.StartPauseResponse.operation:type_name -> stillpoint.v1.Operation
 	10, // 22: stillpoint.v1.ForceUnpauseResponse.operation:type_name -> stillpoint.v1.Operation
 	10, // 23: stillpoint.v1.GetOperationResponse.operation:type_name -> stillpoint.v1.Operation
 	10, // 24: stillpoint.v1.ListOperationsResponse.operations:type_name -> stillpoint.v1.Operation
 	10, // 25: stillpoint.v1.WatchOperationResponse.operation:type_name -> stillpoint.v1.Operation
 	9,  // 26: stillpoint.v1.RestorePoint.window:type_name -> stillpoint.v1.RestoreWindow
-	50, // 27: stillpoint.v1.RestorePoint.created_at:type_name -> stillpoint.v1.StampedTime
+	52, // 27: stillpoint.v1.RestorePoint.created_at:type_name -> stillpoint.v1.StampedTime
 	21, // 28: stillpoint.v1.ListRestorePointsResponse.restore_points:type_name -> stillpoint.v1.RestorePoint
 	21, // 29: stillpoint.v1.GetRestorePointResponse.restore_point:type_name -> stillpoint.v1.RestorePoint
-	46, // 30: stillpoint.v1.RuntimeConfig.expected_members:type_name -> stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
+	48, // 30: stillpoint.v1.RuntimeConfig.expected_members:type_name -> stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
 	26, // 31: stillpoint.v1.GetConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
 	26, // 32: stillpoint.v1.UpdateConfigRequest.config:type_name -> stillpoint.v1.RuntimeConfig
 	26, // 33: stillpoint.v1.UpdateConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
-	50, // 34: stillpoint.v1.Alarm.raised_at:type_name -> stillpoint.v1.StampedTime
-	50, // 35: stillpoint.v1.Alarm.cleared_at:type_name -> stillpoint.v1.StampedTime
+	52, // 34: stillpoint.v1.Alarm.raised_at:type_name -> stillpoint.v1.StampedTime
+	52, // 35: stillpoint.v1.Alarm.cleared_at:type_name -> stillpoint.v1.StampedTime
 	32, // 36: stillpoint.v1.ListAlarmsResponse.alarms:type_name -> stillpoint.v1.Alarm
-	50, // 37: stillpoint.v1.AuditRecord.at:type_name -> stillpoint.v1.StampedTime
+	52, // 37: stillpoint.v1.AuditRecord.at:type_name -> stillpoint.v1.StampedTime
 	35, // 38: stillpoint.v1.ListAuditResponse.records:type_name -> stillpoint.v1.AuditRecord
 	38, // 39: stillpoint.v1.ListRaftPeersResponse.peers:type_name -> stillpoint.v1.RaftPeer
 	27, // 40: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry.value:type_name -> stillpoint.v1.ExpectedMembers
@@ -3069,24 +3251,26 @@ var file_stillpoint_v1_coordinator_proto_depIdxs = []int32{
 	39, // 54: stillpoint.v1.CoordinatorService.ListRaftPeers:input_type -> stillpoint.v1.ListRaftPeersRequest
 	41, // 55: stillpoint.v1.CoordinatorService.RemoveRaftPeer:input_type -> stillpoint.v1.RemoveRaftPeerRequest
 	43, // 56: stillpoint.v1.CoordinatorService.TransferLeadership:input_type -> stillpoint.v1.TransferLeadershipRequest
-	4,  // 57: stillpoint.v1.CoordinatorService.ListMembers:output_type -> stillpoint.v1.ListMembersResponse
-	7,  // 58: stillpoint.v1.CoordinatorService.GetDrift:output_type -> stillpoint.v1.GetDriftResponse
-	12, // 59: stillpoint.v1.CoordinatorService.StartPause:output_type -> stillpoint.v1.StartPauseResponse
-	14, // 60: stillpoint.v1.CoordinatorService.ForceUnpause:output_type -> stillpoint.v1.ForceUnpauseResponse
-	16, // 61: stillpoint.v1.CoordinatorService.GetOperation:output_type -> stillpoint.v1.GetOperationResponse
-	18, // 62: stillpoint.v1.CoordinatorService.ListOperations:output_type -> stillpoint.v1.ListOperationsResponse
-	20, // 63: stillpoint.v1.CoordinatorService.WatchOperation:output_type -> stillpoint.v1.WatchOperationResponse
-	23, // 64: stillpoint.v1.CoordinatorService.ListRestorePoints:output_type -> stillpoint.v1.ListRestorePointsResponse
-	25, // 65: stillpoint.v1.CoordinatorService.GetRestorePoint:output_type -> stillpoint.v1.GetRestorePointResponse
-	29, // 66: stillpoint.v1.CoordinatorService.GetConfig:output_type -> stillpoint.v1.GetConfigResponse
-	31, // 67: stillpoint.v1.CoordinatorService.UpdateConfig:output_type -> stillpoint.v1.UpdateConfigResponse
-	34, // 68: stillpoint.v1.CoordinatorService.ListAlarms:output_type -> stillpoint.v1.ListAlarmsResponse
-	37, // 69: stillpoint.v1.CoordinatorService.ListAudit:output_type -> stillpoint.v1.ListAuditResponse
-	40, // 70: stillpoint.v1.CoordinatorService.ListRaftPeers:output_type -> stillpoint.v1.ListRaftPeersResponse
-	42, // 71: stillpoint.v1.CoordinatorService.RemoveRaftPeer:output_type -> stillpoint.v1.RemoveRaftPeerResponse
-	44, // 72: stillpoint.v1.CoordinatorService.TransferLeadership:output_type -> stillpoint.v1.TransferLeadershipResponse
-	57, // [57:73] is the sub-list for method output_type
-	41, // [41:57] is the sub-list for method input_type
+	45, // 57: stillpoint.v1.CoordinatorService.GetServerInfo:input_type -> stillpoint.v1.GetServerInfoRequest
+	4,  // 58: stillpoint.v1.CoordinatorService.ListMembers:output_type -> stillpoint.v1.ListMembersResponse
+	7,  // 59: stillpoint.v1.CoordinatorService.GetDrift:output_type -> stillpoint.v1.GetDriftResponse
+	12, // 60: stillpoint.v1.CoordinatorService.StartPause:output_type -> stillpoint.v1.StartPauseResponse
+	14, // 61: stillpoint.v1.CoordinatorService.ForceUnpause:output_type -> stillpoint.v1.ForceUnpauseResponse
+	16, // 62: stillpoint.v1.CoordinatorService.GetOperation:output_type -> stillpoint.v1.GetOperationResponse
+	18, // 63: stillpoint.v1.CoordinatorService.ListOperations:output_type -> stillpoint.v1.ListOperationsResponse
+	20, // 64: stillpoint.v1.CoordinatorService.WatchOperation:output_type -> stillpoint.v1.WatchOperationResponse
+	23, // 65: stillpoint.v1.CoordinatorService.ListRestorePoints:output_type -> stillpoint.v1.ListRestorePointsResponse
+	25, // 66: stillpoint.v1.CoordinatorService.GetRestorePoint:output_type -> stillpoint.v1.GetRestorePointResponse
+	29, // 67: stillpoint.v1.CoordinatorService.GetConfig:output_type -> stillpoint.v1.GetConfigResponse
+	31, // 68: stillpoint.v1.CoordinatorService.UpdateConfig:output_type -> stillpoint.v1.UpdateConfigResponse
+	34, // 69: stillpoint.v1.CoordinatorService.ListAlarms:output_type -> stillpoint.v1.ListAlarmsResponse
+	37, // 70: stillpoint.v1.CoordinatorService.ListAudit:output_type -> stillpoint.v1.ListAuditResponse
+	40, // 71: stillpoint.v1.CoordinatorService.ListRaftPeers:output_type -> stillpoint.v1.ListRaftPeersResponse
+	42, // 72: stillpoint.v1.CoordinatorService.RemoveRaftPeer:output_type -> stillpoint.v1.RemoveRaftPeerResponse
+	44, // 73: stillpoint.v1.CoordinatorService.TransferLeadership:output_type -> stillpoint.v1.TransferLeadershipResponse
+	46, // 74: stillpoint.v1.CoordinatorService.GetServerInfo:output_type -> stillpoint.v1.GetServerInfoResponse
+	58, // [58:75] is the sub-list for method output_type
+	41, // [41:58] is the sub-list for method input_type
 	41, // [41:41] is the sub-list for extension type_name
 	41, // [41:41] is the sub-list for extension extendee
 	0,  // [0:41] is the sub-list for field type_name
@@ -3105,7 +3289,7 @@ func file_stillpoint_v1_coordinator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stillpoint_v1_coordinator_proto_rawDesc), len(file_stillpoint_v1_coordinator_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   45,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,7 @@ const (
 	CoordinatorService_ListRaftPeers_FullMethodName      = "/stillpoint.v1.CoordinatorService/ListRaftPeers"
 	CoordinatorService_RemoveRaftPeer_FullMethodName     = "/stillpoint.v1.CoordinatorService/RemoveRaftPeer"
 	CoordinatorService_TransferLeadership_FullMethodName = "/stillpoint.v1.CoordinatorService/TransferLeadership"
+	CoordinatorService_GetServerInfo_FullMethodName      = "/stillpoint.v1.CoordinatorService/GetServerInfo"
 )
 
 // CoordinatorServiceClient is the client API for CoordinatorService service.
@@ -67,6 +68,10 @@ type CoordinatorServiceClient interface {
 	ListRaftPeers(ctx context.Context, in *ListRaftPeersRequest, opts ...grpc.CallOption) (*ListRaftPeersResponse, error)
 	RemoveRaftPeer(ctx context.Context, in *RemoveRaftPeerRequest, opts ...grpc.CallOption) (*RemoveRaftPeerResponse, error)
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
+	// GetServerInfo describes the answering server itself (never forwarded):
+	// servers ask each other for Raft addresses and state before
+	// bootstrapping and when the leader adds a new server.
+	GetServerInfo(ctx context.Context, in *GetServerInfoRequest, opts ...grpc.CallOption) (*GetServerInfoResponse, error)
 }
 
 type coordinatorServiceClient struct {
@@ -246,6 +251,16 @@ func (c *coordinatorServiceClient) TransferLeadership(ctx context.Context, in *T
 	return out, nil
 }
 
+func (c *coordinatorServiceClient) GetServerInfo(ctx context.Context, in *GetServerInfoRequest, opts ...grpc.CallOption) (*GetServerInfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServerInfoResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_GetServerInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoordinatorServiceServer is the server API for CoordinatorService service.
 // All implementations must embed UnimplementedCoordinatorServiceServer
 // for forward compatibility.
@@ -276,6 +291,10 @@ type CoordinatorServiceServer interface {
 	ListRaftPeers(context.Context, *ListRaftPeersRequest) (*ListRaftPeersResponse, error)
 	RemoveRaftPeer(context.Context, *RemoveRaftPeerRequest) (*RemoveRaftPeerResponse, error)
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
+	// GetServerInfo describes the answering server itself (never forwarded):
+	// servers ask each other for Raft addresses and state before
+	// bootstrapping and when the leader adds a new server.
+	GetServerInfo(context.Context, *GetServerInfoRequest) (*GetServerInfoResponse, error)
 	mustEmbedUnimplementedCoordinatorServiceServer()
 }
 
@@ -333,6 +352,9 @@ func (UnimplementedCoordinatorServiceServer) RemoveRaftPeer(context.Context, *Re
 }
 func (UnimplementedCoordinatorServiceServer) TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TransferLeadership not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) GetServerInfo(context.Context, *GetServerInfoRequest) (*GetServerInfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetServerInfo not implemented")
 }
 func (UnimplementedCoordinatorServiceServer) mustEmbedUnimplementedCoordinatorServiceServer() {}
 func (UnimplementedCoordinatorServiceServer) testEmbeddedByValue()                            {}
@@ -636,6 +658,24 @@ func _CoordinatorService_TransferLeadership_Handler(srv interface{}, ctx context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CoordinatorService_GetServerInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServerInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).GetServerInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_GetServerInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).GetServerInfo(ctx, req.(*GetServerInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CoordinatorService_ServiceDesc is the grpc.ServiceDesc for CoordinatorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -702,6 +742,10 @@ var CoordinatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TransferLeadership",
 			Handler:    _CoordinatorService_TransferLeadership_Handler,
+		},
+		{
+			MethodName: "GetServerInfo",
+			Handler:    _CoordinatorService_GetServerInfo_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

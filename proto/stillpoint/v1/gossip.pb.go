@@ -106,8 +106,10 @@ type GossipMeta struct {
 	LastLeaseExpiredOp string `protobuf:"bytes,17,opt,name=last_lease_expired_op,json=lastLeaseExpiredOp,proto3" json:"last_lease_expired_op,omitempty"`
 	ClockLeapPending   bool   `protobuf:"varint,18,opt,name=clock_leap_pending,json=clockLeapPending,proto3" json:"clock_leap_pending,omitempty"`
 	ClockFalsetickers  uint32 `protobuf:"varint,19,opt,name=clock_falsetickers,json=clockFalsetickers,proto3" json:"clock_falsetickers,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The member is leaving the pool gracefully (set just before Leave).
+	Leaving       bool `protobuf:"varint,20,opt,name=leaving,proto3" json:"leaving,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GossipMeta) Reset() {
@@ -273,11 +275,18 @@ func (x *GossipMeta) GetClockFalsetickers() uint32 {
 	return 0
 }
 
+func (x *GossipMeta) GetLeaving() bool {
+	if x != nil {
+		return x.Leaving
+	}
+	return false
+}
+
 var File_stillpoint_v1_gossip_proto protoreflect.FileDescriptor
 
 const file_stillpoint_v1_gossip_proto_rawDesc = "" +
 	"\n" +
-	"\x1astillpoint/v1/gossip.proto\x12\rstillpoint.v1\x1a\x19stillpoint/v1/clock.proto\"\x85\x06\n" +
+	"\x1astillpoint/v1/gossip.proto\x12\rstillpoint.v1\x1a\x19stillpoint/v1/clock.proto\"\x9f\x06\n" +
 	"\n" +
 	"GossipMeta\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
@@ -301,7 +310,8 @@ const file_stillpoint_v1_gossip_proto_rawDesc = "" +
 	"\x0eleases_expired\x18\x10 \x01(\x04R\rleasesExpired\x121\n" +
 	"\x15last_lease_expired_op\x18\x11 \x01(\tR\x12lastLeaseExpiredOp\x12,\n" +
 	"\x12clock_leap_pending\x18\x12 \x01(\bR\x10clockLeapPending\x12-\n" +
-	"\x12clock_falsetickers\x18\x13 \x01(\rR\x11clockFalsetickers*[\n" +
+	"\x12clock_falsetickers\x18\x13 \x01(\rR\x11clockFalsetickers\x12\x18\n" +
+	"\aleaving\x18\x14 \x01(\bR\aleaving*[\n" +
 	"\n" +
 	"PauseState\x12\x1b\n" +
 	"\x17PAUSE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +

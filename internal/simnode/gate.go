@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,8 @@ type gate struct {
 
 	// turn serializes pauses (capacity 1).
 	turn chan struct{}
+	// calls counts Pause calls inside pause() (tests wait on it).
+	calls atomic.Int32
 
 	mu         sync.Mutex
 	held       bool   // a completed pause holds the gate closed
@@ -159,6 +162,8 @@ func (g *gate) leave() {
 // client went away (like the real servers); only stop (node stop/restart)
 // ends it early.
 func (g *gate) pause(wait bool, maxWait time.Duration, stop <-chan struct{}) error {
+	g.calls.Add(1)
+	defer g.calls.Add(-1)
 	if g.conflict == PauseAbortInProgress {
 		select {
 		case g.turn <- struct{}{}:

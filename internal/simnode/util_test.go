@@ -1,0 +1,5 @@
+package simnode
+
+import "errors"
+
+func errorsIsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }

@@ -80,8 +80,16 @@ func (e Estimate) Age(now time.Time) time.Duration {
 }
 
 // BoundAt is the error bound in force at local time now:
-// ε(as_of) + max_drift × (now − as_of).
+// ε(as_of) + max_drift × (now − as_of), rounded up to the nanosecond.
 func (e Estimate) BoundAt(now time.Time) time.Duration {
-	age := e.Age(now)
-	return e.ErrorBound + time.Duration(float64(age)*e.MaxDriftPPM/1e6)
+	return e.ErrorBound + drift(e.Age(now), e.MaxDriftPPM)
+}
+
+// TrueTime is the interval true time lies in when the local clock reads
+// local: [local + θ − ε, local + θ + ε] with ε = BoundAt(local). Meaningful
+// only for a synchronized estimate.
+func (e Estimate) TrueTime(local time.Time) (lo, hi time.Time) {
+	b := e.BoundAt(local)
+	mid := local.Add(e.Offset)
+	return mid.Add(-b), mid.Add(b)
 }

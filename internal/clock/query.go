@@ -1,0 +1,113 @@
+package clock
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/beevik/ntp"
+)
+
+// sample is one server's answer in a round.
+type sample struct {
+	src Source
+	// at is the local reading just after the reply arrived.
+	at  Reading
+	err error
+}
+
+// interval is the sample's θ ± ε.
+func (s sample) interval(extra time.Duration) Interval {
+	e := s.src.ErrorBound + extra
+	return Interval{Lo: s.src.Offset - e, Hi: s.src.Offset + e}
+}
+
+// query asks one server, reading the local clock through clk so a skewed
+// clock gets the correction for itself.
+func query(addr string, timeout time.Duration, clk Clock, maxDispersion time.Duration) sample {
+	s := sample{src: Source{Address: addr}}
+	resp, err := ntp.QueryWithOptions(addr, ntp.QueryOptions{
+		Timeout:       timeout,
+		GetSystemTime: clk.Now,
+	})
+	s.at = ReadClock(clk)
+	if err != nil {
+		s.err = classifyQueryError(err, timeout)
+	} else {
+		s.src.Offset = resp.ClockOffset
+		s.src.RTT = resp.RTT
+		s.src.Stratum = resp.Stratum
+		s.src.Leap = uint8(resp.Leap)
+		s.src.ErrorBound = sampleBound(resp)
+		s.err = validate(resp, maxDispersion)
+	}
+	switch {
+	case s.err == nil:
+		s.src.Verdict = Selected // provisional: the intersection decides
+	case errors.Is(s.err, ErrUnreachable):
+		s.src.Verdict = Unreachable
+	default:
+		s.src.Verdict = Invalid
+	}
+	if s.err != nil {
+		s.src.Reason = s.err.Error()
+	}
+	return s
+}
+
+// sampleBound is RTT/2 + root delay/2 + root dispersion + precision: true
+// time at the server's reply lies within it of local + offset.
+func sampleBound(r *ntp.Response) time.Duration {
+	return r.RTT/2 + r.RootDelay/2 + r.RootDispersion + r.Precision
+}
+
+func classifyQueryError(err error, timeout time.Duration) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("%w: no reply within %v", ErrUnreachable, timeout)
+	case errors.Is(err, ntp.ErrInvalidTime), errors.Is(err, ntp.ErrInvalidMode),
+		errors.Is(err, ntp.ErrInvalidTransmitTime), errors.Is(err, ntp.ErrServerTickedBackwards),
+		errors.Is(err, ntp.ErrServerResponseMismatch):
+		return fmt.Errorf("%w: %v", ErrBadPacket, err)
+	case errors.As(err, &ne):
+		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	var ae *net.AddrError
+	var de *net.DNSError
+	if errors.As(err, &ae) || errors.As(err, &de) {
+		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	return fmt.Errorf("%w: %v", ErrInvalidSample, err)
+}
+
+func validate(r *ntp.Response, maxDispersion time.Duration) error {
+	err := r.Validate()
+	switch {
+	case err == nil:
+	case errors.Is(err, ntp.ErrKissOfDeath):
+		if r.KissCode == "" {
+			return fmt.Errorf("%w: stratum 0 without a kiss code", ErrKissOfDeath)
+		}
+		return fmt.Errorf("%w %s", ErrKissOfDeath, r.KissCode)
+	case errors.Is(err, ntp.ErrInvalidStratum):
+		return fmt.Errorf("%w %d", ErrBadStratum, r.Stratum)
+	case errors.Is(err, ntp.ErrInvalidLeapSecond):
+		return ErrLeapNotInSync
+	case errors.Is(err, ntp.ErrInvalidDispersion):
+		return fmt.Errorf("%w: root delay %v, dispersion %v", ErrDispersion, r.RootDelay, r.RootDispersion)
+	default:
+		return fmt.Errorf("%w: %v", ErrInvalidSample, err)
+	}
+	if r.RootDispersion > maxDispersion {
+		return fmt.Errorf("%w: %v exceeds the maximum %v", ErrDispersion, r.RootDispersion, maxDispersion)
+	}
+	return nil
+}
+
+// backsOff reports whether a failure should make the sampler leave the
+// server alone for a while: no answer, or a kiss-of-death.
+func backsOff(err error) bool {
+	return errors.Is(err, ErrUnreachable) || errors.Is(err, ErrKissOfDeath)
+}

@@ -215,7 +215,9 @@ func TestResolvePrecedence(t *testing.T) {
 		{"env over file", []string{"--config", file}, map[string]string{"STILLPOINT_TIMEOUT": "3s", "STILLPOINT_GOSSIP_BIND": "env"},
 			func(c testConfig) error { return eq(c.Timeout, 3*time.Second, c.Port, 2, c.Gossip.Bind, "env") }},
 		{"flag over env", []string{"--config", file, "--timeout", "4s", "--gossip-bind=flag"}, map[string]string{"STILLPOINT_TIMEOUT": "3s", "STILLPOINT_GOSSIP_BIND": "env"},
-			func(c testConfig) error { return eq(c.Timeout, 4*time.Second, c.Gossip.Bind, "flag", c.Cluster, "file") }},
+			func(c testConfig) error {
+				return eq(c.Timeout, 4*time.Second, c.Gossip.Bind, "flag", c.Cluster, "file")
+			}},
 		{"config path from env", nil, map[string]string{"STILLPOINT_CONFIG": file},
 			func(c testConfig) error { return eq(c.Port, 2, c.Cluster, "file") }},
 		{"every kind from env", nil, map[string]string{

@@ -310,7 +310,7 @@ func TestComputeSoundProperty(t *testing.T) {
 			t.Fatalf("case %d: width %v for [%v, %v], min %v", k, w.Width, w.Start, w.End, c.opts.MinWidth)
 		}
 		if w.RestorePoint.Before(w.Start) || w.RestorePoint.After(w.End) ||
-			w.RestorePoint.Sub(w.Start) != w.Uncertainty || w.End.Sub(w.RestorePoint)-w.Uncertainty > 1 {
+			w.RestorePoint.Sub(w.Start) != w.Width/2 || w.End.Sub(w.RestorePoint) != w.Uncertainty {
 			t.Fatalf("case %d: restore point %v ± %v not the mid-time of [%v, %v]", k, w.RestorePoint, w.Uncertainty, w.Start, w.End)
 		}
 		cov.count(&c, w)

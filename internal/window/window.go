@@ -91,8 +91,8 @@ type Window struct {
 	// RestorePoint is the mid-time, Start + Width/2 (rounded down to the
 	// nanosecond).
 	RestorePoint time.Time
-	// Uncertainty is Width/2: the restore point is within ±Uncertainty of
-	// every instant in the window.
+	// Uncertainty is Width/2 (rounded up to the nanosecond): every instant
+	// of the window is within ±Uncertainty of the restore point.
 	Uncertainty time.Duration
 	// Width is End − Start.
 	Width time.Duration
@@ -142,8 +142,11 @@ func Compute(targets []Target, opts Options) (Window, error) {
 			Overflow:         overflow,
 		}
 	}
-	w.Uncertainty = w.Width / 2
-	w.RestorePoint = w.Start.Add(w.Uncertainty)
+	// Start + Width/2 cannot overflow the way (Start+End)/2 could; for an
+	// odd width the mid-time rounds down and the uncertainty up, so every
+	// instant of the window stays within ±Uncertainty of the restore point.
+	w.RestorePoint = w.Start.Add(w.Width / 2)
+	w.Uncertainty = w.Width - w.Width/2
 	return w, nil
 }
 

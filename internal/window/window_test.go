@@ -56,9 +56,9 @@ func TestCompute(t *testing.T) {
 			startNode: "l2", endNode: "l1",
 		},
 		{
-			name:      "odd nanosecond width rounds the mid-time down",
+			name:      "odd nanosecond width: mid-time down, uncertainty up",
 			targets:   []Target{{"l1", rd(0, 0, 0), rd(3, 0, 0)}},
-			wantStart: 0, wantEnd: 3, wantRP: 1, wantUnc: 1,
+			wantStart: 0, wantEnd: 3, wantRP: 1, wantUnc: 2,
 			startNode: "l1", endNode: "l1",
 		},
 		{

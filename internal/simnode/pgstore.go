@@ -2,6 +2,7 @@ package simnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -170,25 +171,35 @@ func readPostgres(ctx context.Context, conn *pgx.Conn) (StoreState, error) {
 // of both). Each database is read in one snapshot; the two reads are not
 // atomic with each other, so run it on quiescent or restored databases.
 func VerifyPostgres(ctx context.Context, dsnA, dsnB string) (Report, error) {
-	var states [2]StoreState
-	for i, in := range []struct{ label, dsn string }{{"dsnA", dsnA}, {"dsnB", dsnB}} {
-		cfg, err := ParseDSN(in.label, in.dsn)
-		if err != nil {
-			return Report{}, err
-		}
-		conn, err := pgx.ConnectConfig(ctx, cfg)
-		if err != nil {
-			return Report{}, fmt.Errorf("%s: connect to %s:%d/%s: %w", in.label, cfg.Host, cfg.Port, cfg.Database, err)
-		}
-		st, err := readPostgres(ctx, conn)
-		cerr := conn.Close(ctx)
-		if err != nil {
-			return Report{}, fmt.Errorf("%s (%s): %w", in.label, cfg.Database, err)
-		}
-		if cerr != nil {
-			return Report{}, fmt.Errorf("%s (%s): close: %w", in.label, cfg.Database, cerr)
-		}
-		states[i] = st
+	// Parse both first: a malformed DSN fails before any connection.
+	cfgA, errA := ParseDSN("dsnA", dsnA)
+	cfgB, errB := ParseDSN("dsnB", dsnB)
+	if err := errors.Join(errA, errB); err != nil {
+		return Report{}, err
 	}
-	return Check(states[0], states[1]), nil
+	a, err := readPostgresDSN(ctx, "dsnA", cfgA)
+	if err != nil {
+		return Report{}, err
+	}
+	b, err := readPostgresDSN(ctx, "dsnB", cfgB)
+	if err != nil {
+		return Report{}, err
+	}
+	return Check(a, b), nil
+}
+
+func readPostgresDSN(ctx context.Context, label string, cfg *pgx.ConnConfig) (StoreState, error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return StoreState{}, fmt.Errorf("%s: connect to %s:%d/%s: %w", label, cfg.Host, cfg.Port, cfg.Database, err)
+	}
+	st, err := readPostgres(ctx, conn)
+	cerr := conn.Close(ctx)
+	if err != nil {
+		return StoreState{}, fmt.Errorf("%s (%s): %w", label, cfg.Database, err)
+	}
+	if cerr != nil {
+		return StoreState{}, fmt.Errorf("%s (%s): close: %w", label, cfg.Database, cerr)
+	}
+	return st, nil
 }

@@ -1,0 +1,209 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/stillpoint-dev/stillpoint/internal/gossip"
+	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// forwardedHeader marks a request one server forwarded to the leader; a
+// non-leader receiving one refuses it instead of forwarding again.
+const forwardedHeader = "x-stillpoint-forwarded-by"
+
+// forwardedMetadata are incoming headers copied onto a forwarded request.
+var forwardedMetadata = []string{"authorization"}
+
+// forward sends req to the leader with call when this server is not the
+// leader, Consul-style: every write handler starts with
+//
+//	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.UpdateConfig); done {
+//		return resp, err
+//	}
+//
+// and then serves the request as the leader. done=false means this server
+// is the leader. It waits (within ctx and Config.LeaderWait) for a leader
+// to be elected.
+func forward[Req, Resp any](ctx context.Context, s *Server, req Req,
+	call func(pb.CoordinatorServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error),
+) (resp Resp, done bool, err error) {
+	id, addr, err := s.waitForLeader(ctx)
+	if err != nil {
+		return resp, true, s.toStatus(err)
+	}
+	if id == s.cfg.NodeID {
+		return resp, false, nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	if by := md.Get(forwardedHeader); len(by) > 0 {
+		return resp, true, s.toStatus(fmt.Errorf("%w: server %s received a request forwarded by %s, but the leader is %s", ErrForwardLoop, s.cfg.NodeID, by[0], id))
+	}
+	cc, err := s.conns.get(addr)
+	if err != nil {
+		return resp, true, s.toStatus(fmt.Errorf("%w: leader %s at %s: %v", ErrLeaderUnreachable, id, addr, err))
+	}
+	out := []string{forwardedHeader, s.cfg.NodeID}
+	for _, k := range forwardedMetadata {
+		for _, v := range md.Get(k) {
+			out = append(out, k, v)
+		}
+	}
+	octx := metadata.AppendToOutgoingContext(ctx, out...)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		octx, cancel = context.WithTimeout(octx, s.cfg.ApplyTimeout)
+		defer cancel()
+	}
+	s.log.Debug("forwarding to leader", zap.String("leader", id), zap.String("addr", addr))
+	resp, err = call(pb.NewCoordinatorServiceClient(cc), octx, req)
+	if err != nil {
+		st := status.Convert(err)
+		return resp, true, status.Errorf(st.Code(), "forwarded by %s to leader %s (%s): %s", s.cfg.NodeID, id, addr, st.Message())
+	}
+	return resp, true, nil
+}
+
+// forwardRead is forward for reads: a stale read is served locally.
+func forwardRead[Req, Resp any](ctx context.Context, s *Server, stale bool, req Req,
+	call func(pb.CoordinatorServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error),
+) (resp Resp, done bool, err error) {
+	if stale {
+		return resp, false, nil
+	}
+	return forward(ctx, s, req, call)
+}
+
+// Leader returns the current leader's id and gRPC address, as far as this
+// server knows ("" when none is known).
+func (s *Server) Leader() (id, grpcAddr string) {
+	_, lid := s.raft.LeaderWithID()
+	if lid == "" {
+		return "", ""
+	}
+	id = string(lid)
+	if id == s.cfg.NodeID {
+		return id, s.grpcAddr
+	}
+	return id, s.serverGRPCAddr(id)
+}
+
+// serverGRPCAddr finds a server's gRPC address from its gossip metadata,
+// else from its FSM member record.
+func (s *Server) serverGRPCAddr(id string) string {
+	if m, ok := s.pool.Member(id); ok && m.MetaErr == nil && m.Meta.Role == RoleServer && m.Meta.GRPCAddr != "" {
+		return m.Meta.GRPCAddr
+	}
+	if rec, ok := s.fsm.Member(id); ok {
+		return rec.GetGrpcAddress()
+	}
+	return ""
+}
+
+// waitForLeader polls for a leader whose gRPC address is known.
+func (s *Server) waitForLeader(ctx context.Context) (id, addr string, err error) {
+	wait := s.cfg.LeaderWait
+	if dl, ok := ctx.Deadline(); ok {
+		// Leave part of the deadline for the call itself.
+		if rem := time.Until(dl) / 2; rem < wait {
+			wait = rem
+		}
+	}
+	deadline := time.Now().Add(wait)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		id, addr = s.Leader()
+		if id != "" && addr != "" {
+			return id, addr, nil
+		}
+		if !time.Now().Before(deadline) {
+			if id != "" {
+				return "", "", fmt.Errorf("%w: leader %s has no known gRPC address (not in gossip or member records)", ErrLeaderUnreachable, id)
+			}
+			return "", "", s.noLeaderError()
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", s.noLeaderError()
+		case <-s.shutdownCh:
+			return "", "", raft.ErrRaftShutdown
+		case <-tick.C:
+		}
+	}
+}
+
+// noLeaderError says how many of the configured servers this one can see.
+func (s *Server) noLeaderError() error {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil || len(f.Configuration().Servers) == 0 {
+		seen := len(s.liveServers())
+		if s.cfg.BootstrapExpect > 0 {
+			return fmt.Errorf("%w: server %s is waiting to bootstrap (%d of %d expected servers seen in gossip)", ErrNoLeader, s.cfg.NodeID, seen, s.cfg.BootstrapExpect)
+		}
+		return fmt.Errorf("%w: server %s has not joined a Raft cluster (no bootstrap, no peers); start it with --bootstrap or --bootstrap-expect", ErrNoLeader, s.cfg.NodeID)
+	}
+	servers := f.Configuration().Servers
+	reachable := 0
+	live := s.liveServers()
+	for _, srv := range servers {
+		if string(srv.ID) == s.cfg.NodeID || live[string(srv.ID)] {
+			reachable++
+		}
+	}
+	return fmt.Errorf("%w; %d of %d servers reachable from %s (a leader needs %d)", ErrNoLeader, reachable, len(servers), s.cfg.NodeID, len(servers)/2+1)
+}
+
+// liveServers are the alive gossip members with role server, by name.
+func (s *Server) liveServers() map[string]bool {
+	out := map[string]bool{}
+	for _, m := range s.pool.Members() {
+		if m.Status == gossip.StatusAlive && m.MetaErr == nil && m.Meta.Role == RoleServer {
+			out[m.Name] = true
+		}
+	}
+	return out
+}
+
+// connPool keeps one client connection per server address.
+type connPool struct {
+	tls   grpcx.TLS
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newConnPool(t grpcx.TLS) *connPool {
+	return &connPool{tls: t, conns: map[string]*grpc.ClientConn{}}
+}
+
+func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cc, ok := p.conns[addr]; ok {
+		return cc, nil
+	}
+	cc, err := grpcx.NewClient(addr, p.tls)
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = cc
+	return cc, nil
+}
+
+func (p *connPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, cc := range p.conns {
+		_ = cc.Close()
+		delete(p.conns, addr)
+	}
+}

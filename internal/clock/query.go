@@ -88,9 +88,9 @@ func validate(r *ntp.Response, maxDispersion time.Duration) error {
 	case err == nil:
 	case errors.Is(err, ntp.ErrKissOfDeath):
 		if r.KissCode == "" {
-			return fmt.Errorf("%w: stratum 0 without a kiss code", ErrKissOfDeath)
+			return fmt.Errorf("stratum 0: %w without a kiss code", ErrKissOfDeath)
 		}
-		return fmt.Errorf("%w %s", ErrKissOfDeath, r.KissCode)
+		return fmt.Errorf("%w %s (stratum 0)", ErrKissOfDeath, r.KissCode)
 	case errors.Is(err, ntp.ErrInvalidStratum):
 		return fmt.Errorf("%w %d", ErrBadStratum, r.Stratum)
 	case errors.Is(err, ntp.ErrInvalidLeapSecond):

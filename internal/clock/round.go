@@ -84,7 +84,7 @@ func (s *Sampler) assemble(samples []sample, start, end Reading) Estimate {
 	}
 	if jump := wallJump(start, end); jump.Abs() > s.cfg.JumpThreshold {
 		e.Status = Disrupted
-		e.Reason = fmt.Sprintf("wall clock jumped %+v against the monotonic clock during sampling (threshold %v)", jump, s.cfg.JumpThreshold)
+		e.Reason = fmt.Sprintf("wall clock jumped %s against the monotonic clock during sampling (threshold %v)", fmtSigned(jump), s.cfg.JumpThreshold)
 		return e
 	}
 	var (
@@ -120,7 +120,7 @@ func (s *Sampler) assemble(samples []sample, start, end Reading) Estimate {
 			src := &e.Sources[i]
 			src.Verdict = Falseticker
 			src.Reason = fmt.Sprintf("no %d of %d servers agree", need, len(samples))
-			usable = append(usable, fmt.Sprintf("%s: offset %s ± %s", src.Address, fmtDur(src.Offset), fmtDur(intervals[k].Hi-src.Offset)))
+			usable = append(usable, fmt.Sprintf("%s: offset %s ± %s", src.Address, fmtDur(src.Offset), fmtBound(intervals[k].Hi-src.Offset)))
 		}
 		e.Reason = fmt.Sprintf("no majority: no offset is within the bounds of %d of %d servers (%s)", need, len(samples), strings.Join(append(usable, failures...), "; "))
 		return e
@@ -141,7 +141,7 @@ func (s *Sampler) assemble(samples []sample, start, end Reading) Estimate {
 		}
 		src.Verdict = Falseticker
 		src.Reason = fmt.Sprintf("offset %s ± %s is outside the majority interval [%s, %s]",
-			fmtDur(src.Offset), fmtDur(intervals[k].Hi-src.Offset), fmtDur(lo), fmtDur(hi))
+			fmtDur(src.Offset), fmtBound(intervals[k].Hi-src.Offset), fmtDur(lo), fmtDur(hi))
 	}
 	e.Status = Synchronized
 	e.Offset = lo + (hi-lo)/2
@@ -172,4 +172,17 @@ func drift(age time.Duration, ppm float64) time.Duration {
 // fmtDur prints a duration in milliseconds with a sign, e.g. +40.012ms.
 func fmtDur(d time.Duration) string {
 	return fmt.Sprintf("%+.3fms", float64(d)/float64(time.Millisecond))
+}
+
+// fmtBound prints a non-negative duration in milliseconds, e.g. 0.034ms.
+func fmtBound(d time.Duration) string {
+	return fmt.Sprintf("%.3fms", float64(d)/float64(time.Millisecond))
+}
+
+// fmtSigned prints a duration with an explicit sign, e.g. +1s.
+func fmtSigned(d time.Duration) string {
+	if d >= 0 {
+		return "+" + d.String()
+	}
+	return d.String()
 }

@@ -286,9 +286,12 @@ func (s *Server) reply(req Request, recv time.Time, st Settings, to netip.AddrPo
 		Origin:         req.Transmit,
 		Receive:        recv.Add(off),
 	}
-	if st.KissCode != "" {
+	switch {
+	case st.KissCode != "":
 		resp.Stratum = 0
 		resp.RefID = refID(st.KissCode)
+	case st.Stratum == 0:
+		resp.RefID = [4]byte{} // unspecified, not a kiss code
 	}
 	resp.Transmit = s.now().Add(off)
 	resp.Reference = resp.Transmit.Add(-time.Second)

@@ -1,0 +1,74 @@
+package clock
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stillpoint-dev/stillpoint/internal/ntptest"
+)
+
+// startNTP starts a loopback NTP server with default settings changed by f.
+func startNTP(t testing.TB, f func(*ntptest.Settings)) *ntptest.Server {
+	t.Helper()
+	cfg := ntptest.DefaultConfig()
+	if f != nil {
+		f(&cfg.Settings)
+	}
+	s, err := ntptest.Start(cfg)
+	if err != nil {
+		t.Fatalf("start ntptest: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func addrs(servers ...*ntptest.Server) []string {
+	out := make([]string, len(servers))
+	for i, s := range servers {
+		out[i] = s.Addr()
+	}
+	return out
+}
+
+// testConfig polls the given servers with timeouts generous enough for a
+// loaded 2-core box.
+func testConfig(servers []string, f func(*Config)) Config {
+	cfg := DefaultConfig()
+	cfg.Servers = servers
+	cfg.Timeout = 2 * time.Second
+	cfg.PollInterval = time.Second
+	if f != nil {
+		f(&cfg)
+	}
+	return cfg
+}
+
+func newSampler(t testing.TB, servers []string, f func(*Config)) *Sampler {
+	t.Helper()
+	s, err := NewSampler(testConfig(servers, f))
+	if err != nil {
+		t.Fatalf("NewSampler: %v", err)
+	}
+	return s
+}
+
+func offsetBy(d time.Duration) func(*ntptest.Settings) {
+	return func(s *ntptest.Settings) { s.Offset = d }
+}
+
+// contains reports whether the estimate's interval holds offset d.
+func containsOffset(e Estimate, d time.Duration) bool {
+	return e.Offset-e.ErrorBound <= d && d <= e.Offset+e.ErrorBound
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -119,7 +119,7 @@ func (c Config) Validate() error {
 
 // timings are the pool's own intervals for a profile.
 type timings struct {
-	metaMin, rejoin, deadRetention, updateTimeout time.Duration
+	metaMin, rejoin, deadRetention time.Duration
 }
 
 // memberlistConfig builds the memberlist configuration for c (validated).
@@ -137,20 +137,20 @@ func (c Config) memberlistConfig() (*memberlist.Config, timings) {
 		mc.TCPTimeout = 2 * time.Second
 		mc.GossipToTheDeadTime = 2 * time.Second
 		mc.DeadNodeReclaimTime = 50 * time.Millisecond
-		t.metaMin, t.rejoin, t.updateTimeout = 100*time.Millisecond, 500*time.Millisecond, time.Second
+		t.metaMin, t.rejoin = 100*time.Millisecond, 500*time.Millisecond
 	case ProfileLocal:
 		mc = memberlist.DefaultLocalConfig()
 		// Single-seed joins take ~18s to converge at the default 15s.
 		mc.PushPullInterval = 2 * time.Second
 		mc.DeadNodeReclaimTime = time.Second
-		t.metaMin, t.rejoin, t.updateTimeout = 250*time.Millisecond, 2*time.Second, 2*time.Second
+		t.metaMin, t.rejoin = 250*time.Millisecond, 2*time.Second
 	default:
 		mc = memberlist.DefaultLANConfig()
 		mc.PushPullInterval = 15 * time.Second
 		// A restarted node (same name, new address) may take its name back
 		// this long after it was declared dead.
 		mc.DeadNodeReclaimTime = 5 * time.Second
-		t.metaMin, t.rejoin, t.updateTimeout = 500*time.Millisecond, 10*time.Second, 5*time.Second
+		t.metaMin, t.rejoin = 500*time.Millisecond, 10*time.Second
 	}
 	mc.Name = c.Name
 	mc.BindAddr = c.BindAddr

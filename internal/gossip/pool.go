@@ -80,7 +80,6 @@ func New(cfg Config, localMeta func() Meta) (*Pool, error) {
 		name:      cfg.Name,
 		log:       z,
 		localMeta: localMeta,
-		seeds:     append([]string(nil), cfg.Join...),
 		t:         t,
 		members:   make(map[string]Member),
 		subs:      make(map[uint64]*subscriber),
@@ -99,6 +98,11 @@ func New(cfg Config, localMeta func() Meta) (*Pool, error) {
 	p.ml = ml
 	// Read once, before any peer can make memberlist rewrite its own node.
 	p.advertise = ml.LocalNode().Address()
+	for _, s := range cfg.Join {
+		if s != p.advertise { // a server may list itself among the seeds
+			p.seeds = append(p.seeds, s)
+		}
+	}
 	z.Info("gossip pool started", zap.String("addr", p.advertise), zap.String("profile", cfg.Profile),
 		zap.Bool("encrypted", len(cfg.SecretKey) > 0), zap.Strings("seeds", p.seeds))
 	p.wg.Add(2)
@@ -183,12 +187,15 @@ func (p *Pool) metaLoop() {
 		if cur := p.encoded.Load(); b == nil || bytes.Equal(*cur, b) {
 			continue
 		}
+		if p.leaving.Load() {
+			continue // Leave pushed its final metadata itself
+		}
 		p.encoded.Store(&b)
 		last = time.Now()
-		if err := p.ml.UpdateNode(p.t.updateTimeout); err != nil {
-			// The new meta is in force locally and spreads by push-pull.
-			p.log.Debug("metadata broadcast not confirmed", zap.Error(err))
-		}
+		// Do not wait for the broadcast to finish: it goes out on the next
+		// gossip rounds and push-pull repairs any peer it misses, and a
+		// long wait would hold up Shutdown.
+		_ = p.ml.UpdateNode(time.Millisecond)
 	}
 }
 

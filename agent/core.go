@@ -29,6 +29,7 @@ type coreConfig struct {
 type coreHooks struct {
 	changed      func()
 	leaseExpired func(opID string)
+	interrupted  func(opID string)
 }
 
 // core is the agent's state machine: the dead-man lease, fencing epochs,
@@ -239,5 +240,5 @@ func (c *core) eventLocked(kind, op, msg string) {
 // stampNow reads the local clock and pairs it with the estimate in force.
 func (c *core) stampNow() *pb.StampedTime {
 	now := c.clk.Now()
-	return stamp(c.clk.Current(), now)
+	return c.clk.Current().Stamp(now)
 }

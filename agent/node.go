@@ -99,6 +99,9 @@ func (c *core) checkNode(ctx context.Context) {
 
 	if interrupted != "" {
 		c.log.Error(interrupted, zap.String("op_id", opID))
+		if c.hooks.interrupted != nil {
+			c.hooks.interrupted(opID)
+		}
 	}
 	if prev.checked && prev.reachable != n.reachable {
 		c.log.Warn("node reachability changed", zap.Bool("reachable", n.reachable), zap.String("reason", n.reason), zap.String("op_id", opID))

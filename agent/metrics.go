@@ -1,0 +1,150 @@
+package agent
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stillpoint-dev/stillpoint/internal/clock"
+	"github.com/stillpoint-dev/stillpoint/internal/version"
+)
+
+// Metric names, also used by deploy/prometheus alert rules.
+const (
+	MetricClockOffset      = "stillpoint_agent_clock_offset_seconds"
+	MetricClockBound       = "stillpoint_agent_clock_error_bound_seconds"
+	MetricClockAge         = "stillpoint_agent_clock_sample_age_seconds"
+	MetricClockStatus      = "stillpoint_agent_clock_status"
+	MetricNodeReachable    = "stillpoint_agent_node_reachable"
+	MetricNodePaused       = "stillpoint_agent_node_paused"
+	MetricNodeDraining     = "stillpoint_agent_node_draining"
+	MetricLeaseHeld        = "stillpoint_agent_lease_held"
+	MetricLeaseRemaining   = "stillpoint_agent_lease_remaining_seconds"
+	MetricLeasesExpired    = "stillpoint_agent_leases_expired_total"
+	MetricOpsInterrupted   = "stillpoint_agent_ops_interrupted_total"
+	MetricMaxEpoch         = "stillpoint_agent_max_epoch"
+	MetricAgentInfo        = "stillpoint_agent_info"
+	MetricGossipMembers    = "stillpoint_agent_gossip_members"
+	MetricGossipMetaErrors = "stillpoint_agent_gossip_meta_errors_total"
+)
+
+// metrics is one agent's Prometheus registry; a registry per agent lets
+// many agents run in one process (dev mode, tests).
+type metrics struct {
+	reg         *prometheus.Registry
+	interrupted prometheus.Counter
+	metaErrors  prometheus.Counter
+}
+
+func newMetrics(a *Agent) *metrics {
+	reg := prometheus.NewRegistry()
+	labels := prometheus.Labels{"node": a.cfg.NodeName, "cluster": a.cfg.Cluster, "role": a.cfg.Role}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, f)
+	}
+	est := func() clock.Estimate { return a.clockSrc().Current() }
+	m := &metrics{
+		reg: reg,
+		interrupted: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricOpsInterrupted, ConstLabels: labels,
+			Help: "Operations during which the node was seen unpaused (it restarted): their windows are invalid."}),
+		metaErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricGossipMetaErrors, ConstLabels: labels,
+			Help: "Gossip metadata updates that could not be encoded."}),
+	}
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.interrupted, m.metaErrors,
+		gauge(MetricClockOffset, "Estimated offset to add to the local clock to get true time.", func() float64 {
+			return est().Offset.Seconds()
+		}),
+		gauge(MetricClockBound, "Certified error bound of the clock offset, grown with the sample's age.", func() float64 {
+			return est().BoundAt(a.clockSrc().Now()).Seconds()
+		}),
+		gauge(MetricClockAge, "Age of the clock estimate's samples.", func() float64 {
+			return est().Age(a.clockSrc().Now()).Seconds()
+		}),
+		gauge(MetricNodeReachable, "1 when the node's admin port answered the last check.", func() float64 {
+			return b2f(a.core.snapshot(false).node.reachable)
+		}),
+		gauge(MetricNodePaused, "The node's gate: 1 paused, 0 unpaused, -1 unknown (v1 server or unreachable).", func() float64 {
+			switch a.core.snapshot(false).node.gate {
+			case gatePaused:
+				return 1
+			case gateUnpaused:
+				return 0
+			}
+			return -1
+		}),
+		gauge(MetricNodeDraining, "1 while a Pause is waiting for the node to drain.", func() float64 {
+			return b2f(a.core.snapshot(false).draining)
+		}),
+		gauge(MetricLeaseHeld, "1 while an operation holds the node under a lease.", func() float64 {
+			return b2f(a.core.snapshot(false).opID != "")
+		}),
+		gauge(MetricLeaseRemaining, "Time left on the dead-man lease (0 when none).", func() float64 {
+			return a.core.snapshot(false).remaining.Seconds()
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: MetricLeasesExpired, ConstLabels: labels,
+			Help: "Leases that ran out (neither renewed nor released), after which the agent unpaused its node itself."},
+			func() float64 { return float64(a.core.snapshot(false).leasesExpired) }),
+		gauge(MetricMaxEpoch, "Highest coordinator epoch seen (lower epochs are fenced).", func() float64 {
+			return float64(a.core.snapshot(false).maxEpoch)
+		}),
+		gauge(MetricGossipMembers, "Alive members in this agent's gossip view.", func() float64 {
+			return float64(a.aliveMembers())
+		}),
+	)
+	for _, s := range []clock.Status{clock.Synchronized, clock.Stale, clock.Unsynchronized, clock.Disrupted} {
+		s := s
+		l := prometheus.Labels{"status": s.String()}
+		for k, v := range labels {
+			l[k] = v
+		}
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricClockStatus, ConstLabels: l,
+			Help: "1 for the clock estimate's current status (synchronized, stale, unsynchronized, disrupted)."},
+			func() float64 { return b2f(est().Status == s) }))
+	}
+	info := prometheus.Labels{"version": version.Version}
+	for k, v := range labels {
+		info[k] = v
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricAgentInfo, ConstLabels: info,
+		Help: "Always 1; labels carry the agent's identity and version."}, func() float64 { return 1 }))
+	return m
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// httpHandler serves /metrics and /healthz.
+func (a *Agent) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{Registry: a.metrics.reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		s := a.core.snapshot(false)
+		e := a.clockSrc().Current()
+		body := map[string]any{
+			"status":         "ok",
+			"node":           a.cfg.NodeName,
+			"clock_status":   e.Status.String(),
+			"node_reachable": s.node.reachable,
+			"op_id":          s.opID,
+		}
+		code := http.StatusOK
+		if a.stopping.Load() {
+			body["status"] = "stopping"
+			code = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(body)
+	})
+	return mux
+}

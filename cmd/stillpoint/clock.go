@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stillpoint-dev/stillpoint/internal/clock"
+	"github.com/stillpoint-dev/stillpoint/internal/ntptest"
+)
+
+func init() {
+	subcommands = append(subcommands, newClockCmd, newNTPTestCmd)
+}
+
+// exitNotSynchronized is the exit status of `clock probe` when the
+// estimate is not synchronized.
+const exitNotSynchronized = 2
+
+func newClockCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "clock",
+		Short: "Measure this host's clock against NTP servers",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newClockProbeCmd())
+	return cmd
+}
+
+type probeFlags struct {
+	servers       []string
+	output        string
+	timeout       time.Duration
+	maxDriftPPM   float64
+	maxDispersion time.Duration
+	localSkew     time.Duration
+}
+
+func newClockProbeCmd() *cobra.Command {
+	f := probeFlags{}
+	def := clock.DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "probe",
+		Short: "Run one sampling round and print the certified clock estimate",
+		Long: `Query every NTP server once (concurrently), select with the intersection
+(Marzullo) algorithm requiring a majority of the servers, and print the
+estimate — like 'chronyc tracking' and 'chronyc sources' together:
+
+  offset       what to add to this host's clock to get true time
+  error bound  true time is within offset ± bound (RTT/2 + root delay/2 +
+               root dispersion + precision of the agreeing servers,
+               intersected); it grows by --max-drift-ppm with age
+  status       synchronized, or unsynchronized with the reason (no majority,
+               leap indicator 3, kiss-of-death, stratum 0/16, unreachable)
+
+then one row per server with its offset, round-trip time, stratum, bound and
+verdict: selected, falseticker (outside the majority interval), unreachable
+(no reply) or invalid (bad packet, kiss-of-death, leap 3, bad stratum,
+dispersion above --max-dispersion), with the reason.
+
+Exit status: 0 when the estimate is synchronized, 2 when it is not (the
+estimate is still printed), 1 on a usage error.`,
+		Example: `  stillpoint clock probe --server 0.pool.ntp.org:123 --server 1.pool.ntp.org:123 --server 2.pool.ntp.org:123
+  stillpoint clock probe --server 127.0.0.1:12301 --server 127.0.0.1:12302 --server 127.0.0.1:12303 -o json
+
+  # against local test servers (see 'stillpoint ntptest --help'):
+  stillpoint ntptest --listen 127.0.0.1:12301 --offset 40ms &
+  stillpoint ntptest --listen 127.0.0.1:12302 --offset 40ms &
+  stillpoint ntptest --listen 127.0.0.1:12303 --liar &
+  stillpoint clock probe --server 127.0.0.1:12301 --server 127.0.0.1:12302 --server 127.0.0.1:12303`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runProbe(cmd.Context(), cmd.OutOrStdout(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.servers, "server", def.Servers, "NTP server as host:port (repeat; 3 or more for a meaningful majority)")
+	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	fl.DurationVar(&f.timeout, "timeout", def.Timeout, "how long to wait for each server's reply")
+	fl.Float64Var(&f.maxDriftPPM, "max-drift-ppm", def.MaxDriftPPM, "rate at which the error bound grows with age, in parts per million")
+	fl.DurationVar(&f.maxDispersion, "max-dispersion", def.MaxDispersion, "servers reporting more root dispersion are invalid")
+	fl.DurationVar(&f.localSkew, "local-skew", 0, "pretend this host's clock is off by this much (demo: +40ms gives an offset of about -40ms)")
+	return cmd
+}
+
+func runProbe(ctx context.Context, w io.Writer, f probeFlags) error {
+	if f.output != "text" && f.output != "json" {
+		return fmt.Errorf("--output %q: want text or json", f.output)
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cfg := clock.DefaultConfig()
+	cfg.Servers = f.servers
+	cfg.Timeout = f.timeout
+	cfg.MaxDriftPPM = f.maxDriftPPM
+	cfg.MaxDispersion = f.maxDispersion
+	if f.localSkew != 0 {
+		cfg.Clock = clock.NewSkewed(f.localSkew)
+	}
+	s, err := clock.NewSampler(cfg)
+	if err != nil {
+		return err
+	}
+	e := s.SampleOnce(ctx)
+	if f.output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(newProbeReport(e))
+	} else {
+		err = printProbe(w, e)
+	}
+	if err != nil {
+		return err
+	}
+	if e.Status != clock.Synchronized {
+		return exitError{code: exitNotSynchronized}
+	}
+	return nil
+}
+
+// probeReport is the JSON form of an estimate.
+type probeReport struct {
+	Status       string        `json:"status"`
+	Reason       string        `json:"reason"`
+	OffsetMs     float64       `json:"offset_ms"`
+	ErrorBoundMs float64       `json:"error_bound_ms"`
+	MaxDriftPPM  float64       `json:"max_drift_ppm"`
+	SampledAt    string        `json:"sampled_at,omitempty"`
+	LeapPending  bool          `json:"leap_pending"`
+	Sources      []probeSource `json:"sources"`
+}
+
+type probeSource struct {
+	Address      string  `json:"address"`
+	Verdict      string  `json:"verdict"`
+	Reason       string  `json:"reason"`
+	OffsetMs     float64 `json:"offset_ms"`
+	RTTMs        float64 `json:"rtt_ms"`
+	Stratum      uint8   `json:"stratum"`
+	Leap         uint8   `json:"leap"`
+	ErrorBoundMs float64 `json:"error_bound_ms"`
+}
+
+func newProbeReport(e clock.Estimate) probeReport {
+	r := probeReport{
+		Status:       e.Status.String(),
+		Reason:       e.Reason,
+		OffsetMs:     msf(e.Offset),
+		ErrorBoundMs: msf(e.ErrorBound),
+		MaxDriftPPM:  e.MaxDriftPPM,
+		LeapPending:  e.LeapPending,
+		Sources:      []probeSource{},
+	}
+	if !e.AsOf.IsZero() {
+		r.SampledAt = e.AsOf.UTC().Format(time.RFC3339Nano)
+	}
+	for _, s := range e.Sources {
+		r.Sources = append(r.Sources, probeSource{
+			Address: s.Address, Verdict: s.Verdict.String(), Reason: s.Reason,
+			OffsetMs: msf(s.Offset), RTTMs: msf(s.RTT), Stratum: s.Stratum, Leap: s.Leap,
+			ErrorBoundMs: msf(s.ErrorBound),
+		})
+	}
+	return r
+}
+
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func printProbe(w io.Writer, e clock.Estimate) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Status        : %s\n", e.Status)
+	if e.Reason != "" {
+		fmt.Fprintf(&b, "Reason        : %s\n", e.Reason)
+	}
+	if e.Status == clock.Synchronized {
+		slow := "slow"
+		if e.Offset < 0 {
+			slow = "fast"
+		}
+		fmt.Fprintf(&b, "Offset        : %+.3f ms (this host's clock is %.3f ms %s)\n", msf(e.Offset), msf(e.Offset.Abs()), slow)
+		fmt.Fprintf(&b, "Error bound   : ±%.3f ms (grows %g ppm with age)\n", msf(e.ErrorBound), e.MaxDriftPPM)
+		fmt.Fprintf(&b, "True offset in: [%+.3f ms, %+.3f ms]\n", msf(e.Offset-e.ErrorBound), msf(e.Offset+e.ErrorBound))
+		leap := "no"
+		if e.LeapPending {
+			leap = "yes"
+		}
+		fmt.Fprintf(&b, "Leap pending  : %s\n", leap)
+	}
+	if !e.AsOf.IsZero() {
+		fmt.Fprintf(&b, "Sampled at    : %s\n", e.AsOf.UTC().Format(time.RFC3339Nano))
+	}
+	counts := map[clock.Verdict]int{}
+	for _, s := range e.Sources {
+		counts[s.Verdict]++
+	}
+	fmt.Fprintf(&b, "Sources       : %d (%d selected, %d falseticker, %d unreachable, %d invalid)\n\n",
+		len(e.Sources), counts[clock.Selected], counts[clock.Falseticker], counts[clock.Unreachable], counts[clock.Invalid])
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADDRESS\tVERDICT\tOFFSET(ms)\tRTT(ms)\tSTRATUM\tBOUND(ms)\tREASON")
+	for _, s := range e.Sources {
+		if s.Verdict == clock.Unreachable || (s.Verdict == clock.Invalid && s.RTT == 0) {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", s.Address, s.Verdict, s.Reason)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%+.3f\t%.3f\t%d\t%.3f\t%s\n",
+			s.Address, s.Verdict, msf(s.Offset), msf(s.RTT), s.Stratum, msf(s.ErrorBound), s.Reason)
+	}
+	return tw.Flush()
+}
+
+type ntptestFlags struct {
+	listen         string
+	offset         time.Duration
+	stratum        uint8
+	rootDelay      time.Duration
+	rootDispersion time.Duration
+	precision      int8
+	leap           uint8
+	kiss           string
+	latency        time.Duration
+	drop           bool
+	badPacket      string
+	liar           bool
+}
+
+func newNTPTestCmd() *cobra.Command {
+	f := ntptestFlags{}
+	def := ntptest.DefaultSettings()
+	cmd := &cobra.Command{
+		Use:   "ntptest",
+		Short: "Run a test NTP server (offset, liar, kiss-of-death, ...) for demos and tests",
+		Long: `Serve NTP (RFC 5905, v3/v4 server mode) on UDP with a clock that is
+--offset away from this host's clock, and optionally misbehaving: a liar
+(random offsets of 200 ms to 1 s either way, a falseticker), kiss-of-death,
+leap indicator 3, stratum 0 or 16, added latency, dropped replies or malformed
+packets. Runs until interrupted (Ctrl-C). Not for production use.`,
+		Example: `  stillpoint ntptest --listen 127.0.0.1:12301 --offset 40ms
+  stillpoint ntptest --listen 127.0.0.1:12303 --liar
+  stillpoint ntptest --listen 127.0.0.1:12304 --kiss RATE
+  stillpoint ntptest --listen 127.0.0.1:12305 --bad-packet short`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runNTPTest(ctx, cmd.OutOrStdout(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:12300", "UDP address to serve on (port 0 picks a free one)")
+	fl.DurationVar(&f.offset, "offset", 0, "offset of the served clock from this host's clock")
+	fl.Uint8Var(&f.stratum, "stratum", def.Stratum, "stratum (1-15 valid; 0 and 16 are refused by clients)")
+	fl.DurationVar(&f.rootDelay, "root-delay", def.RootDelay, "root delay to report")
+	fl.DurationVar(&f.rootDispersion, "root-dispersion", def.RootDispersion, "root dispersion to report")
+	fl.Int8Var(&f.precision, "precision", def.Precision, "precision as log2 seconds (-20 is about 1 µs)")
+	fl.Uint8Var(&f.leap, "leap", 0, "leap indicator: 0 none, 1 add, 2 delete, 3 not synchronized")
+	fl.StringVar(&f.kiss, "kiss", "", "answer every request with this kiss-of-death code (RATE, DENY, RSTR)")
+	fl.DurationVar(&f.latency, "latency", 0, "delay every reply by this much (on the request path)")
+	fl.BoolVar(&f.drop, "drop", false, "never reply (clients time out)")
+	fl.StringVar(&f.badPacket, "bad-packet", "none", "send malformed replies: none, short, wrong-origin, wrong-mode, zero-transmit")
+	fl.BoolVar(&f.liar, "liar", false, "answer with a random offset of 200 ms to 1 s either way (a falseticker)")
+	return cmd
+}
+
+func runNTPTest(ctx context.Context, w io.Writer, f ntptestFlags) error {
+	bp, err := ntptest.ParseBadPacket(f.badPacket)
+	if err != nil {
+		return err
+	}
+	cfg := ntptest.DefaultConfig()
+	cfg.Addr = f.listen
+	st := &cfg.Settings
+	st.Offset, st.Stratum, st.RootDelay, st.RootDispersion = f.offset, f.stratum, f.rootDelay, f.rootDispersion
+	st.Precision, st.Leap, st.KissCode, st.Latency = f.precision, f.leap, f.kiss, f.latency
+	st.Drop, st.BadPacket, st.Liar = f.drop, bp, f.liar
+	srv, err := ntptest.Start(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = srv.Close() }()
+	if _, err := fmt.Fprintf(w, "ntptest serving NTP on %s (offset %v, stratum %d, leap %d, liar %v, kiss %q, drop %v, bad-packet %s); Ctrl-C to stop\n",
+		srv.Addr(), st.Offset, st.Stratum, st.Leap, st.Liar, st.KissCode, st.Drop, st.BadPacket); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	_, err = fmt.Fprintf(w, "ntptest %s: %d requests, %d replies\n", srv.Addr(), srv.Requests(), srv.Replies())
+	return err
+}

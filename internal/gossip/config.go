@@ -24,34 +24,35 @@ const (
 // Config configures a Pool.
 type Config struct {
 	// Name is this member's unique name in the pool (≤ MaxNameLen bytes).
-	Name string
+	Name string `yaml:"name"`
 	// BindAddr is the IP to listen on (UDP and TCP share the port).
-	BindAddr string
+	BindAddr string `yaml:"bind_addr"`
 	// BindPort 0 picks a free port; AdvertiseAddr() reports it.
-	BindPort int
+	BindPort int `yaml:"bind_port"`
 	// AdvertiseAddr is the IP peers reach us on; empty picks BindAddr, or
 	// a private address when BindAddr is 0.0.0.0.
-	AdvertiseAddr string
+	AdvertiseAddr string `yaml:"advertise_addr"`
 	// AdvertisePort 0 means BindPort.
-	AdvertisePort int
+	AdvertisePort int `yaml:"advertise_port"`
 	// Join lists seed host:port addresses. The pool joins them in the
 	// background at start and again whenever it has no live peer.
-	Join []string
+	Join []string `yaml:"join"`
 	// SecretKey enables gossip encryption: 16, 24 or 32 bytes (AES-128/192/256).
-	SecretKey []byte
+	// Not loadable from YAML: read it from a key file or the environment.
+	SecretKey []byte `yaml:"-"`
 	// Profile is "lan" (default), "local" or "test".
-	Profile string
-	Logger  *zap.Logger
+	Profile string      `yaml:"profile"`
+	Logger  *zap.Logger `yaml:"-"`
 
 	// MetaMinInterval coalesces UpdateMeta pushes: at most one per interval.
 	// 0 means the profile default (test 100ms, local 250ms, lan 500ms).
-	MetaMinInterval time.Duration
+	MetaMinInterval time.Duration `yaml:"meta_min_interval"`
 	// RejoinInterval is how often a pool without live peers retries Join.
 	// 0 means the profile default (test 500ms, local 2s, lan 10s).
-	RejoinInterval time.Duration
+	RejoinInterval time.Duration `yaml:"rejoin_interval"`
 	// DeadRetention is how long dead and left members stay in Members().
 	// 0 means 1h.
-	DeadRetention time.Duration
+	DeadRetention time.Duration `yaml:"dead_retention"`
 }
 
 // DefaultConfig returns LAN settings on the standard memberlist port, named

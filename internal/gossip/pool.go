@@ -51,8 +51,7 @@ type Pool struct {
 }
 
 type subscriber struct {
-	ch      chan Event
-	dropped uint64
+	ch chan Event
 }
 
 // New validates cfg, creates the memberlist and starts the pool's
@@ -281,7 +280,6 @@ func (p *Pool) observe(kind EventKind, n *memberlist.Node) {
 		select {
 		case s.ch <- ev:
 		default:
-			s.dropped++
 			p.dropped.Add(1)
 		}
 	}

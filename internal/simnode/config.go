@@ -119,7 +119,7 @@ func (c Config) Validate() error {
 	if c.ID == "" {
 		errs = append(errs, errors.New("simnode: empty ID"))
 	}
-	if err := validateListen(c.Listen); err != nil {
+	if err := ValidateListen(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("simnode %s: %w", c.ID, err))
 	}
 	if c.Mode != Ledger && c.Mode != ScalarDB {
@@ -143,8 +143,8 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validateListen checks a host:port listen address without binding it.
-func validateListen(addr string) error {
+// ValidateListen checks a host:port listen address without binding it.
+func ValidateListen(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("listen address %q: %w", addr, err)

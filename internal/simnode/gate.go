@@ -269,3 +269,13 @@ func (g *gate) pausedIntervals() []Interval {
 	defer g.mu.Unlock()
 	return append([]Interval(nil), g.intervals...)
 }
+
+// drainedSince returns the start of the open oracle interval, if any.
+func (g *gate) drainedSince() (time.Time, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.openIdx < 0 {
+		return time.Time{}, false
+	}
+	return g.intervals[g.openIdx].Start, true
+}

@@ -244,6 +244,11 @@ func (n *Node) SetDrainDelay(d time.Duration) { n.gate.setDrainDelay(d) }
 // the gate was closed with nothing in flight; an open one has End zero.
 func (n *Node) PausedIntervals() []Interval { return n.gate.pausedIntervals() }
 
+// DrainedSince returns the start of the current paused-and-drained interval,
+// if the node is in one. A read that starts and ends with the same answer
+// happened entirely while the node was paused and drained.
+func (n *Node) DrainedSince() (time.Time, bool) { return n.gate.drainedSince() }
+
 // Stores returns the node's stores A and B.
 func (n *Node) Stores() (a, b Store) { return n.storeA, n.storeB }
 

@@ -36,7 +36,13 @@ func TestPausedIntervals(t *testing.T) {
 	if ivs[0].Start.Before(p0) || ivs[0].Start.After(p1) {
 		t.Fatalf("interval start %v outside the Pause call [%v, %v]", ivs[0].Start, p0, p1)
 	}
+	if since, ok := n.DrainedSince(); !ok || !since.Equal(ivs[0].Start) {
+		t.Fatalf("DrainedSince = %v, %v; want %v, true", since, ok, ivs[0].Start)
+	}
 	u0, u1 := unpause()
+	if _, ok := n.DrainedSince(); ok {
+		t.Fatal("DrainedSince reports an interval after unpause")
+	}
 	ivs = n.PausedIntervals()
 	if ivs[0].End.Before(u0) || ivs[0].End.After(u1) {
 		t.Fatalf("interval end %v outside the Unpause call [%v, %v]", ivs[0].End, u0, u1)

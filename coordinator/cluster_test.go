@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,7 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	"github.com/stillpoint-dev/stillpoint/internal/testcluster"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -106,8 +106,8 @@ func TestClusterFailover(t *testing.T) {
 	}
 }
 
-// TestRestartFromDataDirAlone: a server's state survives a restart even
-// when it must replay its own log (and snapshot) with the others running.
+// TestStaleAndLeaderReads: reads from a follower are served by the leader,
+// or locally with stale.
 func TestStaleAndLeaderReads(t *testing.T) {
 	c := testcluster.New(t, 3)
 	c.WaitForLeader(t)
@@ -183,7 +183,7 @@ func TestAPIErrors(t *testing.T) {
 			if st.Code() != tc.code {
 				t.Fatalf("code = %v (%v), want %v", st.Code(), err, tc.code)
 			}
-			if tc.contains != "" && !contains(st.Message(), tc.contains) {
+			if tc.contains != "" && !strings.Contains(st.Message(), tc.contains) {
 				t.Fatalf("message %q does not mention %q", st.Message(), tc.contains)
 			}
 		})
@@ -192,16 +192,3 @@ func TestAPIErrors(t *testing.T) {
 		t.Fatalf("refused requests changed the config: %v", cfg)
 	}
 }
-
-func contains(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0) }
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
-}
-
-var _ = coordinator.RoleServer

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -37,20 +38,41 @@ var forwardedMetadata = []string{"authorization"}
 func forward[Req, Resp any](ctx context.Context, s *Server, req Req,
 	call func(pb.CoordinatorServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error),
 ) (resp Resp, done bool, err error) {
-	id, addr, err := s.waitForLeader(ctx)
-	if err != nil {
-		return resp, true, s.toStatus(err)
-	}
-	if id == s.cfg.NodeID {
-		return resp, false, nil
-	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	if by := md.Get(forwardedHeader); len(by) > 0 {
-		return resp, true, s.toStatus(fmt.Errorf("%w: server %s received a request forwarded by %s, but the leader is %s", ErrForwardLoop, s.cfg.NodeID, by[0], id))
+	hold := s.holdDeadline(ctx)
+	for attempt := 0; ; attempt++ {
+		id, addr, err := s.waitForLeader(ctx, hold)
+		if err != nil {
+			return resp, true, s.toStatus(err)
+		}
+		if id == s.cfg.NodeID {
+			return resp, false, nil
+		}
+		if by := md.Get(forwardedHeader); len(by) > 0 {
+			return resp, true, s.toStatus(fmt.Errorf("%w: server %s received a request forwarded by %s, but the leader is %s", ErrForwardLoop, s.cfg.NodeID, by[0], id))
+		}
+		resp, err = forwardOnce(ctx, s, md, id, addr, req, call)
+		// UNAVAILABLE means the write was not applied (see toStatus): the
+		// leader may have just failed, so look for the next one.
+		if err == nil || status.Code(err) != codes.Unavailable || !time.Now().Before(hold) {
+			return resp, true, err
+		}
+		s.log.Debug("forward failed; retrying", zap.String("leader", id), zap.Int("attempt", attempt), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return resp, true, err
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
+}
+
+// forwardOnce sends req to the leader id at addr.
+func forwardOnce[Req, Resp any](ctx context.Context, s *Server, md metadata.MD, id, addr string, req Req,
+	call func(pb.CoordinatorServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error),
+) (resp Resp, err error) {
 	cc, err := s.conns.get(addr)
 	if err != nil {
-		return resp, true, s.toStatus(fmt.Errorf("%w: leader %s at %s: %v", ErrLeaderUnreachable, id, addr, err))
+		return resp, s.toStatus(fmt.Errorf("%w: leader %s at %s: %v", ErrLeaderUnreachable, id, addr, err))
 	}
 	out := []string{forwardedHeader, s.cfg.NodeID}
 	for _, k := range forwardedMetadata {
@@ -68,9 +90,21 @@ func forward[Req, Resp any](ctx context.Context, s *Server, req Req,
 	resp, err = call(pb.NewCoordinatorServiceClient(cc), octx, req)
 	if err != nil {
 		st := status.Convert(err)
-		return resp, true, status.Errorf(st.Code(), "forwarded by %s to leader %s (%s): %s", s.cfg.NodeID, id, addr, st.Message())
+		return resp, status.Errorf(st.Code(), "forwarded by %s to leader %s (%s): %s", s.cfg.NodeID, id, addr, st.Message())
 	}
-	return resp, true, nil
+	return resp, nil
+}
+
+// holdDeadline is how long a request may wait for a leader: LeaderWait,
+// but at most half of what remains of its own deadline.
+func (s *Server) holdDeadline(ctx context.Context) time.Time {
+	wait := s.cfg.LeaderWait
+	if dl, ok := ctx.Deadline(); ok {
+		if rem := time.Until(dl) / 2; rem < wait {
+			wait = rem
+		}
+	}
+	return time.Now().Add(wait)
 }
 
 // forwardRead is forward for reads: a stale read is served locally.
@@ -110,15 +144,7 @@ func (s *Server) serverGRPCAddr(id string) string {
 }
 
 // waitForLeader polls for a leader whose gRPC address is known.
-func (s *Server) waitForLeader(ctx context.Context) (id, addr string, err error) {
-	wait := s.cfg.LeaderWait
-	if dl, ok := ctx.Deadline(); ok {
-		// Leave part of the deadline for the call itself.
-		if rem := time.Until(dl) / 2; rem < wait {
-			wait = rem
-		}
-	}
-	deadline := time.Now().Add(wait)
+func (s *Server) waitForLeader(ctx context.Context, deadline time.Time) (id, addr string, err error) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {

@@ -110,6 +110,7 @@ func NewServer(cfg Config) (*Server, error) {
 		_ = s.Shutdown(context.Background())
 		return nil, err
 	}
+	s.serveGRPC()
 	s.wg.Add(1)
 	go s.monitorLeadership()
 	if cfg.BootstrapExpect > 0 {
@@ -133,20 +134,18 @@ func (s *Server) setupGRPC() error {
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(pb.CoordinatorService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(srv)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := srv.Serve(s.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			s.log.Error("gRPC server stopped", zap.Error(err))
-		}
-	}()
 	return nil
 }
 
-// RegisterService adds another gRPC service to this server's endpoint
-// (before clients use it).
-func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
-	s.grpcSrv.RegisterService(desc, impl)
+// serveGRPC starts serving once every field the handlers read is set.
+func (s *Server) serveGRPC() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpcSrv.Serve(s.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("gRPC server stopped", zap.Error(err))
+		}
+	}()
 }
 
 // Shutdown leaves the gossip pool, stops gRPC (bounded by ctx), Raft and
@@ -179,8 +178,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				s.grpcSrv.Stop()
 				<-stopped
 			}
-		} else if s.grpcLis != nil {
-			_ = s.grpcLis.Close()
+		}
+		if s.grpcLis != nil {
+			_ = s.grpcLis.Close() // when Serve never started
 		}
 		s.stopLeading()
 		if s.rp != nil {
@@ -208,6 +208,9 @@ func (s *Server) Kill() {
 		}
 		if s.grpcSrv != nil {
 			s.grpcSrv.Stop()
+		}
+		if s.grpcLis != nil {
+			_ = s.grpcLis.Close()
 		}
 		s.stopLeading()
 		if s.rp != nil {

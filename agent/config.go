@@ -33,11 +33,11 @@ const (
 // such as "30s".
 type Config struct {
 	// NodeName is this agent's (and its node's) unique name in the gossip pool.
-	NodeName string `yaml:"node_name"`
+	NodeName string `yaml:"node_name" flag:"node-name"`
 	// Role is "ledger", "auditor" or another label.
-	Role string `yaml:"role"`
+	Role string `yaml:"role" flag:"role"`
 	// Cluster is the name of the cluster the node belongs to.
-	Cluster string `yaml:"cluster"`
+	Cluster string `yaml:"cluster" flag:"cluster"`
 
 	Admin   AdminConfig   `yaml:"admin"`
 	NTP     NTPConfig     `yaml:"ntp"`
@@ -46,11 +46,11 @@ type Config struct {
 	Metrics MetricsConfig `yaml:"metrics"`
 
 	// DataDir holds the persisted lease and the highest epoch seen.
-	DataDir string `yaml:"data_dir"`
+	DataDir string `yaml:"data_dir" flag:"data-dir"`
 	// MaxLease caps every lease a coordinator may ask for.
-	MaxLease time.Duration `yaml:"max_lease"`
+	MaxLease time.Duration `yaml:"max_lease" flag:"max-lease"`
 	// CheckPausedInterval is how often the node's gate is polled.
-	CheckPausedInterval time.Duration `yaml:"check_paused_interval"`
+	CheckPausedInterval time.Duration `yaml:"check_paused_interval" flag:"check-paused-interval"`
 
 	Log LogConfig `yaml:"log"`
 }
@@ -58,54 +58,54 @@ type Config struct {
 // AdminConfig is the local node's scalar-admin port.
 type AdminConfig struct {
 	// Address is host:port (Ledger 50053, Auditor 40053).
-	Address string    `yaml:"address"`
+	Address string    `yaml:"address" flag:"admin-address"`
 	TLS     grpcx.TLS `yaml:"tls"`
 	// CallTimeout bounds one Unpause/CheckPaused call (Pause is bounded by
 	// the lease and the drain wait).
-	CallTimeout time.Duration `yaml:"call_timeout"`
+	CallTimeout time.Duration `yaml:"call_timeout" flag:"admin-call-timeout"`
 }
 
 // NTPConfig selects the NTP servers the clock is measured against.
 type NTPConfig struct {
 	// Servers are host:port; at least 3 are recommended for a majority.
-	Servers      []string      `yaml:"servers"`
-	PollInterval time.Duration `yaml:"poll_interval"`
-	Timeout      time.Duration `yaml:"timeout"`
-	MaxDriftPPM  float64       `yaml:"max_drift_ppm"`
+	Servers      []string      `yaml:"servers" flag:"ntp-servers"`
+	PollInterval time.Duration `yaml:"poll_interval" flag:"ntp-poll-interval"`
+	Timeout      time.Duration `yaml:"timeout" flag:"ntp-timeout"`
+	MaxDriftPPM  float64       `yaml:"max_drift_ppm" flag:"max-drift-ppm"`
 }
 
 // GossipConfig is the memberlist side.
 type GossipConfig struct {
 	// Bind is host:port to listen on (UDP and TCP); port 0 picks a free one.
-	Bind string `yaml:"bind"`
+	Bind string `yaml:"bind" flag:"gossip-bind"`
 	// Advertise is host:port other members reach this agent at; empty
 	// means the bound address.
-	Advertise string `yaml:"advertise"`
+	Advertise string `yaml:"advertise" flag:"gossip-advertise"`
 	// Join lists members (agents or servers) to join at start.
-	Join []string `yaml:"join"`
+	Join []string `yaml:"join" flag:"gossip-join"`
 	// EncryptionKey is base64 of a 16, 24 or 32 byte key; empty means
 	// plaintext gossip.
-	EncryptionKey string `yaml:"encryption_key"`
+	EncryptionKey string `yaml:"encryption_key" flag:"gossip-encryption-key"`
 	// Profile is "lan" (default), "local" or "test" (tight timings).
-	Profile string `yaml:"profile"`
+	Profile string `yaml:"profile" flag:"gossip-profile"`
 }
 
 // GRPCConfig is the AgentService listener.
 type GRPCConfig struct {
-	Listen string    `yaml:"listen"`
+	Listen string    `yaml:"listen" flag:"grpc-listen"`
 	TLS    grpcx.TLS `yaml:"tls"`
 }
 
 // MetricsConfig is the /metrics and /healthz listener; empty Listen turns
 // it off.
 type MetricsConfig struct {
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" flag:"metrics-listen"`
 }
 
 // LogConfig selects the log level and format (json or console).
 type LogConfig struct {
-	Level  string `yaml:"level"`
-	Format string `yaml:"format"`
+	Level  string `yaml:"level" flag:"log-level"`
+	Format string `yaml:"format" flag:"log-format"`
 }
 
 // DefaultConfig returns a config with every default filled in; NodeName,

@@ -84,7 +84,7 @@ func (s *Sampler) assemble(samples []sample, start, end Reading) Estimate {
 	}
 	if jump := wallJump(start, end); jump.Abs() > s.cfg.JumpThreshold {
 		e.Status = Disrupted
-		e.Reason = fmt.Sprintf("wall clock jumped %s against the monotonic clock during sampling (threshold %v)", fmtSigned(jump), s.cfg.JumpThreshold)
+		e.Reason = fmt.Sprintf("wall clock jumped %s against the monotonic clock during sampling (threshold %v)", fmtSigned(jump.Round(time.Microsecond)), s.cfg.JumpThreshold)
 		return e
 	}
 	var (

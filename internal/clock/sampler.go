@@ -189,7 +189,7 @@ func (s *Sampler) evaluate(e Estimate, at, now Reading) Estimate {
 	if jump.Abs() > s.cfg.JumpThreshold {
 		e.Status = Disrupted
 		e.Reason = fmt.Sprintf("wall clock jumped %s against the monotonic clock since the sample at %s (threshold %v)",
-			fmtSigned(jump), e.AsOf.UTC().Format(time.RFC3339Nano), s.cfg.JumpThreshold)
+			fmtSigned(jump.Round(time.Microsecond)), e.AsOf.UTC().Format(time.RFC3339Nano), s.cfg.JumpThreshold)
 		return e
 	}
 	// A move below the threshold is still a move: widen the bound by it.

@@ -185,7 +185,7 @@ func TestWallClockJump(t *testing.T) {
 	}{
 		{"forward 1s", time.Second, Disrupted, 0},
 		{"backward 1s", -time.Second, Disrupted, 0},
-		{"1ms widens the bound", time.Millisecond, Synchronized, time.Millisecond},
+		{"1ms widens the bound", time.Millisecond, Synchronized, time.Millisecond - time.Microsecond},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,6 +51,7 @@ type Agent struct {
 	cfg         Config
 	clk         clock.Clock
 	log         *zap.Logger
+	baseLog     *zap.Logger // without the node field (gossip adds its own)
 	incarnation uint64
 	core        *core
 	metrics     *metrics
@@ -93,6 +94,7 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	a := &Agent{
 		cfg:         cfg,
 		clk:         o.clk,
+		baseLog:     o.logger.With(zap.String("cluster", cfg.Cluster), zap.String("role", cfg.Role)),
 		log:         o.logger.With(zap.String("node", cfg.NodeName), zap.String("cluster", cfg.Cluster), zap.String("role", cfg.Role)),
 		incarnation: gossip.NewIncarnation(),
 		gossipKick:  make(chan struct{}, 1),
@@ -132,6 +134,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.cancel = cancel
 	defer func() {
 		if err != nil {
+			a.ended = true // a failed start cannot be stopped or restarted
 			a.teardown()
 		}
 	}()
@@ -239,7 +242,7 @@ func (a *Agent) gossipConfig() (gossip.Config, error) {
 	key, _ := a.cfg.Gossip.key() // validated
 	g := gossip.Config{
 		Name: a.cfg.NodeName, BindAddr: host, BindPort: port, Join: a.cfg.Gossip.Join,
-		SecretKey: key, Profile: a.cfg.Gossip.Profile, Logger: a.log,
+		SecretKey: key, Profile: a.cfg.Gossip.Profile, Logger: a.baseLog,
 	}
 	if a.cfg.Gossip.Advertise != "" {
 		ah, ap, err := splitHostPort(a.cfg.Gossip.Advertise)

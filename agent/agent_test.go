@@ -411,3 +411,61 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestStartFailsCleanly: a port in use fails Start with a clear error,
+// and the agent can still be stopped.
+func TestStartFailsCleanly(t *testing.T) {
+	ntp := startNTP(t, 3)
+	sim := startSim(t, "n1", nil)
+	first := startAgent(t, testConfig("n1", sim.Addr(), t.TempDir(), ntp, nil))
+	cfg := testConfig("n2", sim.Addr(), t.TempDir(), ntp, nil)
+	cfg.GRPC.Listen = first.GRPCAddr() // taken
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatalf("new: %v", err)
+	}
+	err = a.Start(rpcCtx(t))
+	if err == nil || !strings.Contains(err.Error(), "gRPC listen "+first.GRPCAddr()) {
+		t.Fatalf("start on a taken port: %v", err)
+	}
+	if err := a.Stop(rpcCtx(t)); err != nil {
+		t.Fatalf("stop after a failed start: %v", err)
+	}
+}
+
+// TestStampsCertifyTrueTime: with a local clock 40 ms ahead, the ack and
+// unpause stamps still turn into true-time intervals that contain the host
+// (true) time of the call.
+func TestStampsCertifyTrueTime(t *testing.T) {
+	ntp := startNTP(t, 3)
+	sim := startSim(t, "n1", nil)
+	a := startAgent(t, testConfig("n1", sim.Addr(), t.TempDir(), ntp, nil), agent.WithClock(clock.NewSkewed(40*time.Millisecond)))
+	waitSynchronized(t, a)
+	c := client(t, a)
+	before := time.Now()
+	p, err := c.Pause(rpcCtx(t), &pb.PauseRequest{OpId: "op-t", Epoch: 1, LeaseMs: 10_000, WaitOutstanding: true})
+	after := time.Now()
+	if err != nil || p.GetOutcome() != pb.NodeOutcome_NODE_OUTCOME_PAUSED {
+		t.Fatalf("pause = %v, %v", p, err)
+	}
+	checkStamp(t, "ack", p.GetAckedAt(), before, after)
+	before = time.Now()
+	u, err := c.Unpause(rpcCtx(t), &pb.UnpauseRequest{OpId: "op-t", Epoch: 1})
+	after = time.Now()
+	if err != nil {
+		t.Fatalf("unpause: %v", err)
+	}
+	checkStamp(t, "unpause", u.GetSentAt(), before, after)
+}
+
+func checkStamp(t *testing.T, what string, st *pb.StampedTime, before, after time.Time) {
+	t.Helper()
+	local := st.GetLocalTime().AsTime()
+	if d := local.Sub(before); d < 30*time.Millisecond {
+		t.Errorf("%s local time is only %v ahead of the host: the skewed clock was not used", what, d)
+	}
+	lo, hi := clock.TrueInterval(st)
+	if lo.After(after) || hi.Before(before) {
+		t.Fatalf("%s true interval [%v, %v] misses the call's true time [%v, %v]", what, lo, hi, before, after)
+	}
+}

@@ -69,19 +69,19 @@ func TestSimnodeFlagValidation(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the command goroutine and the test.
-type syncBuffer struct {
+// simnodeOutput is a bytes.Buffer safe for the command goroutine and the test.
+type simnodeOutput struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *simnodeOutput) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *simnodeOutput) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -91,7 +91,7 @@ func (s *syncBuffer) String() string {
 // over the wire, and stops it by cancelling its context.
 func TestSimnodeRuns(t *testing.T) {
 	root := newRootCmd()
-	out := &syncBuffer{}
+	out := &simnodeOutput{}
 	root.SetOut(out)
 	root.SetErr(out)
 	root.SetArgs([]string{"simnode", "--listen", "127.0.0.1:0", "--mode", "scalardb", "--verify-every", "0", "--log-level", "error"})

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/stillpoint-dev/stillpoint/internal/config"
+	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// defaultCoordinatorAddr is where a coordinator server listens by default.
+const defaultCoordinatorAddr = "127.0.0.1:7400"
+
+// Output formats of coordinator commands.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+// clientFlags is the plumbing every coordinator command shares: where the
+// coordinator is, TLS, output format and a per-call timeout. Each flag can
+// also come from STILLPOINT_<FLAG> (STILLPOINT_ADDR, STILLPOINT_CA, ...).
+type clientFlags struct {
+	addr       string
+	tls        bool
+	ca         string
+	cert       string
+	key        string
+	serverName string
+	output     string
+	timeout    time.Duration
+}
+
+// addClientFlags defines the shared flags on cmd and returns their values.
+func addClientFlags(cmd *cobra.Command) *clientFlags {
+	cf := &clientFlags{}
+	f := cmd.Flags()
+	f.StringVar(&cf.addr, "addr", defaultCoordinatorAddr, "coordinator server gRPC host:port (env STILLPOINT_ADDR)")
+	f.BoolVar(&cf.tls, "tls", false, "use TLS (implied by --ca, --cert, --key)")
+	f.StringVar(&cf.ca, "ca", "", "CA bundle that verifies the server certificate")
+	f.StringVar(&cf.cert, "cert", "", "client certificate (mTLS)")
+	f.StringVar(&cf.key, "key", "", "client private key (mTLS)")
+	f.StringVar(&cf.serverName, "tls-server-name", "", "name to verify in the server certificate")
+	f.StringVarP(&cf.output, "output", "o", outputTable, "output format: table or json (protojson, proto field names)")
+	f.DurationVar(&cf.timeout, "timeout", 10*time.Second, "timeout of each call")
+	return cf
+}
+
+// prepare reads the environment into unset flags and checks the values.
+func (cf *clientFlags) prepare(cmd *cobra.Command) error {
+	var p config.Problems
+	p.Merge("", config.BindEnv(cmd, config.EnvPrefix))
+	switch cf.output {
+	case outputTable, outputJSON:
+	default:
+		p.Addf("--output %q: want table or json", cf.output)
+	}
+	if cf.timeout <= 0 {
+		p.Addf("--timeout %v: must be positive", cf.timeout)
+	}
+	if cf.addr == "" {
+		p.Addf("--addr: must not be empty")
+	}
+	return p.Err()
+}
+
+func (cf *clientFlags) tlsConfig() grpcx.TLS {
+	return grpcx.TLS{Enabled: cf.tls, CAFile: cf.ca, CertFile: cf.cert, KeyFile: cf.key, ServerName: cf.serverName}
+}
+
+// coordinatorClient is an open connection to one coordinator server.
+type coordinatorClient struct {
+	pb.CoordinatorServiceClient
+	cf *clientFlags
+	cc *grpc.ClientConn
+}
+
+// dial prepares the flags and connects (no I/O until the first call).
+func (cf *clientFlags) dial(cmd *cobra.Command) (*coordinatorClient, error) {
+	if err := cf.prepare(cmd); err != nil {
+		return nil, err
+	}
+	cc, err := grpcx.NewClient(cf.addr, cf.tlsConfig())
+	if err != nil {
+		return nil, err
+	}
+	return &coordinatorClient{CoordinatorServiceClient: pb.NewCoordinatorServiceClient(cc), cf: cf, cc: cc}, nil
+}
+
+func (c *coordinatorClient) Close() error { return c.cc.Close() }
+
+// call bounds one call by --timeout.
+func (c *coordinatorClient) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.cf.timeout)
+}
+
+// rpcError turns a gRPC error into a message that says what to do.
+func (c *coordinatorClient) rpcError(what string, err error) error {
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.Unavailable:
+		if strings.Contains(st.Message(), "connection refused") || strings.Contains(st.Message(), "error while dialing") ||
+			strings.Contains(strings.ToLower(st.Message()), "dialing") {
+			return fmt.Errorf("%s: cannot reach a coordinator server at %s (is `stillpoint server` running there? set --addr or STILLPOINT_ADDR): %s", what, c.cf.addr, st.Message())
+		}
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("%s: no answer from %s within %v (raise --timeout?): %s", what, c.cf.addr, c.cf.timeout, st.Message())
+	}
+	return fmt.Errorf("%s: %s: %s", what, st.Code(), st.Message())
+}
+
+// printJSON writes msg as protojson with the .proto field names.
+func printJSON(w io.Writer, msg proto.Message) error {
+	b, err := protojson.MarshalOptions{UseProtoNames: true, Multiline: true, Indent: "  "}.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+// table writes rows under a header, aligned.
+func table(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+func init() { subcommands = append(subcommands, newMembersCmd) }
+
+func newMembersCmd() *cobra.Command {
+	var cluster string
+	var stale bool
+	cmd := &cobra.Command{
+		Use:   "members",
+		Short: "List servers and agents with their clock and node state",
+		Long: `List every member of the gossip pool — coordinator servers and the agents
+beside Ledger/Auditor nodes — as the coordinator leader sees it: each agent's
+clock offset and error bound (grown to now), clock status, sample age, whether
+its node is paused, unpaused or unreachable, and the operation holding it.
+
+The leader answers (any server forwards to it); --stale lets the server you
+ask answer from its own view, which works without a leader.`,
+		Example: `  stillpoint members
+  stillpoint members --cluster ledger -o json
+  STILLPOINT_ADDR=10.0.0.5:7400 stillpoint members --stale`,
+		Args: cobra.NoArgs,
+	}
+	cf := addClientFlags(cmd)
+	cmd.Flags().StringVar(&cluster, "cluster", "", "only members of this cluster")
+	cmd.Flags().BoolVar(&stale, "stale", false, "answer from the asked server's own view (no leader needed)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := cf.dial(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		resp, err := c.ListMembers(ctx, &pb.ListMembersRequest{Cluster: cluster, Stale: stale})
+		if err != nil {
+			return c.rpcError("list members", err)
+		}
+		if cf.output == outputJSON {
+			return printJSON(cmd.OutOrStdout(), resp)
+		}
+		return membersTable(cmd, resp)
+	}
+	return cmd
+}
+
+func membersTable(cmd *cobra.Command, resp *pb.ListMembersResponse) error {
+	header := []string{"NAME", "ROLE", "CLUSTER", "ADDRESS", "OFFSET", "±BOUND", "STATUS", "AGE", "NODE", "OP"}
+	rows := make([][]string, 0, len(resp.GetMembers()))
+	for _, m := range resp.GetMembers() {
+		rows = append(rows, memberRow(m))
+	}
+	if err := table(cmd.OutOrStdout(), header, rows); err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(cmd.OutOrStdout(), "(no members)")
+		return err
+	}
+	return nil
+}
+
+func memberRow(m *pb.Member) []string {
+	dash := "-"
+	offset, bound, clockStatus, age := dash, dash, dash, dash
+	if c := m.GetClock(); c != nil {
+		offset = signed(time.Duration(c.GetOffsetNs()))
+		bound = timefmt.PlusMinus(time.Duration(c.GetErrorBoundNs()))
+		clockStatus = strings.ToLower(strings.TrimPrefix(c.GetStatus().String(), "CLOCK_STATUS_"))
+		age = timefmt.Duration(time.Duration(c.GetAgeNs()).Round(time.Millisecond))
+	}
+	node := dash
+	if ns := m.GetNodeState(); ns != nil {
+		switch {
+		case !ns.GetReachable():
+			node = "unreachable"
+		case ns.GetPaused() == pb.PausedState_PAUSED_STATE_PAUSED:
+			node = "paused"
+		case ns.GetPaused() == pb.PausedState_PAUSED_STATE_UNPAUSED:
+			node = "unpaused"
+		default:
+			node = "unknown"
+		}
+		if ns.GetDraining() {
+			node += ",draining"
+		}
+	}
+	// A member gossip declared dead or left: its last clock and node state
+	// are history, so say so.
+	switch m.GetStatus() {
+	case pb.MemberStatus_MEMBER_STATUS_DEAD:
+		clockStatus = "dead"
+		if m.GetRole() != "server" {
+			node = "unreachable"
+		}
+	case pb.MemberStatus_MEMBER_STATUS_LEFT:
+		clockStatus = "left"
+		if m.GetRole() != "server" {
+			node = "unreachable"
+		}
+	default:
+		if m.GetRole() == "server" {
+			clockStatus = "alive"
+		}
+	}
+	op := dash
+	if m.GetOpId() != "" {
+		op = m.GetOpId()
+		if m.GetLeaseRemainingMs() > 0 {
+			op += fmt.Sprintf(" (lease %s)", timefmt.Duration(time.Duration(m.GetLeaseRemainingMs())*time.Millisecond))
+		}
+	}
+	cluster := m.GetCluster()
+	if cluster == "" {
+		cluster = dash
+	}
+	return []string{m.GetName(), m.GetRole(), cluster, m.GetGossipAddress(), offset, bound, clockStatus, age, node, op}
+}
+
+// signed renders an offset with its sign ("+0.3ms", "-12µs").
+func signed(d time.Duration) string {
+	s := timefmt.Duration(d)
+	if d > 0 {
+		return "+" + s
+	}
+	return s
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	"github.com/stillpoint-dev/stillpoint/internal/logging"
 	"github.com/stillpoint-dev/stillpoint/internal/simnode"
 )
@@ -33,6 +34,9 @@ type simnodeFlags struct {
 	dsnA, dsnB  string
 	verifyEvery time.Duration
 	logLevel    string
+	tlsCert     string
+	tlsKey      string
+	tlsClientCA string
 }
 
 func newSimnodeCmd() *cobra.Command {
@@ -83,6 +87,9 @@ instant, and logged as JSON with every pause and unpause.`,
 	fl.StringVar(&f.dsnB, "dsn-b", "", "PostgreSQL DSN of store B (with --store postgres)")
 	fl.DurationVar(&f.verifyEvery, "verify-every", 10*time.Second, "check and log the invariant this often (0: only at paused-and-drained instants)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve the admin port over TLS with this certificate (PEM; needs --tls-key)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "private key of --tls-cert (PEM)")
+	fl.StringVar(&f.tlsClientCA, "tls-client-ca", "", "require client certificates signed by this CA (mTLS)")
 	return cmd
 }
 
@@ -125,6 +132,12 @@ func (f simnodeFlags) config() (simnode.Config, error) {
 	}
 	if _, err := logging.New(logging.Config{Level: f.logLevel}); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	if f.tlsCert != "" || f.tlsKey != "" || f.tlsClientCA != "" {
+		cfg.TLS = grpcx.TLS{CertFile: f.tlsCert, KeyFile: f.tlsKey, CAFile: f.tlsClientCA}
+		if _, err := cfg.TLS.ServerConfig(); err != nil {
+			errs = append(errs, fmt.Errorf("--tls-cert/--tls-key/--tls-client-ca: %w", err))
+		}
 	}
 	switch f.store {
 	case "memory":

@@ -36,6 +36,8 @@ func TestSimnodeFlagValidation(t *testing.T) {
 		{name: "negative durations", args: []string{"--gap", "-1s", "--drain-delay", "-1s", "--verify-every", "-1s"},
 			want: []string{"--gap -1s", "--drain-delay -1s", "--verify-every -1s"}},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, want: []string{"--log-level"}},
+		{name: "TLS cert without key", args: []string{"--tls-cert", "/nonexistent/cert.pem"}, want: []string{"--tls-cert", "cert_file and key_file"}},
+		{name: "TLS files missing", args: []string{"--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"}, want: []string{"--tls-cert", "/nonexistent/c.pem"}},
 		{name: "unknown flag", args: []string{"--frobnicate"}, want: []string{"unknown flag: --frobnicate"}},
 		{name: "stray argument", args: []string{"extra"}, want: []string{"unknown command"}},
 		{

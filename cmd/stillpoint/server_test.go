@@ -1,0 +1,84 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// resolveServer parses args on a fresh server command and resolves its config.
+func resolveServer(t *testing.T, args ...string) (serverFile, error) {
+	t.Helper()
+	var file serverFile
+	var rerr error
+	cmd := newServerCmd()
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		file, _, rerr = resolveServerConfig(cmd)
+		return nil
+	}
+	cmd.SetArgs(args)
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	return file, rerr
+}
+
+func TestServerConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "server.yaml")
+	yaml := `node_id: from-file
+data_dir: ` + dir + `
+bootstrap_expect: 3
+gossip:
+  bind: 127.0.0.1:7946
+  join: [10.0.0.1:7946]
+grpc_tls:
+  ca_file: /etc/ca.pem
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("STILLPOINT_NODE_ID", "from-env")
+	t.Setenv("STILLPOINT_BOOTSTRAP_EXPECT", "5")
+	file, err := resolveServer(t, "--config", path, "--bootstrap-expect", "3", "--grpc-tls-server-name", "coord")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file.NodeID != "from-env" || file.BootstrapExpect != 3 || file.Gossip.Join[0] != "10.0.0.1:7946" ||
+		file.GRPCTLS.CAFile != "/etc/ca.pem" || file.GRPCTLS.ServerName != "coord" {
+		t.Fatalf("resolved %+v", file)
+	}
+	cfg, err := file.toConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NodeID != "from-env" || cfg.Gossip.Name != "from-env" || cfg.Gossip.BindPort != 7946 || cfg.BootstrapExpect != 3 {
+		t.Fatalf("config %+v", cfg)
+	}
+}
+
+func TestServerConfigReportsEveryProblem(t *testing.T) {
+	_, err := resolveServer(t, "--bootstrap", "--bootstrap-expect", "3", "--gossip-bind", "x", "--gossip-encryption-key", "!!", "--data-dir", t.TempDir())
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, want := range []string{"node_id", "exclusive", "gossip.bind", "encryption_key"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestServerConfigUnknownFileKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.yaml")
+	if err := os.WriteFile(path, []byte("node_id: a\nbootstrap_expcet: 3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := resolveServer(t, "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "bootstrap_expcet") {
+		t.Fatalf("err = %v", err)
+	}
+}

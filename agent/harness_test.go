@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/stillpoint-dev/stillpoint/agent"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
@@ -85,7 +87,7 @@ func testConfig(name, adminAddr, dataDir string, ntp, join []string) agent.Confi
 // after Kill or Stop).
 func startAgent(t *testing.T, cfg agent.Config, opts ...agent.Option) *agent.Agent {
 	t.Helper()
-	opts = append([]agent.Option{agent.WithLogger(zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named(cfg.NodeName))}, opts...)
+	opts = append([]agent.Option{agent.WithLogger(testLogger(t).Named(cfg.NodeName))}, opts...)
 	a, err := agent.New(cfg, opts...)
 	if err != nil {
 		t.Fatalf("agent %s: %v", cfg.NodeName, err)
@@ -99,6 +101,38 @@ func startAgent(t *testing.T, cfg agent.Config, opts ...agent.Option) *agent.Age
 		_ = a.Stop(ctx)
 	})
 	return a
+}
+
+// testLogger logs warnings and errors to t.Log until the test ends, and
+// drops them afterwards: memberlist goroutines may still log briefly after
+// a pool shut down, and t.Log panics after the test completed.
+func testLogger(t *testing.T) *zap.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(w.close) // registered first, so it runs after the agents stopped
+	enc := zap.NewDevelopmentEncoderConfig()
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), zap.WarnLevel)
+	return zap.New(core)
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) close() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
 }
 
 func client(t *testing.T, a *agent.Agent) pb.AgentServiceClient {

@@ -163,9 +163,8 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 
 	a.core = newCore(coreConfig{Node: a.cfg.NodeName, MaxLease: a.cfg.MaxLease, CallTimeout: a.cfg.Admin.CallTimeout},
 		scalarAdmin{admin}, sampler, store{dir: a.cfg.DataDir}, a.log, coreHooks{
-			changed:      a.kickGossip,
-			interrupted:  func(string) { a.metrics.interrupted.Inc() },
-			leaseExpired: func(string) {},
+			changed:     a.kickGossip,
+			interrupted: func(string) { a.metrics.interrupted.Inc() },
 		})
 	if err := a.core.recoverState(); err != nil {
 		return fmt.Errorf("agent %s: %w", a.cfg.NodeName, err)

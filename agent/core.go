@@ -27,9 +27,8 @@ type coreConfig struct {
 // coreHooks are called (without locks held) when something worth gossiping
 // or counting happens. Nil hooks are skipped.
 type coreHooks struct {
-	changed      func()
-	leaseExpired func(opID string)
-	interrupted  func(opID string)
+	changed     func()
+	interrupted func(opID string)
 }
 
 // core is the agent's state machine: the dead-man lease, fencing epochs,

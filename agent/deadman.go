@@ -138,9 +138,6 @@ func (c *core) expire(ctx context.Context) {
 		log.Error("cannot persist the expired lease", zap.Error(serr))
 	}
 	log.Warn(msg)
-	if c.hooks.leaseExpired != nil {
-		c.hooks.leaseExpired(op)
-	}
 	c.changed()
 }
 

@@ -20,7 +20,7 @@ import (
 )
 
 func pauseReq(op string, epoch uint64, leaseMS int64) *pb.PauseRequest {
-	return &pb.PauseRequest{OpId: op, Epoch: epoch, LeaseMs: leaseMS, WaitOutstanding: true, MaxPauseWaitMs: 1000}
+	return &pb.PauseRequest{OpId: op, Epoch: epoch, LeaseMs: leaseMS, WaitOutstanding: true, MaxPauseWaitMs: leaseMS / 2}
 }
 
 func TestPauseIsIdempotentPerOp(t *testing.T) {
@@ -90,6 +90,10 @@ func TestRequestsRejected(t *testing.T) {
 			ErrInvalidRequest, codes.InvalidArgument, []string{"120000", "max lease 60000"}},
 		{"zero lease", func() error { _, err := c.Pause(ctx, pauseReq("x", 9, 0)); return err },
 			ErrInvalidRequest, codes.InvalidArgument, []string{"lease_ms 0"}},
+		{"drain wait outlasts lease", func() error {
+			_, err := c.Pause(ctx, &pb.PauseRequest{OpId: "x", Epoch: 9, LeaseMs: 1000, WaitOutstanding: true, MaxPauseWaitMs: 1000})
+			return err
+		}, ErrInvalidRequest, codes.InvalidArgument, []string{"max_pause_wait_ms 1000 must be shorter than lease_ms 1000"}},
 		{"empty op", func() error { _, err := c.Pause(ctx, pauseReq("", 9, 10)); return err },
 			ErrInvalidRequest, codes.InvalidArgument, []string{"op_id is required"}},
 		{"long op", func() error { _, err := c.Pause(ctx, pauseReq(strings.Repeat("o", 41), 9, 10)); return err },

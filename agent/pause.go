@@ -64,6 +64,10 @@ func (c *core) Pause(ctx context.Context, req *pb.PauseRequest) (*pb.PauseRespon
 	if req.GetMaxPauseWaitMs() < 0 {
 		return nil, fmt.Errorf("%w: agent %s: max_pause_wait_ms %d must not be negative", ErrInvalidRequest, c.cfg.Node, req.GetMaxPauseWaitMs())
 	}
+	if req.GetMaxPauseWaitMs() >= req.GetLeaseMs() {
+		return nil, fmt.Errorf("%w: agent %s: max_pause_wait_ms %d must be shorter than lease_ms %d (the lease would run out while the node drains)",
+			ErrInvalidRequest, c.cfg.Node, req.GetMaxPauseWaitMs(), req.GetLeaseMs())
+	}
 	if err := c.acquire(ctx); err != nil {
 		return nil, err
 	}

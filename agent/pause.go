@@ -257,6 +257,9 @@ func (c *core) Unpause(ctx context.Context, req *pb.UnpauseRequest) (*pb.Unpause
 		return nil, err
 	}
 	defer c.release()
+	// Look at the gate once more before releasing it: a node that restarted
+	// since the last poll comes back unpaused, and the op must hear of it.
+	c.checkNode(ctx)
 
 	c.mu.Lock()
 	if err := c.checkEpochLocked(op, req.GetEpoch()); err != nil {

@@ -69,8 +69,12 @@ func (s *Server) applyRaw(ctx context.Context, b []byte) (*fsm.Response, error) 
 	return resp, nil
 }
 
-// Stamp is the server's wall time now as a StampedTime (coordinator
-// servers do not sample NTP; the estimate is absent).
+// Stamp is the server's wall time now with the clock estimate it was read
+// under (absent when the server has no NTP sampler).
 func (s *Server) Stamp() *pb.StampedTime {
+	if c := s.cfg.Clock; c != nil {
+		now := c.Now()
+		return c.Current().Stamp(now)
+	}
 	return &pb.StampedTime{LocalTime: timestamppb.New(s.cfg.Now())}
 }

@@ -171,10 +171,18 @@ func TestAPIErrors(t *testing.T) {
 			_, err := cl.RemoveRaftPeer(ctx, &pb.RemoveRaftPeerRequest{Id: "server-9"})
 			return err
 		}, codes.NotFound, "server-9"},
-		{"pause RPCs not yet built", func(ctx context.Context) error {
+		{"pause of a cluster without agents", func(ctx context.Context) error {
 			_, err := cl.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger"})
 			return err
-		}, codes.Unimplemented, ""},
+		}, codes.FailedPrecondition, `cluster "ledger" has no agents`},
+		{"pause without cluster", func(ctx context.Context) error {
+			_, err := cl.StartPause(ctx, &pb.StartPauseRequest{HoldMs: -1})
+			return err
+		}, codes.InvalidArgument, "cluster is required; hold_ms -1"},
+		{"force unpause of unknown op", func(ctx context.Context) error {
+			_, err := cl.ForceUnpause(ctx, &pb.ForceUnpauseRequest{OpId: "op-nope"})
+			return err
+		}, codes.NotFound, "op-nope"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

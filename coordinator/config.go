@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/config"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
@@ -89,6 +90,21 @@ type Config struct {
 	Logger *zap.Logger
 	// Now reads the local wall clock (injectable for tests).
 	Now func() time.Time
+	// Clock, when set, is this server's NTP estimate: every wall time the
+	// server records (op created/ended, audit) carries it. Without it the
+	// stamps carry an estimate with status unspecified.
+	Clock ClockSource
+
+	// AgentTLS is the client side of links to agents' AgentService.
+	AgentTLS grpcx.TLS
+	// StatusTimeout bounds each live agent Status call at admission.
+	StatusTimeout time.Duration
+}
+
+// ClockSource is a running NTP sampler (internal/clock.Sampler).
+type ClockSource interface {
+	Current() clock.Estimate
+	Now() time.Time
 }
 
 // DefaultConfig returns production defaults: gRPC on 127.0.0.1:7400, Raft
@@ -113,6 +129,7 @@ func DefaultConfig() Config {
 		ReconcileInterval: 60 * time.Second,
 		LeaderWait:        5 * time.Second,
 		ApplyTimeout:      10 * time.Second,
+		StatusTimeout:     2 * time.Second,
 	}
 }
 

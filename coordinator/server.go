@@ -38,13 +38,16 @@ type Server struct {
 	rp   *raftParts
 	raft *raft.Raft
 
-	grpcSrv   *grpc.Server
-	grpcLis   net.Listener
-	grpcAddr  string
-	health    *health.Server
-	conns     *connPool
-	pool      *gossip.Pool
-	unsubPool func()
+	grpcSrv  *grpc.Server
+	grpcLis  net.Listener
+	grpcAddr string
+	health   *health.Server
+	conns    *connPool
+	// agentConns holds client links to agents (AgentTLS).
+	agentConns *connPool
+	pauses     pauseDriver
+	pool       *gossip.Pool
+	unsubPool  func()
 
 	leader leaderState
 
@@ -89,6 +92,8 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server %s: create data dir: %w", cfg.NodeID, err)
 	}
 	s.conns = newConnPool(cfg.ClientTLS)
+	s.agentConns = newConnPool(cfg.AgentTLS)
+	s.AddLeaderDuty("pause", s.pauseDuty)
 	var err error
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("server %s: gRPC listen on %s: %w", cfg.NodeID, cfg.GRPCAddr, err)
@@ -191,6 +196,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.wg.Wait()
 		s.stopLeading()
 		s.conns.close()
+		s.agentConns.close()
 	})
 	return err
 }
@@ -219,6 +225,7 @@ func (s *Server) Kill() {
 		s.wg.Wait()
 		s.stopLeading()
 		s.conns.close()
+		s.agentConns.close()
 	})
 }
 

@@ -578,8 +578,14 @@ type TargetRecord struct {
 	UnpauseMessage string         `protobuf:"bytes,8,opt,name=unpause_message,json=unpauseMessage,proto3" json:"unpause_message,omitempty"`
 	UnpauseSentAt  *StampedTime   `protobuf:"bytes,9,opt,name=unpause_sent_at,json=unpauseSentAt,proto3" json:"unpause_sent_at,omitempty"`
 	LeaseExpired   bool           `protobuf:"varint,10,opt,name=lease_expired,json=leaseExpired,proto3" json:"lease_expired,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The node was seen unpaused while held (it restarted): the window is
+	// invalid.
+	NodeInterrupted bool `protobuf:"varint,11,opt,name=node_interrupted,json=nodeInterrupted,proto3" json:"node_interrupted,omitempty"`
+	// The agent's incarnation at admission; a different one later means the
+	// agent restarted.
+	AgentIncarnation uint64 `protobuf:"varint,12,opt,name=agent_incarnation,json=agentIncarnation,proto3" json:"agent_incarnation,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *TargetRecord) Reset() {
@@ -682,6 +688,20 @@ func (x *TargetRecord) GetLeaseExpired() bool {
 	return false
 }
 
+func (x *TargetRecord) GetNodeInterrupted() bool {
+	if x != nil {
+		return x.NodeInterrupted
+	}
+	return false
+}
+
+func (x *TargetRecord) GetAgentIncarnation() uint64 {
+	if x != nil {
+		return x.AgentIncarnation
+	}
+	return 0
+}
+
 type RestoreWindow struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// True-time bounds: start = max(ack + offset + bound),
@@ -781,7 +801,7 @@ type Operation struct {
 	EndedAt   *StampedTime `protobuf:"bytes,13,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
 	// The server that last drove the op.
 	Leader string `protobuf:"bytes,14,opt,name=leader,proto3" json:"leader,omitempty"`
-	// Milliseconds from accepted to all targets acked.
+	// From the first Pause sent to the last target acked.
 	FanoutNs      int64 `protobuf:"varint,15,opt,name=fanout_ns,json=fanoutNs,proto3" json:"fanout_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2923,7 +2943,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x06config\x18\x03 \x01(\v2\x1c.stillpoint.v1.RuntimeConfigR\x06config\x1a;\n" +
 	"\rSpreadNsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xfe\x03\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xd6\x04\n" +
 	"\fTargetRecord\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12!\n" +
 	"\fgrpc_address\x18\x02 \x01(\tR\vgrpcAddress\x12C\n" +
@@ -2935,7 +2955,9 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x0funpause_message\x18\b \x01(\tR\x0eunpauseMessage\x12B\n" +
 	"\x0funpause_sent_at\x18\t \x01(\v2\x1a.stillpoint.v1.StampedTimeR\runpauseSentAt\x12#\n" +
 	"\rlease_expired\x18\n" +
-	" \x01(\bR\fleaseExpired\"\xf2\x01\n" +
+	" \x01(\bR\fleaseExpired\x12)\n" +
+	"\x10node_interrupted\x18\v \x01(\bR\x0fnodeInterrupted\x12+\n" +
+	"\x11agent_incarnation\x18\f \x01(\x04R\x10agentIncarnation\"\xf2\x01\n" +
 	"\rRestoreWindow\x120\n" +
 	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
 	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12?\n" +

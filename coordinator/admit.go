@@ -1,0 +1,189 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// ErrRefused wraps every admission refusal; the message names each
+// offending node and the figure against its bound.
+var ErrRefused = errors.New("pause refused")
+
+// candidate is one agent considered for a pause: its gossip view and, when
+// the live Status call succeeded, its fresh state.
+type candidate struct {
+	name     string
+	grpcAddr string
+	status   pb.MemberStatus
+	state    *pb.AgentState
+	stateErr error
+	// incarnation is the agent's gossip boot id at admission.
+	incarnation uint64
+}
+
+// assess returns why one candidate may not take part in a pause (empty
+// when it may). Each reason names the figure and its bound.
+func assess(c candidate, cfg *pb.RuntimeConfig) []string {
+	var why []string
+	if c.status != pb.MemberStatus_MEMBER_STATUS_ALIVE {
+		why = append(why, fmt.Sprintf("gossip status %s", memberStatusName(c.status)))
+	}
+	if c.stateErr != nil {
+		return append(why, fmt.Sprintf("agent at %s did not answer Status: %v", c.grpcAddr, c.stateErr))
+	}
+	if c.state == nil {
+		return append(why, "no live agent state")
+	}
+	ck := c.state.GetClock()
+	if st := ck.GetStatus(); st != pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED {
+		r := fmt.Sprintf("clock %s", clockStatusName(st))
+		if ck.GetReason() != "" {
+			r += " (" + ck.GetReason() + ")"
+		}
+		why = append(why, r)
+	}
+	if max := cfg.GetMaxErrorBoundNs(); max > 0 && ck.GetErrorBoundNs() > max {
+		why = append(why, fmt.Sprintf("error bound %s > max %s", fmtDur(ck.GetErrorBoundNs()), fmtDur(max)))
+	}
+	ns := c.state.GetNodeState()
+	switch {
+	case !ns.GetReachable():
+		r := "node admin port unreachable"
+		if ns.GetReason() != "" {
+			r += " (" + ns.GetReason() + ")"
+		}
+		why = append(why, r)
+	case ns.GetPaused() == pb.PausedState_PAUSED_STATE_PAUSED && c.state.GetOpId() == "":
+		why = append(why, "node is already paused outside stillpoint")
+	}
+	if op := c.state.GetOpId(); op != "" {
+		why = append(why, fmt.Sprintf("agent holds op %s", op))
+	}
+	return why
+}
+
+// evaluation is what admission found: the reasons per candidate node
+// (every node of the cluster has an entry, empty when admissible), and
+// cluster-level problems (missing expected members, no agents).
+type evaluation struct {
+	perNode map[string][]string
+	general []string
+	spread  int64
+}
+
+// evaluate checks every candidate of cluster against cfg, the way a pause
+// would be admitted.
+func evaluate(cluster string, cands []candidate, cfg *pb.RuntimeConfig) evaluation {
+	ev := evaluation{perNode: map[string][]string{}}
+	for _, c := range cands {
+		ev.perNode[c.name] = assess(c, cfg)
+	}
+	for _, name := range cfg.GetExpectedMembers()[cluster].GetNames() {
+		if _, ok := ev.perNode[name]; !ok {
+			ev.general = append(ev.general, fmt.Sprintf("%s: expected member is missing", name))
+		}
+	}
+	if len(cands) == 0 {
+		ev.general = append(ev.general, fmt.Sprintf("cluster %q has no agents", cluster))
+	}
+	var spreadGeneral []string
+	ev.spread, spreadGeneral = spreadProblems(cands, cfg.GetMaxDriftNs(), ev.perNode)
+	ev.general = append(ev.general, spreadGeneral...)
+	return ev
+}
+
+// admit decides whether a pause of cluster may start over the given
+// candidates. It returns the target records (with the clock admitted
+// under) or an error wrapping ErrRefused that names every offending node
+// and figure.
+func admit(cluster string, cands []candidate, cfg *pb.RuntimeConfig) ([]*pb.TargetRecord, error) {
+	sorted := append([]candidate(nil), cands...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
+	ev := evaluate(cluster, sorted, cfg)
+	problems := append([]string(nil), ev.general...)
+	for _, c := range sorted {
+		for _, r := range ev.perNode[c.name] {
+			problems = append(problems, fmt.Sprintf("%s: %s", c.name, r))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w for cluster %s: %s", ErrRefused, cluster, strings.Join(problems, "; "))
+	}
+	targets := make([]*pb.TargetRecord, 0, len(sorted))
+	for _, c := range sorted {
+		targets = append(targets, &pb.TargetRecord{Node: c.name, GrpcAddress: c.grpcAddr, AdmittedClock: c.state.GetClock(), AgentIncarnation: c.incarnation})
+	}
+	return targets, nil
+}
+
+// spreadProblems checks that the offsets of the synchronized candidates
+// lie within maxDrift of each other. Every node more than maxDrift/2 from
+// the median gets a reason in perNode naming its offset and deviation;
+// when no single node stands out the problem is returned as general.
+func spreadProblems(cands []candidate, maxDrift int64, perNode map[string][]string) (spread int64, general []string) {
+	type off struct {
+		name string
+		ns   int64
+	}
+	var offs []off
+	for _, c := range cands {
+		ck := c.state.GetClock()
+		if c.state != nil && ck.GetStatus() == pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED {
+			offs = append(offs, off{c.name, ck.GetOffsetNs()})
+		}
+	}
+	if len(offs) < 2 {
+		return 0, nil
+	}
+	sort.Slice(offs, func(i, j int) bool { return offs[i].ns < offs[j].ns })
+	spread = offs[len(offs)-1].ns - offs[0].ns
+	if maxDrift <= 0 || spread <= maxDrift {
+		return spread, nil
+	}
+	median := offs[len(offs)/2].ns
+	if len(offs)%2 == 0 {
+		median = offs[len(offs)/2-1].ns + (offs[len(offs)/2].ns-offs[len(offs)/2-1].ns)/2
+	}
+	named := false
+	for _, o := range offs {
+		if dev := o.ns - median; dev > maxDrift/2 || -dev > maxDrift/2 {
+			named = true
+			perNode[o.name] = append(perNode[o.name], fmt.Sprintf("clock offset %s is %s from the cluster median %s (offset spread %s > max_drift %s)",
+				fmtSignedDur(o.ns), fmtSignedDur(dev), fmtSignedDur(median), fmtDur(spread), fmtDur(maxDrift)))
+		}
+	}
+	if !named {
+		general = append(general, fmt.Sprintf("offset spread %s > max_drift %s (%s %s .. %s %s)",
+			fmtDur(spread), fmtDur(maxDrift), offs[0].name, fmtSignedDur(offs[0].ns), offs[len(offs)-1].name, fmtSignedDur(offs[len(offs)-1].ns)))
+	}
+	return spread, general
+}
+
+func memberStatusName(s pb.MemberStatus) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "MEMBER_STATUS_"))
+}
+
+func clockStatusName(s pb.ClockStatus) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "CLOCK_STATUS_"))
+}
+
+// fmtDur prints nanoseconds as a duration rounded to microseconds.
+func fmtDur(ns int64) string {
+	d := time.Duration(ns)
+	if d > time.Millisecond || d < -time.Millisecond {
+		return d.Round(time.Microsecond).String()
+	}
+	return d.String()
+}
+
+func fmtSignedDur(ns int64) string {
+	if ns >= 0 {
+		return "+" + fmtDur(ns)
+	}
+	return fmtDur(ns)
+}

@@ -1,0 +1,373 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// opLog persists operation records through Raft. update must succeed
+// before the runner touches a node for the state it records.
+type opLog interface {
+	updateOperation(ctx context.Context, op *pb.Operation) error
+}
+
+// agentDialer returns an AgentService client for an agent's gRPC address.
+type agentDialer interface {
+	agent(addr string) (pb.AgentServiceClient, error)
+}
+
+// holdWatch reports, while targets are held, anything that makes the window
+// invalid (a target restarted, a new node of the cluster joined). Empty
+// means nothing happened.
+type holdWatch func(op *pb.Operation) string
+
+// pauseRunner drives one operation on the leader, per SPEC "Pause protocol"
+// steps 3-6. It is created for one op and epoch.
+type pauseRunner struct {
+	log    *zap.Logger
+	ops    opLog
+	agents agentDialer
+	watch  holdWatch
+	cfg    *pb.RuntimeConfig
+	epoch  uint64
+	// stamp reads the coordinator's wall clock with its estimate.
+	stamp func() *pb.StampedTime
+	// force is closed to end the hold early (operator force-unpause);
+	// forceReason says why.
+	force       chan struct{}
+	forceOnce   sync.Once
+	forceReason string
+	// afterAcks, when set, is called once every target acked (benchmarks).
+	afterAcks func(fanout time.Duration)
+}
+
+// renewEvery is the lease renewal period as a fraction of the lease.
+const renewFraction = 3
+
+// rpcSlack is added to node-side waits to bound an agent call.
+const rpcSlack = 5 * time.Second
+
+func (r *pauseRunner) forceUnpause(reason string) {
+	r.forceOnce.Do(func() {
+		r.forceReason = reason
+		close(r.force)
+	})
+}
+
+// persist records op; on failure the op cannot move on (no quorum or lost
+// leadership) and the caller stops: leases unpause the nodes.
+func (r *pauseRunner) persist(ctx context.Context, op *pb.Operation) error {
+	op.Epoch = r.epoch
+	if err := r.ops.updateOperation(ctx, proto.Clone(op).(*pb.Operation)); err != nil {
+		r.log.Error("recording operation failed; leases will release the nodes", zap.String("state", op.GetState().String()), zap.Error(err))
+		return err
+	}
+	return nil
+}
+
+// run drives op from PAUSING to a terminal state. It returns the final
+// record, or an error when it had to stop (context cancelled on leadership
+// loss, or the log could not be written): then a new leader resumes the op
+// or the leases release the nodes.
+func (r *pauseRunner) run(ctx context.Context, op *pb.Operation) (*pb.Operation, error) {
+	op = proto.Clone(op).(*pb.Operation)
+	switch op.GetState() {
+	case pb.OperationState_OPERATION_STATE_PENDING:
+		op.State = pb.OperationState_OPERATION_STATE_PAUSING
+		if err := r.persist(ctx, op); err != nil {
+			return nil, err
+		}
+		if !r.pauseAll(ctx, op) {
+			return r.rollback(ctx, op)
+		}
+		op.State = pb.OperationState_OPERATION_STATE_HOLDING
+		if err := r.persist(ctx, op); err != nil {
+			return nil, err
+		}
+		return r.holdAndFinish(ctx, op)
+	case pb.OperationState_OPERATION_STATE_PAUSING:
+		// A new leader cannot know which pauses landed: abort.
+		op.Reason = "leader changed while pausing; aborted"
+		return r.rollback(ctx, op)
+	case pb.OperationState_OPERATION_STATE_HOLDING:
+		r.log.Info("resuming held operation after leader change")
+		if why := r.renewAll(ctx, op); why != "" {
+			return r.unpauseAndFinish(ctx, op, why)
+		}
+		return r.holdAndFinish(ctx, op)
+	case pb.OperationState_OPERATION_STATE_UNPAUSING:
+		r.log.Info("resuming unpause after leader change")
+		return r.unpauseAndFinish(ctx, op, "")
+	}
+	return op, nil
+}
+
+// pauseAll pauses every target in parallel; it reports whether all acked.
+func (r *pauseRunner) pauseAll(ctx context.Context, op *pb.Operation) bool {
+	start := time.Now()
+	wait := time.Duration(r.cfg.GetMaxPauseWaitNs())
+	r.fanOut(op, func(t *pb.TargetRecord) {
+		cctx, cancel := context.WithTimeout(ctx, wait+rpcSlack)
+		defer cancel()
+		c, err := r.agents.agent(t.GetGrpcAddress())
+		if err == nil {
+			var resp *pb.PauseResponse
+			resp, err = c.Pause(cctx, &pb.PauseRequest{
+				OpId: op.GetOpId(), Epoch: r.epoch, LeaseMs: op.GetLeaseMs(),
+				WaitOutstanding: true, MaxPauseWaitMs: wait.Milliseconds(),
+			})
+			if err == nil {
+				t.PauseOutcome, t.PauseMessage, t.AckedAt = resp.GetOutcome(), resp.GetMessage(), resp.GetAckedAt()
+				return
+			}
+		}
+		t.PauseOutcome = pb.NodeOutcome_NODE_OUTCOME_UNREACHABLE
+		t.PauseMessage = fmt.Sprintf("agent %s: %v", t.GetGrpcAddress(), err)
+	})
+	fanout := time.Since(start)
+	op.FanoutNs = int64(fanout)
+	ok := true
+	for _, t := range op.GetTargets() {
+		if t.GetPauseOutcome() != pb.NodeOutcome_NODE_OUTCOME_PAUSED || t.GetAckedAt() == nil {
+			ok = false
+			r.log.Warn("target did not pause", zap.String("target", t.GetNode()), zap.String("outcome", t.GetPauseOutcome().String()), zap.String("message", t.GetPauseMessage()))
+		}
+	}
+	if ok {
+		r.log.Info("all targets paused and drained", zap.Int("targets", len(op.GetTargets())), zap.Duration("fanout", fanout))
+		if r.afterAcks != nil {
+			r.afterAcks(fanout)
+		}
+	}
+	return ok
+}
+
+// rollback unpauses every target that may be paused by this op and
+// records ABORTED. A target whose node answered TIMED_OUT_STILL_PAUSED is
+// left alone: an earlier pause holds its gate.
+func (r *pauseRunner) rollback(ctx context.Context, op *pb.Operation) (*pb.Operation, error) {
+	var failed []string
+	for _, t := range op.GetTargets() {
+		if o := t.GetPauseOutcome(); o != pb.NodeOutcome_NODE_OUTCOME_PAUSED && o != pb.NodeOutcome_NODE_OUTCOME_UNSPECIFIED {
+			failed = append(failed, fmt.Sprintf("%s: %s (%s)", t.GetNode(), outcomeName(o), t.GetPauseMessage()))
+		}
+	}
+	op.State = pb.OperationState_OPERATION_STATE_UNPAUSING
+	if err := r.persist(ctx, op); err != nil {
+		return nil, err
+	}
+	r.unpauseTargets(ctx, op, func(t *pb.TargetRecord) bool {
+		return t.GetPauseOutcome() != pb.NodeOutcome_NODE_OUTCOME_STILL_PAUSED
+	})
+	op.State = pb.OperationState_OPERATION_STATE_ABORTED
+	reason := op.GetReason()
+	if len(failed) > 0 {
+		if reason != "" {
+			reason += ": "
+		}
+		reason += "not every target paused: " + strings.Join(failed, "; ")
+	}
+	op.Reason = reason
+	op.EndedAt = r.stamp()
+	r.log.Warn("operation aborted; paused targets unpaused", zap.String("reason", reason))
+	return op, r.persist(ctx, op)
+}
+
+// maxAckBound is the largest error bound among the targets' ack readings.
+func maxAckBound(op *pb.Operation) time.Duration {
+	var m int64
+	for _, t := range op.GetTargets() {
+		if b := t.GetAckedAt().GetEstimate().GetErrorBoundNs(); b > m {
+			m = b
+		}
+	}
+	return time.Duration(m)
+}
+
+// holdAndFinish holds the targets paused for the hold, renewing leases and
+// watching membership, then unpauses and records the window.
+func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation) (*pb.Operation, error) {
+	hold := minHold(time.Duration(op.GetRequestedHoldMs())*time.Millisecond, maxAckBound(op), r.cfg)
+	op.HoldNs = int64(hold)
+	r.log.Info("holding", zap.Duration("hold", hold), zap.Duration("max_bound", maxAckBound(op)))
+	lease := time.Duration(op.GetLeaseMs()) * time.Millisecond
+	renew := time.NewTicker(lease / renewFraction)
+	defer renew.Stop()
+	poll := time.NewTicker(holdPollInterval(hold))
+	defer poll.Stop()
+	deadline := time.NewTimer(hold)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-r.force:
+			return r.unpauseAndFinish(ctx, op, "force-unpaused: "+r.forceReason)
+		case <-renew.C:
+			if why := r.renewAll(ctx, op); why != "" {
+				return r.unpauseAndFinish(ctx, op, why)
+			}
+		case <-poll.C:
+			if why := r.watch(op); why != "" {
+				return r.unpauseAndFinish(ctx, op, why)
+			}
+		case <-deadline.C:
+			if why := r.watch(op); why != "" {
+				return r.unpauseAndFinish(ctx, op, why)
+			}
+			return r.unpauseAndFinish(ctx, op, "")
+		}
+	}
+}
+
+// holdPollInterval is how often the hold checks membership: often enough
+// to notice within a short hold, at most every 50ms.
+func holdPollInterval(hold time.Duration) time.Duration {
+	p := hold / 4
+	if p > 50*time.Millisecond || p <= 0 {
+		p = 50 * time.Millisecond
+	}
+	if p < time.Millisecond {
+		p = time.Millisecond
+	}
+	return p
+}
+
+// renewAll renews every target's lease; it returns why the window is lost
+// when a lease could not be renewed.
+func (r *pauseRunner) renewAll(ctx context.Context, op *pb.Operation) string {
+	var mu sync.Mutex
+	var lost []string
+	r.fanOut(op, func(t *pb.TargetRecord) {
+		cctx, cancel := context.WithTimeout(ctx, rpcSlack)
+		defer cancel()
+		c, err := r.agents.agent(t.GetGrpcAddress())
+		if err == nil {
+			_, err = c.RenewLease(cctx, &pb.RenewLeaseRequest{OpId: op.GetOpId(), Epoch: r.epoch, LeaseMs: op.GetLeaseMs()})
+		}
+		if err != nil {
+			mu.Lock()
+			lost = append(lost, fmt.Sprintf("%s: lease renewal failed: %v", t.GetNode(), err))
+			mu.Unlock()
+		}
+	})
+	if ctx.Err() != nil {
+		return ""
+	}
+	sort.Strings(lost)
+	return strings.Join(lost, "; ")
+}
+
+// unpauseAndFinish unpauses every target, then records COMPLETED with the
+// window, or INVALID with why (invalid is set when the hold was cut short).
+func (r *pauseRunner) unpauseAndFinish(ctx context.Context, op *pb.Operation, invalid string) (*pb.Operation, error) {
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if invalid != "" {
+		r.log.Warn("window invalidated during hold", zap.String("reason", invalid))
+		op.Reason = invalid
+	}
+	op.State = pb.OperationState_OPERATION_STATE_UNPAUSING
+	if err := r.persist(ctx, op); err != nil {
+		return nil, err
+	}
+	r.unpauseTargets(ctx, op, func(*pb.TargetRecord) bool { return true })
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	op.EndedAt = r.stamp()
+	if invalid != "" {
+		op.State = pb.OperationState_OPERATION_STATE_INVALID
+		if strings.HasPrefix(invalid, "force-unpaused") {
+			op.State = pb.OperationState_OPERATION_STATE_ABORTED
+		}
+		return op, r.persist(ctx, op)
+	}
+	var unconfirmed []string
+	for _, t := range op.GetTargets() {
+		if t.GetUnpauseOutcome() != pb.NodeOutcome_NODE_OUTCOME_UNPAUSED || t.GetUnpauseSentAt() == nil {
+			unconfirmed = append(unconfirmed, fmt.Sprintf("%s: %s (%s)", t.GetNode(), outcomeName(t.GetUnpauseOutcome()), t.GetUnpauseMessage()))
+		}
+		if t.GetLeaseExpired() {
+			unconfirmed = append(unconfirmed, t.GetNode()+": lease had expired, the agent unpaused on its own")
+		}
+	}
+	if len(unconfirmed) > 0 {
+		op.State = pb.OperationState_OPERATION_STATE_INVALID
+		op.Reason = "unpause not confirmed: " + strings.Join(unconfirmed, "; ")
+		return op, r.persist(ctx, op)
+	}
+	w, err := computeWindow(op, r.cfg)
+	if err != nil {
+		op.State = pb.OperationState_OPERATION_STATE_INVALID
+		op.Reason = err.Error()
+		r.log.Warn("window invalid", zap.Error(err))
+		return op, r.persist(ctx, op)
+	}
+	op.Window = w
+	op.State = pb.OperationState_OPERATION_STATE_COMPLETED
+	r.log.Info("operation completed",
+		zap.Time("restore_point", w.GetRestorePoint().AsTime()),
+		zap.Duration("uncertainty", time.Duration(w.GetUncertaintyNs())),
+		zap.Duration("width", time.Duration(w.GetWidthNs())))
+	return op, r.persist(ctx, op)
+}
+
+// unpauseTargets sends Unpause to the chosen targets in parallel,
+// recording each outcome and the agent's stamped send time.
+func (r *pauseRunner) unpauseTargets(ctx context.Context, op *pb.Operation, which func(*pb.TargetRecord) bool) {
+	r.fanOut(op, func(t *pb.TargetRecord) {
+		if !which(t) {
+			return
+		}
+		var lastErr error
+		// Retry briefly: an unpause that does not land leaves the node to
+		// its lease.
+		for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
+			cctx, cancel := context.WithTimeout(ctx, rpcSlack)
+			c, err := r.agents.agent(t.GetGrpcAddress())
+			if err == nil {
+				var resp *pb.UnpauseResponse
+				resp, err = c.Unpause(cctx, &pb.UnpauseRequest{OpId: op.GetOpId(), Epoch: r.epoch})
+				if err == nil {
+					cancel()
+					t.UnpauseOutcome, t.UnpauseMessage, t.UnpauseSentAt = resp.GetOutcome(), resp.GetMessage(), resp.GetSentAt()
+					t.LeaseExpired = resp.GetLeaseExpired()
+					return
+				}
+			}
+			cancel()
+			lastErr = err
+		}
+		t.UnpauseOutcome = pb.NodeOutcome_NODE_OUTCOME_UNREACHABLE
+		t.UnpauseMessage = fmt.Sprintf("agent %s: %v", t.GetGrpcAddress(), lastErr)
+	})
+}
+
+// fanOut runs f for every target in parallel and waits. Each f owns its
+// target record.
+func (r *pauseRunner) fanOut(op *pb.Operation, f func(t *pb.TargetRecord)) {
+	var wg sync.WaitGroup
+	for _, t := range op.GetTargets() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(t)
+		}()
+	}
+	wg.Wait()
+}
+
+func outcomeName(o pb.NodeOutcome) string {
+	return strings.ToLower(strings.TrimPrefix(o.String(), "NODE_OUTCOME_"))
+}

@@ -126,6 +126,7 @@ func (c *core) expire(ctx context.Context) {
 	msg := fmt.Sprintf("lease expired for op %s (epoch %d, lease %d ms, neither renewed nor released): agent unpaused node %s by itself",
 		op, epoch, leaseMS, c.cfg.Node)
 	res := &pb.UnpauseResponse{Node: c.cfg.Node, Outcome: pb.NodeOutcome_NODE_OUTCOME_UNPAUSED, SentAt: sent, LeaseExpired: true, Message: msg}
+	c.noteGateLocked(gateUnpaused)
 	if c.interruptedOp == op {
 		res.Interrupted = true
 	}

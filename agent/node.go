@@ -110,3 +110,12 @@ func (c *core) checkNode(ctx context.Context) {
 		c.changed()
 	}
 }
+
+// noteGateLocked records a gate state the agent just caused (an answered
+// Pause or Unpause), so Status does not report the stale poll result until
+// the next check.
+func (c *core) noteGateLocked(g gate) {
+	if c.node.checked && c.node.reachable && !c.node.v1 {
+		c.node.gate = g
+	}
+}

@@ -314,6 +314,7 @@ func (c *core) Unpause(ctx context.Context, req *pb.UnpauseRequest) (*pb.Unpause
 		}, nil
 	}
 	res := &pb.UnpauseResponse{Node: c.cfg.Node, Outcome: pb.NodeOutcome_NODE_OUTCOME_UNPAUSED, SentAt: sent, Message: "unpaused"}
+	c.noteGateLocked(gateUnpaused)
 	if c.interruptedOp == op {
 		res.Interrupted = true
 		res.Message = fmt.Sprintf("unpaused; but node %s was seen unpaused during op %s (it restarted): the window is invalid", c.cfg.Node, op)

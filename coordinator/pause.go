@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -130,8 +132,8 @@ func (r *pauseRunner) pauseAll(ctx context.Context, op *pb.Operation) bool {
 				return
 			}
 		}
-		t.PauseOutcome = pb.NodeOutcome_NODE_OUTCOME_UNREACHABLE
-		t.PauseMessage = fmt.Sprintf("agent %s: %v", t.GetGrpcAddress(), err)
+		t.PauseOutcome = rpcOutcome(err)
+		t.PauseMessage = fmt.Sprintf("agent %s: %s", t.GetGrpcAddress(), status.Convert(err).Message())
 	})
 	fanout := time.Since(start)
 	op.FanoutNs = int64(fanout)
@@ -349,8 +351,8 @@ func (r *pauseRunner) unpauseTargets(ctx context.Context, op *pb.Operation, whic
 			cancel()
 			lastErr = err
 		}
-		t.UnpauseOutcome = pb.NodeOutcome_NODE_OUTCOME_UNREACHABLE
-		t.UnpauseMessage = fmt.Sprintf("agent %s: %v", t.GetGrpcAddress(), lastErr)
+		t.UnpauseOutcome = rpcOutcome(lastErr)
+		t.UnpauseMessage = fmt.Sprintf("agent %s: %s", t.GetGrpcAddress(), status.Convert(lastErr).Message())
 	})
 }
 
@@ -366,6 +368,16 @@ func (r *pauseRunner) fanOut(op *pb.Operation, f func(t *pb.TargetRecord)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// rpcOutcome classifies a failed agent call: no answer is unreachable,
+// an answer that refused is failed.
+func rpcOutcome(err error) pb.NodeOutcome {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return pb.NodeOutcome_NODE_OUTCOME_UNREACHABLE
+	}
+	return pb.NodeOutcome_NODE_OUTCOME_FAILED
 }
 
 func outcomeName(o pb.NodeOutcome) string {

@@ -17,11 +17,11 @@ import (
 func DefaultRuntimeConfig() *pb.RuntimeConfig {
 	return &pb.RuntimeConfig{
 		MaxErrorBoundNs:    int64(10 * time.Millisecond),
-		MaxDriftNs:         int64(5 * time.Millisecond),
-		LeaseNs:            int64(10 * time.Second),
+		MaxDriftNs:         int64(100 * time.Millisecond),
+		LeaseNs:            int64(15 * time.Second),
 		MarginNs:           int64(time.Millisecond),
 		MinWindowNs:        int64(time.Millisecond),
-		MaxPauseWaitNs:     int64(30 * time.Second),
+		MaxPauseWaitNs:     int64(10 * time.Second),
 		TargetClockBoundNs: 0,
 		AlarmErrorBoundNs:  int64(20 * time.Millisecond),
 	}
@@ -52,6 +52,9 @@ func ValidateRuntimeConfig(c *pb.RuntimeConfig) error {
 		if p.v <= 0 {
 			bad("%s is %d (%s); it must be positive", p.name, p.v, time.Duration(p.v))
 		}
+	}
+	if w, l := c.GetMaxPauseWaitNs(), c.GetLeaseNs(); w > 0 && l > 0 && w >= l {
+		bad("max_pause_wait_ns %s must be shorter than lease_ns %s: the lease would run out while a node drains", time.Duration(w), time.Duration(l))
 	}
 	if c.GetMarginNs() < 0 {
 		bad("margin_ns is %d; it must not be negative", c.GetMarginNs())

@@ -309,8 +309,8 @@ func TestDefaultRuntimeConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]int64{
-		"max_error_bound_ns": 10e6, "max_drift_ns": 5e6, "lease_ns": 10e9, "margin_ns": 1e6,
-		"min_window_ns": 1e6, "max_pause_wait_ns": 30e9, "target_clock_bound_ns": 0, "alarm_error_bound_ns": 20e6,
+		"max_error_bound_ns": 10e6, "max_drift_ns": 100e6, "lease_ns": 15e9, "margin_ns": 1e6,
+		"min_window_ns": 1e6, "max_pause_wait_ns": 10e9, "target_clock_bound_ns": 0, "alarm_error_bound_ns": 20e6,
 	}
 	m := c.ProtoReflect()
 	for name, v := range want {

@@ -1,0 +1,302 @@
+package coordinator_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
+	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
+	"github.com/stillpoint-dev/stillpoint/internal/testcluster"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// startDev starts an in-process cluster of 3 servers and 3 ledger agents
+// with simnodes running the transfer workload.
+func startDev(t *testing.T, edit func(*devcluster.Config)) *devcluster.Cluster {
+	t.Helper()
+	cfg := devcluster.DefaultConfig()
+	cfg.APIAddr = "127.0.0.1:0"
+	cfg.Nodes = cfg.Nodes[:3]
+	cfg.NTPPoll = 200 * time.Millisecond
+	cfg.DataDir = t.TempDir()
+	cfg.Logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).WithOptions(zap.IncreaseLevel(zap.ErrorLevel))
+	cfg.Runtime = func(rc *pb.RuntimeConfig) { rc.LeaseNs, rc.MaxPauseWaitNs = int64(3*time.Second), int64(2*time.Second) }
+	if edit != nil {
+		edit(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := devcluster.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop(context.Background()) })
+	return c
+}
+
+func client(t *testing.T, c *devcluster.Cluster, i int) pb.CoordinatorServiceClient {
+	t.Helper()
+	cl, err := c.Client(i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+// watchEnd follows an operation until it ends, from any live server.
+func watchEnd(t *testing.T, c *devcluster.Cluster, opID string, timeout time.Duration) *pb.Operation {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var last *pb.Operation
+	for ctx.Err() == nil {
+		cl, err := c.Client(c.Leader())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream, err := cl.WatchOperation(ctx, &pb.WatchOperationRequest{OpId: opID})
+		if err == nil {
+			for {
+				resp, err := stream.Recv()
+				if err != nil {
+					break
+				}
+				last = resp.GetOperation()
+				if fsm.IsTerminal(last.GetState()) {
+					return last
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // a server went away; ask another
+	}
+	t.Fatalf("operation %s did not end within %v; last seen %v", opID, timeout, last)
+	return nil
+}
+
+// checkOracle asserts the restore window lies inside every target's true
+// paused-and-drained interval, as its simnode recorded on the real clock.
+func checkOracle(t *testing.T, c *devcluster.Cluster, op *pb.Operation) {
+	t.Helper()
+	w := op.GetWindow()
+	start, end, rp := w.GetStart().AsTime(), w.GetEnd().AsTime(), w.GetRestorePoint().AsTime()
+	for _, tg := range op.GetTargets() {
+		n := c.Node(tg.GetNode())
+		inside := false
+		for _, iv := range n.Sim.PausedIntervals() {
+			if !iv.Start.After(start) && !iv.End.IsZero() && !iv.End.Before(end) {
+				inside = true
+			}
+		}
+		if !inside {
+			t.Errorf("op %s: window [%s, %s] (restore point %s) is not inside any paused-and-drained interval of %s: %v",
+				op.GetOpId(), start, end, rp, tg.GetNode(), n.Sim.PausedIntervals())
+		}
+	}
+}
+
+func TestPauseCompletesWithSkewedClocksAndOracleHolds(t *testing.T) {
+	c := startDev(t, func(cfg *devcluster.Config) {
+		cfg.Skews = map[string]time.Duration{"ledger-1": 40 * time.Millisecond, "ledger-2": -40 * time.Millisecond}
+	})
+	cl := client(t, c, 1) // a follower or the leader: writes are forwarded
+	for i := range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		resp, err := cl.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", RequestedBy: "test"})
+		cancel()
+		if err != nil {
+			t.Fatalf("pause %d: %v", i, err)
+		}
+		op := watchEnd(t, c, resp.GetOperation().GetOpId(), 30*time.Second)
+		if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+			t.Fatalf("pause %d ended %s: %s", i, op.GetState(), op.GetReason())
+		}
+		var maxBound int64
+		for _, tg := range op.GetTargets() {
+			maxBound = max(maxBound, tg.GetAckedAt().GetEstimate().GetErrorBoundNs(), tg.GetUnpauseSentAt().GetEstimate().GetErrorBoundNs())
+		}
+		w := op.GetWindow()
+		if w.GetWidthNs() < 2*maxBound {
+			t.Errorf("window width %v < 2·max ε %v", time.Duration(w.GetWidthNs()), time.Duration(2*maxBound))
+		}
+		mid := w.GetStart().AsTime().Add(time.Duration(w.GetWidthNs() / 2))
+		if !w.GetRestorePoint().AsTime().Equal(mid) {
+			t.Errorf("restore point %v is not the mid-time %v", w.GetRestorePoint().AsTime(), mid)
+		}
+		if h := time.Duration(op.GetHoldNs()); h > 100*time.Millisecond {
+			t.Errorf("hold %v: want milliseconds on loopback", h)
+		}
+		checkOracle(t, c, op)
+		rp, err := cl.GetRestorePoint(context.Background(), &pb.GetRestorePointRequest{OpId: op.GetOpId()})
+		if err != nil || !rp.GetRestorePoint().GetWindow().GetRestorePoint().AsTime().Equal(w.GetRestorePoint().AsTime()) {
+			t.Fatalf("catalog entry for %s: %v %v", op.GetOpId(), rp, err)
+		}
+	}
+	for _, n := range c.Nodes() {
+		if n.Sim.Paused() {
+			t.Errorf("%s still paused after the ops", n.Spec.Name)
+		}
+	}
+}
+
+func TestPauseRefusedWhenClockSkewExceedsMaxDrift(t *testing.T) {
+	c := startDev(t, func(cfg *devcluster.Config) {
+		cfg.Skews = map[string]time.Duration{"ledger-1": 500 * time.Millisecond}
+	})
+	_, err := client(t, c, 0).StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger"})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("err = %v, want FailedPrecondition", err)
+	}
+	msg := status.Convert(err).Message()
+	if !strings.Contains(msg, "ledger-1: clock offset -") || !strings.Contains(msg, "> max_drift 100ms") {
+		t.Fatalf("refusal %q does not name ledger-1 and its offset", msg)
+	}
+	if strings.Contains(msg, "ledger-2:") || strings.Contains(msg, "ledger-3:") {
+		t.Errorf("refusal %q blames an honest node", msg)
+	}
+	for _, n := range c.Nodes() {
+		if len(n.Sim.PausedIntervals()) != 0 {
+			t.Errorf("%s was paused by a refused op", n.Spec.Name)
+		}
+	}
+}
+
+func TestSecondConcurrentPauseIsRefused(t *testing.T) {
+	c := startDev(t, nil)
+	cl := client(t, c, 0)
+	first, err := cl.StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cl.StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger"})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), first.GetOperation().GetOpId()) {
+		t.Fatalf("second pause: %v, want FailedPrecondition naming %s", err, first.GetOperation().GetOpId())
+	}
+	if op := watchEnd(t, c, first.GetOperation().GetOpId(), 30*time.Second); op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+		t.Fatalf("first op ended %s: %s", op.GetState(), op.GetReason())
+	}
+}
+
+// waitState waits until the op reaches state on the leader's replica.
+func waitState(t *testing.T, c *devcluster.Cluster, opID string, want pb.OperationState) {
+	t.Helper()
+	testcluster.WaitFor(t, 20*time.Second, func() (bool, string) {
+		cl, err := c.Client(c.Leader())
+		if err != nil {
+			return false, err.Error()
+		}
+		resp, err := cl.GetOperation(context.Background(), &pb.GetOperationRequest{OpId: opID, Stale: true})
+		if err != nil {
+			return false, err.Error()
+		}
+		return resp.GetOperation().GetState() == want, resp.GetOperation().GetState().String()
+	})
+}
+
+func TestLeaderKilledMidHoldNeverLeavesNodesPaused(t *testing.T) {
+	c := startDev(t, nil)
+	leader := c.Leader()
+	resp, err := client(t, c, leader).StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opID := resp.GetOperation().GetOpId()
+	waitState(t, c, opID, pb.OperationState_OPERATION_STATE_HOLDING)
+	killedAt := time.Now()
+	c.KillServer(leader)
+	op := watchEnd(t, c, opID, 30*time.Second)
+	switch op.GetState() {
+	case pb.OperationState_OPERATION_STATE_COMPLETED:
+		checkOracle(t, c, op)
+	case pb.OperationState_OPERATION_STATE_ABORTED, pb.OperationState_OPERATION_STATE_INVALID:
+	default:
+		t.Fatalf("op ended %s", op.GetState())
+	}
+	lease := 3 * time.Second
+	for _, n := range c.Nodes() {
+		testcluster.WaitFor(t, lease+5*time.Second, func() (bool, string) { return !n.Sim.Paused(), n.Spec.Name + " still paused" })
+		ivs := n.Sim.PausedIntervals()
+		if last := ivs[len(ivs)-1]; last.End.Sub(killedAt) > lease+time.Second {
+			t.Errorf("%s stayed paused %v after the leader died (lease %v)", n.Spec.Name, last.End.Sub(killedAt), lease)
+		}
+	}
+}
+
+func TestAgentKilledMidHoldInvalidatesAndOthersUnpause(t *testing.T) {
+	c := startDev(t, nil)
+	resp, err := client(t, c, 0).StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opID := resp.GetOperation().GetOpId()
+	waitState(t, c, opID, pb.OperationState_OPERATION_STATE_HOLDING)
+	c.KillAgent("ledger-2")
+	op := watchEnd(t, c, opID, 30*time.Second)
+	if s := op.GetState(); s != pb.OperationState_OPERATION_STATE_INVALID && s != pb.OperationState_OPERATION_STATE_ABORTED {
+		t.Fatalf("op ended %s (%s), want invalid or aborted", s, op.GetReason())
+	}
+	if !strings.Contains(op.GetReason(), "ledger-2") {
+		t.Errorf("reason %q does not name ledger-2", op.GetReason())
+	}
+	for _, name := range []string{"ledger-1", "ledger-3"} {
+		if c.Node(name).Sim.Paused() {
+			t.Errorf("%s still paused", name)
+		}
+	}
+	// The killed agent's node stays paused until its agent comes back and
+	// finds the lease run out.
+	if err := c.RestartAgent(context.Background(), "ledger-2"); err != nil {
+		t.Fatal(err)
+	}
+	n := c.Node("ledger-2")
+	testcluster.WaitFor(t, 10*time.Second, func() (bool, string) { return !n.Sim.Paused(), "ledger-2 still paused" })
+}
+
+func TestSimnodeRestartedMidHoldInvalidates(t *testing.T) {
+	c := startDev(t, nil)
+	resp, err := client(t, c, 0).StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opID := resp.GetOperation().GetOpId()
+	waitState(t, c, opID, pb.OperationState_OPERATION_STATE_HOLDING)
+	if err := c.Node("ledger-3").Sim.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	op := watchEnd(t, c, opID, 30*time.Second)
+	if op.GetState() != pb.OperationState_OPERATION_STATE_INVALID || !strings.Contains(op.GetReason(), "ledger-3") {
+		t.Fatalf("op ended %s (%s), want invalid naming ledger-3", op.GetState(), op.GetReason())
+	}
+}
+
+func TestClientGoneMidOpDoesNotAffectIt(t *testing.T) {
+	c := startDev(t, nil)
+	cl := client(t, c, 0)
+	resp, err := cl.StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stream, err := cl.WatchOperation(ctx, &pb.WatchOperationRequest{OpId: resp.GetOperation().GetOpId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // the CLI is killed
+	if _, err := stream.Recv(); err == nil || errors.Is(err, io.EOF) {
+		t.Fatalf("stream after cancel: %v", err)
+	}
+	if op := watchEnd(t, c, resp.GetOperation().GetOpId(), 30*time.Second); op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+		t.Fatalf("op ended %s: %s", op.GetState(), op.GetReason())
+	}
+}

@@ -1,0 +1,336 @@
+// Package devcluster runs a whole Stillpoint deployment in one process on
+// loopback: NTP servers (ntptest), a Raft coordinator of N servers, and an
+// agent beside each simulated Ledger/Auditor node running the transfer
+// workload. `stillpoint dev`, the end-to-end tests, the benchmarks and the
+// point-in-time-restore test all build on it.
+package devcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/stillpoint-dev/stillpoint/agent"
+	"github.com/stillpoint-dev/stillpoint/coordinator"
+	"github.com/stillpoint-dev/stillpoint/internal/clock"
+	"github.com/stillpoint-dev/stillpoint/internal/gossip"
+	"github.com/stillpoint-dev/stillpoint/internal/ntptest"
+	"github.com/stillpoint-dev/stillpoint/internal/simnode"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// NodeSpec is one simulated node and the agent beside it.
+type NodeSpec struct {
+	Name    string
+	Role    string
+	Cluster string
+}
+
+// Config shapes the cluster.
+type Config struct {
+	// Servers is the number of coordinator servers (1, 3 or 5).
+	Servers int
+	// APIAddr is where server 1 serves the CoordinatorService
+	// ("127.0.0.1:0" picks a free port).
+	APIAddr string
+	Nodes   []NodeSpec
+	// NTPServers is how many loopback NTP servers the clocks sample.
+	NTPServers int
+	// NTPPoll is the agents' (and servers') NTP poll interval.
+	NTPPoll time.Duration
+	// Skews gives a node's local clock an offset from true time.
+	Skews map[string]time.Duration
+	// Workload runs on every simulated node.
+	Workload simnode.WorkloadConfig
+	// Stores, when set, gives a node its two stores (default in-memory).
+	Stores func(node string) (a, b simnode.Store, err error)
+	// Runtime, when set, replaces the coordinator's runtime config once a
+	// leader is elected.
+	Runtime func(*pb.RuntimeConfig)
+	// DataDir holds every component's data; empty means a temporary
+	// directory removed by Stop.
+	DataDir string
+	Logger  *zap.Logger
+}
+
+// DefaultConfig is the dev cluster of the README: 3 servers, ledger-1..3
+// (cluster ledger) and auditor-1..2 (cluster auditor), 3 NTP servers, the
+// API on 127.0.0.1:7400.
+func DefaultConfig() Config {
+	w := simnode.DefaultWorkloadConfig()
+	w.Enabled = true
+	return Config{
+		Servers: 3,
+		APIAddr: "127.0.0.1:7400",
+		Nodes: []NodeSpec{
+			{"ledger-1", "ledger", "ledger"}, {"ledger-2", "ledger", "ledger"}, {"ledger-3", "ledger", "ledger"},
+			{"auditor-1", "auditor", "auditor"}, {"auditor-2", "auditor", "auditor"},
+		},
+		NTPServers: 3,
+		NTPPoll:    time.Second,
+		Workload:   w,
+	}
+}
+
+// Validate reports every problem.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Servers < 1 {
+		errs = append(errs, fmt.Errorf("servers: %d, want at least 1", c.Servers))
+	}
+	if c.NTPServers < 1 {
+		errs = append(errs, fmt.Errorf("ntp servers: %d, want at least 1", c.NTPServers))
+	}
+	seen := map[string]bool{}
+	for _, n := range c.Nodes {
+		if n.Name == "" || n.Cluster == "" || n.Role == "" {
+			errs = append(errs, fmt.Errorf("node %+v: name, role and cluster are required", n))
+		}
+		if seen[n.Name] {
+			errs = append(errs, fmt.Errorf("node %s appears twice", n.Name))
+		}
+		seen[n.Name] = true
+	}
+	for name := range c.Skews {
+		if !seen[name] {
+			errs = append(errs, fmt.Errorf("skew for %s: no such node (nodes: %v)", name, c.nodeNames()))
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
+		errs = append(errs, fmt.Errorf("api address %q: %v", c.APIAddr, err))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) nodeNames() []string {
+	var out []string
+	for _, n := range c.Nodes {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// Node is one simulated node with its agent.
+type Node struct {
+	Spec  NodeSpec
+	Sim   *simnode.Node
+	Agent *agent.Agent
+	cfg   agent.Config
+	clk   clock.Clock
+}
+
+// Cluster is a running dev cluster.
+type Cluster struct {
+	cfg      Config
+	log      *zap.Logger
+	dir      string
+	ownDir   bool
+	ntp      []*ntptest.Server
+	samplers []*clock.Sampler
+	stopClk  context.CancelFunc
+
+	mu      sync.Mutex
+	servers []*coordinator.Server
+	scfgs   []coordinator.Config
+	nodes   map[string]*Node
+	order   []string
+	conns   map[string]*grpc.ClientConn
+	stopped bool
+}
+
+// Start brings the whole cluster up and waits until a leader is elected
+// and every agent's clock is synchronized in the leader's view.
+func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("dev cluster: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.NTPPoll <= 0 {
+		cfg.NTPPoll = time.Second
+	}
+	c := &Cluster{cfg: cfg, log: cfg.Logger, dir: cfg.DataDir, nodes: map[string]*Node{}, conns: map[string]*grpc.ClientConn{}}
+	if c.dir == "" {
+		if c.dir, err = os.MkdirTemp("", "stillpoint-dev-"); err != nil {
+			return nil, fmt.Errorf("dev cluster: %w", err)
+		}
+		c.ownDir = true
+	}
+	defer func() {
+		if err != nil {
+			c.Stop(context.Background())
+		}
+	}()
+	for range cfg.NTPServers {
+		s, err := ntptest.Start(ntptest.DefaultConfig())
+		if err != nil {
+			return nil, fmt.Errorf("dev cluster: NTP server: %w", err)
+		}
+		c.ntp = append(c.ntp, s)
+	}
+	clkCtx, cancel := context.WithCancel(context.Background())
+	c.stopClk = cancel
+	for i := range cfg.Servers {
+		if err := c.startServer(clkCtx, i); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := c.WaitLeader(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.Runtime != nil {
+		if err := c.UpdateRuntime(ctx, cfg.Runtime); err != nil {
+			return nil, err
+		}
+	}
+	for _, spec := range cfg.Nodes {
+		if err := c.startNode(ctx, spec); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.WaitSynchronized(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// NTPAddrs are the loopback NTP servers every clock samples.
+func (c *Cluster) NTPAddrs() []string {
+	var out []string
+	for _, s := range c.ntp {
+		out = append(out, s.Addr())
+	}
+	return out
+}
+
+func (c *Cluster) startServer(clkCtx context.Context, i int) error {
+	cfg := coordinator.DefaultConfig()
+	cfg.NodeID = fmt.Sprintf("server-%d", i+1)
+	cfg.DataDir = filepath.Join(c.dir, cfg.NodeID)
+	cfg.RaftBindAddr = "127.0.0.1:0"
+	cfg.GRPCAddr = "127.0.0.1:0"
+	if i == 0 {
+		cfg.GRPCAddr = c.cfg.APIAddr
+	}
+	cfg.Raft = coordinator.TestTimings()
+	cfg.WALSegmentSize = 4 << 20
+	cfg.ReconcileInterval = time.Second
+	cfg.Logger = c.log
+	if c.cfg.Servers == 1 {
+		cfg.Bootstrap = true
+	} else {
+		cfg.BootstrapExpect = c.cfg.Servers
+	}
+	cfg.Gossip = gossip.Config{Name: cfg.NodeID, BindAddr: "127.0.0.1", Profile: gossip.ProfileTest, Join: c.gossipSeeds(), Logger: c.log}
+	sc := clock.DefaultConfig()
+	sc.Servers = c.NTPAddrs()
+	sc.PollInterval = c.cfg.NTPPoll
+	sc.Logger = c.log.Named(cfg.NodeID)
+	sampler, err := clock.NewSampler(sc)
+	if err != nil {
+		return fmt.Errorf("dev cluster: %s clock: %w", cfg.NodeID, err)
+	}
+	sampler.SampleOnce(clkCtx)
+	go sampler.Run(clkCtx)
+	c.samplers = append(c.samplers, sampler)
+	cfg.Clock = sampler
+	s, err := coordinator.NewServer(cfg)
+	if err != nil {
+		return fmt.Errorf("dev cluster: %w", err)
+	}
+	// Pin the ports a restart must reuse.
+	cfg.RaftBindAddr = s.RaftAddr()
+	cfg.GRPCAddr = s.GRPCAddr()
+	_, port, _ := net.SplitHostPort(s.GossipAddr())
+	cfg.Gossip.BindPort, _ = strconv.Atoi(port)
+	c.mu.Lock()
+	c.servers = append(c.servers, s)
+	c.scfgs = append(c.scfgs, cfg)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Cluster) gossipSeeds() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, s := range c.servers {
+		if s != nil {
+			out = append(out, s.GossipAddr())
+		}
+	}
+	return out
+}
+
+func (c *Cluster) startNode(ctx context.Context, spec NodeSpec) error {
+	scfg := simnode.DefaultConfig()
+	scfg.ID = spec.Name
+	scfg.Listen = "127.0.0.1:0"
+	scfg.DefaultMaxPauseWait = 5 * time.Second
+	scfg.Workload = c.cfg.Workload
+	scfg.Logger = c.log.Named(spec.Name + "-sim")
+	if c.cfg.Stores != nil {
+		a, b, err := c.cfg.Stores(spec.Name)
+		if err != nil {
+			return fmt.Errorf("dev cluster: stores of %s: %w", spec.Name, err)
+		}
+		scfg.StoreA, scfg.StoreB = a, b
+	}
+	sim, err := simnode.New(scfg)
+	if err != nil {
+		return fmt.Errorf("dev cluster: %w", err)
+	}
+	if err := sim.Start(ctx); err != nil {
+		return fmt.Errorf("dev cluster: simnode %s: %w", spec.Name, err)
+	}
+	acfg := agent.DefaultConfig()
+	acfg.NodeName = spec.Name
+	acfg.Role = spec.Role
+	acfg.Cluster = spec.Cluster
+	acfg.Admin.Address = sim.Addr()
+	acfg.Admin.CallTimeout = 5 * time.Second
+	acfg.NTP.Servers = c.NTPAddrs()
+	acfg.NTP.PollInterval = c.cfg.NTPPoll
+	acfg.NTP.Timeout = 500 * time.Millisecond
+	acfg.Gossip.Bind = "127.0.0.1:0"
+	acfg.Gossip.Join = c.gossipSeeds()
+	acfg.Gossip.Profile = gossip.ProfileTest
+	acfg.GRPC.Listen = "127.0.0.1:0"
+	acfg.Metrics.Listen = "127.0.0.1:0"
+	acfg.DataDir = filepath.Join(c.dir, spec.Name)
+	acfg.MaxLease = 5 * time.Minute
+	acfg.CheckPausedInterval = 50 * time.Millisecond
+	n := &Node{Spec: spec, Sim: sim, cfg: acfg, clk: clock.System}
+	if off, ok := c.cfg.Skews[spec.Name]; ok {
+		n.clk = clock.NewSkewed(off)
+	}
+	c.mu.Lock()
+	c.nodes[spec.Name] = n
+	c.order = append(c.order, spec.Name)
+	c.mu.Unlock()
+	return c.startAgent(ctx, n)
+}
+
+func (c *Cluster) startAgent(ctx context.Context, n *Node) error {
+	a, err := agent.New(n.cfg, agent.WithClock(n.clk), agent.WithLogger(c.log.Named(n.Spec.Name)))
+	if err != nil {
+		return fmt.Errorf("dev cluster: %w", err)
+	}
+	if err := a.Start(ctx); err != nil {
+		return fmt.Errorf("dev cluster: agent %s: %w", n.Spec.Name, err)
+	}
+	c.mu.Lock()
+	n.Agent = a
+	c.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,272 @@
+package devcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/stillpoint-dev/stillpoint/coordinator"
+	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// APIAddr is server 1's CoordinatorService address.
+func (c *Cluster) APIAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.scfgs[0].GRPCAddr
+}
+
+// Servers returns the servers (nil where killed).
+func (c *Cluster) Servers() []*coordinator.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*coordinator.Server(nil), c.servers...)
+}
+
+// Leader returns the index of the server that leads with its duties
+// running, or -1.
+func (c *Cluster) Leader() int {
+	for i, s := range c.Servers() {
+		if s != nil {
+			if _, ok := s.LeaderEpoch(); ok {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// Node returns a node by name.
+func (c *Cluster) Node(name string) *Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[name]
+}
+
+// Nodes returns the nodes in start order.
+func (c *Cluster) Nodes() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*Node, 0, len(c.order))
+	for _, n := range c.order {
+		out = append(out, c.nodes[n])
+	}
+	return out
+}
+
+// Client returns a CoordinatorService client for a live server, preferring
+// server i when it is alive.
+func (c *Cluster) Client(i int) (pb.CoordinatorServiceClient, error) {
+	servers := c.Servers()
+	if i < 0 || i >= len(servers) || servers[i] == nil {
+		i = -1
+		for j, s := range servers {
+			if s != nil {
+				i = j
+				break
+			}
+		}
+		if i < 0 {
+			return nil, errors.New("no coordinator server is running")
+		}
+	}
+	addr := servers[i].GRPCAddr()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cc, ok := c.conns[addr]
+	if !ok {
+		var err error
+		if cc, err = grpcx.NewClient(addr, grpcx.TLS{}); err != nil {
+			return nil, err
+		}
+		c.conns[addr] = cc
+	}
+	return pb.NewCoordinatorServiceClient(cc), nil
+}
+
+// poll calls cond until it reports done or ctx ends; the error names the
+// last reason.
+func poll(ctx context.Context, what string, cond func() (bool, string)) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	last := ""
+	for {
+		ok, why := cond()
+		if ok {
+			return nil
+		}
+		last = why
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("dev cluster: waiting for %s: %w (last: %s)", what, ctx.Err(), last)
+		case <-t.C:
+		}
+	}
+}
+
+// WaitLeader waits until some server leads with its duties running.
+func (c *Cluster) WaitLeader(ctx context.Context) (int, error) {
+	ctx, cancel := withDefaultTimeout(ctx, 30*time.Second)
+	defer cancel()
+	leader := -1
+	err := poll(ctx, "a coordinator leader", func() (bool, string) {
+		leader = c.Leader()
+		return leader >= 0, "no server leads yet"
+	})
+	return leader, err
+}
+
+// WaitSynchronized waits until the leader's view shows every agent alive
+// with a synchronized clock.
+func (c *Cluster) WaitSynchronized(ctx context.Context) error {
+	ctx, cancel := withDefaultTimeout(ctx, 60*time.Second)
+	defer cancel()
+	names := map[string]bool{}
+	for _, n := range c.Nodes() {
+		names[n.Spec.Name] = true
+	}
+	return poll(ctx, "every agent synchronized", func() (bool, string) {
+		l := c.Leader()
+		if l < 0 {
+			return false, "no leader"
+		}
+		s := c.Servers()[l]
+		var missing []string
+		for name := range names {
+			m, ok := s.Member(name)
+			if !ok {
+				missing = append(missing, name+": not in gossip")
+				continue
+			}
+			pm := coordinator.MemberProto(m, time.Now())
+			if pm.GetStatus() != pb.MemberStatus_MEMBER_STATUS_ALIVE || pm.GetClock().GetStatus() != pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED {
+				missing = append(missing, fmt.Sprintf("%s: %s, clock %s", name, pm.GetStatus(), pm.GetClock().GetStatus()))
+			}
+		}
+		sort.Strings(missing)
+		return len(missing) == 0, strings.Join(missing, "; ")
+	})
+}
+
+// UpdateRuntime edits the coordinator's runtime config.
+func (c *Cluster) UpdateRuntime(ctx context.Context, edit func(*pb.RuntimeConfig)) error {
+	cl, err := c.Client(0)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := withDefaultTimeout(ctx, 10*time.Second)
+	defer cancel()
+	got, err := cl.GetConfig(ctx, &pb.GetConfigRequest{})
+	if err != nil {
+		return fmt.Errorf("dev cluster: get config: %w", err)
+	}
+	cfg := proto.Clone(got.GetConfig()).(*pb.RuntimeConfig)
+	edit(cfg)
+	if _, err := cl.UpdateConfig(ctx, &pb.UpdateConfigRequest{Config: cfg, RequestedBy: "devcluster"}); err != nil {
+		return fmt.Errorf("dev cluster: update config: %w", err)
+	}
+	return nil
+}
+
+// KillServer crashes server i (no leave, no graceful stop).
+func (c *Cluster) KillServer(i int) {
+	c.mu.Lock()
+	s := c.servers[i]
+	c.servers[i] = nil
+	c.mu.Unlock()
+	if s != nil {
+		s.Kill()
+	}
+}
+
+// RestartServer starts server i again from its data dir.
+func (c *Cluster) RestartServer(i int) error {
+	c.mu.Lock()
+	cfg := c.scfgs[i]
+	c.mu.Unlock()
+	cfg.Gossip.Join = c.gossipSeeds()
+	s, err := coordinator.NewServer(cfg)
+	if err != nil {
+		return fmt.Errorf("dev cluster: restart %s: %w", cfg.NodeID, err)
+	}
+	c.mu.Lock()
+	c.servers[i] = s
+	c.mu.Unlock()
+	return nil
+}
+
+// KillAgent crashes a node's agent: no leave, no unpause.
+func (c *Cluster) KillAgent(name string) {
+	if n := c.Node(name); n != nil && n.Agent != nil {
+		n.Agent.Kill()
+	}
+}
+
+// RestartAgent starts a node's agent again on the same data dir.
+func (c *Cluster) RestartAgent(ctx context.Context, name string) error {
+	n := c.Node(name)
+	if n == nil {
+		return fmt.Errorf("dev cluster: no node %s", name)
+	}
+	n.cfg.Gossip.Join = c.gossipSeeds()
+	return c.startAgent(ctx, n)
+}
+
+// Stop stops everything and removes a temporary data dir.
+func (c *Cluster) Stop(ctx context.Context) {
+	ctx, cancel := withDefaultTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.stopped = true
+	nodes := make([]*Node, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		nodes = append(nodes, n)
+	}
+	servers := append([]*coordinator.Server(nil), c.servers...)
+	conns := c.conns
+	c.conns = nil
+	c.mu.Unlock()
+	for _, cc := range conns {
+		_ = cc.Close()
+	}
+	for _, n := range nodes {
+		if n.Agent != nil {
+			_ = n.Agent.Stop(ctx)
+		}
+	}
+	for _, n := range nodes {
+		n.Sim.Stop()
+	}
+	for _, s := range servers {
+		if s != nil {
+			_ = s.Shutdown(ctx)
+		}
+	}
+	if c.stopClk != nil {
+		c.stopClk()
+	}
+	for _, s := range c.ntp {
+		_ = s.Close()
+	}
+	if c.ownDir {
+		_ = os.RemoveAll(c.dir)
+	}
+}
+
+func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}

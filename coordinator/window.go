@@ -46,10 +46,12 @@ func computeWindow(op *pb.Operation, cfg *pb.RuntimeConfig) (*pb.RestoreWindow, 
 }
 
 // minHold is how long the targets must stay paused after the last ack:
-// at least 2·max ε + margin (SPEC step 4), plus what the window must still
-// hold after the target clock bound shrinks it on both sides and the
-// minimum width it must keep.
+// at least 2·max ε + margin (SPEC step 4), and long enough that the window
+// left after the bounds, the target clock bound β on both sides, is at
+// least max(min_window, 2·max ε) wide — a restore point whose ± covers at
+// least one clock bound on either side.
 func minHold(requested, maxBound time.Duration, cfg *pb.RuntimeConfig) time.Duration {
-	extra := time.Duration(cfg.GetMarginNs() + 2*cfg.GetTargetClockBoundNs() + cfg.GetMinWindowNs())
+	width := max(time.Duration(cfg.GetMinWindowNs()), 2*maxBound)
+	extra := time.Duration(cfg.GetMarginNs()+2*cfg.GetTargetClockBoundNs()) + width
 	return window.MinHold(requested, maxBound, extra)
 }

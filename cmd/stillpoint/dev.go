@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
+	"github.com/stillpoint-dev/stillpoint/internal/logging"
+)
+
+func init() { subcommands = append(subcommands, newDevCmd) }
+
+func newDevCmd() *cobra.Command {
+	var api, logLevel string
+	var skews []string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a whole Stillpoint cluster in one process on loopback",
+		Long: `Run, in this one process on 127.0.0.1: 3 loopback NTP servers, a 3-server Raft
+coordinator (API on --api), and 5 simulated nodes running a live transfer
+workload, each with its agent: ledger-1..3 (cluster "ledger") and auditor-1..2
+(cluster "auditor"). Every CLI command works against it.
+
+--skew gives one node's local clock an offset from true time, to see the
+coordinator refuse a pause and name the node. Ctrl-C stops everything and
+removes the temporary data.`,
+		Example: `  stillpoint dev
+  stillpoint dev --skew ledger-1=500ms     # then: stillpoint pause --cluster ledger (refused)`,
+		Args: cobra.NoArgs,
+	}
+	cmd.Flags().StringVar(&api, "api", "127.0.0.1:7400", "host:port of the coordinator API (server-1)")
+	cmd.Flags().StringArrayVar(&skews, "skew", nil, "NODE=DURATION: offset a node's local clock (repeatable), e.g. ledger-1=500ms")
+	cmd.Flags().StringVar(&logLevel, "log-level", "warn", "log level of the components (debug, info, warn, error)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg := devcluster.DefaultConfig()
+		cfg.APIAddr = api
+		var err error
+		if cfg.Skews, err = parseSkews(skews); err != nil {
+			return err
+		}
+		log, err := logging.New(logging.Config{Level: logLevel, Format: "console"})
+		if err != nil {
+			return fmt.Errorf("--log-level: %w", err)
+		}
+		defer func() { _ = log.Sync() }()
+		cfg.Logger = log
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		out := cmd.OutOrStdout()
+		fmt.Fprintln(out, "starting 3 NTP servers, 3 coordinator servers, 5 agents with simulated nodes ...")
+		started := time.Now()
+		startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		c, err := devcluster.Start(startCtx, cfg)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return exitError{exitDetached}
+			}
+			return err
+		}
+		defer func() {
+			fmt.Fprintln(out, "stopping ...")
+			c.Stop(context.Background())
+			fmt.Fprintln(out, "stopped; temporary data removed")
+		}()
+		printDevSummary(cmd, c, cfg, time.Since(started))
+		<-ctx.Done()
+		return nil
+	}
+	return cmd
+}
+
+// parseSkews reads NODE=DURATION pairs.
+func parseSkews(in []string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	var errs []error
+	for _, s := range in {
+		name, val, ok := strings.Cut(s, "=")
+		if !ok || name == "" {
+			errs = append(errs, fmt.Errorf("--skew %q: want NODE=DURATION, e.g. ledger-1=500ms", s))
+			continue
+		}
+		d, err := time.ParseDuration(val)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--skew %q: %v", s, err))
+			continue
+		}
+		out[name] = d
+	}
+	return out, errors.Join(errs...)
+}
+
+func printDevSummary(cmd *cobra.Command, c *devcluster.Cluster, cfg devcluster.Config, took time.Duration) {
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "ready in %s: coordinator API on %s (leader: server-%d)\n\n", took.Round(time.Millisecond), c.APIAddr(), c.Leader()+1)
+	var rows [][]string
+	for _, n := range c.Nodes() {
+		skew := "-"
+		if d, ok := cfg.Skews[n.Spec.Name]; ok {
+			skew = signed(d)
+		}
+		rows = append(rows, []string{n.Spec.Name, n.Spec.Cluster, n.Agent.GRPCAddr(), n.Sim.Addr(), skew})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i][0] < rows[j][0] })
+	_ = table(w, []string{"NODE", "CLUSTER", "AGENT", "ADMIN PORT (simnode)", "CLOCK SKEW"}, rows)
+	addr := ""
+	if c.APIAddr() != defaultCoordinatorAddr {
+		addr = " --addr " + c.APIAddr()
+	}
+	fmt.Fprintf(w, `
+NTP servers: %s
+
+Try, in another terminal:
+  stillpoint members%[2]s
+  stillpoint drift%[2]s
+  stillpoint pause --cluster ledger%[2]s
+  stillpoint restore-points list%[2]s --tz Local
+  stillpoint operator raft list-peers%[2]s
+
+Ctrl-C stops the cluster.
+`, strings.Join(c.NTPAddrs(), ", "), addr)
+}

@@ -1,0 +1,347 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+func init() { subcommands = append(subcommands, newOpsCmd, newRestorePointsCmd, newDriftCmd) }
+
+func newOpsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ops",
+		Short: "List, show and watch pause operations",
+		Long: `Operations are pauses recorded in the coordinator's replicated log: who asked,
+the targets and their clock readings, the hold, and how each ended (completed
+with a restore window, aborted, or invalid with the reason).`,
+		Example: `  stillpoint ops list --cluster ledger
+  stillpoint ops show op-20261124T101500.123Z-3f9a1c2d --tz Europe/Berlin
+  stillpoint ops watch op-20261124T101500.123Z-3f9a1c2d`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newOpsListCmd(), newOpsShowCmd(), newOpsWatchCmd())
+	return cmd
+}
+
+func newOpsListCmd() *cobra.Command {
+	var cluster string
+	var limit int
+	var stale bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List operations, newest first",
+		Example: "  stillpoint ops list --cluster ledger --limit 10",
+		Args:    cobra.NoArgs,
+	}
+	cf := addClientFlags(cmd)
+	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster")
+	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many (0: all)")
+	cmd.Flags().BoolVar(&stale, "stale", false, "answer from the asked server's replica (no leader needed)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if limit < 0 {
+			return fmt.Errorf("--limit %d: must not be negative", limit)
+		}
+		c, err := cf.dial(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		resp, err := c.ListOperations(ctx, &pb.ListOperationsRequest{Cluster: cluster, Limit: int32(limit), Stale: stale})
+		if err != nil {
+			return c.rpcError("list operations", err)
+		}
+		if cf.output == outputJSON {
+			return printJSON(cmd.OutOrStdout(), resp)
+		}
+		var rows [][]string
+		for _, op := range resp.GetOperations() {
+			rp, unc := "-", "-"
+			if w := op.GetWindow(); w.GetRestorePoint() != nil {
+				rp, unc = timefmt.UTC(w.GetRestorePoint().AsTime()), timefmt.PlusMinus(time.Duration(w.GetUncertaintyNs()))
+			}
+			reason := op.GetReason()
+			if len(reason) > 80 {
+				reason = reason[:77] + "..."
+			}
+			rows = append(rows, []string{op.GetOpId(), op.GetCluster(), stateName(op.GetState()), fmt.Sprint(len(op.GetTargets())),
+				timefmt.Duration(time.Duration(op.GetHoldNs())), rp, unc, reason})
+		}
+		if len(rows) == 0 {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "(no operations)")
+			return err
+		}
+		return table(cmd.OutOrStdout(), []string{"OP", "CLUSTER", "STATE", "TARGETS", "HOLD", "RESTORE POINT (UTC)", "±", "REASON"}, rows)
+	}
+	return cmd
+}
+
+func newOpsShowCmd() *cobra.Command {
+	var stale bool
+	cmd := &cobra.Command{
+		Use:     "show OP_ID",
+		Short:   "Show one operation with every target's readings",
+		Example: "  stillpoint ops show op-20261124T101500.123Z-3f9a1c2d --tz Asia/Tokyo -o json",
+		Args:    cobra.ExactArgs(1),
+	}
+	cf := addClientFlags(cmd)
+	zone := addZoneFlag(cmd)
+	cmd.Flags().BoolVar(&stale, "stale", false, "answer from the asked server's replica")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkZone(*zone); err != nil {
+			return err
+		}
+		c, err := cf.dial(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		resp, err := c.GetOperation(ctx, &pb.GetOperationRequest{OpId: args[0], Stale: stale})
+		if err != nil {
+			return c.rpcError("show "+args[0], err)
+		}
+		if cf.output == outputJSON {
+			return printJSON(cmd.OutOrStdout(), resp.GetOperation())
+		}
+		return printOperation(cmd.OutOrStdout(), resp.GetOperation(), *zone)
+	}
+	return cmd
+}
+
+func newOpsWatchCmd() *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "watch OP_ID",
+		Short: "Follow an operation until it ends, then show it",
+		Long: `Follow an operation's progress until it ends and print it like 'stillpoint
+pause' does. Ctrl-C detaches; the operation is not affected.`,
+		Example: "  stillpoint ops watch op-20261124T101500.123Z-3f9a1c2d",
+		Args:    cobra.ExactArgs(1),
+	}
+	cf := addClientFlags(cmd)
+	zone := addZoneFlag(cmd)
+	cmd.Flags().DurationVar(&wait, "wait", 10*time.Minute, "stop waiting after this long")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkZone(*zone); err != nil {
+			return err
+		}
+		c, err := cf.dial(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return waitAndReport(cmd, c, &pb.Operation{OpId: args[0]}, wait, *zone)
+	}
+	return cmd
+}
+
+func checkZone(zone string) error {
+	if zone == "" {
+		return nil
+	}
+	if _, err := timefmt.LoadZone(zone); err != nil {
+		return fmt.Errorf("--tz: %w", err)
+	}
+	return nil
+}
+
+func newRestorePointsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "restore-points",
+		Aliases: []string{"rp"},
+		Short:   "List and show the catalog of certified restore points",
+		Long: `Every completed pause leaves a restore point in the replicated catalog: the
+mid-time of the window during which every node of the cluster was certainly
+paused and drained, with its ± uncertainty. Restore each database of the
+cluster to this instant (point-in-time restore) for a consistent state.`,
+		Example: `  stillpoint restore-points list --cluster ledger --tz Asia/Tokyo
+  stillpoint restore-points show op-20261124T101500.123Z-3f9a1c2d --tz America/New_York`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newRPListCmd(), newRPShowCmd())
+	return cmd
+}
+
+func newRPListCmd() *cobra.Command {
+	var cluster string
+	var limit int
+	var stale bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List restore points, newest first",
+		Example: "  stillpoint restore-points list --cluster ledger --tz Local",
+		Args:    cobra.NoArgs,
+	}
+	cf := addClientFlags(cmd)
+	zone := addZoneFlag(cmd)
+	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster")
+	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many (0: all)")
+	cmd.Flags().BoolVar(&stale, "stale", false, "answer from the asked server's replica")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkZone(*zone); err != nil {
+			return err
+		}
+		if limit < 0 {
+			return fmt.Errorf("--limit %d: must not be negative", limit)
+		}
+		c, err := cf.dial(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		resp, err := c.ListRestorePoints(ctx, &pb.ListRestorePointsRequest{Cluster: cluster, Limit: int32(limit), Stale: stale})
+		if err != nil {
+			return c.rpcError("list restore points", err)
+		}
+		if cf.output == outputJSON {
+			return printJSON(cmd.OutOrStdout(), resp)
+		}
+		header := []string{"OP", "CLUSTER", "RESTORE POINT (UTC)", "±", "EPOCH MS"}
+		loc, _ := timefmt.LoadZone(*zone)
+		if *zone != "" {
+			header = append(header, "IN "+strings.ToUpper(*zone))
+		}
+		var rows [][]string
+		for _, rp := range resp.GetRestorePoints() {
+			t := rp.GetWindow().GetRestorePoint().AsTime()
+			row := []string{rp.GetOpId(), rp.GetCluster(), timefmt.UTC(t), timefmt.PlusMinus(time.Duration(rp.GetWindow().GetUncertaintyNs())), fmt.Sprint(timefmt.EpochMillis(t))}
+			if *zone != "" {
+				row = append(row, timefmt.InZone(t, loc))
+			}
+			rows = append(rows, row)
+		}
+		if len(rows) == 0 {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "(no restore points)")
+			return err
+		}
+		return table(cmd.OutOrStdout(), header, rows)
+	}
+	return cmd
+}
+
+func newRPShowCmd() *cobra.Command {
+	var stale bool
+	cmd := &cobra.Command{
+		Use:     "show OP_ID",
+		Short:   "Show one restore point in UTC, epoch ms and --tz",
+		Example: "  stillpoint restore-points show op-20261124T101500.123Z-3f9a1c2d --tz Asia/Tokyo",
+		Args:    cobra.ExactArgs(1),
+	}
+	cf := addClientFlags(cmd)
+	zone := addZoneFlag(cmd)
+	cmd.Flags().BoolVar(&stale, "stale", false, "answer from the asked server's replica")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkZone(*zone); err != nil {
+			return err
+		}
+		c, err := cf.dial(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		resp, err := c.GetRestorePoint(ctx, &pb.GetRestorePointRequest{OpId: args[0], Stale: stale})
+		if err != nil {
+			return c.rpcError("show restore point "+args[0], err)
+		}
+		rp := resp.GetRestorePoint()
+		if cf.output == outputJSON {
+			return printJSON(cmd.OutOrStdout(), rp)
+		}
+		w := cmd.OutOrStdout()
+		fmt.Fprintf(w, "Operation      %s\nCluster        %s (%s)\n", rp.GetOpId(), rp.GetCluster(), strings.Join(rp.GetTargets(), ", "))
+		if err := instantLines(w, "Restore point", rp.GetWindow().GetRestorePoint(), *zone); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%-14s %s\n", "  uncertainty", timefmt.PlusMinus(time.Duration(rp.GetWindow().GetUncertaintyNs())))
+		if err := instantLines(w, "Window start", rp.GetWindow().GetStart(), *zone); err != nil {
+			return err
+		}
+		if err := instantLines(w, "Window end", rp.GetWindow().GetEnd(), *zone); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "Hold           %s\n", timefmt.Duration(time.Duration(rp.GetHoldNs())))
+		return err
+	}
+	return cmd
+}
+
+func newDriftCmd() *cobra.Command {
+	var cluster string
+	var stale bool
+	cmd := &cobra.Command{
+		Use:   "drift",
+		Short: "Every agent's clock and whether it would be admitted to a pause now",
+		Long: `Show each agent's clock offset, error bound, status and sample age (asked live
+from the agent, as admission does), the offset spread per cluster, and why each
+node would or would not be admitted to a pause with the current limits.`,
+		Example: `  stillpoint drift
+  stillpoint drift --cluster ledger -o json`,
+		Args: cobra.NoArgs,
+	}
+	cf := addClientFlags(cmd)
+	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster")
+	cmd.Flags().BoolVar(&stale, "stale", false, "answer from the asked server's view")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := cf.dial(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
+		resp, err := c.GetDrift(ctx, &pb.GetDriftRequest{Cluster: cluster, Stale: stale})
+		if err != nil {
+			return c.rpcError("drift", err)
+		}
+		if cf.output == outputJSON {
+			return printJSON(cmd.OutOrStdout(), resp)
+		}
+		w := cmd.OutOrStdout()
+		var rows [][]string
+		for _, e := range resp.GetEntries() {
+			m := e.GetMember()
+			ck := m.GetClock()
+			verdict := "yes"
+			if !e.GetAdmissible() {
+				verdict = "no: " + strings.Join(e.GetReasons(), "; ")
+			}
+			rows = append(rows, []string{m.GetName(), m.GetCluster(), signed(time.Duration(ck.GetOffsetNs())), timefmt.PlusMinus(time.Duration(ck.GetErrorBoundNs())),
+				strings.ToLower(strings.TrimPrefix(ck.GetStatus().String(), "CLOCK_STATUS_")), timefmt.Duration(time.Duration(ck.GetAgeNs()).Round(time.Millisecond)), verdict})
+		}
+		if len(rows) == 0 {
+			return errors.New("no agents in the gossip pool (start agents, then try again)")
+		}
+		if err := table(w, []string{"NODE", "CLUSTER", "OFFSET", "±BOUND", "STATUS", "AGE", "ADMITTED"}, rows); err != nil {
+			return err
+		}
+		cfg := resp.GetConfig()
+		clusters := make([]string, 0, len(resp.GetSpreadNs()))
+		for c := range resp.GetSpreadNs() {
+			clusters = append(clusters, c)
+		}
+		sort.Strings(clusters)
+		fmt.Fprintln(w)
+		for _, c := range clusters {
+			fmt.Fprintf(w, "cluster %s: offset spread %s (max_drift %s)\n", c, timefmt.Duration(time.Duration(resp.GetSpreadNs()[c])), timefmt.Duration(time.Duration(cfg.GetMaxDriftNs())))
+		}
+		_, err = fmt.Fprintf(w, "limits: error bound ≤ %s, lease %s, margin %s, min window %s\n", timefmt.Duration(time.Duration(cfg.GetMaxErrorBoundNs())),
+			timefmt.Duration(time.Duration(cfg.GetLeaseNs())), timefmt.Duration(time.Duration(cfg.GetMarginNs())), timefmt.Duration(time.Duration(cfg.GetMinWindowNs())))
+		return err
+	}
+	return cmd
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
+	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// stateName is an operation state in lower case ("completed").
+func stateName(s pb.OperationState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "OPERATION_STATE_"))
+}
+
+func outcomeLabel(o pb.NodeOutcome) string {
+	if o == pb.NodeOutcome_NODE_OUTCOME_UNSPECIFIED {
+		return "-"
+	}
+	return strings.ToLower(strings.TrimPrefix(o.String(), "NODE_OUTCOME_"))
+}
+
+// zoneFlag is the --tz flag of commands that print instants.
+func addZoneFlag(cmd *cobra.Command) *string {
+	return cmd.Flags().String("tz", "", `also print instants in this time zone, with its offset ("Asia/Tokyo", "Local", "+09:00")`)
+}
+
+// instantLines prints an instant in UTC (RFC 3339, ns), epoch ms, and in
+// the requested zone with its offset.
+func instantLines(w io.Writer, label string, ts *timestamppb.Timestamp, zone string) error {
+	t := ts.AsTime()
+	fmt.Fprintf(w, "%-14s %s\n", label, timefmt.UTC(t))
+	fmt.Fprintf(w, "%-14s %d\n", "  epoch ms", timefmt.EpochMillis(t))
+	if zone != "" {
+		loc, err := timefmt.LoadZone(zone)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%-14s %s\n", "  "+zone, timefmt.InZone(t, loc))
+	}
+	return nil
+}
+
+// printOperation is the human view of one operation.
+func printOperation(w io.Writer, op *pb.Operation, zone string) error {
+	fmt.Fprintf(w, "Operation      %s\n", op.GetOpId())
+	fmt.Fprintf(w, "Cluster        %s (%d targets), requested by %s, epoch %d, leader %s\n",
+		op.GetCluster(), len(op.GetTargets()), op.GetRequestedBy(), op.GetEpoch(), op.GetLeader())
+	fmt.Fprintf(w, "State          %s\n", stateName(op.GetState()))
+	if op.GetReason() != "" {
+		fmt.Fprintf(w, "Reason         %s\n", op.GetReason())
+	}
+	if wdw := op.GetWindow(); wdw.GetRestorePoint() != nil {
+		if err := instantLines(w, "Restore point", wdw.GetRestorePoint(), zone); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%-14s %s\n", "  uncertainty", timefmt.PlusMinus(time.Duration(wdw.GetUncertaintyNs())))
+		fmt.Fprintf(w, "Window         %s .. %s (width %s)\n", timefmt.UTC(wdw.GetStart().AsTime()), timefmt.UTC(wdw.GetEnd().AsTime()),
+			timefmt.Duration(time.Duration(wdw.GetWidthNs())))
+	}
+	if op.GetHoldNs() > 0 || op.GetFanoutNs() > 0 {
+		requested := "the minimum the clock bounds allow"
+		if op.GetRequestedHoldMs() > 0 {
+			requested = "requested " + timefmt.Duration(time.Duration(op.GetRequestedHoldMs())*time.Millisecond)
+		}
+		fmt.Fprintf(w, "Hold           %s (%s); pause fan-out %s\n", timefmt.Duration(time.Duration(op.GetHoldNs())),
+			requested, timefmt.Duration(time.Duration(op.GetFanoutNs())))
+	}
+	if c, e := op.GetCreatedAt(), op.GetEndedAt(); c != nil && e != nil {
+		fmt.Fprintf(w, "Took           %s (created %s)\n", timefmt.Duration(e.GetLocalTime().AsTime().Sub(c.GetLocalTime().AsTime())), timefmt.UTC(c.GetLocalTime().AsTime()))
+	}
+	header := []string{"  TARGET", "PAUSE", "ACKED (LOCAL)", "OFFSET", "±BOUND", "UNPAUSE", "SENT (LOCAL)", "NOTE"}
+	var rows [][]string
+	for _, t := range op.GetTargets() {
+		ack, sent, off, bound := "-", "-", "-", "-"
+		if a := t.GetAckedAt(); a != nil {
+			ack = a.GetLocalTime().AsTime().UTC().Format("15:04:05.000000")
+			off = signed(time.Duration(a.GetEstimate().GetOffsetNs()))
+			bound = timefmt.PlusMinus(time.Duration(a.GetEstimate().GetErrorBoundNs()))
+		}
+		if s := t.GetUnpauseSentAt(); s != nil {
+			sent = s.GetLocalTime().AsTime().UTC().Format("15:04:05.000000")
+		}
+		var note []string
+		if t.GetNodeInterrupted() {
+			note = append(note, "node restarted")
+		}
+		if t.GetLeaseExpired() {
+			note = append(note, "lease expired")
+		}
+		if m := t.GetPauseMessage(); m != "" && t.GetPauseOutcome() != pb.NodeOutcome_NODE_OUTCOME_PAUSED {
+			note = append(note, m)
+		}
+		rows = append(rows, []string{"  " + t.GetNode(), outcomeLabel(t.GetPauseOutcome()), ack, off, bound, outcomeLabel(t.GetUnpauseOutcome()), sent, strings.Join(note, "; ")})
+	}
+	return table(w, header, rows)
+}
+
+// progressLine is one line of progress while an operation runs.
+func progressLine(op *pb.Operation) string {
+	switch op.GetState() {
+	case pb.OperationState_OPERATION_STATE_PENDING:
+		return fmt.Sprintf("recorded %s; pausing %d targets", op.GetOpId(), len(op.GetTargets()))
+	case pb.OperationState_OPERATION_STATE_PAUSING:
+		return "pausing (wait for in-flight transactions to drain)"
+	case pb.OperationState_OPERATION_STATE_HOLDING:
+		return fmt.Sprintf("all %d targets paused and drained in %s; holding", len(op.GetTargets()), timefmt.Duration(time.Duration(op.GetFanoutNs())))
+	case pb.OperationState_OPERATION_STATE_UNPAUSING:
+		return "unpausing"
+	}
+	return stateName(op.GetState())
+}
+
+// followOperation streams an operation until it ends, reconnecting across
+// leader changes. progress is called on every change. It returns the final
+// record, or ctx's error when the caller detached.
+func followOperation(ctx context.Context, c *coordinatorClient, opID string, progress func(*pb.Operation)) (*pb.Operation, error) {
+	var last *pb.Operation
+	for {
+		stream, err := c.WatchOperation(ctx, &pb.WatchOperationRequest{OpId: opID})
+		if err == nil {
+			for {
+				resp, rerr := stream.Recv()
+				if rerr != nil {
+					err = rerr
+					break
+				}
+				op := resp.GetOperation()
+				if last == nil || op.GetState() != last.GetState() {
+					progress(op)
+				}
+				last = op
+				if fsm.IsTerminal(op.GetState()) {
+					return op, nil
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return last, ctx.Err()
+		}
+		if code := status.Code(err); code == codes.NotFound || code == codes.InvalidArgument || code == codes.PermissionDenied {
+			return last, c.rpcError("watch "+opID, err)
+		}
+		select { // the server went away (leader change): try again
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

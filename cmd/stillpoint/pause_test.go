@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+func startDevCluster(t *testing.T, skews map[string]time.Duration) *devcluster.Cluster {
+	t.Helper()
+	cfg := devcluster.DefaultConfig()
+	cfg.APIAddr = "127.0.0.1:0"
+	cfg.NTPPoll = 200 * time.Millisecond
+	cfg.DataDir = t.TempDir()
+	cfg.Skews = skews
+	cfg.Logger = zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := devcluster.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop(context.Background()) })
+	return c
+}
+
+// runCLI runs the command in-process and returns stdout and stderr.
+func runCLI3(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = root.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
+}
+
+func TestPauseCommandAgainstDevCluster(t *testing.T) {
+	c := startDevCluster(t, nil)
+	addr := "--addr=" + c.APIAddr()
+
+	out, progress, err := runCLI3(t, "pause", "--cluster", "ledger", "--tz", "Asia/Tokyo", addr)
+	if err != nil {
+		t.Fatalf("pause: %v\n%s\n%s", err, out, progress)
+	}
+	for _, want := range []string{"State          completed", "Restore point  20", "+09:00 (Asia/Tokyo)", "epoch ms", "uncertainty  ±", "ledger-1  paused"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pause output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(progress, "holding") || !strings.Contains(progress, "completed") {
+		t.Errorf("no progress on stderr:\n%s", progress)
+	}
+
+	out, _, err = runCLI3(t, "pause", "--cluster", "ledger", "-o", "json", addr)
+	if err != nil {
+		t.Fatalf("pause -o json: %v", err)
+	}
+	var op pb.Operation
+	if err := protojson.Unmarshal([]byte(out), &op); err != nil {
+		t.Fatalf("pause -o json is not an Operation: %v\n%s", err, out)
+	}
+	if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || !strings.Contains(out, `"restore_point"`) {
+		t.Fatalf("json: state %s, output:\n%s", op.GetState(), out)
+	}
+
+	out, _, err = runCLI3(t, "restore-points", "list", "--tz", "+05:30", addr)
+	if err != nil || strings.Count(out, "op-") != 2 || !strings.Contains(out, "+05:30") {
+		t.Fatalf("restore-points list: %v\n%s", err, out)
+	}
+	out, _, err = runCLI3(t, "restore-points", "show", op.GetOpId(), "--tz", "America/New_York", addr)
+	if err != nil || !strings.Contains(out, "-05:00 (America/New_York)") || !strings.Contains(out, "Window start") {
+		t.Fatalf("restore-points show: %v\n%s", err, out)
+	}
+	out, _, err = runCLI3(t, "ops", "list", addr)
+	if err != nil || strings.Count(out, "completed") != 2 {
+		t.Fatalf("ops list: %v\n%s", err, out)
+	}
+	out, _, err = runCLI3(t, "ops", "show", op.GetOpId(), addr)
+	if err != nil || !strings.Contains(out, op.GetOpId()) {
+		t.Fatalf("ops show: %v\n%s", err, out)
+	}
+	out, _, err = runCLI3(t, "ops", "watch", op.GetOpId(), addr)
+	if err != nil || !strings.Contains(out, "completed") {
+		t.Fatalf("ops watch of an ended op: %v\n%s", err, out)
+	}
+	out, _, err = runCLI3(t, "drift", addr)
+	if err != nil || strings.Count(out, "synchronized") != 5 || !strings.Contains(out, "cluster ledger: offset spread") {
+		t.Fatalf("drift: %v\n%s", err, out)
+	}
+	_, _, err = runCLI3(t, "unpause", "--op", "op-unknown", addr)
+	if err == nil || !strings.Contains(err.Error(), "op-unknown") {
+		t.Fatalf("unpause of unknown op: %v", err)
+	}
+}
+
+func TestPauseCommandRefusedOnSkewNamesNode(t *testing.T) {
+	c := startDevCluster(t, map[string]time.Duration{"ledger-1": 500 * time.Millisecond})
+	_, _, err := runCLI3(t, "pause", "--cluster", "ledger", "--addr", c.APIAddr())
+	if err == nil || !strings.Contains(err.Error(), "ledger-1: clock offset -") || !strings.Contains(err.Error(), "max_drift") {
+		t.Fatalf("pause with skewed ledger-1: %v", err)
+	}
+	out, _, err := runCLI3(t, "drift", "--cluster", "ledger", "--addr", c.APIAddr())
+	if err != nil || !strings.Contains(out, "no: clock offset") {
+		t.Fatalf("drift does not say why ledger-1 is refused: %v\n%s", err, out)
+	}
+	for _, n := range c.Nodes() {
+		if len(n.Sim.PausedIntervals()) != 0 {
+			t.Errorf("%s was paused", n.Spec.Name)
+		}
+	}
+	// The auditor cluster, with honest clocks, still pauses.
+	if _, _, err := runCLI3(t, "pause", "--cluster", "auditor", "--addr", c.APIAddr()); err != nil {
+		t.Fatalf("auditor pause: %v", err)
+	}
+}
+
+func TestPauseCommandBadInput(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pause"}, "--cluster is required"},
+		{[]string{"pause", "--cluster", "x", "--hold", "-1s", "--tz", "Mars/Olympus"}, "--hold -1s"},
+		{[]string{"pause", "--cluster", "x", "--tz", "Mars/Olympus"}, "--tz"},
+		{[]string{"unpause"}, "--op is required"},
+		{[]string{"ops", "show"}, "accepts 1 arg"},
+		{[]string{"dev", "--skew", "ledger-1"}, "want NODE=DURATION"},
+		{[]string{"pause", "--cluster", "ledger", "--addr", "127.0.0.1:1", "--timeout", "2s"}, "cannot reach a coordinator server at 127.0.0.1:1"},
+	}
+	for _, tc := range tests {
+		_, _, err := runCLI3(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err %v, want it to mention %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -21,7 +21,7 @@ const (
 	// cycles is how many pauses run under load; loadTries how many
 	// instants of active load the negative control restores to.
 	cycles    = 5
-	loadTries = 4
+	loadTries = 6
 	// gap is the workload's non-atomic gap between the debit in A and the
 	// credit in B: wide, so an instant of active load is likely to cut a
 	// transfer in half.
@@ -62,8 +62,8 @@ func TestRestorePointsOnPostgreSQL(t *testing.T) {
 	c.Stop(ctx)
 	srcA.ArchiveNow(ctx)
 	srcB.ArchiveNow(ctx)
-	t.Logf("%d pauses and %d load instants in %v; workload stopped, WAL archived",
-		len(run.ops), len(run.loads), stopAt.Sub(run.began).Round(time.Millisecond))
+	t.Logf("%d completed pauses (%d missed%s) and %d load instants in %v; workload stopped, WAL archived",
+		len(run.ops), len(run.missed), strings.Join(append([]string{""}, run.missed...), "; "), len(run.loads), stopAt.Sub(run.began).Round(time.Millisecond))
 
 	final := readFinal(ctx, t, pair)
 	targets := buildTargets(run, final, locA, locB)

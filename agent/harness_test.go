@@ -5,17 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/stillpoint-dev/stillpoint/agent"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	"github.com/stillpoint-dev/stillpoint/internal/logging/logtest"
 	"github.com/stillpoint-dev/stillpoint/internal/ntptest"
 	"github.com/stillpoint-dev/stillpoint/internal/simnode"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -103,37 +101,8 @@ func startAgent(t *testing.T, cfg agent.Config, opts ...agent.Option) *agent.Age
 	return a
 }
 
-// testLogger logs warnings and errors to t.Log until the test ends, and
-// drops them afterwards: memberlist goroutines may still log briefly after
-// a pool shut down, and t.Log panics after the test completed.
-func testLogger(t *testing.T) *zap.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(w.close) // registered first, so it runs after the agents stopped
-	enc := zap.NewDevelopmentEncoderConfig()
-	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), zap.WarnLevel)
-	return zap.New(core)
-}
-
-type testWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) close() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
+// testLogger logs warnings and errors to t.Log until the test ends.
+func testLogger(t *testing.T) *zap.Logger { return logtest.New(t, zap.WarnLevel) }
 
 func client(t *testing.T, a *agent.Agent) pb.AgentServiceClient {
 	t.Helper()

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
+	"github.com/stillpoint-dev/stillpoint/internal/logging/logtest"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -22,7 +22,9 @@ func startDevCluster(t *testing.T, skews map[string]time.Duration) *devcluster.C
 	cfg.NTPPoll = 200 * time.Millisecond
 	cfg.DataDir = t.TempDir()
 	cfg.Skews = skews
-	cfg.Logger = zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
+	cfg.Logger = logtest.New(t, zap.ErrorLevel)
+	// A loaded box can push loopback NTP bounds past the production ε_max.
+	cfg.Runtime = func(rc *pb.RuntimeConfig) { rc.MaxErrorBoundNs = int64(time.Second) }
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := devcluster.Start(ctx, cfg)

@@ -2,44 +2,17 @@ package e2e
 
 import (
 	"context"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/stillpoint-dev/stillpoint/internal/logging/logtest"
 )
 
-// testLogger logs errors to t.Log until the test's cleanups have run; lines
-// from goroutines that outlive the test are dropped (t.Log would panic).
-func testLogger(t *testing.T, level zapcore.Level) *zap.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(w.stop) // registered first: runs after every later cleanup
-	enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level))
-}
-
-type testWriter struct {
-	mu      sync.Mutex
-	t       testing.TB
-	stopped bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.stopped {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) stop() {
-	w.mu.Lock()
-	w.stopped = true
-	w.mu.Unlock()
-}
+// testLogger logs to t.Log until the test ends (see logtest).
+func testLogger(t *testing.T, level zapcore.Level) *zap.Logger { return logtest.New(t, level) }
 
 // waitFor polls cond every 10 ms until it holds; it fails the test with
 // cond's last reason when ctx ends or timeout passes.

@@ -140,3 +140,27 @@ func table(w io.Writer, header []string, rows [][]string) error {
 	}
 	return tw.Flush()
 }
+
+// unary is the shape of every coordinator command: dial, one call bounded
+// by --timeout, an actionable error, then -o json (the API message) or the
+// human view.
+func unary[Resp proto.Message](cmd *cobra.Command, cf *clientFlags, what string,
+	call func(ctx context.Context, c *coordinatorClient) (Resp, error),
+	human func(Resp) error,
+) error {
+	c, err := cf.dial(cmd)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := c.call(cmd.Context())
+	defer cancel()
+	resp, err := call(ctx, c)
+	if err != nil {
+		return c.rpcError(what, err)
+	}
+	if cf.output == outputJSON {
+		return printJSON(cmd.OutOrStdout(), resp)
+	}
+	return human(resp)
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -35,21 +36,11 @@ ask answer from its own view, which works without a leader.`,
 	cmd.Flags().StringVar(&cluster, "cluster", "", "only members of this cluster")
 	cmd.Flags().BoolVar(&stale, "stale", false, "answer from the asked server's own view (no leader needed)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := cf.dial(cmd)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		ctx, cancel := c.call(cmd.Context())
-		defer cancel()
-		resp, err := c.ListMembers(ctx, &pb.ListMembersRequest{Cluster: cluster, Stale: stale})
-		if err != nil {
-			return c.rpcError("list members", err)
-		}
-		if cf.output == outputJSON {
-			return printJSON(cmd.OutOrStdout(), resp)
-		}
-		return membersTable(cmd, resp)
+		return unary(cmd, cf, "list members", func(ctx context.Context, c *coordinatorClient) (*pb.ListMembersResponse, error) {
+			return c.ListMembers(ctx, &pb.ListMembersRequest{Cluster: cluster, Stale: stale})
+		}, func(resp *pb.ListMembersResponse) error {
+			return membersTable(cmd, resp)
+		})
 	}
 	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -49,29 +50,19 @@ is the leader and whether it votes.`,
 	cf := addClientFlags(cmd)
 	cmd.Flags().BoolVar(&stale, "stale", false, "answer from the asked server's own configuration (no leader needed)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := cf.dial(cmd)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		ctx, cancel := c.call(cmd.Context())
-		defer cancel()
-		resp, err := c.ListRaftPeers(ctx, &pb.ListRaftPeersRequest{Stale: stale})
-		if err != nil {
-			return c.rpcError("list Raft peers", err)
-		}
-		if cf.output == outputJSON {
-			return printJSON(cmd.OutOrStdout(), resp)
-		}
-		rows := make([][]string, 0, len(resp.GetPeers()))
-		for _, p := range resp.GetPeers() {
-			state := "follower"
-			if p.GetLeader() {
-				state = "leader"
+		return unary(cmd, cf, "list Raft peers", func(ctx context.Context, c *coordinatorClient) (*pb.ListRaftPeersResponse, error) {
+			return c.ListRaftPeers(ctx, &pb.ListRaftPeersRequest{Stale: stale})
+		}, func(resp *pb.ListRaftPeersResponse) error {
+			rows := make([][]string, 0, len(resp.GetPeers()))
+			for _, p := range resp.GetPeers() {
+				state := "follower"
+				if p.GetLeader() {
+					state = "leader"
+				}
+				rows = append(rows, []string{p.GetId(), p.GetAddress(), state, fmt.Sprint(p.GetVoter())})
 			}
-			rows = append(rows, []string{p.GetId(), p.GetAddress(), state, fmt.Sprint(p.GetVoter())})
-		}
-		return table(cmd.OutOrStdout(), []string{"ID", "ADDRESS", "STATE", "VOTER"}, rows)
+			return table(cmd.OutOrStdout(), []string{"ID", "ADDRESS", "STATE", "VOTER"}, rows)
+		})
 	}
 	return cmd
 }
@@ -88,22 +79,12 @@ is still alive in gossip is added back by the leader.`,
 	}
 	cf := addClientFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := cf.dial(cmd)
-		if err != nil {
+		return unary(cmd, cf, "remove Raft peer "+args[0], func(ctx context.Context, c *coordinatorClient) (*pb.RemoveRaftPeerResponse, error) {
+			return c.RemoveRaftPeer(ctx, &pb.RemoveRaftPeerRequest{Id: args[0]})
+		}, func(*pb.RemoveRaftPeerResponse) error {
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "Removed Raft peer %s\n", args[0])
 			return err
-		}
-		defer c.Close()
-		ctx, cancel := c.call(cmd.Context())
-		defer cancel()
-		resp, err := c.RemoveRaftPeer(ctx, &pb.RemoveRaftPeerRequest{Id: args[0]})
-		if err != nil {
-			return c.rpcError("remove Raft peer "+args[0], err)
-		}
-		if cf.output == outputJSON {
-			return printJSON(cmd.OutOrStdout(), resp)
-		}
-		_, err = fmt.Fprintf(cmd.OutOrStdout(), "Removed Raft peer %s\n", args[0])
-		return err
+		})
 	}
 	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -49,38 +50,28 @@ func newOpsListCmd() *cobra.Command {
 		if limit < 0 {
 			return fmt.Errorf("--limit %d: must not be negative", limit)
 		}
-		c, err := cf.dial(cmd)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		ctx, cancel := c.call(cmd.Context())
-		defer cancel()
-		resp, err := c.ListOperations(ctx, &pb.ListOperationsRequest{Cluster: cluster, Limit: int32(limit), Stale: stale})
-		if err != nil {
-			return c.rpcError("list operations", err)
-		}
-		if cf.output == outputJSON {
-			return printJSON(cmd.OutOrStdout(), resp)
-		}
-		var rows [][]string
-		for _, op := range resp.GetOperations() {
-			rp, unc := "-", "-"
-			if w := op.GetWindow(); w.GetRestorePoint() != nil {
-				rp, unc = timefmt.UTC(w.GetRestorePoint().AsTime()), timefmt.PlusMinus(time.Duration(w.GetUncertaintyNs()))
+		return unary(cmd, cf, "list operations", func(ctx context.Context, c *coordinatorClient) (*pb.ListOperationsResponse, error) {
+			return c.ListOperations(ctx, &pb.ListOperationsRequest{Cluster: cluster, Limit: int32(limit), Stale: stale})
+		}, func(resp *pb.ListOperationsResponse) error {
+			var rows [][]string
+			for _, op := range resp.GetOperations() {
+				rp, unc := "-", "-"
+				if w := op.GetWindow(); w.GetRestorePoint() != nil {
+					rp, unc = timefmt.UTC(w.GetRestorePoint().AsTime()), timefmt.PlusMinus(time.Duration(w.GetUncertaintyNs()))
+				}
+				reason := op.GetReason()
+				if len(reason) > 80 {
+					reason = reason[:77] + "..."
+				}
+				rows = append(rows, []string{op.GetOpId(), op.GetCluster(), stateName(op.GetState()), fmt.Sprint(len(op.GetTargets())),
+					timefmt.Duration(time.Duration(op.GetHoldNs())), rp, unc, reason})
 			}
-			reason := op.GetReason()
-			if len(reason) > 80 {
-				reason = reason[:77] + "..."
+			if len(rows) == 0 {
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), "(no operations)")
+				return err
 			}
-			rows = append(rows, []string{op.GetOpId(), op.GetCluster(), stateName(op.GetState()), fmt.Sprint(len(op.GetTargets())),
-				timefmt.Duration(time.Duration(op.GetHoldNs())), rp, unc, reason})
-		}
-		if len(rows) == 0 {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), "(no operations)")
-			return err
-		}
-		return table(cmd.OutOrStdout(), []string{"OP", "CLUSTER", "STATE", "TARGETS", "HOLD", "RESTORE POINT (UTC)", "±", "REASON"}, rows)
+			return table(cmd.OutOrStdout(), []string{"OP", "CLUSTER", "STATE", "TARGETS", "HOLD", "RESTORE POINT (UTC)", "±", "REASON"}, rows)
+		})
 	}
 	return cmd
 }
@@ -195,39 +186,29 @@ func newRPListCmd() *cobra.Command {
 		if limit < 0 {
 			return fmt.Errorf("--limit %d: must not be negative", limit)
 		}
-		c, err := cf.dial(cmd)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		ctx, cancel := c.call(cmd.Context())
-		defer cancel()
-		resp, err := c.ListRestorePoints(ctx, &pb.ListRestorePointsRequest{Cluster: cluster, Limit: int32(limit), Stale: stale})
-		if err != nil {
-			return c.rpcError("list restore points", err)
-		}
-		if cf.output == outputJSON {
-			return printJSON(cmd.OutOrStdout(), resp)
-		}
-		header := []string{"OP", "CLUSTER", "RESTORE POINT (UTC)", "±", "EPOCH MS"}
-		loc, _ := timefmt.LoadZone(*zone)
-		if *zone != "" {
-			header = append(header, "IN "+strings.ToUpper(*zone))
-		}
-		var rows [][]string
-		for _, rp := range resp.GetRestorePoints() {
-			t := rp.GetWindow().GetRestorePoint().AsTime()
-			row := []string{rp.GetOpId(), rp.GetCluster(), timefmt.UTC(t), timefmt.PlusMinus(time.Duration(rp.GetWindow().GetUncertaintyNs())), fmt.Sprint(timefmt.EpochMillis(t))}
+		return unary(cmd, cf, "list restore points", func(ctx context.Context, c *coordinatorClient) (*pb.ListRestorePointsResponse, error) {
+			return c.ListRestorePoints(ctx, &pb.ListRestorePointsRequest{Cluster: cluster, Limit: int32(limit), Stale: stale})
+		}, func(resp *pb.ListRestorePointsResponse) error {
+			header := []string{"OP", "CLUSTER", "RESTORE POINT (UTC)", "±", "EPOCH MS"}
+			loc, _ := timefmt.LoadZone(*zone)
 			if *zone != "" {
-				row = append(row, timefmt.InZone(t, loc))
+				header = append(header, "IN "+strings.ToUpper(*zone))
 			}
-			rows = append(rows, row)
-		}
-		if len(rows) == 0 {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), "(no restore points)")
-			return err
-		}
-		return table(cmd.OutOrStdout(), header, rows)
+			var rows [][]string
+			for _, rp := range resp.GetRestorePoints() {
+				t := rp.GetWindow().GetRestorePoint().AsTime()
+				row := []string{rp.GetOpId(), rp.GetCluster(), timefmt.UTC(t), timefmt.PlusMinus(time.Duration(rp.GetWindow().GetUncertaintyNs())), fmt.Sprint(timefmt.EpochMillis(t))}
+				if *zone != "" {
+					row = append(row, timefmt.InZone(t, loc))
+				}
+				rows = append(rows, row)
+			}
+			if len(rows) == 0 {
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), "(no restore points)")
+				return err
+			}
+			return table(cmd.OutOrStdout(), header, rows)
+		})
 	}
 	return cmd
 }
@@ -297,51 +278,41 @@ node would or would not be admitted to a pause with the current limits.`,
 	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster")
 	cmd.Flags().BoolVar(&stale, "stale", false, "answer from the asked server's view")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := cf.dial(cmd)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		ctx, cancel := c.call(cmd.Context())
-		defer cancel()
-		resp, err := c.GetDrift(ctx, &pb.GetDriftRequest{Cluster: cluster, Stale: stale})
-		if err != nil {
-			return c.rpcError("drift", err)
-		}
-		if cf.output == outputJSON {
-			return printJSON(cmd.OutOrStdout(), resp)
-		}
-		w := cmd.OutOrStdout()
-		var rows [][]string
-		for _, e := range resp.GetEntries() {
-			m := e.GetMember()
-			ck := m.GetClock()
-			verdict := "yes"
-			if !e.GetAdmissible() {
-				verdict = "no: " + strings.Join(e.GetReasons(), "; ")
+		return unary(cmd, cf, "drift", func(ctx context.Context, c *coordinatorClient) (*pb.GetDriftResponse, error) {
+			return c.GetDrift(ctx, &pb.GetDriftRequest{Cluster: cluster, Stale: stale})
+		}, func(resp *pb.GetDriftResponse) error {
+			w := cmd.OutOrStdout()
+			var rows [][]string
+			for _, e := range resp.GetEntries() {
+				m := e.GetMember()
+				ck := m.GetClock()
+				verdict := "yes"
+				if !e.GetAdmissible() {
+					verdict = "no: " + strings.Join(e.GetReasons(), "; ")
+				}
+				rows = append(rows, []string{m.GetName(), m.GetCluster(), signed(time.Duration(ck.GetOffsetNs())), timefmt.PlusMinus(time.Duration(ck.GetErrorBoundNs())),
+					strings.ToLower(strings.TrimPrefix(ck.GetStatus().String(), "CLOCK_STATUS_")), timefmt.Duration(time.Duration(ck.GetAgeNs()).Round(time.Millisecond)), verdict})
 			}
-			rows = append(rows, []string{m.GetName(), m.GetCluster(), signed(time.Duration(ck.GetOffsetNs())), timefmt.PlusMinus(time.Duration(ck.GetErrorBoundNs())),
-				strings.ToLower(strings.TrimPrefix(ck.GetStatus().String(), "CLOCK_STATUS_")), timefmt.Duration(time.Duration(ck.GetAgeNs()).Round(time.Millisecond)), verdict})
-		}
-		if len(rows) == 0 {
-			return errors.New("no agents in the gossip pool (start agents, then try again)")
-		}
-		if err := table(w, []string{"NODE", "CLUSTER", "OFFSET", "±BOUND", "STATUS", "AGE", "ADMITTED"}, rows); err != nil {
+			if len(rows) == 0 {
+				return errors.New("no agents in the gossip pool (start agents, then try again)")
+			}
+			if err := table(w, []string{"NODE", "CLUSTER", "OFFSET", "±BOUND", "STATUS", "AGE", "ADMITTED"}, rows); err != nil {
+				return err
+			}
+			cfg := resp.GetConfig()
+			clusters := make([]string, 0, len(resp.GetSpreadNs()))
+			for c := range resp.GetSpreadNs() {
+				clusters = append(clusters, c)
+			}
+			sort.Strings(clusters)
+			fmt.Fprintln(w)
+			for _, c := range clusters {
+				fmt.Fprintf(w, "cluster %s: offset spread %s (max_drift %s)\n", c, timefmt.Duration(time.Duration(resp.GetSpreadNs()[c])), timefmt.Duration(time.Duration(cfg.GetMaxDriftNs())))
+			}
+			_, err := fmt.Fprintf(w, "limits: error bound ≤ %s, lease %s, margin %s, min window %s\n", timefmt.Duration(time.Duration(cfg.GetMaxErrorBoundNs())),
+				timefmt.Duration(time.Duration(cfg.GetLeaseNs())), timefmt.Duration(time.Duration(cfg.GetMarginNs())), timefmt.Duration(time.Duration(cfg.GetMinWindowNs())))
 			return err
-		}
-		cfg := resp.GetConfig()
-		clusters := make([]string, 0, len(resp.GetSpreadNs()))
-		for c := range resp.GetSpreadNs() {
-			clusters = append(clusters, c)
-		}
-		sort.Strings(clusters)
-		fmt.Fprintln(w)
-		for _, c := range clusters {
-			fmt.Fprintf(w, "cluster %s: offset spread %s (max_drift %s)\n", c, timefmt.Duration(time.Duration(resp.GetSpreadNs()[c])), timefmt.Duration(time.Duration(cfg.GetMaxDriftNs())))
-		}
-		_, err = fmt.Fprintf(w, "limits: error bound ≤ %s, lease %s, margin %s, min window %s\n", timefmt.Duration(time.Duration(cfg.GetMaxErrorBoundNs())),
-			timefmt.Duration(time.Duration(cfg.GetLeaseNs())), timefmt.Duration(time.Duration(cfg.GetMarginNs())), timefmt.Duration(time.Duration(cfg.GetMinWindowNs())))
-		return err
+		})
 	}
 	return cmd
 }

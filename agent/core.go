@@ -67,6 +67,9 @@ type core struct {
 	expiryFailedOp string
 	// interruptedOp is the op during which the node was seen unpaused.
 	interruptedOp string
+	// gateNoted is when the agent last set the gate itself (an answered
+	// Unpause); a CheckPaused that started before it is stale.
+	gateNoted time.Time
 	// lostDuringOp: a v1 node (no CheckPaused) was unreachable during this op.
 	lostDuringOp string
 	// serverV1: the node answered CheckPaused with UNIMPLEMENTED.

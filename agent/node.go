@@ -60,6 +60,10 @@ func (c *core) checkNode(ctx context.Context) {
 
 	c.mu.Lock()
 	prev := c.node
+	if start.Before(c.gateNoted) && prev.checked && n.reachable == prev.reachable {
+		// The answer predates a gate change the agent made itself.
+		n.gate = prev.gate
+	}
 	c.node = n
 	if n.v1 {
 		c.serverV1 = true
@@ -117,5 +121,6 @@ func (c *core) checkNode(ctx context.Context) {
 func (c *core) noteGateLocked(g gate) {
 	if c.node.checked && c.node.reachable && !c.node.v1 {
 		c.node.gate = g
+		c.gateNoted = c.clk.Now()
 	}
 }

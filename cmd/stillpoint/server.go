@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator"
+	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/config"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
@@ -54,6 +55,11 @@ type serverFile struct {
 	// TLS of the gRPC listener, and of this server's calls to the others.
 	GRPCTLS grpcx.TLS `yaml:"grpc_tls"`
 	PeerTLS grpcx.TLS `yaml:"peer_tls"`
+	// AgentTLS is the client side of calls to agents' AgentService.
+	AgentTLS grpcx.TLS `yaml:"agent_tls"`
+	// NTPServers, when set, give the server its own clock estimate: every
+	// time it records (op created/ended, audit) carries it.
+	NTPServers []string `yaml:"ntp_servers" flag:"ntp-servers"`
 }
 
 func defaultServerFile() serverFile {
@@ -84,6 +90,12 @@ func (f serverFile) toConfig() (coordinator.Config, error) {
 	c.LeaveOnShutdown = f.LeaveOnTerminate
 	c.TLS = f.GRPCTLS
 	c.ClientTLS = f.PeerTLS
+	c.AgentTLS = f.AgentTLS
+	for _, a := range f.NTPServers {
+		if _, _, err := splitPort(a); err != nil {
+			p.Addf("ntp_servers %q: %v (want host:port, e.g. pool.ntp.org:123)", a, err)
+		}
+	}
 	g := gossip.Config{Name: f.NodeID, Join: f.Gossip.Join, Profile: f.Gossip.Profile}
 	host, port, err := splitPort(f.Gossip.Bind)
 	if err != nil {
@@ -175,6 +187,8 @@ Raft, gossip and Go metrics are served on --metrics-listen /metrics.`,
 	f.String("log-format", d.Log.Format, "log format: json or console")
 	tlsFlags(f, "grpc-tls", "the gRPC listener (a CA requires client certificates)")
 	tlsFlags(f, "peer-tls", "calls to the other servers")
+	tlsFlags(f, "agent-tls", "calls to the agents")
+	f.StringSlice("ntp-servers", nil, "NTP servers (host:port) for this server's own clock estimate, stamped on every recorded time")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		file, cfg, err := resolveServerConfig(cmd)
@@ -187,6 +201,19 @@ Raft, gossip and Go metrics are served on --metrics-listen /metrics.`,
 		}
 		defer func() { _ = log.Sync() }()
 		cfg.Logger = log
+		if len(file.NTPServers) > 0 {
+			sc := clock.DefaultConfig()
+			sc.Servers = file.NTPServers
+			sc.Logger = log.With(zap.String("node", cfg.NodeID))
+			sampler, err := clock.NewSampler(sc)
+			if err != nil {
+				return fmt.Errorf("ntp_servers: %w", err)
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			go sampler.Run(ctx)
+			cfg.Clock = sampler
+		}
 		return runServer(cmd.Context(), cfg, file.MetricsListen, log)
 	}
 	return cmd
@@ -198,6 +225,7 @@ func resolveServerConfig(cmd *cobra.Command) (serverFile, coordinator.Config, er
 	p.Merge("", config.Resolve(cmd, "config", &file))
 	p.Merge("", applyTLSFlags(cmd.Flags(), "grpc-tls", &file.GRPCTLS))
 	p.Merge("", applyTLSFlags(cmd.Flags(), "peer-tls", &file.PeerTLS))
+	p.Merge("", applyTLSFlags(cmd.Flags(), "agent-tls", &file.AgentTLS))
 	if err := p.Err(); err != nil {
 		return file, coordinator.Config{}, err
 	}

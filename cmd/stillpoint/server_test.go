@@ -61,11 +61,12 @@ grpc_tls:
 }
 
 func TestServerConfigReportsEveryProblem(t *testing.T) {
-	_, err := resolveServer(t, "--bootstrap", "--bootstrap-expect", "3", "--gossip-bind", "x", "--gossip-encryption-key", "!!", "--data-dir", t.TempDir())
+	_, err := resolveServer(t, "--bootstrap", "--bootstrap-expect", "3", "--gossip-bind", "x", "--gossip-encryption-key", "!!", "--data-dir", t.TempDir(),
+		"--ntp-servers", "pool.ntp.org")
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, want := range []string{"node_id", "exclusive", "gossip.bind", "encryption_key"} {
+	for _, want := range []string{"node_id", "exclusive", "gossip.bind", "encryption_key", `ntp_servers "pool.ntp.org"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

@@ -297,8 +297,16 @@ func TestClientGoneMidOpDoesNotAffectIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel() // the CLI is killed
-	if _, err := stream.Recv(); err == nil || errors.Is(err, io.EOF) {
-		t.Fatalf("stream after cancel: %v", err)
+	for { // updates already buffered may still arrive; then the stream ends
+		_, err := stream.Recv()
+		if err == nil {
+			continue
+		}
+		// EOF: the op ended before the cancel landed (a very slow box).
+		if !errors.Is(err, io.EOF) && status.Code(err) != codes.Canceled {
+			t.Fatalf("stream after cancel: %v, want Canceled", err)
+		}
+		break
 	}
 	if op := watchEnd(t, c, resp.GetOperation().GetOpId(), 30*time.Second); op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
 		t.Fatalf("op ended %s: %s", op.GetState(), op.GetReason())

@@ -222,7 +222,13 @@ func (c *Cluster) startServer(clkCtx context.Context, i int) error {
 	if i == 0 {
 		cfg.GRPCAddr = c.cfg.APIAddr
 	}
-	cfg.Raft = coordinator.TestTimings()
+	// Tolerant of a loaded 2-core box: leadership must not flap mid-op.
+	cfg.Raft = coordinator.RaftTimings{
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
+	}
 	cfg.WALSegmentSize = 4 << 20
 	cfg.ReconcileInterval = time.Second
 	cfg.Logger = c.log

@@ -297,7 +297,7 @@ func TestClientGoneMidOpDoesNotAffectIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel() // the CLI is killed
-	for { // updates already buffered may still arrive; then the stream ends
+	for {    // updates already buffered may still arrive; then the stream ends
 		_, err := stream.Recv()
 		if err == nil {
 			continue

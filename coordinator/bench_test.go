@@ -1,0 +1,461 @@
+package coordinator_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/stillpoint-dev/stillpoint/agent"
+	"github.com/stillpoint-dev/stillpoint/coordinator"
+	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
+	"github.com/stillpoint-dev/stillpoint/internal/benchtab"
+	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
+	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	"github.com/stillpoint-dev/stillpoint/internal/simnode"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+var (
+	fanoutAgents   = flag.String("fanout.agents", "3,30,100", "agent counts BenchmarkPauseFanout measures, comma-separated")
+	fanoutPerPause = flag.Bool("fanout.perpause", false, "BenchmarkPauseFanout also prints one row per coordinator pause")
+	// Scheduling delay on a busy 2-core box lands in every NTP round trip:
+	// with 100 agents in one process their bounds reach 10-40ms, beyond the
+	// 10ms default ε_max, and admission (rightly) refuses the pause.
+	fanoutMaxBound = flag.Duration("fanout.maxbound", 100*time.Millisecond, "max_error_bound (ε_max) BenchmarkPauseFanout admits pauses under")
+	// The "test" profile gossips every 20ms: with 100 agents in one
+	// process, the compressed gossip packets alone saturate two cores and
+	// probes time out.
+	fanoutGossip = flag.String("fanout.gossip", "lan", "gossip profile of the agents in BenchmarkPauseFanout (lan, local or test)")
+	// An NTP round that moves an agent's bound by more than 10% re-gossips
+	// its metadata: a 500ms poll over 100 agents keeps gossip busy.
+	fanoutNTPPoll = flag.Duration("fanout.ntppoll", 2*time.Second, "NTP poll interval of every clock in BenchmarkPauseFanout")
+)
+
+const (
+	// fanoutCluster is the cluster every bench agent belongs to.
+	fanoutCluster = "ledger"
+	// fanoutAdmitTimeout bounds the retries of one StartPause.
+	fanoutAdmitTimeout = 30 * time.Second
+	// fanoutOpTimeout bounds one pause from StartPause to its end.
+	fanoutOpTimeout = 2 * time.Minute
+)
+
+// BenchmarkPauseFanout measures the pause fan-out of a single-server
+// coordinator over 3, 30 and 100 in-process agents (workload off), next to
+// a sequential baseline over the same agents, and prints a summary table.
+// Run it with a fixed count, as `make bench` does:
+//
+//	go test -run '^$' -bench '^BenchmarkPauseFanout$' -benchtime 25x ./coordinator
+func BenchmarkPauseFanout(b *testing.B) {
+	sizes, err := parseAgentCounts(*fanoutAgents)
+	if err != nil {
+		b.Fatal(err)
+	}
+	report := benchtab.FanoutReport{
+		PerPause: *fanoutPerPause,
+		Notes: []string{
+			"startup: NTP servers and the coordinator up, agents started one by one, until the leader sees every agent alive and synchronized",
+			fmt.Sprintf("agents (gossip profile %q, NTP poll %v, ε_max %v) persist their lease with fsync before and after the node acks; all share one disk under %s",
+				*fanoutGossip, *fanoutNTPPoll, *fanoutMaxBound, os.TempDir()),
+		},
+	}
+	for _, n := range sizes {
+		run := benchtab.FanoutRun{Agents: n}
+		ok := b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			c, agents, startup := startFanoutCluster(b, n)
+			run.Startup = startup
+			cfg := fanoutRuntime(b, c)
+			run.Margin, run.TargetClockBound, run.MinWindow = time.Duration(cfg.GetMarginNs()), time.Duration(cfg.GetTargetClockBoundNs()), time.Duration(cfg.GetMinWindowNs())
+			b.Logf("%d agents: cluster up and every clock synchronized in %v", n, startup.Round(time.Millisecond))
+			b.Run("coordinator", func(b *testing.B) { run.Coordinator = benchCoordinatorFanout(b, c, cfg) })
+			b.Run("sequential", func(b *testing.B) { run.Sequential = benchSequentialFanout(b, c, agents, cfg) })
+		})
+		if ok || len(run.Coordinator) > 0 || len(run.Sequential) > 0 {
+			report.Runs = append(report.Runs, run)
+		}
+	}
+	if err := report.Fprint(os.Stdout); err != nil {
+		b.Error(err)
+	}
+}
+
+func parseAgentCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-fanout.agents %q: %q is not a positive agent count", s, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// fanoutAgent is one simulated node and the agent beside it.
+type fanoutAgent struct {
+	name  string
+	sim   *simnode.Node
+	agent *agent.Agent
+}
+
+// startFanoutCluster starts the NTP servers and one coordinator server
+// (devcluster), then n simnodes (workload off) with an agent each, and
+// returns how long it took until every agent's clock was synchronized in
+// the leader's view. The agents are started here rather than by devcluster
+// to choose their gossip profile: devcluster's "test" profile gossips every
+// 20ms, and with 100 agents in one process those (LZW-compressed) packets
+// alone saturate two cores; "lan" is what production agents run.
+func startFanoutCluster(b *testing.B, n int) (*devcluster.Cluster, []*fanoutAgent, time.Duration) {
+	b.Helper()
+	cfg := devcluster.DefaultConfig()
+	cfg.Servers = 1
+	cfg.APIAddr = "127.0.0.1:0"
+	cfg.Nodes = nil
+	cfg.NTPPoll = *fanoutNTPPoll
+	cfg.DataDir = b.TempDir()
+	quiet := new(atomic.Bool)
+	cfg.Logger = benchLogger(quiet)
+	cfg.Runtime = func(rc *pb.RuntimeConfig) { rc.MaxErrorBoundNs = int64(*fanoutMaxBound) }
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(60+3*n)*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := devcluster.Start(ctx, cfg)
+	if err != nil {
+		b.Fatalf("starting 1 server: %v", err)
+	}
+	b.Cleanup(func() { c.Stop(context.Background()) })
+	var agents []*fanoutAgent
+	b.Cleanup(func() { stopFanoutAgents(agents) }) // runs before c.Stop
+	seed := c.Servers()[0].GossipAddr()
+	for i := range n {
+		a, err := startFanoutAgent(ctx, fmt.Sprintf("ledger-%03d", i+1), cfg, c.NTPAddrs(), seed)
+		if a != nil {
+			agents = append(agents, a)
+		}
+		if err != nil {
+			b.Fatalf("starting agent %d of %d: %v", i+1, n, err)
+		}
+	}
+	if err := waitFanoutSynchronized(ctx, c, agents); err != nil {
+		b.Fatalf("%d agents after %v: %v", n, time.Since(start).Round(time.Millisecond), err)
+	}
+	startup := time.Since(start)
+	b.Cleanup(func() { quiet.Store(true) }) // runs first
+	return c, agents, startup
+}
+
+// startFanoutAgent starts a simnode and its agent the way devcluster does,
+// but with production agent defaults (gossip profile, gate polling) except
+// for the short NTP poll.
+func startFanoutAgent(ctx context.Context, name string, cc devcluster.Config, ntp []string, seed string) (*fanoutAgent, error) {
+	scfg := simnode.DefaultConfig()
+	scfg.ID = name
+	scfg.Listen = "127.0.0.1:0"
+	scfg.DefaultMaxPauseWait = 5 * time.Second
+	scfg.Workload = simnode.DefaultWorkloadConfig() // Enabled is false: nothing to drain
+	scfg.Logger = cc.Logger.Named(name + "-sim")
+	sim, err := simnode.New(scfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := sim.Start(ctx); err != nil {
+		return nil, fmt.Errorf("simnode %s: %w", name, err)
+	}
+	fa := &fanoutAgent{name: name, sim: sim}
+	acfg := agent.DefaultConfig()
+	acfg.NodeName, acfg.Role, acfg.Cluster = name, "ledger", fanoutCluster
+	acfg.Admin.Address = sim.Addr()
+	acfg.NTP.Servers = ntp
+	acfg.NTP.PollInterval = cc.NTPPoll
+	acfg.NTP.Timeout = 500 * time.Millisecond
+	acfg.Gossip.Bind = "127.0.0.1:0"
+	acfg.Gossip.Join = []string{seed}
+	acfg.Gossip.Profile = *fanoutGossip
+	acfg.GRPC.Listen = "127.0.0.1:0"
+	acfg.Metrics.Listen = "127.0.0.1:0"
+	acfg.DataDir = filepath.Join(cc.DataDir, name)
+	a, err := agent.New(acfg, agent.WithLogger(cc.Logger.Named(name)))
+	if err != nil {
+		return fa, err
+	}
+	if err := a.Start(ctx); err != nil {
+		return fa, fmt.Errorf("agent %s: %w", name, err)
+	}
+	fa.agent = a
+	return fa, nil
+}
+
+// stopFanoutAgents stops every agent (they leave gossip, which may take a
+// couple of seconds each) in parallel, then every simnode.
+func stopFanoutAgents(agents []*fanoutAgent) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, a := range agents {
+		if a.agent != nil {
+			wg.Go(func() { _ = a.agent.Stop(ctx) })
+		}
+	}
+	wg.Wait()
+	for _, a := range agents {
+		a.sim.Stop()
+	}
+}
+
+// waitFanoutSynchronized waits until the leader sees every agent alive
+// with a synchronized clock; the error names those that are not.
+func waitFanoutSynchronized(ctx context.Context, c *devcluster.Cluster, agents []*fanoutAgent) error {
+	var behind []string
+	for {
+		behind = behind[:0]
+		if l := c.Leader(); l < 0 {
+			behind = append(behind, "no leader")
+		} else {
+			s := c.Servers()[l]
+			for _, a := range agents {
+				m, ok := s.Member(a.name)
+				if !ok {
+					behind = append(behind, a.name+": not in gossip")
+					continue
+				}
+				pm := coordinator.MemberProto(m, time.Now())
+				if pm.GetStatus() != pb.MemberStatus_MEMBER_STATUS_ALIVE || pm.GetClock().GetStatus() != pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED {
+					behind = append(behind, fmt.Sprintf("%s: %s, clock %s", a.name, pm.GetStatus(), pm.GetClock().GetStatus()))
+				}
+			}
+		}
+		if len(behind) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for every agent synchronized: %w (%d behind: %s)", ctx.Err(), len(behind), strings.Join(behind, "; "))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// benchLogger reports errors only, on stderr, until quiet is set: a
+// benchmark's components may log after it returns (which testing's loggers
+// do not allow), and a teardown's "connection closed" errors are noise.
+func benchLogger(quiet *atomic.Bool) *zap.Logger {
+	enc := zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig())
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(gatedWriter{quiet}), zap.ErrorLevel))
+}
+
+// gatedWriter writes to stderr while its gate is open.
+type gatedWriter struct{ quiet *atomic.Bool }
+
+func (w gatedWriter) Write(p []byte) (int, error) {
+	if w.quiet.Load() {
+		return len(p), nil
+	}
+	return os.Stderr.Write(p)
+}
+
+func fanoutClient(b *testing.B, c *devcluster.Cluster) pb.CoordinatorServiceClient {
+	b.Helper()
+	cl, err := c.Client(0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cl
+}
+
+// fanoutRuntime reads the runtime config the pauses run under.
+func fanoutRuntime(b *testing.B, c *devcluster.Cluster) *pb.RuntimeConfig {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := fanoutClient(b, c).GetConfig(ctx, &pb.GetConfigRequest{})
+	if err != nil {
+		b.Fatalf("server-1: get runtime config: %v", err)
+	}
+	return resp.GetConfig()
+}
+
+// benchCoordinatorFanout runs one coordinator pause (no requested hold)
+// per iteration and reports the fan-out percentiles.
+func benchCoordinatorFanout(b *testing.B, c *devcluster.Cluster, cfg *pb.RuntimeConfig) []benchtab.PauseSample {
+	cl := fanoutClient(b, c)
+	coordinatorPause(b, cl, cfg) // warm-up: connections, Raft log, agent state files
+	var samples []benchtab.PauseSample
+	for b.Loop() {
+		samples = append(samples, coordinatorPause(b, cl, cfg))
+	}
+	var fanout, accepted, hold, bound []time.Duration
+	for _, s := range samples {
+		fanout, accepted = append(fanout, s.Fanout), append(accepted, s.AcceptedToAcked)
+		hold, bound = append(hold, s.Hold), append(bound, s.MaxBound)
+	}
+	reportPercentiles(b, "fanout", fanout)
+	reportPercentiles(b, "accepted-acked", accepted)
+	if s, err := benchtab.Summarize(hold); err == nil {
+		b.ReportMetric(float64(s.Max), "hold-max-ns")
+	}
+	if s, err := benchtab.Summarize(bound); err == nil {
+		b.ReportMetric(float64(s.Max), "eps-max-ns")
+	}
+	return samples
+}
+
+func reportPercentiles(b *testing.B, name string, samples []time.Duration) {
+	s, err := benchtab.Summarize(samples)
+	if err != nil {
+		return
+	}
+	b.ReportMetric(float64(s.P50), name+"-p50-ns")
+	b.ReportMetric(float64(s.P99), name+"-p99-ns")
+}
+
+// coordinatorPause starts a pause of the bench cluster, follows it to its
+// end and returns its figures; anything but COMPLETED fails the benchmark.
+func coordinatorPause(b *testing.B, cl pb.CoordinatorServiceClient, cfg *pb.RuntimeConfig) benchtab.PauseSample {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), fanoutOpTimeout)
+	defer cancel()
+	opID := startFanoutPause(ctx, b, cl)
+	stream, err := cl.WatchOperation(ctx, &pb.WatchOperationRequest{OpId: opID})
+	if err != nil {
+		b.Fatalf("watch %s: %v", opID, err)
+	}
+	var op *pb.Operation
+	for op == nil || !fsm.IsTerminal(op.GetState()) {
+		resp, err := stream.Recv()
+		if err != nil {
+			b.Fatalf("watch %s: %v (last seen %s)", opID, err, op.GetState())
+		}
+		op = resp.GetOperation()
+	}
+	if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+		b.Fatalf("op %s over %d targets ended %s: %s", opID, len(op.GetTargets()), op.GetState(), op.GetReason())
+	}
+	// Every clock in the process is the same wall clock, so the leader's
+	// created_at and the agents' ack stamps can be subtracted.
+	s := benchtab.PauseSample{OpID: opID, Fanout: time.Duration(op.GetFanoutNs()), Hold: time.Duration(op.GetHoldNs())}
+	created := op.GetCreatedAt().GetLocalTime().AsTime()
+	for _, t := range op.GetTargets() {
+		s.MaxBound = max(s.MaxBound, time.Duration(t.GetAckedAt().GetEstimate().GetErrorBoundNs()))
+		s.AcceptedToAcked = max(s.AcceptedToAcked, t.GetAckedAt().GetLocalTime().AsTime().Sub(created))
+	}
+	s.Need = 2*s.MaxBound + time.Duration(cfg.GetMarginNs())
+	if s.Fanout <= 0 {
+		b.Fatalf("op %s completed without a fan-out figure (fanout_ns %d)", opID, op.GetFanoutNs())
+	}
+	return s
+}
+
+// startFanoutPause calls StartPause, retrying while admission still sees
+// the previous op's agents (their gate state is polled every 50ms) or
+// a clock that is briefly out of bounds; it gives up after
+// fanoutAdmitTimeout with the last refusal.
+func startFanoutPause(ctx context.Context, b *testing.B, cl pb.CoordinatorServiceClient) string {
+	b.Helper()
+	deadline := time.Now().Add(fanoutAdmitTimeout)
+	refusals := 0
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		resp, err := cl.StartPause(cctx, &pb.StartPauseRequest{Cluster: fanoutCluster, RequestedBy: "bench"})
+		cancel()
+		if err == nil {
+			return resp.GetOperation().GetOpId()
+		}
+		if c := status.Code(err); c != codes.FailedPrecondition && c != codes.Unavailable {
+			b.Fatalf("start pause of cluster %s (after %d refusals): %v", fanoutCluster, refusals, err)
+		}
+		refusals++
+		if time.Now().After(deadline) {
+			b.Fatalf("start pause of cluster %s: refused %d times for %v; last: %v", fanoutCluster, refusals, fanoutAdmitTimeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("start pause of cluster %s: %v; last refusal: %v", fanoutCluster, ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// seqAgent is one agent the sequential baseline calls directly.
+type seqAgent struct {
+	name string
+	cl   pb.AgentServiceClient
+}
+
+// benchSequentialFanout is the baseline: the same Pause calls the
+// coordinator makes (op id, leader epoch, lease, drain wait), sent to one
+// agent after another; the time from the first Pause sent to the last ack
+// is the sample. Every agent is then unpaused, one after another, untimed.
+func benchSequentialFanout(b *testing.B, c *devcluster.Cluster, nodes []*fanoutAgent, cfg *pb.RuntimeConfig) []time.Duration {
+	epoch, ok := c.Servers()[0].LeaderEpoch()
+	if !ok {
+		b.Fatal("server-1 does not lead: no epoch for the sequential baseline")
+	}
+	var agents []seqAgent
+	for _, n := range nodes {
+		cc, err := grpcx.NewClient(n.agent.GRPCAddr(), grpcx.TLS{})
+		if err != nil {
+			b.Fatalf("agent %s at %s: %v", n.name, n.agent.GRPCAddr(), err)
+		}
+		b.Cleanup(func() { _ = cc.Close() })
+		agents = append(agents, seqAgent{name: n.name, cl: pb.NewAgentServiceClient(cc)})
+	}
+	run := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffff)
+	seqPause(b, agents, fmt.Sprintf("bench-seq-%s-warm", run), epoch, cfg) // warm-up: dial every agent
+	var samples []time.Duration
+	i := 0
+	for b.Loop() {
+		samples = append(samples, seqPause(b, agents, fmt.Sprintf("bench-seq-%s-%d", run, i), epoch, cfg))
+		i++
+	}
+	reportPercentiles(b, "fanout", samples)
+	return samples
+}
+
+// seqPause pauses every agent in turn under opID, times it, then unpauses
+// every agent it paused. Any refusal fails the benchmark.
+func seqPause(b *testing.B, agents []seqAgent, opID string, epoch uint64, cfg *pb.RuntimeConfig) time.Duration {
+	b.Helper()
+	wait := time.Duration(cfg.GetMaxPauseWaitNs())
+	req := &pb.PauseRequest{
+		OpId: opID, Epoch: epoch, LeaseMs: cfg.GetLeaseNs() / int64(time.Millisecond),
+		WaitOutstanding: true, MaxPauseWaitMs: wait.Milliseconds(),
+	}
+	var paused []seqAgent
+	defer func() {
+		for _, a := range paused {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			resp, err := a.cl.Unpause(ctx, &pb.UnpauseRequest{OpId: opID, Epoch: epoch})
+			cancel()
+			if err != nil || resp.GetOutcome() != pb.NodeOutcome_NODE_OUTCOME_UNPAUSED {
+				b.Errorf("agent %s: unpause of %s: %v %s %s", a.name, opID, err, resp.GetOutcome(), resp.GetMessage())
+			}
+		}
+	}()
+	start := time.Now()
+	for _, a := range agents {
+		ctx, cancel := context.WithTimeout(context.Background(), wait+5*time.Second)
+		resp, err := a.cl.Pause(ctx, req)
+		cancel()
+		if err != nil {
+			b.Fatalf("agent %s: pause %s: %v", a.name, opID, err)
+		}
+		paused = append(paused, a)
+		if resp.GetOutcome() != pb.NodeOutcome_NODE_OUTCOME_PAUSED || resp.GetAckedAt() == nil {
+			b.Fatalf("agent %s: pause %s: %s: %s", a.name, opID, resp.GetOutcome(), resp.GetMessage())
+		}
+	}
+	return time.Since(start)
+}

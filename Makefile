@@ -25,8 +25,16 @@ build:
 test: proto-check lint
 	$(GO) test -race -count=1 -timeout 25m ./...
 
+# bench: every Go benchmark, then the pause fan-out table
+# (BenchmarkPauseFanout: 3, 30 and 100 in-process agents, a fixed number of
+# pauses each). FANOUT_PAUSES and FANOUT_FLAGS (e.g. -fanout.agents=3,30
+# -fanout.perpause) shape it; TMPDIR=/dev/shm takes the shared disk's fsyncs
+# out of the agents' lease writes.
+FANOUT_PAUSES ?= 25
+FANOUT_FLAGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkPauseFanout$$' -benchmem -count 1 ./...
+	$(GO) test -run '^$$' -bench '^BenchmarkPauseFanout$$' -benchtime $(FANOUT_PAUSES)x -count 1 -timeout 10m ./coordinator -args $(FANOUT_FLAGS)
 
 dev: build
 	$(BIN)/stillpoint dev

@@ -68,7 +68,7 @@ func BenchmarkPauseFanout(b *testing.B) {
 		PerPause: *fanoutPerPause,
 		Notes: []string{
 			"startup: NTP servers and the coordinator up, agents started one by one, until the leader sees every agent alive and synchronized",
-			fmt.Sprintf("agents (gossip profile %q, NTP poll %v, ε_max %v) persist their lease with fsync before and after the node acks; all share one disk under %s",
+			fmt.Sprintf("agents (gossip profile %q, NTP poll %v, ε_max %v) persist their lease with fsync before and after the node acks, all in one filesystem (%s)",
 				*fanoutGossip, *fanoutNTPPoll, *fanoutMaxBound, os.TempDir()),
 		},
 	}
@@ -358,10 +358,9 @@ func coordinatorPause(b *testing.B, cl pb.CoordinatorServiceClient, cfg *pb.Runt
 	return s
 }
 
-// startFanoutPause calls StartPause, retrying while admission still sees
-// the previous op's agents (their gate state is polled every 50ms) or
-// a clock that is briefly out of bounds; it gives up after
-// fanoutAdmitTimeout with the last refusal.
+// startFanoutPause calls StartPause, retrying while admission refuses
+// (an agent still releasing the previous op, a clock briefly above ε_max);
+// it gives up after fanoutAdmitTimeout with the last refusal.
 func startFanoutPause(ctx context.Context, b *testing.B, cl pb.CoordinatorServiceClient) string {
 	b.Helper()
 	deadline := time.Now().Add(fanoutAdmitTimeout)
@@ -391,6 +390,7 @@ func startFanoutPause(ctx context.Context, b *testing.B, cl pb.CoordinatorServic
 // seqAgent is one agent the sequential baseline calls directly.
 type seqAgent struct {
 	name string
+	sim  *simnode.Node
 	cl   pb.AgentServiceClient
 }
 
@@ -410,7 +410,7 @@ func benchSequentialFanout(b *testing.B, c *devcluster.Cluster, nodes []*fanoutA
 			b.Fatalf("agent %s at %s: %v", n.name, n.agent.GRPCAddr(), err)
 		}
 		b.Cleanup(func() { _ = cc.Close() })
-		agents = append(agents, seqAgent{name: n.name, cl: pb.NewAgentServiceClient(cc)})
+		agents = append(agents, seqAgent{name: n.name, sim: n.sim, cl: pb.NewAgentServiceClient(cc)})
 	}
 	run := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffff)
 	seqPause(b, agents, fmt.Sprintf("bench-seq-%s-warm", run), epoch, cfg) // warm-up: dial every agent
@@ -424,8 +424,9 @@ func benchSequentialFanout(b *testing.B, c *devcluster.Cluster, nodes []*fanoutA
 	return samples
 }
 
-// seqPause pauses every agent in turn under opID, times it, then unpauses
-// every agent it paused. Any refusal fails the benchmark.
+// seqPause pauses every agent in turn under opID, times it, checks every
+// node's gate is closed, then unpauses every agent it paused. Any refusal
+// fails the benchmark.
 func seqPause(b *testing.B, agents []seqAgent, opID string, epoch uint64, cfg *pb.RuntimeConfig) time.Duration {
 	b.Helper()
 	wait := time.Duration(cfg.GetMaxPauseWaitNs())
@@ -457,5 +458,11 @@ func seqPause(b *testing.B, agents []seqAgent, opID string, epoch uint64, cfg *p
 			b.Fatalf("agent %s: pause %s: %s: %s", a.name, opID, resp.GetOutcome(), resp.GetMessage())
 		}
 	}
-	return time.Since(start)
+	d := time.Since(start)
+	for _, a := range agents {
+		if !a.sim.Paused() {
+			b.Fatalf("agent %s acked pause %s but its node's gate is open", a.name, opID)
+		}
+	}
+	return d
 }

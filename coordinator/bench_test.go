@@ -5,10 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,8 +16,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/stillpoint-dev/stillpoint/agent"
-	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	"github.com/stillpoint-dev/stillpoint/internal/benchtab"
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
@@ -104,13 +100,6 @@ func parseAgentCounts(s string) ([]int, error) {
 	return out, nil
 }
 
-// fanoutAgent is one simulated node and the agent beside it.
-type fanoutAgent struct {
-	name  string
-	sim   *simnode.Node
-	agent *agent.Agent
-}
-
 // startFanoutCluster starts the NTP servers and one coordinator server
 // (devcluster), then n simnodes (workload off) with an agent each, and
 // returns how long it took until every agent's clock was synchronized in
@@ -118,12 +107,17 @@ type fanoutAgent struct {
 // to choose their gossip profile: devcluster's "test" profile gossips every
 // 20ms, and with 100 agents in one process those (LZW-compressed) packets
 // alone saturate two cores; "lan" is what production agents run.
-func startFanoutCluster(b *testing.B, n int) (*devcluster.Cluster, []*fanoutAgent, time.Duration) {
+func startFanoutCluster(b *testing.B, n int) (*devcluster.Cluster, []*devcluster.Node, time.Duration) {
 	b.Helper()
 	cfg := devcluster.DefaultConfig()
 	cfg.Servers = 1
 	cfg.APIAddr = "127.0.0.1:0"
 	cfg.Nodes = nil
+	for i := range n {
+		cfg.Nodes = append(cfg.Nodes, devcluster.NodeSpec{Name: fmt.Sprintf("ledger-%03d", i+1), Role: "ledger", Cluster: fanoutCluster})
+	}
+	cfg.Workload = simnode.DefaultWorkloadConfig() // Enabled is false: nothing to drain
+	cfg.AgentGossipProfile = *fanoutGossip
 	cfg.NTPPoll = *fanoutNTPPoll
 	cfg.DataDir = b.TempDir()
 	quiet := new(atomic.Bool)
@@ -134,118 +128,12 @@ func startFanoutCluster(b *testing.B, n int) (*devcluster.Cluster, []*fanoutAgen
 	start := time.Now()
 	c, err := devcluster.Start(ctx, cfg)
 	if err != nil {
-		b.Fatalf("starting 1 server: %v", err)
-	}
-	b.Cleanup(func() { c.Stop(context.Background()) })
-	var agents []*fanoutAgent
-	b.Cleanup(func() { stopFanoutAgents(agents) }) // runs before c.Stop
-	seed := c.Servers()[0].GossipAddr()
-	for i := range n {
-		a, err := startFanoutAgent(ctx, fmt.Sprintf("ledger-%03d", i+1), cfg, c.NTPAddrs(), seed)
-		if a != nil {
-			agents = append(agents, a)
-		}
-		if err != nil {
-			b.Fatalf("starting agent %d of %d: %v", i+1, n, err)
-		}
-	}
-	if err := waitFanoutSynchronized(ctx, c, agents); err != nil {
-		b.Fatalf("%d agents after %v: %v", n, time.Since(start).Round(time.Millisecond), err)
+		b.Fatalf("starting 1 server and %d agents: %v", n, err)
 	}
 	startup := time.Since(start)
+	b.Cleanup(func() { c.Stop(context.Background()) })
 	b.Cleanup(func() { quiet.Store(true) }) // runs first
-	return c, agents, startup
-}
-
-// startFanoutAgent starts a simnode and its agent the way devcluster does,
-// but with production agent defaults (gossip profile, gate polling) except
-// for the short NTP poll.
-func startFanoutAgent(ctx context.Context, name string, cc devcluster.Config, ntp []string, seed string) (*fanoutAgent, error) {
-	scfg := simnode.DefaultConfig()
-	scfg.ID = name
-	scfg.Listen = "127.0.0.1:0"
-	scfg.DefaultMaxPauseWait = 5 * time.Second
-	scfg.Workload = simnode.DefaultWorkloadConfig() // Enabled is false: nothing to drain
-	scfg.Logger = cc.Logger.Named(name + "-sim")
-	sim, err := simnode.New(scfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := sim.Start(ctx); err != nil {
-		return nil, fmt.Errorf("simnode %s: %w", name, err)
-	}
-	fa := &fanoutAgent{name: name, sim: sim}
-	acfg := agent.DefaultConfig()
-	acfg.NodeName, acfg.Role, acfg.Cluster = name, "ledger", fanoutCluster
-	acfg.Admin.Address = sim.Addr()
-	acfg.NTP.Servers = ntp
-	acfg.NTP.PollInterval = cc.NTPPoll
-	acfg.NTP.Timeout = 500 * time.Millisecond
-	acfg.Gossip.Bind = "127.0.0.1:0"
-	acfg.Gossip.Join = []string{seed}
-	acfg.Gossip.Profile = *fanoutGossip
-	acfg.GRPC.Listen = "127.0.0.1:0"
-	acfg.Metrics.Listen = "127.0.0.1:0"
-	acfg.DataDir = filepath.Join(cc.DataDir, name)
-	a, err := agent.New(acfg, agent.WithLogger(cc.Logger.Named(name)))
-	if err != nil {
-		return fa, err
-	}
-	if err := a.Start(ctx); err != nil {
-		return fa, fmt.Errorf("agent %s: %w", name, err)
-	}
-	fa.agent = a
-	return fa, nil
-}
-
-// stopFanoutAgents stops every agent (they leave gossip, which may take a
-// couple of seconds each) in parallel, then every simnode.
-func stopFanoutAgents(agents []*fanoutAgent) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, a := range agents {
-		if a.agent != nil {
-			wg.Go(func() { _ = a.agent.Stop(ctx) })
-		}
-	}
-	wg.Wait()
-	for _, a := range agents {
-		a.sim.Stop()
-	}
-}
-
-// waitFanoutSynchronized waits until the leader sees every agent alive
-// with a synchronized clock; the error names those that are not.
-func waitFanoutSynchronized(ctx context.Context, c *devcluster.Cluster, agents []*fanoutAgent) error {
-	var behind []string
-	for {
-		behind = behind[:0]
-		if l := c.Leader(); l < 0 {
-			behind = append(behind, "no leader")
-		} else {
-			s := c.Servers()[l]
-			for _, a := range agents {
-				m, ok := s.Member(a.name)
-				if !ok {
-					behind = append(behind, a.name+": not in gossip")
-					continue
-				}
-				pm := coordinator.MemberProto(m, time.Now())
-				if pm.GetStatus() != pb.MemberStatus_MEMBER_STATUS_ALIVE || pm.GetClock().GetStatus() != pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED {
-					behind = append(behind, fmt.Sprintf("%s: %s, clock %s", a.name, pm.GetStatus(), pm.GetClock().GetStatus()))
-				}
-			}
-		}
-		if len(behind) == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for every agent synchronized: %w (%d behind: %s)", ctx.Err(), len(behind), strings.Join(behind, "; "))
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return c, c.Nodes(), startup
 }
 
 // benchLogger reports errors only, on stderr, until quiet is set: a
@@ -398,19 +286,19 @@ type seqAgent struct {
 // coordinator makes (op id, leader epoch, lease, drain wait), sent to one
 // agent after another; the time from the first Pause sent to the last ack
 // is the sample. Every agent is then unpaused, one after another, untimed.
-func benchSequentialFanout(b *testing.B, c *devcluster.Cluster, nodes []*fanoutAgent, cfg *pb.RuntimeConfig) []time.Duration {
+func benchSequentialFanout(b *testing.B, c *devcluster.Cluster, nodes []*devcluster.Node, cfg *pb.RuntimeConfig) []time.Duration {
 	epoch, ok := c.Servers()[0].LeaderEpoch()
 	if !ok {
 		b.Fatal("server-1 does not lead: no epoch for the sequential baseline")
 	}
 	var agents []seqAgent
 	for _, n := range nodes {
-		cc, err := grpcx.NewClient(n.agent.GRPCAddr(), grpcx.TLS{})
+		cc, err := grpcx.NewClient(n.Agent.GRPCAddr(), grpcx.TLS{})
 		if err != nil {
-			b.Fatalf("agent %s at %s: %v", n.name, n.agent.GRPCAddr(), err)
+			b.Fatalf("agent %s at %s: %v", n.Spec.Name, n.Agent.GRPCAddr(), err)
 		}
 		b.Cleanup(func() { _ = cc.Close() })
-		agents = append(agents, seqAgent{name: n.name, sim: n.sim, cl: pb.NewAgentServiceClient(cc)})
+		agents = append(agents, seqAgent{name: n.Spec.Name, sim: n.Sim, cl: pb.NewAgentServiceClient(cc)})
 	}
 	run := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffff)
 	seqPause(b, agents, fmt.Sprintf("bench-seq-%s-warm", run), epoch, cfg) // warm-up: dial every agent

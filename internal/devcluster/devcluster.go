@@ -56,6 +56,10 @@ type Config struct {
 	// Runtime, when set, replaces the coordinator's runtime config once a
 	// leader is elected.
 	Runtime func(*pb.RuntimeConfig)
+	// AgentGossipProfile is the agents' gossip timing profile (default
+	// "test": tight timings; "lan" for many agents on a small box, where
+	// 20 ms gossip rounds alone fill the CPU).
+	AgentGossipProfile string
 	// DataDir holds every component's data; empty means a temporary
 	// directory removed by Stop.
 	DataDir string
@@ -311,6 +315,9 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec) error {
 	acfg.Gossip.Bind = "127.0.0.1:0"
 	acfg.Gossip.Join = c.gossipSeeds()
 	acfg.Gossip.Profile = gossip.ProfileTest
+	if c.cfg.AgentGossipProfile != "" {
+		acfg.Gossip.Profile = c.cfg.AgentGossipProfile
+	}
 	acfg.GRPC.Listen = "127.0.0.1:0"
 	acfg.Metrics.Listen = "127.0.0.1:0"
 	acfg.DataDir = filepath.Join(c.dir, spec.Name)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -240,11 +241,14 @@ func (c *Cluster) Stop(ctx context.Context) {
 	for _, cc := range conns {
 		_ = cc.Close()
 	}
+	// Agents leave gossip on Stop (a moment each): stop them in parallel.
+	var wg sync.WaitGroup
 	for _, n := range nodes {
 		if n.Agent != nil {
-			_ = n.Agent.Stop(ctx)
+			wg.Go(func() { _ = n.Agent.Stop(ctx) })
 		}
 	}
+	wg.Wait()
 	for _, n := range nodes {
 		n.Sim.Stop()
 	}

@@ -218,6 +218,12 @@ func TestRemoveRaftPeer(t *testing.T) {
 	victim := c.Followers()[0]
 	id := victim.ID()
 	c.Kill(c.Index(victim))
+	// A server still alive in gossip is added back by the reconcile loop
+	// (as the command's help says): wait until the leader sees it gone.
+	testcluster.WaitFor(t, testcluster.DefaultTimeout, func() (bool, string) {
+		m, ok := c.WaitForLeader(t).Member(id)
+		return !ok || m.Status != gossip.StatusAlive, id + " still alive in the leader's gossip view"
+	})
 	cl := c.Client(c.Index(c.Followers()[0]))
 	if _, err := cl.RemoveRaftPeer(ctxT(t, 10*time.Second), &pb.RemoveRaftPeerRequest{Id: id}); err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ func clockProto(c gossip.ClockMeta, heard, now time.Time) *pb.ClockEstimate {
 		OffsetNs:         c.OffsetNS,
 		ErrorBoundNs:     c.BoundNS + int64(growth),
 		BaseErrorBoundNs: c.BoundNS,
-		Status:           clockStatus(c.Status),
+		Status:           clock.StatusToProto(c.Status),
 		AgeNs:            (time.Duration(c.AgeMS)*time.Millisecond + since).Nanoseconds(),
 		MaxDriftPpm:      c.MaxDriftPPM,
 		LeapPending:      c.LeapPending,
@@ -85,20 +85,6 @@ func memberStatus(s gossip.Status) pb.MemberStatus {
 		return pb.MemberStatus_MEMBER_STATUS_LEFT
 	}
 	return pb.MemberStatus_MEMBER_STATUS_UNSPECIFIED
-}
-
-func clockStatus(s clock.Status) pb.ClockStatus {
-	switch s {
-	case clock.Synchronized:
-		return pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED
-	case clock.Stale:
-		return pb.ClockStatus_CLOCK_STATUS_STALE
-	case clock.Unsynchronized:
-		return pb.ClockStatus_CLOCK_STATUS_UNSYNCHRONIZED
-	case clock.Disrupted:
-		return pb.ClockStatus_CLOCK_STATUS_DISRUPTED
-	}
-	return pb.ClockStatus_CLOCK_STATUS_UNSPECIFIED
 }
 
 func pausedState(p gossip.PauseState) pb.PausedState {

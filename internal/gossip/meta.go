@@ -186,7 +186,7 @@ func EncodeMeta(m Meta) ([]byte, error) {
 		GrpcAddr:           m.GRPCAddr,
 		ClockOffsetNs:      m.Clock.OffsetNS,
 		ClockBoundNs:       m.Clock.BoundNS,
-		ClockStatus:        statusToProto(m.Clock.Status),
+		ClockStatus:        clock.StatusToProto(m.Clock.Status),
 		ClockAgeMs:         m.Clock.AgeMS,
 		ClockMaxDriftPpm:   m.Clock.MaxDriftPPM,
 		ClockLeapPending:   m.Clock.LeapPending,
@@ -234,7 +234,7 @@ func DecodeMeta(b []byte) (Meta, error) {
 		Clock: ClockMeta{
 			OffsetNS:     msg.GetClockOffsetNs(),
 			BoundNS:      msg.GetClockBoundNs(),
-			Status:       statusFromProto(msg.GetClockStatus()),
+			Status:       clock.StatusFromProto(msg.GetClockStatus()),
 			AgeMS:        msg.GetClockAgeMs(),
 			MaxDriftPPM:  msg.GetClockMaxDriftPpm(),
 			LeapPending:  msg.GetClockLeapPending(),
@@ -255,33 +255,6 @@ func DecodeMeta(b []byte) (Meta, error) {
 	}, nil
 }
 
-func statusToProto(s clock.Status) pb.ClockStatus {
-	switch s {
-	case clock.Synchronized:
-		return pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED
-	case clock.Stale:
-		return pb.ClockStatus_CLOCK_STATUS_STALE
-	case clock.Unsynchronized:
-		return pb.ClockStatus_CLOCK_STATUS_UNSYNCHRONIZED
-	case clock.Disrupted:
-		return pb.ClockStatus_CLOCK_STATUS_DISRUPTED
-	}
-	return pb.ClockStatus_CLOCK_STATUS_UNSPECIFIED
-}
-
-func statusFromProto(s pb.ClockStatus) clock.Status {
-	switch s {
-	case pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED:
-		return clock.Synchronized
-	case pb.ClockStatus_CLOCK_STATUS_STALE:
-		return clock.Stale
-	case pb.ClockStatus_CLOCK_STATUS_UNSYNCHRONIZED:
-		return clock.Unsynchronized
-	case pb.ClockStatus_CLOCK_STATUS_DISRUPTED:
-		return clock.Disrupted
-	}
-	return clock.StatusUnspecified
-}
 
 func pauseToProto(s PauseState) pb.PauseState {
 	switch s {

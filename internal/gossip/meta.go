@@ -255,7 +255,6 @@ func DecodeMeta(b []byte) (Meta, error) {
 	}, nil
 }
 
-
 func pauseToProto(s PauseState) pb.PauseState {
 	switch s {
 	case Paused:

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -47,8 +48,8 @@ func assess(c candidate, cfg *pb.RuntimeConfig) []string {
 		}
 		why = append(why, r)
 	}
-	if max := cfg.GetMaxErrorBoundNs(); max > 0 && ck.GetErrorBoundNs() > max {
-		why = append(why, fmt.Sprintf("error bound %s > max %s", fmtDur(ck.GetErrorBoundNs()), fmtDur(max)))
+	if bound, max := time.Duration(ck.GetErrorBoundNs()), time.Duration(cfg.GetMaxErrorBoundNs()); max > 0 && bound > max {
+		why = append(why, fmt.Sprintf("error bound %s > max %s", timefmt.Duration(bound), timefmt.Duration(max)))
 	}
 	ns := c.state.GetNodeState()
 	switch {
@@ -125,43 +126,44 @@ func admit(cluster string, cands []candidate, cfg *pb.RuntimeConfig) ([]*pb.Targ
 // lie within maxDrift of each other. Every node more than maxDrift/2 from
 // the median gets a reason in perNode naming its offset and deviation;
 // when no single node stands out the problem is returned as general.
-func spreadProblems(cands []candidate, maxDrift int64, perNode map[string][]string) (spread int64, general []string) {
+func spreadProblems(cands []candidate, maxDriftNs int64, perNode map[string][]string) (spreadNs int64, general []string) {
 	type off struct {
 		name string
-		ns   int64
+		d    time.Duration
 	}
 	var offs []off
 	for _, c := range cands {
 		ck := c.state.GetClock()
 		if c.state != nil && ck.GetStatus() == pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED {
-			offs = append(offs, off{c.name, ck.GetOffsetNs()})
+			offs = append(offs, off{c.name, time.Duration(ck.GetOffsetNs())})
 		}
 	}
 	if len(offs) < 2 {
 		return 0, nil
 	}
-	sort.Slice(offs, func(i, j int) bool { return offs[i].ns < offs[j].ns })
-	spread = offs[len(offs)-1].ns - offs[0].ns
+	sort.Slice(offs, func(i, j int) bool { return offs[i].d < offs[j].d })
+	lo, hi := offs[0], offs[len(offs)-1]
+	spread, maxDrift := hi.d-lo.d, time.Duration(maxDriftNs)
 	if maxDrift <= 0 || spread <= maxDrift {
-		return spread, nil
+		return int64(spread), nil
 	}
-	median := offs[len(offs)/2].ns
+	median := offs[len(offs)/2].d
 	if len(offs)%2 == 0 {
-		median = offs[len(offs)/2-1].ns + (offs[len(offs)/2].ns-offs[len(offs)/2-1].ns)/2
+		median = offs[len(offs)/2-1].d + (offs[len(offs)/2].d-offs[len(offs)/2-1].d)/2
 	}
 	named := false
 	for _, o := range offs {
-		if dev := o.ns - median; dev > maxDrift/2 || -dev > maxDrift/2 {
+		if dev := o.d - median; dev > maxDrift/2 || -dev > maxDrift/2 {
 			named = true
 			perNode[o.name] = append(perNode[o.name], fmt.Sprintf("clock offset %s is %s from the cluster median %s (offset spread %s > max_drift %s)",
-				fmtSignedDur(o.ns), fmtSignedDur(dev), fmtSignedDur(median), fmtDur(spread), fmtDur(maxDrift)))
+				timefmt.Signed(o.d), timefmt.Signed(dev), timefmt.Signed(median), timefmt.Duration(spread), timefmt.Duration(maxDrift)))
 		}
 	}
 	if !named {
 		general = append(general, fmt.Sprintf("offset spread %s > max_drift %s (%s %s .. %s %s)",
-			fmtDur(spread), fmtDur(maxDrift), offs[0].name, fmtSignedDur(offs[0].ns), offs[len(offs)-1].name, fmtSignedDur(offs[len(offs)-1].ns)))
+			timefmt.Duration(spread), timefmt.Duration(maxDrift), lo.name, timefmt.Signed(lo.d), hi.name, timefmt.Signed(hi.d)))
 	}
-	return spread, general
+	return int64(spread), general
 }
 
 func memberStatusName(s pb.MemberStatus) string {
@@ -170,20 +172,4 @@ func memberStatusName(s pb.MemberStatus) string {
 
 func clockStatusName(s pb.ClockStatus) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "CLOCK_STATUS_"))
-}
-
-// fmtDur prints nanoseconds as a duration rounded to microseconds.
-func fmtDur(ns int64) string {
-	d := time.Duration(ns)
-	if d > time.Millisecond || d < -time.Millisecond {
-		return d.Round(time.Microsecond).String()
-	}
-	return d.String()
-}
-
-func fmtSignedDur(ns int64) string {
-	if ns >= 0 {
-		return "+" + fmtDur(ns)
-	}
-	return fmtDur(ns)
 }

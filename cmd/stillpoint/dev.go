@@ -15,6 +15,7 @@ import (
 
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
 	"github.com/stillpoint-dev/stillpoint/internal/logging"
+	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
 )
 
 func init() { subcommands = append(subcommands, newDevCmd) }
@@ -106,7 +107,7 @@ func printDevSummary(cmd *cobra.Command, c *devcluster.Cluster, cfg devcluster.C
 	for _, n := range c.Nodes() {
 		skew := "-"
 		if d, ok := cfg.Skews[n.Spec.Name]; ok {
-			skew = signed(d)
+			skew = timefmt.Signed(d)
 		}
 		rows = append(rows, []string{n.Spec.Name, n.Spec.Cluster, n.Agent.GRPCAddr(), n.Sim.Addr(), skew})
 	}

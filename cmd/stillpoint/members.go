@@ -65,7 +65,7 @@ func memberRow(m *pb.Member) []string {
 	dash := "-"
 	offset, bound, clockStatus, age := dash, dash, dash, dash
 	if c := m.GetClock(); c != nil {
-		offset = signed(time.Duration(c.GetOffsetNs()))
+		offset = timefmt.Signed(time.Duration(c.GetOffsetNs()))
 		bound = timefmt.PlusMinus(time.Duration(c.GetErrorBoundNs()))
 		clockStatus = strings.ToLower(strings.TrimPrefix(c.GetStatus().String(), "CLOCK_STATUS_"))
 		age = timefmt.Duration(time.Duration(c.GetAgeNs()).Round(time.Millisecond))
@@ -116,13 +116,4 @@ func memberRow(m *pb.Member) []string {
 		cluster = dash
 	}
 	return []string{m.GetName(), m.GetRole(), cluster, m.GetGossipAddress(), offset, bound, clockStatus, age, node, op}
-}
-
-// signed renders an offset with its sign ("+0.3ms", "-12µs").
-func signed(d time.Duration) string {
-	s := timefmt.Duration(d)
-	if d > 0 {
-		return "+" + s
-	}
-	return s
 }

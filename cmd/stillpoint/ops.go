@@ -290,7 +290,7 @@ node would or would not be admitted to a pause with the current limits.`,
 				if !e.GetAdmissible() {
 					verdict = "no: " + strings.Join(e.GetReasons(), "; ")
 				}
-				rows = append(rows, []string{m.GetName(), m.GetCluster(), signed(time.Duration(ck.GetOffsetNs())), timefmt.PlusMinus(time.Duration(ck.GetErrorBoundNs())),
+				rows = append(rows, []string{m.GetName(), m.GetCluster(), timefmt.Signed(time.Duration(ck.GetOffsetNs())), timefmt.PlusMinus(time.Duration(ck.GetErrorBoundNs())),
 					strings.ToLower(strings.TrimPrefix(ck.GetStatus().String(), "CLOCK_STATUS_")), timefmt.Duration(time.Duration(ck.GetAgeNs()).Round(time.Millisecond)), verdict})
 			}
 			if len(rows) == 0 {

@@ -84,7 +84,7 @@ func printOperation(w io.Writer, op *pb.Operation, zone string) error {
 		ack, sent, off, bound := "-", "-", "-", "-"
 		if a := t.GetAckedAt(); a != nil {
 			ack = a.GetLocalTime().AsTime().UTC().Format("15:04:05.000000")
-			off = signed(time.Duration(a.GetEstimate().GetOffsetNs()))
+			off = timefmt.Signed(time.Duration(a.GetEstimate().GetOffsetNs()))
 			bound = timefmt.PlusMinus(time.Duration(a.GetEstimate().GetErrorBoundNs()))
 		}
 		if s := t.GetUnpauseSentAt(); s != nil {

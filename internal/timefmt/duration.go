@@ -72,6 +72,14 @@ func Precise(d time.Duration) string {
 	return s
 }
 
+// Signed renders an offset with its sign: "+0.3ms", "-12µs", "0ns".
+func Signed(d time.Duration) string {
+	if d > 0 {
+		return "+" + Duration(d)
+	}
+	return Duration(d)
+}
+
 // PlusMinus renders a non-negative uncertainty as "±0.52ms"; the sign of d
 // is ignored.
 func PlusMinus(d time.Duration) string {

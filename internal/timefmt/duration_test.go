@@ -83,3 +83,19 @@ func TestPrecise(t *testing.T) {
 		}
 	}
 }
+
+func TestSigned(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{300 * time.Microsecond, "+0.3ms"},
+		{-12 * time.Microsecond, "-12µs"},
+		{0, "0ns"},
+		{-500623 * time.Microsecond, "-500.623ms"},
+	} {
+		if got := Signed(tc.d); got != tc.want {
+			t.Errorf("Signed(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}

@@ -48,11 +48,9 @@ type pauseRunner struct {
 	force       chan struct{}
 	forceOnce   sync.Once
 	forceReason string
-	// afterAcks, when set, is called once every target acked (benchmarks).
-	afterAcks func(fanout time.Duration)
 }
 
-// renewEvery is the lease renewal period as a fraction of the lease.
+// renewFraction: leases are renewed every lease/renewFraction.
 const renewFraction = 3
 
 // rpcSlack is added to node-side waits to bound an agent call.
@@ -103,12 +101,12 @@ func (r *pauseRunner) run(ctx context.Context, op *pb.Operation) (*pb.Operation,
 	case pb.OperationState_OPERATION_STATE_HOLDING:
 		r.log.Info("resuming held operation after leader change")
 		if why := r.renewAll(ctx, op); why != "" {
-			return r.unpauseAndFinish(ctx, op, why)
+			return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
 		}
 		return r.holdAndFinish(ctx, op)
 	case pb.OperationState_OPERATION_STATE_UNPAUSING:
 		r.log.Info("resuming unpause after leader change")
-		return r.unpauseAndFinish(ctx, op, "")
+		return r.unpauseAndFinish(ctx, op)
 	}
 	return op, nil
 }
@@ -146,9 +144,6 @@ func (r *pauseRunner) pauseAll(ctx context.Context, op *pb.Operation) bool {
 	}
 	if ok {
 		r.log.Info("all targets paused and drained", zap.Int("targets", len(op.GetTargets())), zap.Duration("fanout", fanout))
-		if r.afterAcks != nil {
-			r.afterAcks(fanout)
-		}
 	}
 	return ok
 }
@@ -163,14 +158,6 @@ func (r *pauseRunner) rollback(ctx context.Context, op *pb.Operation) (*pb.Opera
 			failed = append(failed, fmt.Sprintf("%s: %s (%s)", t.GetNode(), outcomeName(o), t.GetPauseMessage()))
 		}
 	}
-	op.State = pb.OperationState_OPERATION_STATE_UNPAUSING
-	if err := r.persist(ctx, op); err != nil {
-		return nil, err
-	}
-	r.unpauseTargets(ctx, op, func(t *pb.TargetRecord) bool {
-		return t.GetPauseOutcome() != pb.NodeOutcome_NODE_OUTCOME_STILL_PAUSED
-	})
-	op.State = pb.OperationState_OPERATION_STATE_ABORTED
 	reason := op.GetReason()
 	if len(failed) > 0 {
 		if reason != "" {
@@ -178,10 +165,9 @@ func (r *pauseRunner) rollback(ctx context.Context, op *pb.Operation) (*pb.Opera
 		}
 		reason += "not every target paused: " + strings.Join(failed, "; ")
 	}
-	op.Reason = reason
-	op.EndedAt = r.stamp()
-	r.log.Warn("operation aborted; paused targets unpaused", zap.String("reason", reason))
-	return op, r.persist(ctx, op)
+	return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, reason, func(t *pb.TargetRecord) bool {
+		return t.GetPauseOutcome() != pb.NodeOutcome_NODE_OUTCOME_STILL_PAUSED
+	})
 }
 
 // maxAckBound is the largest error bound among the targets' ack readings.
@@ -198,9 +184,10 @@ func maxAckBound(op *pb.Operation) time.Duration {
 // holdAndFinish holds the targets paused for the hold, renewing leases and
 // watching membership, then unpauses and records the window.
 func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation) (*pb.Operation, error) {
-	hold := minHold(time.Duration(op.GetRequestedHoldMs())*time.Millisecond, maxAckBound(op), r.cfg)
+	maxBound := maxAckBound(op)
+	hold := minHold(time.Duration(op.GetRequestedHoldMs())*time.Millisecond, maxBound, r.cfg)
 	op.HoldNs = int64(hold)
-	r.log.Info("holding", zap.Duration("hold", hold), zap.Duration("max_bound", maxAckBound(op)))
+	r.log.Info("holding", zap.Duration("hold", hold), zap.Duration("max_bound", maxBound))
 	lease := time.Duration(op.GetLeaseMs()) * time.Millisecond
 	renew := time.NewTicker(lease / renewFraction)
 	defer renew.Stop()
@@ -213,20 +200,20 @@ func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation) (*pb.
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-r.force:
-			return r.unpauseAndFinish(ctx, op, "force-unpaused: "+r.forceReason)
+			return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, "force-unpaused: "+r.forceReason, allTargets)
 		case <-renew.C:
 			if why := r.renewAll(ctx, op); why != "" {
-				return r.unpauseAndFinish(ctx, op, why)
+				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
 			}
 		case <-poll.C:
 			if why := r.watch(op); why != "" {
-				return r.unpauseAndFinish(ctx, op, why)
+				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
 			}
 		case <-deadline.C:
 			if why := r.watch(op); why != "" {
-				return r.unpauseAndFinish(ctx, op, why)
+				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
 			}
-			return r.unpauseAndFinish(ctx, op, "")
+			return r.unpauseAndFinish(ctx, op)
 		}
 	}
 }
@@ -269,32 +256,43 @@ func (r *pauseRunner) renewAll(ctx context.Context, op *pb.Operation) string {
 	return strings.Join(lost, "; ")
 }
 
-// unpauseAndFinish unpauses every target, then records COMPLETED with the
-// window, or INVALID with why (invalid is set when the hold was cut short).
-func (r *pauseRunner) unpauseAndFinish(ctx context.Context, op *pb.Operation, invalid string) (*pb.Operation, error) {
+// allTargets selects every target of an op.
+func allTargets(*pb.TargetRecord) bool { return true }
+
+// release records UNPAUSING, then unpauses the chosen targets.
+func (r *pauseRunner) release(ctx context.Context, op *pb.Operation, which func(*pb.TargetRecord) bool) error {
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	if invalid != "" {
-		r.log.Warn("window invalidated during hold", zap.String("reason", invalid))
-		op.Reason = invalid
+		return ctx.Err()
 	}
 	op.State = pb.OperationState_OPERATION_STATE_UNPAUSING
 	if err := r.persist(ctx, op); err != nil {
+		return err
+	}
+	r.unpauseTargets(ctx, op, which)
+	return ctx.Err()
+}
+
+// endEarly ends an op without a window: the chosen targets are unpaused
+// and the op ends in state (ABORTED, or INVALID when the hold was
+// invalidated) with why.
+func (r *pauseRunner) endEarly(ctx context.Context, op *pb.Operation, state pb.OperationState, why string, which func(*pb.TargetRecord) bool) (*pb.Operation, error) {
+	r.log.Warn("operation ending without a window; unpausing", zap.String("state", state.String()), zap.String("reason", why))
+	op.Reason = why
+	if err := r.release(ctx, op, which); err != nil {
 		return nil, err
 	}
-	r.unpauseTargets(ctx, op, func(*pb.TargetRecord) bool { return true })
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
+	op.State = state
+	op.EndedAt = r.stamp()
+	return op, r.persist(ctx, op)
+}
+
+// unpauseAndFinish unpauses every target after a full hold, then records
+// COMPLETED with the window, or INVALID with why.
+func (r *pauseRunner) unpauseAndFinish(ctx context.Context, op *pb.Operation) (*pb.Operation, error) {
+	if err := r.release(ctx, op, allTargets); err != nil {
+		return nil, err
 	}
 	op.EndedAt = r.stamp()
-	if invalid != "" {
-		op.State = pb.OperationState_OPERATION_STATE_INVALID
-		if strings.HasPrefix(invalid, "force-unpaused") {
-			op.State = pb.OperationState_OPERATION_STATE_ABORTED
-		}
-		return op, r.persist(ctx, op)
-	}
 	var unconfirmed []string
 	for _, t := range op.GetTargets() {
 		if t.GetUnpauseOutcome() != pb.NodeOutcome_NODE_OUTCOME_UNPAUSED || t.GetUnpauseSentAt() == nil {

@@ -312,3 +312,35 @@ func TestClientGoneMidOpDoesNotAffectIt(t *testing.T) {
 		t.Fatalf("op ended %s: %s", op.GetState(), op.GetReason())
 	}
 }
+
+func TestForceUnpauseEndsHoldAborted(t *testing.T) {
+	c := startDev(t, nil)
+	cl := client(t, c, 1)
+	resp, err := cl.StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 20000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opID := resp.GetOperation().GetOpId()
+	waitState(t, c, opID, pb.OperationState_OPERATION_STATE_HOLDING)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	fu, err := cl.ForceUnpause(ctx, &pb.ForceUnpauseRequest{OpId: opID, Reason: "hook hung"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := fu.GetOperation()
+	if op.GetState() != pb.OperationState_OPERATION_STATE_ABORTED || !strings.Contains(op.GetReason(), "force-unpaused") || !strings.Contains(op.GetReason(), "hook hung") {
+		t.Fatalf("force-unpaused op ended %s (%s), want aborted with the reason", op.GetState(), op.GetReason())
+	}
+	if op.GetWindow() != nil {
+		t.Errorf("a force-unpaused op has a window: %v", op.GetWindow())
+	}
+	for _, n := range c.Nodes() {
+		if n.Sim.Paused() {
+			t.Errorf("%s still paused after force-unpause", n.Spec.Name)
+		}
+	}
+	if _, err := cl.GetRestorePoint(context.Background(), &pb.GetRestorePointRequest{OpId: opID}); status.Code(err) != codes.NotFound {
+		t.Errorf("restore point of a force-unpaused op: %v, want NotFound", err)
+	}
+}

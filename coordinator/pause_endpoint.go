@@ -31,8 +31,6 @@ type pauseDriver struct {
 	epoch   uint64
 	running map[string]*pauseRunner
 	wg      sync.WaitGroup
-	// afterAcks is a test and benchmark hook (see pauseRunner.afterAcks).
-	afterAcks func(opID string, fanout time.Duration)
 }
 
 // pauseDuty is the leader duty of the pause protocol: it resumes or aborts
@@ -83,10 +81,6 @@ func (s *Server) startRunner(op *pb.Operation) bool {
 		stamp:  s.Stamp,
 		force:  make(chan struct{}),
 	}
-	if hook := s.pauses.afterAcks; hook != nil {
-		id := op.GetOpId()
-		r.afterAcks = func(d time.Duration) { hook(id, d) }
-	}
 	s.pauses.running[op.GetOpId()] = r
 	s.pauses.wg.Add(1)
 	go func() {
@@ -108,10 +102,10 @@ func (s *Server) startRunner(op *pb.Operation) bool {
 // serverOpLog records operations through Raft.
 type serverOpLog struct{ s *Server }
 
+// The leader's context has no deadline, so Apply bounds the wait with
+// Config.ApplyTimeout.
 func (l serverOpLog) updateOperation(ctx context.Context, op *pb.Operation) error {
-	actx, cancel := context.WithTimeout(ctx, l.s.cfg.ApplyTimeout)
-	defer cancel()
-	_, err := l.s.Apply(actx, &pb.UpdateOperationCommand{Operation: op, Actor: "leader " + l.s.cfg.NodeID, At: l.s.Stamp()})
+	_, err := l.s.Apply(ctx, &pb.UpdateOperationCommand{Operation: op, Actor: "leader " + l.s.cfg.NodeID, At: l.s.Stamp()})
 	return err
 }
 

@@ -27,16 +27,11 @@ func startTestNTP(t *testing.T, f func(*ntptest.Settings)) string {
 	return s.Addr()
 }
 
+// runCLI runs the command with stdout and stderr in one buffer.
 func runCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := newRootCmd()
 	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := root.ExecuteContext(ctx)
+	err := execCLI(t, &out, &out, 30*time.Second, args...)
 	return out.String(), err
 }
 

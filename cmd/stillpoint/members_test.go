@@ -2,8 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -19,14 +19,8 @@ import (
 // runCoordCLI runs the stillpoint command in-process and returns its stdout.
 func runCoordCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := newRootCmd()
-	var out, errOut bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	err := root.ExecuteContext(ctx)
+	var out bytes.Buffer
+	err := execCLI(t, &out, io.Discard, 20*time.Second, args...)
 	return out.String(), err
 }
 

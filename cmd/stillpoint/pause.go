@@ -88,12 +88,7 @@ func checkPauseFlags(cluster string, hold, wait time.Duration, zone string) erro
 	if wait <= 0 {
 		errs = append(errs, fmt.Errorf("--wait %v: must be positive", wait))
 	}
-	if zone != "" {
-		if _, err := timefmt.LoadZone(zone); err != nil {
-			errs = append(errs, fmt.Errorf("--tz: %w", err))
-		}
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, checkZone(zone))...)
 }
 
 // waitAndReport follows op to its end with progress on stderr, then prints

@@ -35,17 +35,11 @@ func startDevCluster(t *testing.T, skews map[string]time.Duration) *devcluster.C
 	return c
 }
 
-// runCLI runs the command in-process and returns stdout and stderr.
+// runCLI3 runs the command in-process and returns stdout and stderr apart.
 func runCLI3(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	root := newRootCmd()
 	var out, errOut bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	err = root.ExecuteContext(ctx)
+	err = execCLI(t, &out, &errOut, 60*time.Second, args...)
 	return out.String(), errOut.String(), err
 }
 

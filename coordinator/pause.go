@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -41,6 +42,8 @@ type pauseRunner struct {
 	watch  holdWatch
 	cfg    *pb.RuntimeConfig
 	epoch  uint64
+	// clock times the fan-out, the hold, renewals and polls.
+	clock clockwork.Clock
 	// stamp reads the coordinator's wall clock with its estimate.
 	stamp func() *pb.StampedTime
 	// force is closed to end the hold early (operator force-unpause);
@@ -113,7 +116,7 @@ func (r *pauseRunner) run(ctx context.Context, op *pb.Operation) (*pb.Operation,
 
 // pauseAll pauses every target in parallel; it reports whether all acked.
 func (r *pauseRunner) pauseAll(ctx context.Context, op *pb.Operation) bool {
-	start := time.Now()
+	start := r.clock.Now()
 	wait := time.Duration(r.cfg.GetMaxPauseWaitNs())
 	r.fanOut(op, func(t *pb.TargetRecord) {
 		cctx, cancel := context.WithTimeout(ctx, wait+rpcSlack)
@@ -133,7 +136,7 @@ func (r *pauseRunner) pauseAll(ctx context.Context, op *pb.Operation) bool {
 		t.PauseOutcome = rpcOutcome(err)
 		t.PauseMessage = fmt.Sprintf("agent %s: %s", t.GetGrpcAddress(), status.Convert(err).Message())
 	})
-	fanout := time.Since(start)
+	fanout := r.clock.Since(start)
 	op.FanoutNs = int64(fanout)
 	ok := true
 	for _, t := range op.GetTargets() {
@@ -189,11 +192,11 @@ func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation) (*pb.
 	op.HoldNs = int64(hold)
 	r.log.Info("holding", zap.Duration("hold", hold), zap.Duration("max_bound", maxBound))
 	lease := time.Duration(op.GetLeaseMs()) * time.Millisecond
-	renew := time.NewTicker(lease / renewFraction)
+	renew := r.clock.NewTicker(lease / renewFraction)
 	defer renew.Stop()
-	poll := time.NewTicker(holdPollInterval(hold))
+	poll := r.clock.NewTicker(holdPollInterval(hold))
 	defer poll.Stop()
-	deadline := time.NewTimer(hold)
+	deadline := r.clock.NewTimer(hold)
 	defer deadline.Stop()
 	for {
 		select {
@@ -201,15 +204,15 @@ func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation) (*pb.
 			return nil, ctx.Err()
 		case <-r.force:
 			return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, "force-unpaused: "+r.forceReason, allTargets)
-		case <-renew.C:
+		case <-renew.Chan():
 			if why := r.renewAll(ctx, op); why != "" {
 				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
 			}
-		case <-poll.C:
+		case <-poll.Chan():
 			if why := r.watch(op); why != "" {
 				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
 			}
-		case <-deadline.C:
+		case <-deadline.Chan():
 			if why := r.watch(op); why != "" {
 				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
 			}

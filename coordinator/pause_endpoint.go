@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -78,6 +79,7 @@ func (s *Server) startRunner(op *pb.Operation) bool {
 		watch:  func(op *pb.Operation) string { return s.holdProblems(op, incarnations) },
 		cfg:    cfg,
 		epoch:  epoch,
+		clock:  clockwork.NewRealClock(),
 		stamp:  s.Stamp,
 		force:  make(chan struct{}),
 	}

@@ -304,6 +304,9 @@ func (r *pauseRunner) unpauseAndFinish(ctx context.Context, op *pb.Operation) (*
 		if t.GetLeaseExpired() {
 			unconfirmed = append(unconfirmed, t.GetNode()+": lease had expired, the agent unpaused on its own")
 		}
+		if t.GetNodeInterrupted() {
+			unconfirmed = append(unconfirmed, fmt.Sprintf("%s: not confirmed paused up to its unpause stamp (%s)", t.GetNode(), t.GetUnpauseMessage()))
+		}
 	}
 	if len(unconfirmed) > 0 {
 		op.State = pb.OperationState_OPERATION_STATE_INVALID
@@ -346,6 +349,10 @@ func (r *pauseRunner) unpauseTargets(ctx context.Context, op *pb.Operation, whic
 					cancel()
 					t.UnpauseOutcome, t.UnpauseMessage, t.UnpauseSentAt = resp.GetOutcome(), resp.GetMessage(), resp.GetSentAt()
 					t.LeaseExpired = resp.GetLeaseExpired()
+					// The agent could not confirm the node stayed paused up
+					// to its stamp (it restarted, or did not answer): the
+					// message says which.
+					t.NodeInterrupted = t.GetNodeInterrupted() || resp.GetInterrupted()
 					return
 				}
 			}

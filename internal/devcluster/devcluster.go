@@ -60,6 +60,9 @@ type Config struct {
 	// "test": tight timings; "lan" for many agents on a small box, where
 	// 20 ms gossip rounds alone fill the CPU).
 	AgentGossipProfile string
+	// AgentCheckPausedInterval is how often each agent polls its node's
+	// gate (default 50 ms; production agents poll every second).
+	AgentCheckPausedInterval time.Duration
 	// DataDir holds every component's data; empty means a temporary
 	// directory removed by Stop.
 	DataDir string
@@ -323,6 +326,9 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec) error {
 	acfg.DataDir = filepath.Join(c.dir, spec.Name)
 	acfg.MaxLease = 5 * time.Minute
 	acfg.CheckPausedInterval = 50 * time.Millisecond
+	if c.cfg.AgentCheckPausedInterval > 0 {
+		acfg.CheckPausedInterval = c.cfg.AgentCheckPausedInterval
+	}
 	n := &Node{Spec: spec, Sim: sim, cfg: acfg, clk: clock.System}
 	if off, ok := c.cfg.Skews[spec.Name]; ok {
 		n.clk = clock.NewSkewed(off)

@@ -108,7 +108,16 @@ func (r *pauseRunner) run(ctx context.Context, op *pb.Operation) (*pb.Operation,
 		}
 		return r.holdAndFinish(ctx, op)
 	case pb.OperationState_OPERATION_STATE_UNPAUSING:
-		r.log.Info("resuming unpause after leader change")
+		r.log.Info("resuming unpause after leader change", zap.String("end_state", op.GetEndState().String()))
+		if end := op.GetEndState(); end != pb.OperationState_OPERATION_STATE_UNSPECIFIED {
+			// Cut short before the failover: end it the way it was meant to.
+			return r.endEarly(ctx, op, end, op.GetReason(), mayBePaused)
+		}
+		// The old leader may have missed a restart in the hold's last
+		// moments: check before any window is computed.
+		if why := r.watch(op); why != "" {
+			return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
+		}
 		return r.unpauseAndFinish(ctx, op)
 	}
 	return op, nil
@@ -168,9 +177,13 @@ func (r *pauseRunner) rollback(ctx context.Context, op *pb.Operation) (*pb.Opera
 		}
 		reason += "not every target paused: " + strings.Join(failed, "; ")
 	}
-	return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, reason, func(t *pb.TargetRecord) bool {
-		return t.GetPauseOutcome() != pb.NodeOutcome_NODE_OUTCOME_STILL_PAUSED
-	})
+	return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, reason, mayBePaused)
+}
+
+// mayBePaused selects the targets this op may have paused: all but those
+// whose gate an earlier pause holds (TIMED_OUT_STILL_PAUSED).
+func mayBePaused(t *pb.TargetRecord) bool {
+	return t.GetPauseOutcome() != pb.NodeOutcome_NODE_OUTCOME_STILL_PAUSED
 }
 
 // maxAckBound is the largest error bound among the targets' ack readings.
@@ -277,10 +290,12 @@ func (r *pauseRunner) release(ctx context.Context, op *pb.Operation, which func(
 
 // endEarly ends an op without a window: the chosen targets are unpaused
 // and the op ends in state (ABORTED, or INVALID when the hold was
-// invalidated) with why.
+// invalidated) with why. The end state is recorded with UNPAUSING, so a
+// new leader that takes over ends the op the same way.
 func (r *pauseRunner) endEarly(ctx context.Context, op *pb.Operation, state pb.OperationState, why string, which func(*pb.TargetRecord) bool) (*pb.Operation, error) {
 	r.log.Warn("operation ending without a window; unpausing", zap.String("state", state.String()), zap.String("reason", why))
 	op.Reason = why
+	op.EndState = state
 	if err := r.release(ctx, op, which); err != nil {
 		return nil, err
 	}

@@ -802,7 +802,22 @@ type Operation struct {
 	// The server that last drove the op.
 	Leader string `protobuf:"bytes,14,opt,name=leader,proto3" json:"leader,omitempty"`
 	// From the first Pause sent to the last target acked.
-	FanoutNs      int64 `protobuf:"varint,15,opt,name=fanout_ns,json=fanoutNs,proto3" json:"fanout_ns,omitempty"`
+	FanoutNs int64 `protobuf:"varint,15,opt,name=fanout_ns,json=fanoutNs,proto3" json:"fanout_ns,omitempty"`
+	// The state an op cut short ends in (ABORTED, or INVALID when the hold
+	// was invalidated), recorded with UNPAUSING so that a new leader ends it
+	// the same way. Unset for a full hold: the window decides.
+	EndState OperationState `protobuf:"varint,16,opt,name=end_state,json=endState,proto3,enum=stillpoint.v1.OperationState" json:"end_state,omitempty"`
+	// When the hold ends, on the clock of the leader that entered HOLDING,
+	// with the estimate it was read under (error bound as of that reading).
+	// A new leader holds until this instant has surely passed on its own
+	// clock, never restarting the hold from zero.
+	HoldDeadline *StampedTime `protobuf:"bytes,17,opt,name=hold_deadline,json=holdDeadline,proto3" json:"hold_deadline,omitempty"`
+	// Targets whose node was left to its agent's lease because the agent
+	// did not answer Unpause before the lease had surely run out.
+	LeaseReleased []string `protobuf:"bytes,18,rep,name=lease_released,json=leaseReleased,proto3" json:"lease_released,omitempty"`
+	// The client's StartPauseRequest.request_id; a retried request with the
+	// same id returns this op instead of starting another.
+	RequestId     string `protobuf:"bytes,19,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -942,12 +957,43 @@ func (x *Operation) GetFanoutNs() int64 {
 	return 0
 }
 
+func (x *Operation) GetEndState() OperationState {
+	if x != nil {
+		return x.EndState
+	}
+	return OperationState_OPERATION_STATE_UNSPECIFIED
+}
+
+func (x *Operation) GetHoldDeadline() *StampedTime {
+	if x != nil {
+		return x.HoldDeadline
+	}
+	return nil
+}
+
+func (x *Operation) GetLeaseReleased() []string {
+	if x != nil {
+		return x.LeaseReleased
+	}
+	return nil
+}
+
+func (x *Operation) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type StartPauseRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Cluster string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	// 0 means the minimum the measured uncertainty requires.
-	HoldMs        int64  `protobuf:"varint,2,opt,name=hold_ms,json=holdMs,proto3" json:"hold_ms,omitempty"`
-	RequestedBy   string `protobuf:"bytes,3,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	HoldMs      int64  `protobuf:"varint,2,opt,name=hold_ms,json=holdMs,proto3" json:"hold_ms,omitempty"`
+	RequestedBy string `protobuf:"bytes,3,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	// Chosen by the client, unique per intended pause (e.g. a UUID): a retry
+	// of the same request returns the op it started. Empty: no idempotency.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -999,6 +1045,13 @@ func (x *StartPauseRequest) GetHoldMs() int64 {
 func (x *StartPauseRequest) GetRequestedBy() string {
 	if x != nil {
 		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *StartPauseRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -2963,7 +3016,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12?\n" +
 	"\rrestore_point\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\frestorePoint\x12%\n" +
 	"\x0euncertainty_ns\x18\x04 \x01(\x03R\runcertaintyNs\x12\x19\n" +
-	"\bwidth_ns\x18\x05 \x01(\x03R\awidthNs\"\xb4\x04\n" +
+	"\bwidth_ns\x18\x05 \x01(\x03R\awidthNs\"\xf7\x05\n" +
 	"\tOperation\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x123\n" +
@@ -2981,11 +3034,18 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"created_at\x18\f \x01(\v2\x1a.stillpoint.v1.StampedTimeR\tcreatedAt\x125\n" +
 	"\bended_at\x18\r \x01(\v2\x1a.stillpoint.v1.StampedTimeR\aendedAt\x12\x16\n" +
 	"\x06leader\x18\x0e \x01(\tR\x06leader\x12\x1b\n" +
-	"\tfanout_ns\x18\x0f \x01(\x03R\bfanoutNs\"i\n" +
+	"\tfanout_ns\x18\x0f \x01(\x03R\bfanoutNs\x12:\n" +
+	"\tend_state\x18\x10 \x01(\x0e2\x1d.stillpoint.v1.OperationStateR\bendState\x12?\n" +
+	"\rhold_deadline\x18\x11 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\fholdDeadline\x12%\n" +
+	"\x0elease_released\x18\x12 \x03(\tR\rleaseReleased\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x13 \x01(\tR\trequestId\"\x88\x01\n" +
 	"\x11StartPauseRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x17\n" +
 	"\ahold_ms\x18\x02 \x01(\x03R\x06holdMs\x12!\n" +
-	"\frequested_by\x18\x03 \x01(\tR\vrequestedBy\"L\n" +
+	"\frequested_by\x18\x03 \x01(\tR\vrequestedBy\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"L\n" +
 	"\x12StartPauseResponse\x126\n" +
 	"\toperation\x18\x01 \x01(\v2\x18.stillpoint.v1.OperationR\toperation\"B\n" +
 	"\x13ForceUnpauseRequest\x12\x13\n" +
@@ -3237,65 +3297,67 @@ var file_stillpoint_v1_coordinator_proto_depIdxs = []int32{
 	9,  // 18: stillpoint.v1.Operation.window:type_name -> stillpoint.v1.RestoreWindow
 	52, // 19: stillpoint.v1.Operation.created_at:type_name -> stillpoint.v1.StampedTime
 	52, // 20: stillpoint.v1.Operation.ended_at:type_name -> stillpoint.v1.StampedTime
-	10, // 21: stillpoint.v1.StartPauseResponse.operation:type_name -> stillpoint.v1.Operation
-	10, // 22: stillpoint.v1.ForceUnpauseResponse.operation:type_name -> stillpoint.v1.Operation
-	10, // 23: stillpoint.v1.GetOperationResponse.operation:type_name -> stillpoint.v1.Operation
-	10, // 24: stillpoint.v1.ListOperationsResponse.operations:type_name -> stillpoint.v1.Operation
-	10, // 25: stillpoint.v1.WatchOperationResponse.operation:type_name -> stillpoint.v1.Operation
-	9,  // 26: stillpoint.v1.RestorePoint.window:type_name -> stillpoint.v1.RestoreWindow
-	52, // 27: stillpoint.v1.RestorePoint.created_at:type_name -> stillpoint.v1.StampedTime
-	21, // 28: stillpoint.v1.ListRestorePointsResponse.restore_points:type_name -> stillpoint.v1.RestorePoint
-	21, // 29: stillpoint.v1.GetRestorePointResponse.restore_point:type_name -> stillpoint.v1.RestorePoint
-	48, // 30: stillpoint.v1.RuntimeConfig.expected_members:type_name -> stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
-	26, // 31: stillpoint.v1.GetConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
-	26, // 32: stillpoint.v1.UpdateConfigRequest.config:type_name -> stillpoint.v1.RuntimeConfig
-	26, // 33: stillpoint.v1.UpdateConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
-	52, // 34: stillpoint.v1.Alarm.raised_at:type_name -> stillpoint.v1.StampedTime
-	52, // 35: stillpoint.v1.Alarm.cleared_at:type_name -> stillpoint.v1.StampedTime
-	32, // 36: stillpoint.v1.ListAlarmsResponse.alarms:type_name -> stillpoint.v1.Alarm
-	52, // 37: stillpoint.v1.AuditRecord.at:type_name -> stillpoint.v1.StampedTime
-	35, // 38: stillpoint.v1.ListAuditResponse.records:type_name -> stillpoint.v1.AuditRecord
-	38, // 39: stillpoint.v1.ListRaftPeersResponse.peers:type_name -> stillpoint.v1.RaftPeer
-	27, // 40: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry.value:type_name -> stillpoint.v1.ExpectedMembers
-	3,  // 41: stillpoint.v1.CoordinatorService.ListMembers:input_type -> stillpoint.v1.ListMembersRequest
-	6,  // 42: stillpoint.v1.CoordinatorService.GetDrift:input_type -> stillpoint.v1.GetDriftRequest
-	11, // 43: stillpoint.v1.CoordinatorService.StartPause:input_type -> stillpoint.v1.StartPauseRequest
-	13, // 44: stillpoint.v1.CoordinatorService.ForceUnpause:input_type -> stillpoint.v1.ForceUnpauseRequest
-	15, // 45: stillpoint.v1.CoordinatorService.GetOperation:input_type -> stillpoint.v1.GetOperationRequest
-	17, // 46: stillpoint.v1.CoordinatorService.ListOperations:input_type -> stillpoint.v1.ListOperationsRequest
-	19, // 47: stillpoint.v1.CoordinatorService.WatchOperation:input_type -> stillpoint.v1.WatchOperationRequest
-	22, // 48: stillpoint.v1.CoordinatorService.ListRestorePoints:input_type -> stillpoint.v1.ListRestorePointsRequest
-	24, // 49: stillpoint.v1.CoordinatorService.GetRestorePoint:input_type -> stillpoint.v1.GetRestorePointRequest
-	28, // 50: stillpoint.v1.CoordinatorService.GetConfig:input_type -> stillpoint.v1.GetConfigRequest
-	30, // 51: stillpoint.v1.CoordinatorService.UpdateConfig:input_type -> stillpoint.v1.UpdateConfigRequest
-	33, // 52: stillpoint.v1.CoordinatorService.ListAlarms:input_type -> stillpoint.v1.ListAlarmsRequest
-	36, // 53: stillpoint.v1.CoordinatorService.ListAudit:input_type -> stillpoint.v1.ListAuditRequest
-	39, // 54: stillpoint.v1.CoordinatorService.ListRaftPeers:input_type -> stillpoint.v1.ListRaftPeersRequest
-	41, // 55: stillpoint.v1.CoordinatorService.RemoveRaftPeer:input_type -> stillpoint.v1.RemoveRaftPeerRequest
-	43, // 56: stillpoint.v1.CoordinatorService.TransferLeadership:input_type -> stillpoint.v1.TransferLeadershipRequest
-	45, // 57: stillpoint.v1.CoordinatorService.GetServerInfo:input_type -> stillpoint.v1.GetServerInfoRequest
-	4,  // 58: stillpoint.v1.CoordinatorService.ListMembers:output_type -> stillpoint.v1.ListMembersResponse
-	7,  // 59: stillpoint.v1.CoordinatorService.GetDrift:output_type -> stillpoint.v1.GetDriftResponse
-	12, // 60: stillpoint.v1.CoordinatorService.StartPause:output_type -> stillpoint.v1.StartPauseResponse
-	14, // 61: stillpoint.v1.CoordinatorService.ForceUnpause:output_type -> stillpoint.v1.ForceUnpauseResponse
-	16, // 62: stillpoint.v1.CoordinatorService.GetOperation:output_type -> stillpoint.v1.GetOperationResponse
-	18, // 63: stillpoint.v1.CoordinatorService.ListOperations:output_type -> stillpoint.v1.ListOperationsResponse
-	20, // 64: stillpoint.v1.CoordinatorService.WatchOperation:output_type -> stillpoint.v1.WatchOperationResponse
-	23, // 65: stillpoint.v1.CoordinatorService.ListRestorePoints:output_type -> stillpoint.v1.ListRestorePointsResponse
-	25, // 66: stillpoint.v1.CoordinatorService.GetRestorePoint:output_type -> stillpoint.v1.GetRestorePointResponse
-	29, // 67: stillpoint.v1.CoordinatorService.GetConfig:output_type -> stillpoint.v1.GetConfigResponse
-	31, // 68: stillpoint.v1.CoordinatorService.UpdateConfig:output_type -> stillpoint.v1.UpdateConfigResponse
-	34, // 69: stillpoint.v1.CoordinatorService.ListAlarms:output_type -> stillpoint.v1.ListAlarmsResponse
-	37, // 70: stillpoint.v1.CoordinatorService.ListAudit:output_type -> stillpoint.v1.ListAuditResponse
-	40, // 71: stillpoint.v1.CoordinatorService.ListRaftPeers:output_type -> stillpoint.v1.ListRaftPeersResponse
-	42, // 72: stillpoint.v1.CoordinatorService.RemoveRaftPeer:output_type -> stillpoint.v1.RemoveRaftPeerResponse
-	44, // 73: stillpoint.v1.CoordinatorService.TransferLeadership:output_type -> stillpoint.v1.TransferLeadershipResponse
-	46, // 74: stillpoint.v1.CoordinatorService.GetServerInfo:output_type -> stillpoint.v1.GetServerInfoResponse
-	58, // [58:75] is the sub-list for method output_type
-	41, // [41:58] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	1,  // 21: stillpoint.v1.Operation.end_state:type_name -> stillpoint.v1.OperationState
+	52, // 22: stillpoint.v1.Operation.hold_deadline:type_name -> stillpoint.v1.StampedTime
+	10, // 23: stillpoint.v1.StartPauseResponse.operation:type_name -> stillpoint.v1.Operation
+	10, // 24: stillpoint.v1.ForceUnpauseResponse.operation:type_name -> stillpoint.v1.Operation
+	10, // 25: stillpoint.v1.GetOperationResponse.operation:type_name -> stillpoint.v1.Operation
+	10, // 26: stillpoint.v1.ListOperationsResponse.operations:type_name -> stillpoint.v1.Operation
+	10, // 27: stillpoint.v1.WatchOperationResponse.operation:type_name -> stillpoint.v1.Operation
+	9,  // 28: stillpoint.v1.RestorePoint.window:type_name -> stillpoint.v1.RestoreWindow
+	52, // 29: stillpoint.v1.RestorePoint.created_at:type_name -> stillpoint.v1.StampedTime
+	21, // 30: stillpoint.v1.ListRestorePointsResponse.restore_points:type_name -> stillpoint.v1.RestorePoint
+	21, // 31: stillpoint.v1.GetRestorePointResponse.restore_point:type_name -> stillpoint.v1.RestorePoint
+	48, // 32: stillpoint.v1.RuntimeConfig.expected_members:type_name -> stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
+	26, // 33: stillpoint.v1.GetConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
+	26, // 34: stillpoint.v1.UpdateConfigRequest.config:type_name -> stillpoint.v1.RuntimeConfig
+	26, // 35: stillpoint.v1.UpdateConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
+	52, // 36: stillpoint.v1.Alarm.raised_at:type_name -> stillpoint.v1.StampedTime
+	52, // 37: stillpoint.v1.Alarm.cleared_at:type_name -> stillpoint.v1.StampedTime
+	32, // 38: stillpoint.v1.ListAlarmsResponse.alarms:type_name -> stillpoint.v1.Alarm
+	52, // 39: stillpoint.v1.AuditRecord.at:type_name -> stillpoint.v1.StampedTime
+	35, // 40: stillpoint.v1.ListAuditResponse.records:type_name -> stillpoint.v1.AuditRecord
+	38, // 41: stillpoint.v1.ListRaftPeersResponse.peers:type_name -> stillpoint.v1.RaftPeer
+	27, // 42: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry.value:type_name -> stillpoint.v1.ExpectedMembers
+	3,  // 43: stillpoint.v1.CoordinatorService.ListMembers:input_type -> stillpoint.v1.ListMembersRequest
+	6,  // 44: stillpoint.v1.CoordinatorService.GetDrift:input_type -> stillpoint.v1.GetDriftRequest
+	11, // 45: stillpoint.v1.CoordinatorService.StartPause:input_type -> stillpoint.v1.StartPauseRequest
+	13, // 46: stillpoint.v1.CoordinatorService.ForceUnpause:input_type -> stillpoint.v1.ForceUnpauseRequest
+	15, // 47: stillpoint.v1.CoordinatorService.GetOperation:input_type -> stillpoint.v1.GetOperationRequest
+	17, // 48: stillpoint.v1.CoordinatorService.ListOperations:input_type -> stillpoint.v1.ListOperationsRequest
+	19, // 49: stillpoint.v1.CoordinatorService.WatchOperation:input_type -> stillpoint.v1.WatchOperationRequest
+	22, // 50: stillpoint.v1.CoordinatorService.ListRestorePoints:input_type -> stillpoint.v1.ListRestorePointsRequest
+	24, // 51: stillpoint.v1.CoordinatorService.GetRestorePoint:input_type -> stillpoint.v1.GetRestorePointRequest
+	28, // 52: stillpoint.v1.CoordinatorService.GetConfig:input_type -> stillpoint.v1.GetConfigRequest
+	30, // 53: stillpoint.v1.CoordinatorService.UpdateConfig:input_type -> stillpoint.v1.UpdateConfigRequest
+	33, // 54: stillpoint.v1.CoordinatorService.ListAlarms:input_type -> stillpoint.v1.ListAlarmsRequest
+	36, // 55: stillpoint.v1.CoordinatorService.ListAudit:input_type -> stillpoint.v1.ListAuditRequest
+	39, // 56: stillpoint.v1.CoordinatorService.ListRaftPeers:input_type -> stillpoint.v1.ListRaftPeersRequest
+	41, // 57: stillpoint.v1.CoordinatorService.RemoveRaftPeer:input_type -> stillpoint.v1.RemoveRaftPeerRequest
+	43, // 58: stillpoint.v1.CoordinatorService.TransferLeadership:input_type -> stillpoint.v1.TransferLeadershipRequest
+	45, // 59: stillpoint.v1.CoordinatorService.GetServerInfo:input_type -> stillpoint.v1.GetServerInfoRequest
+	4,  // 60: stillpoint.v1.CoordinatorService.ListMembers:output_type -> stillpoint.v1.ListMembersResponse
+	7,  // 61: stillpoint.v1.CoordinatorService.GetDrift:output_type -> stillpoint.v1.GetDriftResponse
+	12, // 62: stillpoint.v1.CoordinatorService.StartPause:output_type -> stillpoint.v1.StartPauseResponse
+	14, // 63: stillpoint.v1.CoordinatorService.ForceUnpause:output_type -> stillpoint.v1.ForceUnpauseResponse
+	16, // 64: stillpoint.v1.CoordinatorService.GetOperation:output_type -> stillpoint.v1.GetOperationResponse
+	18, // 65: stillpoint.v1.CoordinatorService.ListOperations:output_type -> stillpoint.v1.ListOperationsResponse
+	20, // 66: stillpoint.v1.CoordinatorService.WatchOperation:output_type -> stillpoint.v1.WatchOperationResponse
+	23, // 67: stillpoint.v1.CoordinatorService.ListRestorePoints:output_type -> stillpoint.v1.ListRestorePointsResponse
+	25, // 68: stillpoint.v1.CoordinatorService.GetRestorePoint:output_type -> stillpoint.v1.GetRestorePointResponse
+	29, // 69: stillpoint.v1.CoordinatorService.GetConfig:output_type -> stillpoint.v1.GetConfigResponse
+	31, // 70: stillpoint.v1.CoordinatorService.UpdateConfig:output_type -> stillpoint.v1.UpdateConfigResponse
+	34, // 71: stillpoint.v1.CoordinatorService.ListAlarms:output_type -> stillpoint.v1.ListAlarmsResponse
+	37, // 72: stillpoint.v1.CoordinatorService.ListAudit:output_type -> stillpoint.v1.ListAuditResponse
+	40, // 73: stillpoint.v1.CoordinatorService.ListRaftPeers:output_type -> stillpoint.v1.ListRaftPeersResponse
+	42, // 74: stillpoint.v1.CoordinatorService.RemoveRaftPeer:output_type -> stillpoint.v1.RemoveRaftPeerResponse
+	44, // 75: stillpoint.v1.CoordinatorService.TransferLeadership:output_type -> stillpoint.v1.TransferLeadershipResponse
+	46, // 76: stillpoint.v1.CoordinatorService.GetServerInfo:output_type -> stillpoint.v1.GetServerInfoResponse
+	60, // [60:77] is the sub-list for method output_type
+	43, // [43:60] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_stillpoint_v1_coordinator_proto_init() }

@@ -31,28 +31,71 @@ type pauseDriver struct {
 	ctx     context.Context // the leader term; nil when not leading
 	epoch   uint64
 	running map[string]*pauseRunner
+	// stopped is when each op's last runner of this term stopped on an
+	// error: it is not re-driven again before redriveBackoff has passed.
+	stopped map[string]time.Time
 	wg      sync.WaitGroup
 }
 
+// redriveInterval is how often the leader looks for an active op without a
+// runner even when the FSM did not change; redriveBackoff is how soon an
+// op whose runner stopped on an error is driven again.
+const (
+	redriveInterval = time.Second
+	redriveBackoff  = time.Second
+)
+
 // pauseDuty is the leader duty of the pause protocol: it resumes or aborts
-// every in-flight operation from the FSM (SPEC step 7), then lets StartPause
-// run new ones until leadership is lost.
+// every in-flight operation from the FSM (SPEC step 7), lets StartPause run
+// new ones, and until leadership is lost re-drives any active op that has
+// no runner (its runner stopped on an error, or StartPause committed it
+// but could not start one): no op is left stuck while a leader exists.
 func (s *Server) pauseDuty(ctx context.Context, epoch uint64) {
 	s.pauses.mu.Lock()
 	s.pauses.ctx, s.pauses.epoch = ctx, epoch
 	if s.pauses.running == nil {
 		s.pauses.running = map[string]*pauseRunner{}
 	}
+	s.pauses.stopped = map[string]time.Time{}
 	s.pauses.mu.Unlock()
-	for _, op := range s.fsm.ActiveOperations() {
-		s.log.Info("taking over in-flight operation", zap.String("op_id", op.GetOpId()), zap.String("state", op.GetState().String()), zap.Uint64("epoch", epoch))
-		s.startRunner(op)
-	}
-	<-ctx.Done()
+	s.redriveLoop(ctx, epoch)
 	s.pauses.wg.Wait()
 	s.pauses.mu.Lock()
 	s.pauses.ctx = nil
 	s.pauses.mu.Unlock()
+}
+
+// redriveLoop starts a runner for every active op that has none: at the
+// start of the term, on every FSM change and every redriveInterval.
+func (s *Server) redriveLoop(ctx context.Context, epoch uint64) {
+	tick := time.NewTicker(redriveInterval)
+	defer tick.Stop()
+	for {
+		changed := s.fsm.Changed()
+		for _, op := range s.fsm.ActiveOperations() {
+			if s.needsRunner(op.GetOpId()) {
+				s.log.Info("taking over in-flight operation", zap.String("op_id", op.GetOpId()), zap.String("state", op.GetState().String()), zap.Uint64("epoch", epoch))
+				s.startRunner(op)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-tick.C:
+		}
+	}
+}
+
+// needsRunner reports whether op has no runner and may get one now.
+func (s *Server) needsRunner(opID string) bool {
+	s.pauses.mu.Lock()
+	defer s.pauses.mu.Unlock()
+	if _, ok := s.pauses.running[opID]; ok {
+		return false
+	}
+	at, ok := s.pauses.stopped[opID]
+	return !ok || time.Since(at) >= redriveBackoff
 }
 
 // startRunner drives op in the background for the current term.
@@ -65,6 +108,14 @@ func (s *Server) startRunner(op *pb.Operation) bool {
 	}
 	if _, ok := s.pauses.running[op.GetOpId()]; ok {
 		return true
+	}
+	// Drive the op as recorded now: a runner that stopped meanwhile may
+	// have moved it on, or ended it.
+	if cur, ok := s.fsm.Operation(op.GetOpId()); ok {
+		if fsm.IsTerminal(cur.GetState()) {
+			return true
+		}
+		op = cur
 	}
 	log := s.log.With(zap.String("op_id", op.GetOpId()), zap.String("cluster", op.GetCluster()), zap.Uint64("epoch", epoch))
 	cfg := s.fsm.Config()
@@ -88,14 +139,16 @@ func (s *Server) startRunner(op *pb.Operation) bool {
 	go func() {
 		defer s.pauses.wg.Done()
 		final, err := r.run(ctx, op)
-		switch {
-		case err != nil:
-			log.Warn("operation left to the next leader or to the agents' leases", zap.Error(err))
-		default:
-			log.Info("operation ended", zap.String("state", final.GetState().String()), zap.String("reason", final.GetReason()))
-		}
 		s.pauses.mu.Lock()
 		delete(s.pauses.running, op.GetOpId())
+		switch {
+		case err != nil:
+			s.pauses.stopped[op.GetOpId()] = time.Now()
+			log.Warn("runner stopped; this leader drives the op again shortly, or the next leader does", zap.Error(err))
+		default:
+			delete(s.pauses.stopped, op.GetOpId())
+			log.Info("operation ended", zap.String("state", final.GetState().String()), zap.String("reason", final.GetReason()))
+		}
 		s.pauses.mu.Unlock()
 	}()
 	return true
@@ -257,7 +310,13 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 		CreatedAt:       now,
 		Leader:          s.cfg.NodeID,
 	}
-	out, err := s.Apply(ctx, &pb.CreateOperationCommand{Operation: op, Actor: who})
+	// The commit must not depend on the client staying: a cancel after
+	// Raft took the entry would leave the op without a runner (the
+	// re-drive loop would still find it, but the client would be told it
+	// failed).
+	cctx, cancel := commitContext(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	out, err := s.Apply(cctx, &pb.CreateOperationCommand{Operation: op, Actor: who})
 	if err != nil {
 		return nil, s.toStatus(err)
 	}
@@ -271,6 +330,12 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 		return nil, status.Errorf(codes.Unavailable, "server %s lost leadership after recording %s; the next leader takes it over", s.cfg.NodeID, op.GetOpId())
 	}
 	return &pb.StartPauseResponse{Operation: stored}, nil
+}
+
+// commitContext is ctx's values without its cancellation, bounded by the
+// apply timeout: for a write that, once sent to Raft, must be seen through.
+func commitContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), timeout)
 }
 
 // ForceUnpause ends an operation's hold now: every target is unpaused and

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -203,6 +204,7 @@ func rtRunner(t *testing.T, l *rtLog, f rtFleet, epoch uint64, watch holdWatch) 
 		watch:  watch,
 		cfg:    cfg,
 		epoch:  epoch,
+		clock:  clockwork.NewRealClock(),
 		stamp:  func() *pb.StampedTime { return rtStamp(time.Now()) },
 		force:  make(chan struct{}),
 	}

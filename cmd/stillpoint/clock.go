@@ -268,7 +268,7 @@ packets. Runs until interrupted (Ctrl-C). Not for production use.`,
 	fl.StringVar(&f.kiss, "kiss", "", "answer every request with this kiss-of-death code (RATE, DENY, RSTR)")
 	fl.DurationVar(&f.latency, "latency", 0, "delay every reply by this much (on the request path)")
 	fl.BoolVar(&f.drop, "drop", false, "never reply (clients time out)")
-	fl.StringVar(&f.badPacket, "bad-packet", "none", "send malformed replies: none, short, wrong-origin, wrong-mode, zero-transmit")
+	fl.StringVar(&f.badPacket, "bad-packet", "none", "send malformed replies: none, short, wrong-origin, wrong-mode, zero-transmit, impossible (T3−T2 > T4−T1)")
 	fl.BoolVar(&f.liar, "liar", false, "answer with a random offset of 200 ms to 1 s either way (a falseticker)")
 	return cmd
 }

@@ -36,7 +36,11 @@ type Config struct {
 	// left alone (doubling per failure, from one poll interval).
 	MaxBackoff time.Duration
 	// Clock is the local clock (default System).
-	Clock  Clock
+	Clock Clock
+	// Kernel reads the host's clock discipline (adjtimex) so the bound
+	// grows at the slew rate in force; default SystemKernel. nil: the
+	// rate is not read (only for a clock no daemon slews, e.g. a test's).
+	Kernel Kernel
 	Logger *zap.Logger
 }
 
@@ -57,6 +61,7 @@ func DefaultConfig() Config {
 		JumpThreshold:   5 * time.Millisecond,
 		MaxBackoff:      16 * 16 * time.Second,
 		Clock:           System,
+		Kernel:          SystemKernel,
 		Logger:          zap.NewNop(),
 	}
 }

@@ -54,16 +54,32 @@ type Estimate struct {
 	Offset time.Duration
 	// ErrorBound at AsOf (before growth with age).
 	ErrorBound time.Duration
-	// MaxDriftPPM: the bound grows by this many parts per million of age.
+	// MaxDriftPPM: the bound grows by this many parts per million of age
+	// (the oscillator), plus SlewPPM (the time daemon).
 	MaxDriftPPM float64
-	Status      Status
+	// SlewPPM is the fastest rate the kernel was seen slewing the clock
+	// since AsOf (adjtimex: |freq| + |tick − nominal|); the bound grows at
+	// MaxDriftPPM + SlewPPM. SlewOffset is every offset handed to the
+	// kernel to slew since AsOf, added to the bound whole.
+	SlewPPM    float64
+	SlewOffset time.Duration
+	// Kernel is the latest adjtimex reading (nil: not read).
+	Kernel *KernelClock
+	Status Status
 	// Reason explains a status other than Synchronized, naming the server
 	// at fault where there is one.
 	Reason string
 	// AsOf is the local time (with monotonic reading) the samples were taken.
 	AsOf        time.Time
 	LeapPending bool
-	Sources     []Source
+	// Sources are the servers as of the latest round; after a failed round
+	// that kept this estimate they say what failed (the offset and bound
+	// are still those of the round at AsOf).
+	Sources []Source
+	// FailedRounds counts the rounds since AsOf that gave no estimate;
+	// LastFailure is why the latest one failed.
+	FailedRounds int
+	LastFailure  string
 }
 
 // Age is how old the estimate is at local time now, on the monotonic clock
@@ -80,10 +96,15 @@ func (e Estimate) Age(now time.Time) time.Duration {
 }
 
 // BoundAt is the error bound in force at local time now:
-// ε(as_of) + max_drift × (now − as_of), rounded up to the nanosecond.
+// ε(as_of) + slew offset + (max_drift + slew rate) × (now − as_of),
+// rounded up to the nanosecond.
 func (e Estimate) BoundAt(now time.Time) time.Duration {
-	return e.ErrorBound + drift(e.Age(now), e.MaxDriftPPM)
+	return e.ErrorBound + e.SlewOffset + drift(e.Age(now), e.RatePPM())
 }
+
+// RatePPM is the rate the bound grows at: max drift plus the slew rate in
+// force.
+func (e Estimate) RatePPM() float64 { return e.MaxDriftPPM + e.SlewPPM }
 
 // TrueTime is the interval true time lies in when the local clock reads
 // local: [local + θ − ε, local + θ + ε] with ε = BoundAt(local). Meaningful

@@ -22,6 +22,24 @@ func startNTP(t testing.TB, f func(*ntptest.Settings)) *ntptest.Server {
 	return s
 }
 
+// startNTPOn starts a loopback NTP server whose clock is clk (offset by
+// the settings): against a local Manual clock that stands still, its
+// replies are instantaneous rather than impossible.
+func startNTPOn(t testing.TB, clk Clock, f func(*ntptest.Settings)) *ntptest.Server {
+	t.Helper()
+	cfg := ntptest.DefaultConfig()
+	cfg.Now = clk.Now
+	if f != nil {
+		f(&cfg.Settings)
+	}
+	s, err := ntptest.Start(cfg)
+	if err != nil {
+		t.Fatalf("start ntptest: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 func addrs(servers ...*ntptest.Server) []string {
 	out := make([]string, len(servers))
 	for i, s := range servers {
@@ -37,6 +55,7 @@ func testConfig(servers []string, f func(*Config)) Config {
 	cfg.Servers = servers
 	cfg.Timeout = 2 * time.Second
 	cfg.PollInterval = time.Second
+	cfg.Kernel = steadyKernel // never the host's: its slewing is not the test's
 	if f != nil {
 		f(&cfg)
 	}
@@ -72,3 +91,8 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// steadyKernel is a kernel that does not slew.
+var steadyKernel = KernelFunc(func() (KernelClock, error) {
+	return KernelClock{TickUS: 10000, NominalTickUS: 10000}, nil
+})

@@ -21,26 +21,39 @@ func (e Estimate) Proto(now time.Time) *pb.ClockEstimate {
 		BaseErrorBoundNs: int64(e.ErrorBound),
 		MaxDriftPpm:      e.MaxDriftPPM,
 		LeapPending:      e.LeapPending,
+		SlewPpm:          e.SlewPPM,
+		SlewOffsetNs:     int64(e.SlewOffset),
+		FailedRounds:     uint32(max(e.FailedRounds, 0)),
+		LastFailure:      e.LastFailure,
 	}
 	if !e.AsOf.IsZero() {
 		out.SampledAt = timestamppb.New(e.AsOf)
 	}
+	if k := e.Kernel; k != nil {
+		out.Kernel = &pb.KernelClock{FreqPpm: k.FreqPPM, TickUs: k.TickUS, NominalTickUs: k.NominalTickUS,
+			PendingOffsetNs: int64(k.PendingOffset), Status: k.Status}
+	}
 	for _, s := range e.Sources {
 		out.Sources = append(out.Sources, &pb.ClockSource{
-			Address:      s.Address,
-			OffsetNs:     int64(s.Offset),
-			RttNs:        int64(s.RTT),
-			Stratum:      uint32(s.Stratum),
-			ErrorBoundNs: int64(s.ErrorBound),
-			Verdict:      VerdictToProto(s.Verdict),
-			Reason:       s.Reason,
-			Leap:         uint32(s.Leap),
+			Address:          s.Address,
+			OffsetNs:         int64(s.Offset),
+			RttNs:            int64(s.RTT),
+			Stratum:          uint32(s.Stratum),
+			ErrorBoundNs:     int64(s.ErrorBound),
+			Verdict:          VerdictToProto(s.Verdict),
+			Reason:           s.Reason,
+			Leap:             uint32(s.Leap),
+			RootDelayNs:      int64(s.RootDelay),
+			RootDispersionNs: int64(s.RootDispersion),
+			PrecisionNs:      int64(s.Precision),
+			Answered:         s.Answered,
 		})
 	}
 	return out
 }
 
-// Stamp pairs local time now with the estimate in force at it.
+// Stamp pairs local time now with the estimate in force at it. The
+// estimate must have been evaluated at now (Sampler.Stamp gives both).
 func (e Estimate) Stamp(now time.Time) *pb.StampedTime {
 	return &pb.StampedTime{LocalTime: timestamppb.New(now), Estimate: e.Proto(now)}
 }
@@ -53,12 +66,23 @@ func FromProto(p *pb.ClockEstimate) (Estimate, error) {
 		return Estimate{}, ErrNoEstimate
 	}
 	e := Estimate{
-		Offset:      time.Duration(p.GetOffsetNs()),
-		ErrorBound:  time.Duration(p.GetBaseErrorBoundNs()),
-		MaxDriftPPM: p.GetMaxDriftPpm(),
-		Status:      StatusFromProto(p.GetStatus()),
-		Reason:      p.GetReason(),
-		LeapPending: p.GetLeapPending(),
+		Offset:       time.Duration(p.GetOffsetNs()),
+		ErrorBound:   time.Duration(p.GetBaseErrorBoundNs()),
+		MaxDriftPPM:  p.GetMaxDriftPpm(),
+		Status:       StatusFromProto(p.GetStatus()),
+		Reason:       p.GetReason(),
+		LeapPending:  p.GetLeapPending(),
+		SlewPPM:      p.GetSlewPpm(),
+		SlewOffset:   time.Duration(p.GetSlewOffsetNs()),
+		FailedRounds: int(p.GetFailedRounds()),
+		LastFailure:  p.GetLastFailure(),
+	}
+	if k := p.GetKernel(); k != nil {
+		e.Kernel = &KernelClock{FreqPPM: k.GetFreqPpm(), TickUS: k.GetTickUs(), NominalTickUS: k.GetNominalTickUs(),
+			PendingOffset: time.Duration(k.GetPendingOffsetNs()), Status: k.GetStatus()}
+	}
+	if e.SlewPPM < 0 || e.SlewOffset < 0 {
+		return Estimate{}, fmt.Errorf("%w: negative slew (%g ppm, offset %d ns)", ErrNoEstimate, p.GetSlewPpm(), p.GetSlewOffsetNs())
 	}
 	if e.ErrorBound < 0 || p.GetErrorBoundNs() < 0 {
 		return Estimate{}, fmt.Errorf("%w: negative error bound (%d ns, base %d ns)", ErrNoEstimate, p.GetErrorBoundNs(), p.GetBaseErrorBoundNs())
@@ -71,14 +95,18 @@ func FromProto(p *pb.ClockEstimate) (Estimate, error) {
 	}
 	for _, s := range p.GetSources() {
 		e.Sources = append(e.Sources, Source{
-			Address:    s.GetAddress(),
-			Offset:     time.Duration(s.GetOffsetNs()),
-			RTT:        time.Duration(s.GetRttNs()),
-			Stratum:    uint8(min(s.GetStratum(), 255)),
-			Leap:       uint8(min(s.GetLeap(), 3)),
-			ErrorBound: time.Duration(s.GetErrorBoundNs()),
-			Verdict:    VerdictFromProto(s.GetVerdict()),
-			Reason:     s.GetReason(),
+			Address:        s.GetAddress(),
+			Offset:         time.Duration(s.GetOffsetNs()),
+			RTT:            time.Duration(s.GetRttNs()),
+			Stratum:        uint8(min(s.GetStratum(), 255)),
+			Leap:           uint8(min(s.GetLeap(), 3)),
+			ErrorBound:     time.Duration(s.GetErrorBoundNs()),
+			Verdict:        VerdictFromProto(s.GetVerdict()),
+			Reason:         s.GetReason(),
+			RootDelay:      time.Duration(s.GetRootDelayNs()),
+			RootDispersion: time.Duration(s.GetRootDispersionNs()),
+			Precision:      time.Duration(s.GetPrecisionNs()),
+			Answered:       s.GetAnswered(),
 		})
 	}
 	return e, nil
@@ -98,24 +126,30 @@ func TrueInterval(st *pb.StampedTime) (lo, hi time.Time) {
 }
 
 // ValidateStamp checks that a stamped time can be turned into a true-time
-// interval: a valid local time and a synchronized estimate with a
-// non-negative bound.
+// interval: a present, valid, non-zero local time (a missing or zero one
+// decodes to 1970 and would silently drop out of a max) and a
+// synchronized estimate with a positive bound (a zero bound is not a
+// measurement: every sample carries at least the server's precision).
+// Errors wrap ErrBadStamp, ErrNoEstimate or ErrNotSynchronized.
 func ValidateStamp(st *pb.StampedTime) error {
 	if st == nil || st.GetLocalTime() == nil {
-		return fmt.Errorf("%w: no local time", ErrNoEstimate)
+		return fmt.Errorf("%w: no local time", ErrBadStamp)
 	}
 	if err := st.GetLocalTime().CheckValid(); err != nil {
-		return fmt.Errorf("stamped local time: %w", err)
+		return fmt.Errorf("%w: local time: %w", ErrBadStamp, err)
+	}
+	if lt := st.GetLocalTime(); lt.GetSeconds() == 0 && lt.GetNanos() == 0 {
+		return fmt.Errorf("%w: local time is zero (1970-01-01T00:00:00Z)", ErrBadStamp)
 	}
 	est := st.GetEstimate()
 	if est == nil {
 		return fmt.Errorf("%w with local time %s", ErrNoEstimate, st.GetLocalTime().AsTime().Format(time.RFC3339Nano))
 	}
-	if est.GetErrorBoundNs() < 0 {
-		return fmt.Errorf("%w: negative error bound %d ns", ErrNoEstimate, est.GetErrorBoundNs())
-	}
 	if est.GetStatus() != pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED {
 		return fmt.Errorf("%w: status %s: %s", ErrNotSynchronized, StatusFromProto(est.GetStatus()), est.GetReason())
+	}
+	if est.GetErrorBoundNs() <= 0 {
+		return fmt.Errorf("%w: error bound %d ns is not positive", ErrNoEstimate, est.GetErrorBoundNs())
 	}
 	return nil
 }
@@ -161,6 +195,10 @@ func VerdictToProto(v Verdict) pb.SourceVerdict {
 		return pb.SourceVerdict_SOURCE_VERDICT_UNREACHABLE
 	case Invalid:
 		return pb.SourceVerdict_SOURCE_VERDICT_INVALID
+	case NotSynchronized:
+		return pb.SourceVerdict_SOURCE_VERDICT_NOT_SYNCHRONIZED
+	case NoMajority:
+		return pb.SourceVerdict_SOURCE_VERDICT_NO_MAJORITY
 	}
 	return pb.SourceVerdict_SOURCE_VERDICT_UNSPECIFIED
 }
@@ -176,6 +214,10 @@ func VerdictFromProto(v pb.SourceVerdict) Verdict {
 		return Unreachable
 	case pb.SourceVerdict_SOURCE_VERDICT_INVALID:
 		return Invalid
+	case pb.SourceVerdict_SOURCE_VERDICT_NOT_SYNCHRONIZED:
+		return NotSynchronized
+	case pb.SourceVerdict_SOURCE_VERDICT_NO_MAJORITY:
+		return NoMajority
 	}
 	return VerdictUnspecified
 }

@@ -15,10 +15,15 @@ func sampleEstimate() Estimate {
 	return Estimate{
 		Offset: -40 * time.Millisecond, ErrorBound: 250 * time.Microsecond, MaxDriftPPM: 50,
 		Status: Synchronized, AsOf: time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC), LeapPending: true,
+		Kernel:       &KernelClock{FreqPPM: -1.5, TickUS: 10000, NominalTickUS: 10000, PendingOffset: 0, Status: 0x2001},
+		FailedRounds: 2, LastFailure: "all 3 servers unreachable",
 		Sources: []Source{
-			{Address: "127.0.0.1:1", Offset: -40 * time.Millisecond, RTT: 50 * time.Microsecond, Stratum: 1, ErrorBound: 30 * time.Microsecond, Verdict: Selected},
-			{Address: "127.0.0.1:2", Offset: 600 * time.Millisecond, RTT: 60 * time.Microsecond, Stratum: 2, Leap: 1, ErrorBound: 40 * time.Microsecond, Verdict: Falseticker, Reason: "outside"},
+			{Address: "127.0.0.1:1", Answered: true, Offset: -40 * time.Millisecond, RTT: 50 * time.Microsecond, Stratum: 1, ErrorBound: 30 * time.Microsecond, Verdict: Selected,
+				RootDelay: 10 * time.Microsecond, RootDispersion: 20 * time.Microsecond, Precision: 29},
+			{Address: "127.0.0.1:2", Answered: true, Offset: 600 * time.Millisecond, RTT: 60 * time.Microsecond, Stratum: 2, Leap: 1, ErrorBound: 40 * time.Microsecond, Verdict: Falseticker, Reason: "outside"},
 			{Address: "127.0.0.1:3", Verdict: Unreachable, Reason: "unreachable: no reply within 2s"},
+			{Address: "127.0.0.1:4", Answered: true, Stratum: 0, Leap: 3, Verdict: NotSynchronized, Reason: "server not synchronized yet"},
+			{Address: "127.0.0.1:5", Answered: true, Stratum: 3, Verdict: NoMajority, Reason: "no 3 of 5 servers agree"},
 		},
 	}
 }
@@ -45,6 +50,15 @@ func TestProtoRoundTrip(t *testing.T) {
 	}
 	if _, err := FromProto(nil); !errors.Is(err, ErrNoEstimate) {
 		t.Fatalf("FromProto(nil) = %v", err)
+	}
+	slewing := e
+	slewing.SlewPPM, slewing.SlewOffset = 950, time.Millisecond
+	ps := slewing.Proto(now) // 250µs + 1ms + 10 s at 1000 ppm
+	if ps.GetErrorBoundNs() != int64(11250*time.Microsecond) {
+		t.Fatalf("slewing: error_bound_ns %d, want 11.25ms", ps.GetErrorBoundNs())
+	}
+	if back, err := FromProto(ps); err != nil || back.BoundAt(now) != slewing.BoundAt(now) {
+		t.Fatalf("slewing round trip: %v bound %v, want %v", err, back.BoundAt(now), slewing.BoundAt(now))
 	}
 	bad := e.Proto(now)
 	bad.BaseErrorBoundNs = -1
@@ -85,7 +99,13 @@ func TestValidateStamp(t *testing.T) {
 		want error
 	}{
 		{"good", good, nil},
-		{"nil", nil, ErrNoEstimate},
+		{"nil", nil, ErrBadStamp},
+		{"no local time", &pb.StampedTime{Estimate: good.GetEstimate()}, ErrBadStamp},
+		{"zero local time (decodes to 1970)", &pb.StampedTime{LocalTime: &timestamppb.Timestamp{}, Estimate: good.GetEstimate()}, ErrBadStamp},
+		{"zero bound", &pb.StampedTime{LocalTime: timestamppb.Now(), Estimate: &pb.ClockEstimate{Status: pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED}}, ErrNoEstimate},
+		{"stale", statusStamp(Stale), ErrNotSynchronized},
+		{"disrupted", statusStamp(Disrupted), ErrNotSynchronized},
+		{"unspecified", statusStamp(StatusUnspecified), ErrNotSynchronized},
 		{"no estimate", &pb.StampedTime{LocalTime: timestamppb.Now()}, ErrNoEstimate},
 		{"unsynchronized", unsync.Stamp(time.Now()), ErrNotSynchronized},
 		{"negative bound", &pb.StampedTime{LocalTime: timestamppb.Now(), Estimate: &pb.ClockEstimate{Status: pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED, ErrorBoundNs: -5}}, ErrNoEstimate},
@@ -97,4 +117,10 @@ func TestValidateStamp(t *testing.T) {
 			}
 		})
 	}
+}
+
+func statusStamp(st Status) *pb.StampedTime {
+	e := sampleEstimate()
+	e.Status = st
+	return e.Stamp(e.AsOf.Add(time.Second))
 }

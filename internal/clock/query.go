@@ -35,10 +35,14 @@ func query(addr string, timeout time.Duration, clk Clock, maxDispersion time.Dur
 	if err != nil {
 		s.err = classifyQueryError(err, timeout)
 	} else {
+		s.src.Answered = true
 		s.src.Offset = resp.ClockOffset
 		s.src.RTT = resp.RTT
 		s.src.Stratum = resp.Stratum
 		s.src.Leap = uint8(resp.Leap)
+		s.src.RootDelay = resp.RootDelay
+		s.src.RootDispersion = resp.RootDispersion
+		s.src.Precision = resp.Precision
 		s.src.ErrorBound = sampleBound(resp)
 		s.err = validate(resp, maxDispersion)
 	}
@@ -47,6 +51,8 @@ func query(addr string, timeout time.Duration, clk Clock, maxDispersion time.Dur
 		s.src.Verdict = Selected // provisional: the intersection decides
 	case errors.Is(s.err, ErrUnreachable):
 		s.src.Verdict = Unreachable
+	case errors.Is(s.err, ErrServerNotSynced):
+		s.src.Verdict = NotSynchronized
 	default:
 		s.src.Verdict = Invalid
 	}
@@ -82,19 +88,28 @@ func classifyQueryError(err error, timeout time.Duration) error {
 	return fmt.Errorf("%w: %v", ErrInvalidSample, err)
 }
 
+// validate judges a reply. Order matters: a stratum-0 reply is a
+// kiss-of-death only when it carries a kiss code; with no code (refid 0)
+// it is a server that has not synchronized yet — what a starting chronyd
+// answers (leap 3, stratum 0, refid 0) — and must not be backed off.
 func validate(r *ntp.Response, maxDispersion time.Duration) error {
+	if r.Stratum == 0 {
+		if r.KissCode != "" {
+			return fmt.Errorf("%w %s (stratum 0)", ErrKissOfDeath, r.KissCode)
+		}
+		return fmt.Errorf("%w (stratum 0, leap %d, no reference id)", ErrServerNotSynced, r.Leap)
+	}
+	if r.Leap == ntp.LeapNotInSync {
+		return fmt.Errorf("%w: %w (stratum %d)", ErrServerNotSynced, ErrLeapNotInSync, r.Stratum)
+	}
+	if err := impossible(r); err != nil {
+		return err
+	}
 	err := r.Validate()
 	switch {
 	case err == nil:
-	case errors.Is(err, ntp.ErrKissOfDeath):
-		if r.KissCode == "" {
-			return fmt.Errorf("stratum 0: %w without a kiss code", ErrKissOfDeath)
-		}
-		return fmt.Errorf("%w %s (stratum 0)", ErrKissOfDeath, r.KissCode)
 	case errors.Is(err, ntp.ErrInvalidStratum):
 		return fmt.Errorf("%w %d", ErrBadStratum, r.Stratum)
-	case errors.Is(err, ntp.ErrInvalidLeapSecond):
-		return ErrLeapNotInSync
 	case errors.Is(err, ntp.ErrInvalidDispersion):
 		return fmt.Errorf("%w: root delay %v, dispersion %v", ErrDispersion, r.RootDelay, r.RootDispersion)
 	default:
@@ -102,6 +117,22 @@ func validate(r *ntp.Response, maxDispersion time.Duration) error {
 	}
 	if r.RootDispersion > maxDispersion {
 		return fmt.Errorf("%w: %v exceeds the maximum %v", ErrDispersion, r.RootDispersion, maxDispersion)
+	}
+	return nil
+}
+
+// impossible rejects a reply whose server processing time T3−T2 exceeds
+// the round trip T4−T1 by more than the server's stated precision: one of
+// the four timestamps is wrong (chrony under libfaketime does this), the
+// library clamps the RTT to 0 and the sample would otherwise be certified
+// with a bound of ±precision that need not hold the truth.
+func impossible(r *ntp.Response) error {
+	ts := r.Timestamps
+	roundTrip := ts.ClientRecv.Sub(ts.ClientXmit)
+	processing := ts.ServerXmit.Sub(ts.ServerRecv)
+	if processing > roundTrip+r.Precision {
+		return fmt.Errorf("%w: server processing time T3−T2 %v exceeds the round trip T4−T1 %v (precision %v)",
+			ErrImpossibleReply, processing, roundTrip, r.Precision)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 // round queries every server concurrently (skipping those backing off when
 // honorBackoff) and turns the answers into an estimate.
 func (s *Sampler) round(ctx context.Context, honorBackoff bool) (Estimate, Reading) {
+	k0, _ := s.readKernel() // a failed read is the sampler's to report (install)
 	start := ReadClock(s.cfg.Clock)
 	timeout := s.cfg.Timeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -60,7 +61,9 @@ wait:
 			s.backoff.record(samples[i].src.Address, samples[i].err, end.Mono)
 		}
 	}
-	return s.assemble(samples, start, end), end
+	k1, _ := s.readKernel()
+	rate := s.cfg.MaxDriftPPM + max(k0.SlewPPM(), k1.SlewPPM())
+	return s.assemble(samples, start, end, rate), end
 }
 
 func abandoned(addr string, at Reading, ctx context.Context) sample {
@@ -72,8 +75,8 @@ func abandoned(addr string, at Reading, ctx context.Context) sample {
 }
 
 // assemble selects among the samples with the intersection algorithm and
-// builds the estimate as of end.
-func (s *Sampler) assemble(samples []sample, start, end Reading) Estimate {
+// builds the estimate as of end, aging each sample to end at ratePPM.
+func (s *Sampler) assemble(samples []sample, start, end Reading, ratePPM float64) Estimate {
 	e := Estimate{
 		MaxDriftPPM: s.cfg.MaxDriftPPM,
 		AsOf:        end.Wall,
@@ -82,7 +85,8 @@ func (s *Sampler) assemble(samples []sample, start, end Reading) Estimate {
 	for i, sm := range samples {
 		e.Sources[i] = sm.src
 	}
-	if jump := wallJump(start, end); jump.Abs() > s.cfg.JumpThreshold {
+	jump := wallJump(start, end)
+	if jump.Abs() > s.cfg.JumpThreshold {
 		e.Status = Disrupted
 		e.Reason = fmt.Sprintf("wall clock jumped %s against the monotonic clock during sampling (threshold %v)", fmtSigned(jump.Round(time.Microsecond)), s.cfg.JumpThreshold)
 		return e
@@ -99,7 +103,7 @@ func (s *Sampler) assemble(samples []sample, start, end Reading) Estimate {
 		}
 		// Age each sample to the estimate's instant at the drift rate.
 		age := max(end.Mono-sm.at.Mono, 0)
-		intervals = append(intervals, sm.interval(drift(age, s.cfg.MaxDriftPPM)))
+		intervals = append(intervals, sm.interval(drift(age, ratePPM)))
 		index = append(index, i)
 	}
 	need := s.cfg.quorum()
@@ -114,11 +118,13 @@ func (s *Sampler) assemble(samples []sample, start, end Reading) Estimate {
 	}
 	lo, hi, chosen, ok := intersectQuorum(intervals, need)
 	if !ok {
+		// Nobody is outvoted without a majority: each answering server
+		// may be the right one, so none is called a falseticker.
 		e.Status = Unsynchronized
 		var usable []string
 		for k, i := range index {
 			src := &e.Sources[i]
-			src.Verdict = Falseticker
+			src.Verdict = NoMajority
 			src.Reason = fmt.Sprintf("no %d of %d servers agree", need, len(samples))
 			usable = append(usable, fmt.Sprintf("%s: offset %s ± %s", src.Address, fmtDur(src.Offset), fmtBound(intervals[k].Hi-src.Offset)))
 		}
@@ -145,7 +151,9 @@ func (s *Sampler) assemble(samples []sample, start, end Reading) Estimate {
 	}
 	e.Status = Synchronized
 	e.Offset = lo + (hi-lo)/2
-	e.ErrorBound = hi - e.Offset // rounds up when hi-lo is odd
+	// A step below the jump threshold inside the round moved the local
+	// readings some samples were taken with: widen the bound by it.
+	e.ErrorBound = hi - e.Offset + jump.Abs() // rounds up when hi-lo is odd
 	e.LeapPending = leaps*2 > len(chosen)
 	return e
 }

@@ -20,8 +20,14 @@ type Sampler struct {
 
 	mu       sync.Mutex
 	have     bool
-	latest   Estimate
-	latestAt Reading // when latest was assembled, for jump detection
+	latest   Estimate // in force: a good one is kept through failed rounds
+	latestAt Reading  // when latest was assembled, for jump detection
+	slew     slewTrack
+	// failed counts rounds since latest that gave no estimate; lastFail
+	// and lastSources are the latest such round's.
+	failed      int
+	lastFail    string
+	lastSources []Source
 
 	subMu sync.Mutex
 	subs  map[chan Estimate]struct{}
@@ -60,24 +66,63 @@ func (s *Sampler) Clock() Clock { return s.cfg.Clock }
 // SampleOnce queries every server now (ignoring backoff), installs the
 // result as the current estimate and returns it. It returns early, with
 // the servers that had not answered marked unreachable, if ctx ends.
+//
+// What it returns is the estimate then in force: after a failed round
+// (no majority, servers unreachable) that is the last good estimate, aged,
+// until it goes stale — never a guess.
 func (s *Sampler) SampleOnce(ctx context.Context) Estimate {
 	e, at := s.round(ctx, false)
 	s.install(e, at)
-	return s.copyOf(e)
+	return s.Current()
 }
 
 // Current is the latest estimate, re-evaluated now: disrupted if the wall
 // clock has jumped against the monotonic clock since it was taken (smaller
 // moves widen its bound), stale if it is older than StaleAfterPolls poll
 // intervals. Before the first round it is unsynchronized.
+//
+// The bound is the one in force at the moment of the evaluation: grown at
+// max drift plus the fastest kernel slew rate seen since the sample, plus
+// every offset handed to the kernel to slew (see kernel.go).
 func (s *Sampler) Current() Estimate {
+	e, _ := s.CurrentAt()
+	return e
+}
+
+// CurrentAt is Current together with the local reading it was evaluated
+// at: a stamp read at now.Wall carries exactly this estimate and bound.
+func (s *Sampler) CurrentAt() (Estimate, Reading) {
+	k, kerr := s.readKernel()
+	now := ReadClock(s.cfg.Clock)
 	s.mu.Lock()
-	e, at, have := s.latest, s.latestAt, s.have
-	s.mu.Unlock()
-	if !have {
-		return Estimate{Status: Unsynchronized, Reason: "no sampling round has completed yet", MaxDriftPPM: s.cfg.MaxDriftPPM}
+	if !s.have {
+		s.mu.Unlock()
+		return Estimate{Status: Unsynchronized, Reason: "no sampling round has completed yet", MaxDriftPPM: s.cfg.MaxDriftPPM}, now
 	}
-	return s.evaluate(s.copyOf(e), at, ReadClock(s.cfg.Clock))
+	if s.cfg.Kernel != nil {
+		s.slew.observe(k, kerr)
+	}
+	e, at, slew := s.copyOf(s.latest), s.latestAt, s.slew
+	failed, lastFail, lastSources := s.failed, s.lastFail, slices.Clone(s.lastSources)
+	s.mu.Unlock()
+	if failed > 0 {
+		e.FailedRounds, e.LastFailure, e.Sources = failed, lastFail, lastSources
+	}
+	return s.evaluate(e, at, now, slew), now
+}
+
+// Stamp reads the local clock and pairs it with the estimate evaluated at
+// that very reading.
+func (s *Sampler) Stamp() (time.Time, Estimate) {
+	e, now := s.CurrentAt()
+	return now.Wall, e
+}
+
+func (s *Sampler) readKernel() (KernelClock, error) {
+	if s.cfg.Kernel == nil {
+		return KernelClock{}, nil
+	}
+	return s.cfg.Kernel.ReadKernel()
 }
 
 // Subscribe returns a channel that receives every new estimate (after each
@@ -135,10 +180,44 @@ func (s *Sampler) nextPoll() time.Duration {
 	return time.Duration(float64(s.cfg.PollInterval) * (1 + j))
 }
 
+// install makes a round's result the estimate in force — unless the round
+// failed (no majority, servers unreachable, a slew rate it cannot read)
+// while a good estimate is still usable: then the good one stays in force,
+// aging, and the failure is counted, until it goes stale (SPEC: a failed
+// round never replaces a good estimate with a guess). A disrupted round
+// (the wall clock jumped during it) always replaces it: the old offset no
+// longer applies to this clock.
 func (s *Sampler) install(e Estimate, at Reading) {
+	k, kerr := s.readKernel()
 	s.mu.Lock()
 	prev, had := s.latest, s.have
+	keep := false
+	if e.Status == Unsynchronized && had && prev.Status == Synchronized {
+		slew := s.slew
+		if s.cfg.Kernel != nil {
+			slew.observe(k, kerr)
+		}
+		keep = s.evaluate(s.copyOf(prev), s.latestAt, at, slew).Status == Synchronized
+	}
+	if keep {
+		s.failed++
+		s.lastFail, s.lastSources = e.Reason, slices.Clone(e.Sources)
+		if s.cfg.Kernel != nil {
+			s.slew.observe(k, kerr)
+		}
+		failed := s.failed
+		s.mu.Unlock()
+		s.log.Warn("sampling round failed; keeping the last good estimate, aging",
+			zap.Int("failed_rounds", failed), zap.String("reason", e.Reason),
+			zap.Time("sampled_at", prev.AsOf), zap.Float64("offset_ms", ms(prev.Offset)))
+		return
+	}
 	s.latest, s.latestAt, s.have = e, at, true
+	s.failed, s.lastFail, s.lastSources = 0, "", nil
+	s.slew = slewTrack{}
+	if s.cfg.Kernel != nil {
+		s.slew = newSlewTrack(k, kerr)
+	}
 	s.mu.Unlock()
 	s.logChange(prev, had, e)
 }
@@ -183,8 +262,15 @@ func falsetickersOf(e Estimate) []string {
 	return out
 }
 
-// evaluate re-judges estimate e, assembled at reading at, as of reading now.
-func (s *Sampler) evaluate(e Estimate, at, now Reading) Estimate {
+// evaluate re-judges estimate e, assembled at reading at, as of reading
+// now, with what the kernel did to the clock since (slew).
+func (s *Sampler) evaluate(e Estimate, at, now Reading, slew slewTrack) Estimate {
+	if s.cfg.Kernel != nil && slew.reads > 0 {
+		kc := slew.latest
+		e.Kernel = &kc
+		e.SlewPPM = slew.ppm
+		e.SlewOffset = slew.pending
+	}
 	jump := wallJump(at, now)
 	if jump.Abs() > s.cfg.JumpThreshold {
 		e.Status = Disrupted
@@ -194,12 +280,22 @@ func (s *Sampler) evaluate(e Estimate, at, now Reading) Estimate {
 	}
 	// A move below the threshold is still a move: widen the bound by it.
 	e.ErrorBound += jump.Abs()
-	if e.Status == Synchronized {
-		staleAfter := time.Duration(s.cfg.StaleAfterPolls) * s.cfg.PollInterval
-		if age := now.Mono - at.Mono; age > staleAfter {
-			e.Status = Stale
-			e.Reason = fmt.Sprintf("no fresh sample for %v (more than %d poll intervals of %v)",
-				age.Round(time.Millisecond), s.cfg.StaleAfterPolls, s.cfg.PollInterval)
+	if e.Status != Synchronized {
+		return e
+	}
+	if slew.err != nil {
+		e.Status = Unsynchronized
+		e.Reason = fmt.Sprintf("cannot tell how fast the host's time daemon is slewing the clock since the sample at %s: %v",
+			e.AsOf.UTC().Format(time.RFC3339Nano), slew.err)
+		return e
+	}
+	staleAfter := time.Duration(s.cfg.StaleAfterPolls) * s.cfg.PollInterval
+	if age := now.Mono - at.Mono; age > staleAfter {
+		e.Status = Stale
+		e.Reason = fmt.Sprintf("no fresh sample for %v (more than %d poll intervals of %v)",
+			age.Round(time.Millisecond), s.cfg.StaleAfterPolls, s.cfg.PollInterval)
+		if e.FailedRounds > 0 {
+			e.Reason += fmt.Sprintf("; %d rounds failed since, the latest: %s", e.FailedRounds, e.LastFailure)
 		}
 	}
 	return e

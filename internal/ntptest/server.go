@@ -28,7 +28,14 @@ const (
 	BadPacketWrongMode
 	// BadPacketZeroTransmit sends a transmit timestamp of zero.
 	BadPacketZeroTransmit
+	// BadPacketImpossible stamps the receive time 100 ms early, so the
+	// server processing time T3−T2 exceeds the round trip T4−T1 (what
+	// chrony under libfaketime answers): a well-formed, impossible reply.
+	BadPacketImpossible
 )
+
+// ImpossibleShift is how far BadPacketImpossible moves the receive stamp.
+const ImpossibleShift = 100 * time.Millisecond
 
 var badPacketNames = map[BadPacket]string{
 	BadPacketNone:         "none",
@@ -36,6 +43,7 @@ var badPacketNames = map[BadPacket]string{
 	BadPacketWrongOrigin:  "wrong-origin",
 	BadPacketWrongMode:    "wrong-mode",
 	BadPacketZeroTransmit: "zero-transmit",
+	BadPacketImpossible:   "impossible",
 }
 
 func (b BadPacket) String() string {
@@ -115,7 +123,7 @@ func (s Settings) Validate() error {
 	if s.Liar && (s.LiarMin <= 0 || s.LiarSpread < 0) {
 		errs = append(errs, fmt.Errorf("liar min %v / spread %v: min must be positive, spread not negative", s.LiarMin, s.LiarSpread))
 	}
-	if s.BadPacket < BadPacketNone || s.BadPacket > BadPacketZeroTransmit {
+	if s.BadPacket < BadPacketNone || s.BadPacket > BadPacketImpossible {
 		errs = append(errs, fmt.Errorf("bad-packet mode %d unknown", int(s.BadPacket)))
 	}
 	return errors.Join(errs...)
@@ -285,6 +293,9 @@ func (s *Server) reply(req Request, recv time.Time, st Settings, to netip.AddrPo
 		RefID:          refID("LOCL"),
 		Origin:         req.Transmit,
 		Receive:        recv.Add(off),
+	}
+	if st.BadPacket == BadPacketImpossible {
+		resp.Receive = resp.Receive.Add(-ImpossibleShift)
 	}
 	switch {
 	case st.KissCode != "":

@@ -119,6 +119,20 @@ func TestServerBadPackets(t *testing.T) {
 	}
 }
 
+// The impossible mode is a well-formed reply whose server processing time
+// exceeds the round trip; the library accepts it and clamps its RTT to 0.
+func TestServerImpossibleReply(t *testing.T) {
+	s := startServer(t, func(st *Settings) { st.BadPacket = BadPacketImpossible })
+	r, err := query(t, s, 2*time.Second)
+	if err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	ts := r.Timestamps
+	if proc, rt := ts.ServerXmit.Sub(ts.ServerRecv), ts.ClientRecv.Sub(ts.ClientXmit); proc <= rt || proc < ImpossibleShift {
+		t.Fatalf("T3−T2 %v, T4−T1 %v: want processing above the round trip by ~%v", proc, rt, ImpossibleShift)
+	}
+}
+
 func TestServerDropTimesOut(t *testing.T) {
 	s := startServer(t, func(st *Settings) { st.Drop = true })
 	_, err := query(t, s, 100*time.Millisecond)
@@ -219,7 +233,7 @@ func TestSettingsValidateReportsEveryProblem(t *testing.T) {
 }
 
 func TestParseBadPacket(t *testing.T) {
-	for m := BadPacketNone; m <= BadPacketZeroTransmit; m++ {
+	for m := BadPacketNone; m <= BadPacketImpossible; m++ {
 		got, err := ParseBadPacket(m.String())
 		if err != nil || got != m {
 			t.Errorf("ParseBadPacket(%q) = %v, %v", m.String(), got, err)

@@ -91,6 +91,12 @@ const (
 	SourceVerdict_SOURCE_VERDICT_FALSETICKER SourceVerdict = 2
 	SourceVerdict_SOURCE_VERDICT_UNREACHABLE SourceVerdict = 3
 	SourceVerdict_SOURCE_VERDICT_INVALID     SourceVerdict = 4
+	// The server answered that it has no time yet (leap 3, stratum 0: a
+	// starting chronyd). Polled normally, used once it synchronizes.
+	SourceVerdict_SOURCE_VERDICT_NOT_SYNCHRONIZED SourceVerdict = 5
+	// A usable sample, but no majority of the servers agree: not outvoted,
+	// so not a falseticker.
+	SourceVerdict_SOURCE_VERDICT_NO_MAJORITY SourceVerdict = 6
 )
 
 // Enum value maps for SourceVerdict.
@@ -101,13 +107,17 @@ var (
 		2: "SOURCE_VERDICT_FALSETICKER",
 		3: "SOURCE_VERDICT_UNREACHABLE",
 		4: "SOURCE_VERDICT_INVALID",
+		5: "SOURCE_VERDICT_NOT_SYNCHRONIZED",
+		6: "SOURCE_VERDICT_NO_MAJORITY",
 	}
 	SourceVerdict_value = map[string]int32{
-		"SOURCE_VERDICT_UNSPECIFIED": 0,
-		"SOURCE_VERDICT_SELECTED":    1,
-		"SOURCE_VERDICT_FALSETICKER": 2,
-		"SOURCE_VERDICT_UNREACHABLE": 3,
-		"SOURCE_VERDICT_INVALID":     4,
+		"SOURCE_VERDICT_UNSPECIFIED":      0,
+		"SOURCE_VERDICT_SELECTED":         1,
+		"SOURCE_VERDICT_FALSETICKER":      2,
+		"SOURCE_VERDICT_UNREACHABLE":      3,
+		"SOURCE_VERDICT_INVALID":          4,
+		"SOURCE_VERDICT_NOT_SYNCHRONIZED": 5,
+		"SOURCE_VERDICT_NO_MAJORITY":      6,
 	}
 )
 
@@ -146,10 +156,17 @@ type ClockSource struct {
 	RttNs    int64                  `protobuf:"varint,3,opt,name=rtt_ns,json=rttNs,proto3" json:"rtt_ns,omitempty"`
 	Stratum  uint32                 `protobuf:"varint,4,opt,name=stratum,proto3" json:"stratum,omitempty"`
 	// RTT/2 + root delay/2 + root dispersion + precision.
-	ErrorBoundNs  int64         `protobuf:"varint,5,opt,name=error_bound_ns,json=errorBoundNs,proto3" json:"error_bound_ns,omitempty"`
-	Verdict       SourceVerdict `protobuf:"varint,6,opt,name=verdict,proto3,enum=stillpoint.v1.SourceVerdict" json:"verdict,omitempty"`
-	Reason        string        `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
-	Leap          uint32        `protobuf:"varint,8,opt,name=leap,proto3" json:"leap,omitempty"`
+	ErrorBoundNs int64         `protobuf:"varint,5,opt,name=error_bound_ns,json=errorBoundNs,proto3" json:"error_bound_ns,omitempty"`
+	Verdict      SourceVerdict `protobuf:"varint,6,opt,name=verdict,proto3,enum=stillpoint.v1.SourceVerdict" json:"verdict,omitempty"`
+	Reason       string        `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	Leap         uint32        `protobuf:"varint,8,opt,name=leap,proto3" json:"leap,omitempty"`
+	// The figures the bound is made of, as the server reported them.
+	RootDelayNs      int64 `protobuf:"varint,9,opt,name=root_delay_ns,json=rootDelayNs,proto3" json:"root_delay_ns,omitempty"`
+	RootDispersionNs int64 `protobuf:"varint,10,opt,name=root_dispersion_ns,json=rootDispersionNs,proto3" json:"root_dispersion_ns,omitempty"`
+	PrecisionNs      int64 `protobuf:"varint,11,opt,name=precision_ns,json=precisionNs,proto3" json:"precision_ns,omitempty"`
+	// The server sent a reply that parsed; when false (unreachable) the
+	// offset, RTT and the rest mean nothing and must not be shown as 0.
+	Answered      bool `protobuf:"varint,12,opt,name=answered,proto3" json:"answered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -240,6 +257,116 @@ func (x *ClockSource) GetLeap() uint32 {
 	return 0
 }
 
+func (x *ClockSource) GetRootDelayNs() int64 {
+	if x != nil {
+		return x.RootDelayNs
+	}
+	return 0
+}
+
+func (x *ClockSource) GetRootDispersionNs() int64 {
+	if x != nil {
+		return x.RootDispersionNs
+	}
+	return 0
+}
+
+func (x *ClockSource) GetPrecisionNs() int64 {
+	if x != nil {
+		return x.PrecisionNs
+	}
+	return 0
+}
+
+func (x *ClockSource) GetAnswered() bool {
+	if x != nil {
+		return x.Answered
+	}
+	return false
+}
+
+// KernelClock is how the host kernel is disciplining the clock (adjtimex,
+// read only).
+type KernelClock struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Frequency correction in force (timex.freq / 2^16).
+	FreqPpm float64 `protobuf:"fixed64,1,opt,name=freq_ppm,json=freqPpm,proto3" json:"freq_ppm,omitempty"`
+	// Microseconds per tick, and the nominal 1e6/USER_HZ.
+	TickUs        int64 `protobuf:"varint,2,opt,name=tick_us,json=tickUs,proto3" json:"tick_us,omitempty"`
+	NominalTickUs int64 `protobuf:"varint,3,opt,name=nominal_tick_us,json=nominalTickUs,proto3" json:"nominal_tick_us,omitempty"`
+	// Offset the kernel is still slewing (PLL / adjtime).
+	PendingOffsetNs int64 `protobuf:"varint,4,opt,name=pending_offset_ns,json=pendingOffsetNs,proto3" json:"pending_offset_ns,omitempty"`
+	// STA_* bits (0x40 STA_UNSYNC).
+	Status        int32 `protobuf:"varint,5,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KernelClock) Reset() {
+	*x = KernelClock{}
+	mi := &file_stillpoint_v1_clock_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KernelClock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KernelClock) ProtoMessage() {}
+
+func (x *KernelClock) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_clock_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KernelClock.ProtoReflect.Descriptor instead.
+func (*KernelClock) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_clock_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *KernelClock) GetFreqPpm() float64 {
+	if x != nil {
+		return x.FreqPpm
+	}
+	return 0
+}
+
+func (x *KernelClock) GetTickUs() int64 {
+	if x != nil {
+		return x.TickUs
+	}
+	return 0
+}
+
+func (x *KernelClock) GetNominalTickUs() int64 {
+	if x != nil {
+		return x.NominalTickUs
+	}
+	return 0
+}
+
+func (x *KernelClock) GetPendingOffsetNs() int64 {
+	if x != nil {
+		return x.PendingOffsetNs
+	}
+	return 0
+}
+
+func (x *KernelClock) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
 // ClockEstimate certifies that true time lies within
 // [local + offset_ns - error_bound_ns, local + offset_ns + error_bound_ns]
 // for the local wall time it accompanies.
@@ -260,13 +387,26 @@ type ClockEstimate struct {
 	MaxDriftPpm      float64        `protobuf:"fixed64,8,opt,name=max_drift_ppm,json=maxDriftPpm,proto3" json:"max_drift_ppm,omitempty"`
 	Sources          []*ClockSource `protobuf:"bytes,9,rep,name=sources,proto3" json:"sources,omitempty"`
 	LeapPending      bool           `protobuf:"varint,10,opt,name=leap_pending,json=leapPending,proto3" json:"leap_pending,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The fastest rate the kernel was seen slewing the clock since
+	// sampled_at (|freq| + |tick - nominal|, adjtimex); the bound grows at
+	// max_drift_ppm + slew_ppm.
+	SlewPpm float64 `protobuf:"fixed64,11,opt,name=slew_ppm,json=slewPpm,proto3" json:"slew_ppm,omitempty"`
+	// Every offset handed to the kernel to slew since sampled_at, included in
+	// error_bound_ns whole.
+	SlewOffsetNs int64 `protobuf:"varint,12,opt,name=slew_offset_ns,json=slewOffsetNs,proto3" json:"slew_offset_ns,omitempty"`
+	// The latest adjtimex reading (absent: not read on this host).
+	Kernel *KernelClock `protobuf:"bytes,13,opt,name=kernel,proto3" json:"kernel,omitempty"`
+	// Rounds since sampled_at that gave no estimate (the estimate was kept,
+	// aging); last_failure is why the latest failed.
+	FailedRounds  uint32 `protobuf:"varint,14,opt,name=failed_rounds,json=failedRounds,proto3" json:"failed_rounds,omitempty"`
+	LastFailure   string `protobuf:"bytes,15,opt,name=last_failure,json=lastFailure,proto3" json:"last_failure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClockEstimate) Reset() {
 	*x = ClockEstimate{}
-	mi := &file_stillpoint_v1_clock_proto_msgTypes[1]
+	mi := &file_stillpoint_v1_clock_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -278,7 +418,7 @@ func (x *ClockEstimate) String() string {
 func (*ClockEstimate) ProtoMessage() {}
 
 func (x *ClockEstimate) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_clock_proto_msgTypes[1]
+	mi := &file_stillpoint_v1_clock_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -291,7 +431,7 @@ func (x *ClockEstimate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClockEstimate.ProtoReflect.Descriptor instead.
 func (*ClockEstimate) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_clock_proto_rawDescGZIP(), []int{1}
+	return file_stillpoint_v1_clock_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ClockEstimate) GetOffsetNs() int64 {
@@ -364,6 +504,41 @@ func (x *ClockEstimate) GetLeapPending() bool {
 	return false
 }
 
+func (x *ClockEstimate) GetSlewPpm() float64 {
+	if x != nil {
+		return x.SlewPpm
+	}
+	return 0
+}
+
+func (x *ClockEstimate) GetSlewOffsetNs() int64 {
+	if x != nil {
+		return x.SlewOffsetNs
+	}
+	return 0
+}
+
+func (x *ClockEstimate) GetKernel() *KernelClock {
+	if x != nil {
+		return x.Kernel
+	}
+	return nil
+}
+
+func (x *ClockEstimate) GetFailedRounds() uint32 {
+	if x != nil {
+		return x.FailedRounds
+	}
+	return 0
+}
+
+func (x *ClockEstimate) GetLastFailure() string {
+	if x != nil {
+		return x.LastFailure
+	}
+	return ""
+}
+
 // StampedTime is a local wall time together with the clock estimate in force
 // when it was read; true time is local_time + offset ± error_bound.
 type StampedTime struct {
@@ -376,7 +551,7 @@ type StampedTime struct {
 
 func (x *StampedTime) Reset() {
 	*x = StampedTime{}
-	mi := &file_stillpoint_v1_clock_proto_msgTypes[2]
+	mi := &file_stillpoint_v1_clock_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +563,7 @@ func (x *StampedTime) String() string {
 func (*StampedTime) ProtoMessage() {}
 
 func (x *StampedTime) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_clock_proto_msgTypes[2]
+	mi := &file_stillpoint_v1_clock_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +576,7 @@ func (x *StampedTime) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StampedTime.ProtoReflect.Descriptor instead.
 func (*StampedTime) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_clock_proto_rawDescGZIP(), []int{2}
+	return file_stillpoint_v1_clock_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StampedTime) GetLocalTime() *timestamppb.Timestamp {
@@ -422,7 +597,7 @@ var File_stillpoint_v1_clock_proto protoreflect.FileDescriptor
 
 const file_stillpoint_v1_clock_proto_rawDesc = "" +
 	"\n" +
-	"\x19stillpoint/v1/clock.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xff\x01\n" +
+	"\x19stillpoint/v1/clock.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x03\n" +
 	"\vClockSource\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1b\n" +
 	"\toffset_ns\x18\x02 \x01(\x03R\boffsetNs\x12\x15\n" +
@@ -431,7 +606,18 @@ const file_stillpoint_v1_clock_proto_rawDesc = "" +
 	"\x0eerror_bound_ns\x18\x05 \x01(\x03R\ferrorBoundNs\x126\n" +
 	"\averdict\x18\x06 \x01(\x0e2\x1c.stillpoint.v1.SourceVerdictR\averdict\x12\x16\n" +
 	"\x06reason\x18\a \x01(\tR\x06reason\x12\x12\n" +
-	"\x04leap\x18\b \x01(\rR\x04leap\"\x9c\x03\n" +
+	"\x04leap\x18\b \x01(\rR\x04leap\x12\"\n" +
+	"\rroot_delay_ns\x18\t \x01(\x03R\vrootDelayNs\x12,\n" +
+	"\x12root_dispersion_ns\x18\n" +
+	" \x01(\x03R\x10rootDispersionNs\x12!\n" +
+	"\fprecision_ns\x18\v \x01(\x03R\vprecisionNs\x12\x1a\n" +
+	"\banswered\x18\f \x01(\bR\banswered\"\xad\x01\n" +
+	"\vKernelClock\x12\x19\n" +
+	"\bfreq_ppm\x18\x01 \x01(\x01R\afreqPpm\x12\x17\n" +
+	"\atick_us\x18\x02 \x01(\x03R\x06tickUs\x12&\n" +
+	"\x0fnominal_tick_us\x18\x03 \x01(\x03R\rnominalTickUs\x12*\n" +
+	"\x11pending_offset_ns\x18\x04 \x01(\x03R\x0fpendingOffsetNs\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\x05R\x06status\"\xd9\x04\n" +
 	"\rClockEstimate\x12\x1b\n" +
 	"\toffset_ns\x18\x01 \x01(\x03R\boffsetNs\x12$\n" +
 	"\x0eerror_bound_ns\x18\x02 \x01(\x03R\ferrorBoundNs\x122\n" +
@@ -444,7 +630,12 @@ const file_stillpoint_v1_clock_proto_rawDesc = "" +
 	"\rmax_drift_ppm\x18\b \x01(\x01R\vmaxDriftPpm\x124\n" +
 	"\asources\x18\t \x03(\v2\x1a.stillpoint.v1.ClockSourceR\asources\x12!\n" +
 	"\fleap_pending\x18\n" +
-	" \x01(\bR\vleapPending\"\x82\x01\n" +
+	" \x01(\bR\vleapPending\x12\x19\n" +
+	"\bslew_ppm\x18\v \x01(\x01R\aslewPpm\x12$\n" +
+	"\x0eslew_offset_ns\x18\f \x01(\x03R\fslewOffsetNs\x122\n" +
+	"\x06kernel\x18\r \x01(\v2\x1a.stillpoint.v1.KernelClockR\x06kernel\x12#\n" +
+	"\rfailed_rounds\x18\x0e \x01(\rR\ffailedRounds\x12!\n" +
+	"\flast_failure\x18\x0f \x01(\tR\vlastFailure\"\x82\x01\n" +
 	"\vStampedTime\x129\n" +
 	"\n" +
 	"local_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tlocalTime\x128\n" +
@@ -454,13 +645,15 @@ const file_stillpoint_v1_clock_proto_rawDesc = "" +
 	"\x19CLOCK_STATUS_SYNCHRONIZED\x10\x01\x12\x16\n" +
 	"\x12CLOCK_STATUS_STALE\x10\x02\x12\x1f\n" +
 	"\x1bCLOCK_STATUS_UNSYNCHRONIZED\x10\x03\x12\x1a\n" +
-	"\x16CLOCK_STATUS_DISRUPTED\x10\x04*\xa8\x01\n" +
+	"\x16CLOCK_STATUS_DISRUPTED\x10\x04*\xed\x01\n" +
 	"\rSourceVerdict\x12\x1e\n" +
 	"\x1aSOURCE_VERDICT_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SOURCE_VERDICT_SELECTED\x10\x01\x12\x1e\n" +
 	"\x1aSOURCE_VERDICT_FALSETICKER\x10\x02\x12\x1e\n" +
 	"\x1aSOURCE_VERDICT_UNREACHABLE\x10\x03\x12\x1a\n" +
-	"\x16SOURCE_VERDICT_INVALID\x10\x04BGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
+	"\x16SOURCE_VERDICT_INVALID\x10\x04\x12#\n" +
+	"\x1fSOURCE_VERDICT_NOT_SYNCHRONIZED\x10\x05\x12\x1e\n" +
+	"\x1aSOURCE_VERDICT_NO_MAJORITY\x10\x06BGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
 
 var (
 	file_stillpoint_v1_clock_proto_rawDescOnce sync.Once
@@ -475,27 +668,29 @@ func file_stillpoint_v1_clock_proto_rawDescGZIP() []byte {
 }
 
 var file_stillpoint_v1_clock_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_stillpoint_v1_clock_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_stillpoint_v1_clock_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_stillpoint_v1_clock_proto_goTypes = []any{
 	(ClockStatus)(0),              // 0: stillpoint.v1.ClockStatus
 	(SourceVerdict)(0),            // 1: stillpoint.v1.SourceVerdict
 	(*ClockSource)(nil),           // 2: stillpoint.v1.ClockSource
-	(*ClockEstimate)(nil),         // 3: stillpoint.v1.ClockEstimate
-	(*StampedTime)(nil),           // 4: stillpoint.v1.StampedTime
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*KernelClock)(nil),           // 3: stillpoint.v1.KernelClock
+	(*ClockEstimate)(nil),         // 4: stillpoint.v1.ClockEstimate
+	(*StampedTime)(nil),           // 5: stillpoint.v1.StampedTime
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 }
 var file_stillpoint_v1_clock_proto_depIdxs = []int32{
 	1, // 0: stillpoint.v1.ClockSource.verdict:type_name -> stillpoint.v1.SourceVerdict
 	0, // 1: stillpoint.v1.ClockEstimate.status:type_name -> stillpoint.v1.ClockStatus
-	5, // 2: stillpoint.v1.ClockEstimate.sampled_at:type_name -> google.protobuf.Timestamp
+	6, // 2: stillpoint.v1.ClockEstimate.sampled_at:type_name -> google.protobuf.Timestamp
 	2, // 3: stillpoint.v1.ClockEstimate.sources:type_name -> stillpoint.v1.ClockSource
-	5, // 4: stillpoint.v1.StampedTime.local_time:type_name -> google.protobuf.Timestamp
-	3, // 5: stillpoint.v1.StampedTime.estimate:type_name -> stillpoint.v1.ClockEstimate
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	3, // 4: stillpoint.v1.ClockEstimate.kernel:type_name -> stillpoint.v1.KernelClock
+	6, // 5: stillpoint.v1.StampedTime.local_time:type_name -> google.protobuf.Timestamp
+	4, // 6: stillpoint.v1.StampedTime.estimate:type_name -> stillpoint.v1.ClockEstimate
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_stillpoint_v1_clock_proto_init() }
@@ -509,7 +704,7 @@ func file_stillpoint_v1_clock_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stillpoint_v1_clock_proto_rawDesc), len(file_stillpoint_v1_clock_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

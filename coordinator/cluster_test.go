@@ -137,7 +137,7 @@ func TestStaleAndLeaderReads(t *testing.T) {
 			leaders++
 		}
 	}
-	if len(peers.GetPeers()) != 3 || leaders != 1 || peers.GetServedBy() != c.Leader().ID() {
+	if len(peers.GetPeers()) != 3 || leaders != 1 || peers.GetServedBy() != c.WaitForLeader(t).ID() {
 		t.Fatalf("peers = %v", peers)
 	}
 }
@@ -196,7 +196,7 @@ func TestAPIErrors(t *testing.T) {
 			}
 		})
 	}
-	if cfg := c.Leader().FSM().Config(); !proto.Equal(cfg, fsm.DefaultRuntimeConfig()) {
+	if cfg := c.WaitForLeader(t).FSM().Config(); !proto.Equal(cfg, fsm.DefaultRuntimeConfig()) {
 		t.Fatalf("refused requests changed the config: %v", cfg)
 	}
 }

@@ -133,12 +133,15 @@ func DefaultConfig() Config {
 	}
 }
 
-// TestTimings are tight timings for in-process clusters on loopback.
+// TestTimings are timings for in-process clusters on loopback: short
+// enough that elections take well under a second, long enough that a
+// loaded 2-core machine running the race detector does not make a leader
+// step down mid-test (50 ms leases did).
 func TestTimings() RaftTimings {
 	return RaftTimings{
-		HeartbeatTimeout:   50 * time.Millisecond,
-		ElectionTimeout:    50 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond,
+		HeartbeatTimeout:   250 * time.Millisecond,
+		ElectionTimeout:    250 * time.Millisecond,
+		LeaderLeaseTimeout: 125 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
 	}
 }

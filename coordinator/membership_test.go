@@ -63,7 +63,7 @@ func TestMembershipReconcile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.GetMembers()) != 2 || resp.GetServedBy() != c.Leader().ID() {
+	if len(resp.GetMembers()) != 2 || resp.GetServedBy() != c.WaitForLeader(t).ID() {
 		t.Fatalf("ListMembers(ledger) = %v", resp)
 	}
 	m := resp.GetMembers()[0]
@@ -90,7 +90,11 @@ func TestMembershipReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	testcluster.WaitFor(t, testcluster.DefaultTimeout, func() (bool, string) {
-		r, ok := c.Leader().FSM().Member("ledger-1")
+		l := c.Leader()
+		if l == nil {
+			return false, "no leader"
+		}
+		r, ok := l.FSM().Member("ledger-1")
 		return ok && r.GetStatus() == pb.MemberRecordStatus_MEMBER_RECORD_STATUS_FAILED, fmt.Sprintf("ledger-1 record = %v", r)
 	})
 }
@@ -196,12 +200,12 @@ func TestSnapshotSurvivesRestart(t *testing.T) {
 	if err := victim.Raft().Snapshot().Error(); err != nil {
 		t.Fatalf("snapshot on %s: %v", victim.ID(), err)
 	}
-	if err := c.Leader().Raft().Snapshot().Error(); err != nil {
+	if err := c.WaitForLeader(t).Raft().Snapshot().Error(); err != nil {
 		t.Fatalf("snapshot on leader: %v", err)
 	}
 	c.Kill(vi)
 	// More writes while it is down: it must catch up from the leader.
-	if _, err := c.Client(c.Index(c.Leader())).UpdateConfig(ctxT(t, 10*time.Second), &pb.UpdateConfigRequest{Config: configWithMargin(99000)}); err != nil {
+	if _, err := c.Client(c.Index(c.WaitForLeader(t))).UpdateConfig(ctxT(t, 10*time.Second), &pb.UpdateConfigRequest{Config: configWithMargin(99000)}); err != nil {
 		t.Fatal(err)
 	}
 	s := c.Restart(vi)

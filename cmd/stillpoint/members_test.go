@@ -136,7 +136,7 @@ func TestMembersCommandJSON(t *testing.T) {
 	if err := protojson.Unmarshal([]byte(out), &resp); err != nil {
 		t.Fatalf("output is not a ListMembersResponse: %v\n%s", err, out)
 	}
-	if len(resp.GetMembers()) != 2 || resp.GetServedBy() != c.Leader().ID() {
+	if len(resp.GetMembers()) != 2 || resp.GetServedBy() != c.WaitForLeader(t).ID() {
 		t.Fatalf("members = %v", &resp)
 	}
 	l2 := resp.GetMembers()[1]

@@ -65,6 +65,10 @@ type core struct {
 	retryAt time.Time
 	// expiryFailedOp: an expiry Unpause failed for this op (logged once).
 	expiryFailedOp string
+	// cancelOp: an Unpause for this op came while a node call (its Pause
+	// draining) held the node lock; a Pause of it that returns unpauses
+	// the node at once.
+	cancelOp string
 	// interruptedOp is the op during which the node was seen unpaused.
 	interruptedOp string
 	// gateNoted is when the agent last set the gate itself (an answered
@@ -139,18 +143,82 @@ func (c *core) saveLocked(p persisted) error {
 	return nil
 }
 
-// checkEpochLocked fences a deposed leader and persists a higher epoch.
-func (c *core) checkEpochLocked(op string, epoch uint64) error {
+// fenceLocked refuses a request from a deposed leader (an epoch lower
+// than the highest seen) and persists a higher epoch before anything else
+// happens, so every later request of an older leader is refused.
+func (c *core) fenceLocked(op string, epoch uint64) error {
 	if epoch < c.p.MaxEpoch {
 		return fmt.Errorf("%w: agent %s: op %s carries epoch %d, lower than the highest epoch seen %d (request from a deposed leader?)",
 			ErrStaleEpoch, c.cfg.Node, op, epoch, c.p.MaxEpoch)
 	}
+	if epoch == c.p.MaxEpoch {
+		return nil
+	}
+	next := c.p
+	next.MaxEpoch = epoch
+	if err := c.saveLocked(next); err != nil {
+		return fmt.Errorf("agent %s did not take op %s at epoch %d: %w", c.cfg.Node, op, epoch, err)
+	}
+	c.p = next
 	return nil
+}
+
+// unseenLocked reports whether op was asked about before its Pause came.
+func (c *core) unseenLocked(op string) bool {
+	for _, e := range c.p.Ended {
+		if e.OpID == op {
+			return e.Unseen
+		}
+	}
+	return false
+}
+
+// endUnseenLocked remembers an op the agent was asked to unpause or renew
+// before it ever saw its Pause, so that Pause, arriving late, is refused
+// instead of pausing the node for a whole lease.
+func (c *core) endUnseenLocked(op string, epoch uint64) error {
+	if _, ok := c.findEndedLocked(op); ok {
+		return nil
+	}
+	next := c.p
+	next.Ended = appendEnded(c.p.Ended, endedOp{OpID: op, Epoch: epoch, Unseen: true})
+	if err := c.saveLocked(next); err != nil {
+		return err
+	}
+	c.p = next
+	return nil
+}
+
+func appendEnded(ended []endedOp, e endedOp) []endedOp {
+	out := append(append([]endedOp(nil), ended...), e)
+	if len(out) > maxEnded {
+		out = out[len(out)-maxEnded:]
+	}
+	return out
+}
+
+// noSuchOpLocked is the answer to a request for an op the agent does not
+// hold; an op never seen is remembered as ended first.
+// verb names the request ("unpause"), done what it would have done
+// ("unpaused").
+func (c *core) noSuchOpLocked(verb, done, op string, epoch uint64) error {
+	nothing := "nothing " + done
+	if err := c.endUnseenLocked(op, epoch); err != nil {
+		return fmt.Errorf("agent %s could not remember op %s as ended: %w", c.cfg.Node, op, err)
+	}
+	if l := c.p.Lease; l != nil {
+		return fmt.Errorf("%w: agent %s holds op %s, not %s (asked to %s it); %s", ErrNoSuchOp, c.cfg.Node, l.OpID, op, verb, nothing)
+	}
+	return fmt.Errorf("%w: agent %s holds no op (asked to %s %s); %s", ErrNoSuchOp, c.cfg.Node, verb, op, nothing)
 }
 
 func (c *core) findEndedLocked(op string) (*pb.UnpauseResponse, bool) {
 	for _, e := range c.p.Ended {
 		if e.OpID == op {
+			if e.Unseen {
+				return &pb.UnpauseResponse{Node: c.cfg.Node, Outcome: pb.NodeOutcome_NODE_OUTCOME_UNSPECIFIED,
+					Message: fmt.Sprintf("op %s was unpaused or renewed before its Pause reached agent %s", op, c.cfg.Node)}, true
+			}
 			var r pb.UnpauseResponse
 			if err := proto.Unmarshal(e.Unpause, &r); err != nil {
 				c.log.Error("cannot decode remembered unpause result", zap.String("op_id", op), zap.Error(err))
@@ -169,10 +237,7 @@ func (c *core) endLocked(opID string, epoch uint64, res *pb.UnpauseResponse) err
 		return fmt.Errorf("encode result of op %s: %w", opID, err)
 	}
 	next := c.p
-	next.Ended = append(append([]endedOp(nil), c.p.Ended...), endedOp{OpID: opID, Epoch: epoch, Unpause: b})
-	if len(next.Ended) > maxEnded {
-		next.Ended = next.Ended[len(next.Ended)-maxEnded:]
-	}
+	next.Ended = appendEnded(c.p.Ended, endedOp{OpID: opID, Epoch: epoch, Unpause: b})
 	next.Lease = nil
 	c.p = next
 	c.ack = nil
@@ -180,6 +245,9 @@ func (c *core) endLocked(opID string, epoch uint64, res *pb.UnpauseResponse) err
 	c.retryAt = time.Time{}
 	c.expiryFailedOp = ""
 	c.lostDuringOp = ""
+	if c.cancelOp == opID {
+		c.cancelOp = ""
+	}
 	c.signalRearm()
 	return c.saveLocked(next)
 }

@@ -12,8 +12,8 @@ import (
 )
 
 // recoverState loads the persisted state. A lease left by an earlier run
-// is re-armed for its remainder on the wall clock; one already run out
-// fires at once, so the node is unpaused.
+// is re-armed for its remainder on the wall clock, at most its lease_ms;
+// one already run out fires at once, so the node is unpaused.
 func (c *core) recoverState() error {
 	p, err := c.store.load()
 	if err != nil {
@@ -28,6 +28,28 @@ func (c *core) recoverState() error {
 	}
 	now := c.clk.Now()
 	remaining := l.deadline().Sub(now)
+	// A deadline further ahead than the lease ever granted means the wall
+	// clock was stepped back while the agent was down: re-arm for at most
+	// the lease, and write that down so a crash loop cannot extend it.
+	limit := time.Duration(l.LeaseMS) * time.Millisecond
+	if limit <= 0 || limit > c.cfg.MaxLease {
+		limit = c.cfg.MaxLease
+	}
+	var clamped string
+	if remaining > limit {
+		clamped = fmt.Sprintf("; its deadline was %d ms away, more than its lease of %d ms (wall clock stepped back?): clamped to the lease",
+			remaining.Milliseconds(), limit.Milliseconds())
+		remaining = limit
+		next := p
+		nl := *l
+		nl.DeadlineUnixNS = now.Add(limit).UnixNano()
+		next.Lease = &nl
+		if err := c.saveLocked(next); err != nil {
+			c.log.Error("cannot persist the clamped lease deadline", zap.String("op_id", l.OpID), zap.Error(err))
+		} else {
+			c.p, l = next, &nl
+		}
+	}
 	c.leaseMono = now.Add(remaining)
 	if len(l.Ack) > 0 {
 		var ack pb.PauseResponse
@@ -41,6 +63,7 @@ func (c *core) recoverState() error {
 	} else {
 		msg += fmt.Sprintf("re-armed for the remaining %d ms", remaining.Milliseconds())
 	}
+	msg += clamped
 	c.eventLocked(EventLeaseRecovered, l.OpID, msg)
 	c.log.Warn(msg, zap.String("op_id", l.OpID), zap.Uint64("epoch", l.Epoch))
 	c.signalRearm()
@@ -86,7 +109,7 @@ func (c *core) runLeaseTimer(ctx context.Context) {
 }
 
 // expire unpauses the node when the lease has run out, records it and
-// tells the hooks.
+// tells the hooks. A failed unpause is retried every ExpiryRetry.
 func (c *core) expire(ctx context.Context) {
 	if err := c.acquire(ctx); err != nil {
 		return
@@ -98,47 +121,25 @@ func (c *core) expire(ctx context.Context) {
 		c.mu.Unlock()
 		return
 	}
-	op, epoch, leaseMS := l.OpID, l.Epoch, l.LeaseMS
+	lr := *l
 	c.unpausing = true
 	c.mu.Unlock()
 
-	log := c.log.With(zap.String("op_id", op), zap.Uint64("epoch", epoch))
-	sent := c.stampNow()
-	uctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
-	err := retryRetryable(uctx, c.admin.Unpause)
-	cancel()
-
-	c.mu.Lock()
-	if err != nil {
-		c.unpausing = false
-		c.retryAt = c.clk.Now().Add(c.cfg.ExpiryRetry)
-		first := c.expiryFailedOp != op
-		c.expiryFailedOp = op
-		if first {
-			c.eventLocked(EventExpiryFailed, op, fmt.Sprintf("lease of op %s ran out but unpausing node %s failed: %v; retrying every %s",
-				op, c.cfg.Node, err, c.cfg.ExpiryRetry))
-		}
-		c.mu.Unlock()
-		log.Error("lease ran out but the node could not be unpaused; retrying", zap.Error(err), zap.Duration("retry_in", c.cfg.ExpiryRetry))
-		c.changed()
+	r := c.releaseLease(ctx, releaseExpired, lr)
+	if r.unpauseErr == nil {
 		return
 	}
-	msg := fmt.Sprintf("lease expired for op %s (epoch %d, lease %d ms, neither renewed nor released): agent unpaused node %s by itself",
-		op, epoch, leaseMS, c.cfg.Node)
-	res := &pb.UnpauseResponse{Node: c.cfg.Node, Outcome: pb.NodeOutcome_NODE_OUTCOME_UNPAUSED, SentAt: sent, LeaseExpired: true, Message: msg}
-	c.noteGateLocked(gateUnpaused)
-	if c.interruptedOp == op {
-		res.Interrupted = true
+	c.mu.Lock()
+	c.retryAt = c.clk.Now().Add(c.cfg.ExpiryRetry)
+	first := c.expiryFailedOp != lr.OpID
+	c.expiryFailedOp = lr.OpID
+	if first {
+		c.eventLocked(EventExpiryFailed, lr.OpID, fmt.Sprintf("lease of op %s ran out but unpausing node %s failed: %v; retrying every %s",
+			lr.OpID, c.cfg.Node, r.unpauseErr, c.cfg.ExpiryRetry))
 	}
-	c.p.LeasesExpired++
-	c.p.LastLeaseExpiredOp = op
-	serr := c.endLocked(op, epoch, res)
-	c.eventLocked(EventLeaseExpired, op, msg)
 	c.mu.Unlock()
-	if serr != nil {
-		log.Error("cannot persist the expired lease", zap.Error(serr))
-	}
-	log.Warn(msg)
+	c.log.Error("lease ran out but the node could not be unpaused; retrying", zap.String("op_id", lr.OpID), zap.Uint64("epoch", lr.Epoch),
+		zap.Error(r.unpauseErr), zap.Duration("retry_in", c.cfg.ExpiryRetry))
 	c.changed()
 }
 
@@ -160,28 +161,16 @@ func (c *core) shutdown(ctx context.Context) error {
 		c.mu.Unlock()
 		return nil
 	}
-	op, epoch := l.OpID, l.Epoch
+	lr := *l
 	c.unpausing = true
 	c.mu.Unlock()
 
-	sent := c.stampNow()
-	uctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
-	err := retryRetryable(uctx, c.admin.Unpause)
-	cancel()
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err != nil {
-		c.unpausing = false
+	r := c.releaseLease(ctx, releaseStopping, lr)
+	if r.unpauseErr != nil {
 		return fmt.Errorf("agent %s stopping: could not unpause its node for op %s (the lease stays on disk; the next start unpauses it): %w",
-			c.cfg.Node, op, err)
+			c.cfg.Node, lr.OpID, r.unpauseErr)
 	}
-	msg := fmt.Sprintf("agent %s stopped while holding op %s: it unpaused its node", c.cfg.Node, op)
-	res := &pb.UnpauseResponse{Node: c.cfg.Node, Outcome: pb.NodeOutcome_NODE_OUTCOME_UNPAUSED, SentAt: sent, Message: msg,
-		Interrupted: c.interruptedOp == op}
-	c.eventLocked(EventReleasedOnStop, op, msg)
-	c.log.Warn(msg, zap.String("op_id", op), zap.Uint64("epoch", epoch))
-	return c.endLocked(op, epoch, res)
+	return r.persistErr
 }
 
 // kill stops persisting anything: the on-disk state stays as it was at

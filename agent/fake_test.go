@@ -23,6 +23,11 @@ type fakeAdmin struct {
 	unpauses    int
 	onPause     func()
 	pauseBlock  chan struct{} // when set, Pause waits on it or ctx
+	// onCheck runs after CheckPaused has read its answer (outside the lock).
+	onCheck func()
+	checks  int
+	// restartedAt is when restart last reopened the gate.
+	restartedAt time.Time
 }
 
 func (f *fakeAdmin) Pause(ctx context.Context, _ bool, _ time.Duration) error {
@@ -68,8 +73,33 @@ func (f *fakeAdmin) Unpause(context.Context) error {
 
 func (f *fakeAdmin) CheckPaused(context.Context) (gate, error) {
 	f.mu.Lock()
+	f.checks++
+	g, err, hook := f.gate, f.checkErr, f.onCheck
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return g, err
+}
+
+// restart simulates a node restart: the gate comes back open.
+func (f *fakeAdmin) restart() {
+	f.mu.Lock()
+	f.gate = gateUnpaused
+	f.restartedAt = time.Now()
+	f.mu.Unlock()
+}
+
+func (f *fakeAdmin) restarted() time.Time {
+	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.gate, f.checkErr
+	return f.restartedAt
+}
+
+func (f *fakeAdmin) setCheckErr(err error) {
+	f.mu.Lock()
+	f.checkErr = err
+	f.mu.Unlock()
 }
 
 func (f *fakeAdmin) counts() (pauses, unpauses int) {

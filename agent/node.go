@@ -40,14 +40,22 @@ func (c *core) runWatch(ctx context.Context, interval time.Duration) {
 // checkNode asks the node for its gate once and reports a node that came
 // back unpaused while an op holds it.
 func (c *core) checkNode(ctx context.Context) {
-	start := c.clk.Now()
-	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	if n, start, ok := c.probeNode(ctx, c.cfg.CallTimeout); ok {
+		c.recordNode(n, start)
+	}
+}
+
+// probeNode asks the node for its gate, waiting at most timeout; ok is
+// false when ctx ended first. start is when the question was sent.
+func (c *core) probeNode(ctx context.Context, timeout time.Duration) (n nodeState, start time.Time, ok bool) {
+	start = c.clk.Now()
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	g, err := c.admin.CheckPaused(cctx)
 	cancel()
 	if ctx.Err() != nil {
-		return
+		return nodeState{}, start, false
 	}
-	n := nodeState{checked: true, checkedMono: c.clk.Now()}
+	n = nodeState{checked: true, checkedMono: c.clk.Now()}
 	switch {
 	case err == nil:
 		n.reachable, n.gate = true, g
@@ -57,7 +65,13 @@ func (c *core) checkNode(ctx context.Context) {
 	default:
 		n.reason = err.Error()
 	}
+	return n, start, true
+}
 
+// recordNode stores a probe's answer, raising the events it implies: the
+// node came back unpaused (or, for v1, was lost) while an op holds it, or
+// its admin port stopped or started answering.
+func (c *core) recordNode(n nodeState, start time.Time) {
 	c.mu.Lock()
 	prev := c.node
 	if start.Before(c.gateNoted) && prev.checked && n.reachable == prev.reachable {

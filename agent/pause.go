@@ -23,6 +23,7 @@ const (
 	EventNodeUnreachable  = "node_unreachable"
 	EventNodeReachable    = "node_reachable"
 	EventStillPausedByOld = "still_paused_by_earlier_pause"
+	EventPauseCancelled   = "pause_cancelled_while_draining"
 )
 
 // pauseOutcome classifies the node's answer to Pause. mayBeClosed says the
@@ -78,11 +79,16 @@ func (c *core) Pause(ctx context.Context, req *pb.PauseRequest) (*pb.PauseRespon
 		c.mu.Unlock()
 		return nil, fmt.Errorf("%w: agent %s refuses op %s", ErrStopping, c.cfg.Node, op)
 	}
-	if err := c.checkEpochLocked(op, req.GetEpoch()); err != nil {
+	if err := c.fenceLocked(op, req.GetEpoch()); err != nil {
 		c.mu.Unlock()
 		return nil, err
 	}
-	if l := c.p.Lease; l != nil {
+	l := c.p.Lease
+	if res, ok := c.findEndedLocked(op); ok && (l == nil || l.OpID != op) {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w: agent %s: op %s already ended (%s: %s)", ErrOpEnded, c.cfg.Node, op, res.GetOutcome(), res.GetMessage())
+	}
+	if l != nil {
 		if l.OpID != op {
 			c.mu.Unlock()
 			return nil, fmt.Errorf("%w: agent %s is held by op %s (epoch %d); op %s must wait or abort",
@@ -96,11 +102,8 @@ func (c *core) Pause(ctx context.Context, req *pb.PauseRequest) (*pb.PauseRespon
 		}
 		// Same op, earlier attempt's outcome unknown: try the node again
 		// under the lease already armed.
-	} else if res, ok := c.findEndedLocked(op); ok {
-		c.mu.Unlock()
-		return nil, fmt.Errorf("%w: agent %s: op %s already ended (%s: %s)", ErrOpEnded, c.cfg.Node, op, res.GetOutcome(), res.GetMessage())
 	}
-	if c.p.Lease == nil {
+	if l == nil {
 		now := c.clk.Now()
 		next := c.p
 		next.MaxEpoch = max(c.p.MaxEpoch, req.GetEpoch())
@@ -134,13 +137,21 @@ func (c *core) Pause(ctx context.Context, req *pb.PauseRequest) (*pb.PauseRespon
 	cancel()
 	acked := c.stampNow() // read right after the ack
 
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.draining = false
-	defer c.changed()
 	out, mayBeClosed := pauseOutcome(err)
+	c.mu.Lock()
+	c.draining = false
+	l = c.p.Lease
+	if mayBeClosed && c.cancelOp == op && l != nil && l.OpID == op {
+		// An Unpause of this op gave up waiting while the node drained:
+		// the op is over, so the gate it may have closed opens now.
+		lr := *l
+		c.unpausing = true
+		c.mu.Unlock()
+		return nil, c.cancelPause(ctx, lr, err)
+	}
+	defer c.mu.Unlock()
+	defer c.changed()
 	resp := &pb.PauseResponse{Node: c.cfg.Node, Outcome: out}
-	l := c.p.Lease
 	switch {
 	case err == nil:
 		resp.Message = "paused and drained"
@@ -210,21 +221,18 @@ func (c *core) RenewLease(_ context.Context, req *pb.RenewLeaseRequest) (*pb.Ren
 	if c.stopping || c.dead {
 		return nil, fmt.Errorf("%w: agent %s cannot renew op %s", ErrStopping, c.cfg.Node, op)
 	}
-	if err := c.checkEpochLocked(op, req.GetEpoch()); err != nil {
+	if err := c.fenceLocked(op, req.GetEpoch()); err != nil {
 		return nil, err
 	}
 	l := c.p.Lease
 	if l == nil || l.OpID != op {
-		if res, ok := c.findEndedLocked(op); ok {
+		if res, ok := c.findEndedLocked(op); ok && !c.unseenLocked(op) {
 			if res.GetLeaseExpired() {
 				return nil, fmt.Errorf("%w: agent %s: lease of op %s ran out and the agent unpaused its node", ErrLeaseExpired, c.cfg.Node, op)
 			}
 			return nil, fmt.Errorf("%w: agent %s: op %s already ended (%s)", ErrOpEnded, c.cfg.Node, op, res.GetOutcome())
 		}
-		if l != nil {
-			return nil, fmt.Errorf("%w: agent %s holds op %s, not %s", ErrNoSuchOp, c.cfg.Node, l.OpID, op)
-		}
-		return nil, fmt.Errorf("%w: agent %s holds no op (asked to renew %s)", ErrNoSuchOp, c.cfg.Node, op)
+		return nil, c.noSuchOpLocked("renew", "renewed", op, req.GetEpoch())
 	}
 	if c.remainingLocked() <= 0 || c.unpausing {
 		return nil, fmt.Errorf("%w: agent %s: lease of op %s ran out; the agent is unpausing its node", ErrLeaseExpired, c.cfg.Node, op)
@@ -247,81 +255,75 @@ func (c *core) RenewLease(_ context.Context, req *pb.RenewLeaseRequest) (*pb.Ren
 }
 
 // Unpause opens the node's gate for the held op and releases the lease. A
-// repeated Unpause returns the original result.
+// repeated Unpause returns the original result. Before waiting for the
+// node lock it fences the epoch, remembers an op it never saw (so a late
+// Pause of it is refused) and leaves a cancellation for a Pause of the op
+// still draining (so that Pause unpauses as soon as its node call returns,
+// even when this Unpause gives up waiting).
 func (c *core) Unpause(ctx context.Context, req *pb.UnpauseRequest) (*pb.UnpauseResponse, error) {
 	op := req.GetOpId()
 	if err := validateOpID(c.cfg.Node, op); err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	done, res, err := c.unpauseAnsweredLocked(op, req.GetEpoch())
+	if !done {
+		c.cancelOp = op
+	}
+	c.mu.Unlock()
+	if done {
+		return res, err
+	}
 	if err := c.acquire(ctx); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w; the op stays cancelled: a Pause of it still in flight unpauses the node as soon as it returns", err)
 	}
 	defer c.release()
-	// Look at the gate once more before releasing it: a node that restarted
-	// since the last poll comes back unpaused, and the op must hear of it.
-	c.checkNode(ctx)
 
 	c.mu.Lock()
-	if err := c.checkEpochLocked(op, req.GetEpoch()); err != nil {
-		c.mu.Unlock()
-		return nil, err
+	if c.cancelOp == op {
+		c.cancelOp = "" // no Pause of op is in flight while we hold the lock
 	}
-	if res, ok := c.findEndedLocked(op); ok {
+	if done, res, err := c.unpauseAnsweredLocked(op, req.GetEpoch()); done {
 		c.mu.Unlock()
-		return res, nil
-	}
-	l := c.p.Lease
-	if l == nil || l.OpID != op {
-		c.mu.Unlock()
-		if l != nil {
-			return nil, fmt.Errorf("%w: agent %s holds op %s, not %s; nothing unpaused", ErrNoSuchOp, c.cfg.Node, l.OpID, op)
-		}
-		return nil, fmt.Errorf("%w: agent %s holds no op (asked to unpause %s); nothing unpaused", ErrNoSuchOp, c.cfg.Node, op)
+		return res, err
 	}
 	if c.dead {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("%w: agent %s was killed", ErrStopping, c.cfg.Node)
 	}
-	if req.GetEpoch() > c.p.MaxEpoch {
-		next := c.p
-		next.MaxEpoch = req.GetEpoch()
-		if err := c.saveLocked(next); err != nil {
-			c.mu.Unlock()
-			return nil, fmt.Errorf("agent %s did not unpause op %s: %w", c.cfg.Node, op, err)
-		}
-		c.p = next
-	}
+	lr := *c.p.Lease
 	c.unpausing = true
 	c.mu.Unlock()
+	return proto.Clone(c.releaseLease(ctx, releaseRequested, lr).res).(*pb.UnpauseResponse), nil
+}
 
-	sent := c.stampNow() // read just before Unpause is sent
-	uctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
-	err := retryRetryable(uctx, c.admin.Unpause)
-	cancel()
+// unpauseAnsweredLocked answers an Unpause that needs no node call: a
+// stale epoch, an op already ended, an op not held. done is false when op
+// holds the lease.
+func (c *core) unpauseAnsweredLocked(op string, epoch uint64) (done bool, res *pb.UnpauseResponse, err error) {
+	if err := c.fenceLocked(op, epoch); err != nil {
+		return true, nil, err
+	}
+	l := c.p.Lease
+	if l != nil && l.OpID == op {
+		return false, nil, nil
+	}
+	if res, ok := c.findEndedLocked(op); ok && !c.unseenLocked(op) {
+		return true, proto.Clone(res).(*pb.UnpauseResponse), nil
+	}
+	return true, nil, c.noSuchOpLocked("unpause", "unpaused", op, epoch)
+}
 
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	defer c.changed()
-	log := c.log.With(zap.String("op_id", op), zap.Uint64("epoch", req.GetEpoch()))
-	if err != nil {
-		c.unpausing = false
-		remaining := c.remainingLocked()
-		log.Warn("unpause failed; lease stays armed", zap.Error(err), zap.Duration("lease_remaining", remaining))
-		return &pb.UnpauseResponse{
-			Node: c.cfg.Node, Outcome: unpauseFailureOutcome(err), SentAt: sent,
-			Message: fmt.Sprintf("unpause of node %s for op %s failed: %v; the lease stays armed and the agent unpauses by itself in %d ms",
-				c.cfg.Node, op, err, remaining.Milliseconds()),
-		}, nil
+// cancelPause unpauses the node for an op whose Pause call just returned
+// after an Unpause of the op gave up waiting for it; pauseErr is the node's
+// answer to that Pause. The caller holds the node lock and has set
+// c.unpausing.
+func (c *core) cancelPause(ctx context.Context, l leaseRecord, pauseErr error) error {
+	r := c.releaseLease(context.WithoutCancel(ctx), releaseCancelled, l)
+	if r.unpauseErr != nil {
+		return fmt.Errorf("%w: agent %s: op %s was cancelled while its node drained (pause: %v), but unpausing the node failed: %v; the lease stays armed",
+			ErrOpEnded, c.cfg.Node, l.OpID, pauseErr, r.unpauseErr)
 	}
-	res := &pb.UnpauseResponse{Node: c.cfg.Node, Outcome: pb.NodeOutcome_NODE_OUTCOME_UNPAUSED, SentAt: sent, Message: "unpaused"}
-	c.noteGateLocked(gateUnpaused)
-	if c.interruptedOp == op {
-		res.Interrupted = true
-		res.Message = fmt.Sprintf("unpaused; but node %s was seen unpaused during op %s (it restarted): the window is invalid", c.cfg.Node, op)
-	}
-	if serr := c.endLocked(op, l.Epoch, res); serr != nil {
-		log.Error("cannot persist the released lease", zap.Error(serr))
-	}
-	log.Info("node unpaused")
-	return proto.Clone(res).(*pb.UnpauseResponse), nil
+	return fmt.Errorf("%w: agent %s: op %s was cancelled by an Unpause while its node drained; the node was unpaused as soon as the drain returned",
+		ErrOpEnded, c.cfg.Node, l.OpID)
 }

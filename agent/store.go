@@ -53,6 +53,9 @@ type endedOp struct {
 	Epoch uint64 `json:"epoch"`
 	// Unpause is the UnpauseResponse in protobuf wire form.
 	Unpause []byte `json:"unpause"`
+	// Unseen: the op was asked about (Unpause, RenewLease) before its
+	// Pause ever arrived; a late Pause of it is refused.
+	Unseen bool `json:"unseen,omitempty"`
 }
 
 // persisted is everything that must survive an agent restart.

@@ -1,0 +1,351 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// interval is a span of true time during which a node was paused and
+// drained; end is zero while it lasts.
+type interval struct{ start, end time.Time }
+
+// fakeAgent models one agent and its node (agent/pause.go): a gate, a lease
+// that expires on the harness clock (the dead-man switch unpauses the
+// node), epoch fencing, idempotent per-op results, a node that comes back
+// unpaused after a restart, and the agent's interrupted report. The true
+// history of the gate is the oracle.
+type fakeAgent struct {
+	h    *faultHarness
+	idx  int
+	name string
+
+	mu sync.Mutex
+	// Clock: true time = local + thetaTrue; the agent believes thetaEst ± eps.
+	thetaTrue, thetaEst, eps time.Duration
+	// Node.
+	paused    bool
+	intervals []interval
+	restartAt []time.Time // pending time-triggered restarts
+	// Agent.
+	maxEpoch    uint64
+	lease       *fakeLease
+	ended       map[string]*pb.UnpauseResponse
+	interrupted map[string]time.Time // op -> true time the agent saw its node come back unpaused
+	outage      int                  // calls left to fail as unreachable
+	badClock    map[string]pb.ClockStatus
+	drainFails  bool // the next drain times out
+}
+
+type fakeLease struct {
+	op       string
+	epoch    uint64
+	deadline time.Time
+	held     bool
+	ack      *pb.PauseResponse
+}
+
+var _ pb.AgentServiceClient = (*fakeAgent)(nil)
+
+// sync applies, in time order up to now, the restarts and the lease expiry
+// that happened since the agent was last looked at.
+func (a *fakeAgent) sync(now time.Time) {
+	for {
+		next, kind := time.Time{}, ""
+		for _, r := range a.restartAt {
+			if !r.After(now) && (kind == "" || r.Before(next)) {
+				next, kind = r, "restart"
+			}
+		}
+		if l := a.lease; l != nil && !l.deadline.After(now) && (kind == "" || l.deadline.Before(next)) {
+			next, kind = l.deadline, "expire"
+		}
+		switch kind {
+		case "":
+			return
+		case "restart":
+			for i, r := range a.restartAt {
+				if r.Equal(next) {
+					a.restartAt = append(a.restartAt[:i], a.restartAt[i+1:]...)
+					break
+				}
+			}
+			a.restart(next)
+		case "expire":
+			l := a.lease
+			a.gate(false, next)
+			a.ended[l.op] = &pb.UnpauseResponse{
+				Node: a.name, Outcome: pb.NodeOutcome_NODE_OUTCOME_UNPAUSED, SentAt: a.stampAt(next, ""), LeaseExpired: true,
+				Message: fmt.Sprintf("lease of op %s ran out; agent %s unpaused its node", l.op, a.name),
+			}
+			a.lease = nil
+		}
+	}
+}
+
+// restart: the node comes back unpaused; an agent holding a lease notices.
+func (a *fakeAgent) restart(at time.Time) {
+	a.gate(false, at)
+	if a.lease != nil {
+		if _, ok := a.interrupted[a.lease.op]; !ok {
+			a.interrupted[a.lease.op] = at
+		}
+	}
+}
+
+func (a *fakeAgent) gate(paused bool, at time.Time) {
+	switch {
+	case paused && !a.paused:
+		a.intervals = append(a.intervals, interval{start: at})
+	case !paused && a.paused:
+		a.intervals[len(a.intervals)-1].end = at
+	}
+	a.paused = paused
+}
+
+// stampAt is the agent's reading of true time at, under its estimate (or a
+// failed one when the schedule injects a clock failure for this reading).
+func (a *fakeAgent) stampAt(at time.Time, reading string) *pb.StampedTime {
+	est := &pb.ClockEstimate{OffsetNs: int64(a.thetaEst), ErrorBoundNs: int64(a.eps), BaseErrorBoundNs: int64(a.eps),
+		Status: pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED}
+	if st, ok := a.badClock[reading]; ok && reading != "" {
+		delete(a.badClock, reading)
+		// The estimate is no longer sound: the true offset lies far outside
+		// the bound, in the direction that widens the window.
+		off := 5 * time.Second
+		if reading == "unpause" {
+			off = -off
+		}
+		est.Status = st
+		est.OffsetNs = int64(a.thetaTrue - off)
+		est.Reason = "injected clock failure"
+	}
+	return &pb.StampedTime{LocalTime: timestamppb.New(at.Add(-a.thetaTrue)), Estimate: est}
+}
+
+// trueTime maps a reading of this agent back to true time.
+func (a *fakeAgent) trueTime(st *pb.StampedTime) time.Time {
+	return st.GetLocalTime().AsTime().Add(a.thetaTrue)
+}
+
+// call runs one agent RPC under the schedule's faults at this site.
+func (a *fakeAgent) call(ctx context.Context, method string, effect func(now time.Time) (proto.Message, error)) (proto.Message, error) {
+	n := a.h.count(a.idx, method)
+	if ctx.Err() != nil {
+		return nil, status.Error(codes.Canceled, ctx.Err().Error())
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.h.clk.Now()
+	a.sync(now)
+	faults := a.h.sched.at(a.idx, method, n)
+	for _, f := range faults {
+		if f.after {
+			continue
+		}
+		if err := a.inject(f, method, now); err != nil {
+			return nil, err
+		}
+	}
+	a.sync(now)
+	if a.outage > 0 {
+		a.outage--
+		return nil, status.Errorf(codes.Unavailable, "agent %s unreachable", a.name)
+	}
+	resp, err := effect(now)
+	for _, f := range faults {
+		if !f.after {
+			continue
+		}
+		if ierr := a.inject(f, method, now); ierr != nil {
+			return nil, ierr
+		}
+	}
+	a.sync(now)
+	return resp, err
+}
+
+// inject applies fault f at this call; an error is what the runner sees
+// instead of the reply.
+func (a *fakeAgent) inject(f fault, method string, now time.Time) error {
+	switch f.kind {
+	case kindLeaderLoss:
+		a.h.loseLeader()
+		return status.Errorf(codes.Canceled, "leader lost (injected at %s %s)", a.name, method)
+	case kindAgentError:
+		switch f.variant {
+		case 0:
+			return status.Errorf(codes.Unavailable, "agent %s unreachable (injected)", a.name)
+		case 1:
+			return status.Errorf(codes.DeadlineExceeded, "agent %s timed out (injected)", a.name)
+		case 2:
+			a.outage = f.times
+			return status.Errorf(codes.Unavailable, "agent %s unreachable (injected outage)", a.name)
+		case 3:
+			return status.Errorf(codes.Internal, "agent %s: internal error (injected)", a.name)
+		case 4:
+			a.drainFails = true
+		}
+	case kindRestart:
+		if f.delay == 0 {
+			a.restart(now)
+		} else {
+			a.restartAt = append(a.restartAt, now.Add(f.delay))
+		}
+		a.h.noteGossip(a.idx, f.gossip)
+	case kindClock:
+		a.badClock[f.reading] = f.status
+	}
+	return nil
+}
+
+func (a *fakeAgent) Pause(ctx context.Context, req *pb.PauseRequest, _ ...grpc.CallOption) (*pb.PauseResponse, error) {
+	resp, err := a.call(ctx, "pause", func(now time.Time) (proto.Message, error) { return a.pause(req, now) })
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.PauseResponse), nil
+}
+
+func (a *fakeAgent) pause(req *pb.PauseRequest, now time.Time) (*pb.PauseResponse, error) {
+	op := req.GetOpId()
+	if req.GetEpoch() < a.maxEpoch {
+		return nil, status.Errorf(codes.FailedPrecondition, "agent %s: op %s carries epoch %d, lower than the highest epoch seen %d", a.name, op, req.GetEpoch(), a.maxEpoch)
+	}
+	if l := a.lease; l != nil {
+		if l.op != op {
+			return nil, status.Errorf(codes.Aborted, "agent %s is held by op %s", a.name, l.op)
+		}
+		if l.held {
+			r := proto.Clone(l.ack).(*pb.PauseResponse)
+			r.LeaseRemainingMs = l.deadline.Sub(now).Milliseconds()
+			return r, nil
+		}
+	} else if res, ok := a.ended[op]; ok {
+		return nil, status.Errorf(codes.FailedPrecondition, "agent %s: op %s already ended (%s)", a.name, op, res.GetOutcome())
+	}
+	a.maxEpoch = max(a.maxEpoch, req.GetEpoch())
+	lease := time.Duration(req.GetLeaseMs()) * time.Millisecond
+	a.lease = &fakeLease{op: op, epoch: req.GetEpoch(), deadline: now.Add(lease)}
+	if a.drainFails {
+		a.drainFails = false
+		res := &pb.UnpauseResponse{Node: a.name, Outcome: pb.NodeOutcome_NODE_OUTCOME_DRAIN_TIMED_OUT, Message: "nothing to unpause: drain timed out"}
+		a.ended[op] = res
+		a.lease = nil
+		return &pb.PauseResponse{Node: a.name, Outcome: pb.NodeOutcome_NODE_OUTCOME_DRAIN_TIMED_OUT,
+			Message: fmt.Sprintf("node of agent %s did not pause for op %s: drain timed out; gate reopened", a.name, op)}, nil
+	}
+	a.gate(true, now)
+	ack := &pb.PauseResponse{Node: a.name, Outcome: pb.NodeOutcome_NODE_OUTCOME_PAUSED, Message: "paused and drained",
+		AckedAt: a.stampAt(now, "ack"), LeaseRemainingMs: lease.Milliseconds()}
+	a.lease.held, a.lease.ack = true, ack
+	return proto.Clone(ack).(*pb.PauseResponse), nil
+}
+
+func (a *fakeAgent) RenewLease(ctx context.Context, req *pb.RenewLeaseRequest, _ ...grpc.CallOption) (*pb.RenewLeaseResponse, error) {
+	resp, err := a.call(ctx, "renew", func(now time.Time) (proto.Message, error) {
+		op := req.GetOpId()
+		if req.GetEpoch() < a.maxEpoch {
+			return nil, status.Errorf(codes.FailedPrecondition, "agent %s: op %s carries epoch %d, lower than %d", a.name, op, req.GetEpoch(), a.maxEpoch)
+		}
+		l := a.lease
+		if l == nil || l.op != op {
+			if res, ok := a.ended[op]; ok {
+				if res.GetLeaseExpired() {
+					return nil, status.Errorf(codes.FailedPrecondition, "lease expired: agent %s: lease of op %s ran out and the agent unpaused its node", a.name, op)
+				}
+				return nil, status.Errorf(codes.FailedPrecondition, "agent %s: op %s already ended", a.name, op)
+			}
+			return nil, status.Errorf(codes.NotFound, "agent %s holds no lease of op %s", a.name, op)
+		}
+		a.maxEpoch = max(a.maxEpoch, req.GetEpoch())
+		l.epoch = req.GetEpoch()
+		l.deadline = now.Add(time.Duration(req.GetLeaseMs()) * time.Millisecond)
+		return &pb.RenewLeaseResponse{LeaseRemainingMs: req.GetLeaseMs()}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.RenewLeaseResponse), nil
+}
+
+func (a *fakeAgent) Unpause(ctx context.Context, req *pb.UnpauseRequest, _ ...grpc.CallOption) (*pb.UnpauseResponse, error) {
+	resp, err := a.call(ctx, "unpause", func(now time.Time) (proto.Message, error) {
+		op := req.GetOpId()
+		if req.GetEpoch() < a.maxEpoch {
+			return nil, status.Errorf(codes.FailedPrecondition, "agent %s: op %s carries epoch %d, lower than %d", a.name, op, req.GetEpoch(), a.maxEpoch)
+		}
+		if res, ok := a.ended[op]; ok {
+			return proto.Clone(res), nil
+		}
+		l := a.lease
+		if l == nil || l.op != op {
+			return nil, status.Errorf(codes.NotFound, "agent %s holds no op (asked to unpause %s); nothing unpaused", a.name, op)
+		}
+		a.maxEpoch = max(a.maxEpoch, req.GetEpoch())
+		// Stamp, then confirm the node is still paused, then unpause.
+		sent := a.stampAt(now, "unpause")
+		res := &pb.UnpauseResponse{Node: a.name, Outcome: pb.NodeOutcome_NODE_OUTCOME_UNPAUSED, SentAt: sent, Message: "unpaused"}
+		if _, ok := a.interrupted[op]; ok || !a.paused {
+			res.Interrupted = true
+			res.Message = fmt.Sprintf("unpaused; but node %s was seen unpaused during op %s (it restarted): the window is invalid", a.name, op)
+		}
+		a.gate(false, now)
+		a.ended[op] = res
+		a.lease = nil
+		return proto.Clone(res), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*pb.UnpauseResponse), nil
+}
+
+func (a *fakeAgent) Status(context.Context, *pb.StatusRequest, ...grpc.CallOption) (*pb.StatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "the runner does not ask for status")
+}
+
+// pausedWithin reports whether the node was paused throughout [from, to]
+// in true time.
+func (a *fakeAgent) pausedWithin(from, to time.Time) bool {
+	for _, iv := range a.intervals {
+		if !iv.start.After(from) && (iv.end.IsZero() || !iv.end.Before(to)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *fakeAgent) history() string {
+	var b strings.Builder
+	for _, iv := range a.intervals {
+		end := "now"
+		if !iv.end.IsZero() {
+			end = iv.end.Format("15:04:05.000000")
+		}
+		fmt.Fprintf(&b, "[%s, %s] ", iv.start.Format("15:04:05.000000"), end)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// fakeDialer hands the runner the fake agents by address.
+type fakeDialer struct{ h *faultHarness }
+
+func (d fakeDialer) agent(addr string) (pb.AgentServiceClient, error) {
+	for _, a := range d.h.agents {
+		if "fake://"+a.name == addr {
+			return a, nil
+		}
+	}
+	return nil, fmt.Errorf("no agent at %q", addr)
+}

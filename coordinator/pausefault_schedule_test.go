@@ -1,0 +1,182 @@
+package coordinator
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// faultKind is one kind of failure the harness injects into a pause.
+type faultKind int
+
+const (
+	// kindLeaderLoss: the runner's leader is deposed at the step; a new
+	// runner with a higher epoch resumes the last persisted record.
+	kindLeaderLoss faultKind = iota
+	// kindPersistFail: recording the op fails (no quorum), optionally after
+	// the entry committed, for one or more attempts.
+	kindPersistFail
+	// kindAgentError: the agent call fails (unreachable, timeout after the
+	// effect, an outage over several calls, an internal error, or the
+	// node's drain times out).
+	kindAgentError
+	// kindRestart: the node restarts (it comes back unpaused), at the step
+	// or some time after it; the hold watch hears of it after a gossip delay.
+	kindRestart
+	// kindClock: the agent's reading at the ack or the unpause stamp is
+	// taken under a non-synchronized estimate whose bound does not hold.
+	kindClock
+	numKinds
+)
+
+var kindNames = [numKinds]string{"leader-loss", "persist-failure", "agent-error", "node-restart", "clock-failure"}
+
+func (k faultKind) String() string { return kindNames[k] }
+
+// fault is one injected failure at one step of the protocol: an agent call
+// (node, method, nth call of that method to that node) or the nth persist.
+type fault struct {
+	kind    faultKind
+	node    int // -1: a persist step
+	method  string
+	call    int
+	persist int
+	// after: the step takes effect first (the node paused, the entry
+	// committed), then the failure hits its reply.
+	after   bool
+	variant int
+	times   int
+	delay   time.Duration // restart: after the step
+	gossip  time.Duration // restart: until the hold watch hears of it
+	reading string        // clock: "ack" or "unpause"
+	status  pb.ClockStatus
+}
+
+func (f fault) String() string {
+	var site string
+	if f.node < 0 {
+		site = fmt.Sprintf("persist#%d", f.persist)
+	} else {
+		site = fmt.Sprintf("node-%d %s#%d", f.node+1, f.method, f.call)
+	}
+	when := "before"
+	if f.after {
+		when = "after"
+	}
+	s := fmt.Sprintf("%s at %s (%s its effect)", f.kind, site, when)
+	switch f.kind {
+	case kindPersistFail:
+		s += fmt.Sprintf(" variant=%d times=%d", f.variant, f.times)
+	case kindAgentError:
+		s += fmt.Sprintf(" variant=%s times=%d", agentErrorNames[f.variant], f.times)
+	case kindRestart:
+		s += fmt.Sprintf(" delay=%v gossip=%v", f.delay, f.gossip)
+	case kindClock:
+		s += fmt.Sprintf(" reading=%s status=%s", f.reading, f.status)
+	}
+	return s
+}
+
+var agentErrorNames = []string{"unreachable", "timeout-after-effect", "outage", "internal", "drain-timed-out"}
+
+// schedule is everything one seed decides.
+type schedule struct {
+	seed    uint64
+	nodes   int
+	leaseMs int64
+	holdMs  int64
+	faults  []fault
+}
+
+func (s *schedule) String() string {
+	fs := make([]string, len(s.faults))
+	for i, f := range s.faults {
+		fs[i] = f.String()
+	}
+	return fmt.Sprintf("nodes=%d lease=%dms hold=%dms faults=[%s]", s.nodes, s.leaseMs, s.holdMs, strings.Join(fs, "; "))
+}
+
+func (s *schedule) kinds() map[faultKind]bool {
+	k := map[faultKind]bool{}
+	for _, f := range s.faults {
+		k[f.kind] = true
+	}
+	return k
+}
+
+// newSchedule draws a schedule from seed, with faults of the given kinds.
+func newSchedule(seed uint64, kinds []faultKind) *schedule {
+	rng := rand.New(rand.NewPCG(seed, 0x57111))
+	s := &schedule{
+		seed:  seed,
+		nodes: 1 + rng.IntN(4),
+		// Odd leases keep renewals off the 50 ms poll grid.
+		leaseMs: []int64{901, 1501, 3001}[rng.IntN(3)],
+		holdMs:  []int64{0, 0, 230, 1010, 2570}[rng.IntN(5)],
+	}
+	methods := []string{"pause", "renew", "unpause"}
+	for range 1 + rng.IntN(3) {
+		f := fault{kind: kinds[rng.IntN(len(kinds))], node: -1, after: rng.IntN(2) == 0}
+		switch {
+		case f.kind == kindPersistFail, f.kind == kindLeaderLoss && rng.IntN(3) == 0:
+			f.persist = rng.IntN(6)
+		default:
+			f.node = rng.IntN(s.nodes)
+			f.method = methods[rng.IntN(3)]
+			f.call = rng.IntN(2)
+			if f.method == "renew" {
+				f.call = rng.IntN(5)
+			}
+		}
+		switch f.kind {
+		case kindPersistFail:
+			f.variant = rng.IntN(2) // 1: the entry committed, the reply failed
+			f.times = 1 + rng.IntN(3)
+		case kindAgentError:
+			f.variant = rng.IntN(len(agentErrorNames))
+			if f.variant == 4 && f.method != "pause" {
+				f.variant = 0
+			}
+			f.after = f.variant == 1
+			f.times = 1 + rng.IntN(5)
+		case kindRestart:
+			if rng.IntN(2) == 0 {
+				f.delay = time.Duration(rng.Int64N(int64(3 * time.Second)))
+			}
+			f.gossip = []time.Duration{0, 100 * time.Millisecond, time.Second, 2500 * time.Millisecond}[rng.IntN(4)]
+		case kindClock:
+			f.method = []string{"pause", "unpause"}[rng.IntN(2)]
+			f.call = 0
+			f.reading = map[string]string{"pause": "ack", "unpause": "unpause"}[f.method]
+			f.status = []pb.ClockStatus{pb.ClockStatus_CLOCK_STATUS_STALE, pb.ClockStatus_CLOCK_STATUS_UNSYNCHRONIZED, pb.ClockStatus_CLOCK_STATUS_DISRUPTED}[rng.IntN(3)]
+			f.after = false
+		}
+		s.faults = append(s.faults, f)
+	}
+	return s
+}
+
+// at returns the faults of an agent call site.
+func (s *schedule) at(node int, method string, call int) []fault {
+	var out []fault
+	for _, f := range s.faults {
+		if f.node == node && f.method == method && f.call == call {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// atPersist returns the faults of the nth persist.
+func (s *schedule) atPersist(n int) []fault {
+	var out []fault
+	for _, f := range s.faults {
+		if f.node < 0 && f.persist == n {
+			out = append(out, f)
+		}
+	}
+	return out
+}

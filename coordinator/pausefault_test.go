@@ -1,0 +1,472 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// Deterministic fault exploration of the pause runner (issue 10, "Prove
+// it"). Every schedule drives pauseRunner.run with fake agents and nodes,
+// an in-memory op log and a stepped clock, injects faults at steps of the
+// protocol, plays the leader loop (a deposed runner is replaced by one with
+// a higher epoch resuming the last persisted record), then checks the
+// promise against the fake nodes' true history.
+//
+//	go test ./coordinator -run TestPauseRunnerFaults -race                     # the default sweep
+//	go test ./coordinator -run TestPauseRunnerFaults -faults.n=100000          # a longer one
+//	go test ./coordinator -run TestPauseRunnerFaults -faults.seed=N -faults.v  # replay one seed with logs
+//	go test ./coordinator -run TestPauseRunnerFaults -faults.awaiting          # include what awaits a fix
+var (
+	faultSeed     = flag.Uint64("faults.seed", 0, "replay this one fault schedule of the pause runner")
+	faultFirst    = flag.Uint64("faults.first", 1, "first seed of the sweep")
+	faultN        = flag.Int("faults.n", 3000, "fault schedules in the sweep")
+	faultVerbose  = flag.Bool("faults.v", false, "log the runners of a replayed schedule")
+	faultKinds    = flag.String("faults.kinds", "", "comma-separated fault kinds to inject (default: every enabled kind)")
+	faultAwaiting = flag.Bool("faults.awaiting", false, "also inject the fault kinds and check the invariants whose fixes are not on main yet")
+)
+
+// awaitingFix lists the fault kinds and invariant checks that still fail on
+// main, with the issue item whose fix they wait for. Enable one (delete its
+// line) when the fix lands; -faults.awaiting runs them all.
+var awaitingFix = map[string]string{
+	kindPersistFail.String(): "issue 10 item 6: a persist error stops the runner and nothing re-drives the op while its leader stays leader (the op is stuck)",
+	kindClock.String():       "issue 11 item 1: computeWindow certifies readings taken under a non-synchronized estimate",
+	checkIntendedEnd:         "issue 10 item 3: a failover turns an op ending INVALID/ABORTED into COMPLETED",
+	checkRollbackAborted:     "issue 10 item 3: a rolled-back op ends INVALID instead of ABORTED",
+	checkHoldDeadline:        "issue 10 item 7: a failover restarts the hold from zero",
+	checkUnpauseRetried:      "issue 10 item 9: an unpause that failed is not retried once the agent answers again",
+}
+
+// Invariant checks that can be awaiting a fix.
+const (
+	checkIntendedEnd     = "check:intended-end-state"
+	checkRollbackAborted = "check:rolled-back-is-aborted"
+	checkHoldDeadline    = "check:hold-ends-at-its-deadline"
+	checkUnpauseRetried  = "check:unpause-retried"
+)
+
+func enabled(name string) bool {
+	_, waiting := awaitingFix[name]
+	return !waiting || *faultAwaiting
+}
+
+func TestPauseRunnerFaults(t *testing.T) {
+	var kinds []faultKind
+	for k := range numKinds {
+		if enabled(k.String()) && (*faultKinds == "" || strings.Contains(","+*faultKinds+",", ","+k.String()+",")) {
+			kinds = append(kinds, k)
+		}
+	}
+	seeds := []uint64{*faultSeed}
+	if *faultSeed == 0 {
+		seeds = seeds[:0]
+		for i := range *faultN {
+			seeds = append(seeds, *faultFirst+uint64(i))
+		}
+	}
+	runs, fails := map[faultKind]int{}, map[faultKind]int{}
+	classes := map[string]int{}
+	var failed []uint64
+	start := time.Now()
+	for _, seed := range seeds {
+		s := newSchedule(seed, kinds)
+		var v []string
+		synctest.Test(t, func(t *testing.T) {
+			log := zap.NewNop()
+			if *faultVerbose {
+				log = zaptest.NewLogger(t)
+			}
+			v = runFaultSchedule(s, log)
+		})
+		for k := range s.kinds() {
+			runs[k]++
+			if len(v) > 0 {
+				fails[k]++
+			}
+		}
+		if len(v) == 0 {
+			continue
+		}
+		failed = append(failed, seed)
+		for _, x := range v {
+			classes[violationClass(x)]++
+		}
+		if len(failed) <= 10 {
+			t.Errorf("seed %d: %s\n  schedule: %s\n  replay: go test ./coordinator -run 'TestPauseRunnerFaults$' -faults.seed=%d -faults.v",
+				seed, strings.Join(v, "\n    "), s, seed)
+		}
+	}
+	var sum []string
+	for k := range numKinds {
+		sum = append(sum, fmt.Sprintf("%s %d/%d", k, fails[k], runs[k]))
+	}
+	t.Logf("%d schedules in %v; failing/run by fault kind: %s", len(seeds), time.Since(start).Round(time.Millisecond), strings.Join(sum, ", "))
+	if len(failed) > 0 {
+		var cs []string
+		for c, n := range classes {
+			cs = append(cs, fmt.Sprintf("%5d  %s", n, c))
+		}
+		sort.Sort(sort.Reverse(sort.StringSlice(cs)))
+		t.Logf("broken invariants by kind:\n%s", strings.Join(cs, "\n"))
+		sort.Slice(failed, func(i, j int) bool { return failed[i] < failed[j] })
+		t.Errorf("%d of %d schedules broke an invariant; seeds: %v", len(failed), len(seeds), failed[:min(len(failed), 50)])
+	}
+}
+
+// violationClass strips node names, figures and times from a violation so
+// the sweep can count them by kind.
+func violationClass(v string) string {
+	v = regexp.MustCompile(`node-\d+|op-fault-\d+|[\d:.]+(ms|s|h)?`).ReplaceAllString(v, "_")
+	if len(v) > 110 {
+		v = v[:110]
+	}
+	return v
+}
+
+// faultHarness is one schedule's world.
+type faultHarness struct {
+	sched  *schedule
+	t0     time.Time
+	clk    *stepClock
+	agents []*fakeAgent
+	cfg    *pb.RuntimeConfig
+	log    *zap.Logger
+
+	mu          sync.Mutex
+	calls       map[string]int
+	persists    int
+	persistFail int // attempts left to fail
+	lost        bool
+	gossip      map[int]time.Duration
+	records     []committed
+}
+
+type committed struct {
+	op *pb.Operation
+	at time.Time
+}
+
+func (h *faultHarness) count(node int, method string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := fmt.Sprintf("%d/%s", node, method)
+	n := h.calls[k]
+	h.calls[k]++
+	return n
+}
+
+func (h *faultHarness) loseLeader() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lost = true
+}
+
+func (h *faultHarness) noteGossip(node int, d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.gossip[node] = d
+}
+
+func (h *faultHarness) last() *pb.Operation {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return proto.Clone(h.records[len(h.records)-1].op).(*pb.Operation)
+}
+
+// faultOpLog is the in-memory Raft log: a deposed leader records nothing,
+// and persists fail where the schedule says.
+type faultOpLog struct{ h *faultHarness }
+
+var errInjectedPersist = errors.New("recording the operation failed (injected: no quorum)")
+
+func (l faultOpLog) updateOperation(ctx context.Context, op *pb.Operation) error {
+	h := l.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.persists
+	h.persists++
+	if ctx.Err() != nil || h.lost {
+		return fmt.Errorf("not the leader: %w", context.Canceled)
+	}
+	commit := func() {
+		h.records = append(h.records, committed{op: proto.Clone(op).(*pb.Operation), at: h.clk.Now()})
+	}
+	for _, f := range h.sched.atPersist(n) {
+		switch f.kind {
+		case kindLeaderLoss:
+			if f.after {
+				commit()
+			}
+			h.lost = true
+			return errors.New("leadership lost while committing (injected)")
+		case kindPersistFail:
+			h.persistFail = f.times
+			if f.variant == 1 {
+				commit()
+				h.persistFail--
+				return errInjectedPersist
+			}
+		}
+	}
+	if h.persistFail > 0 {
+		h.persistFail--
+		return errInjectedPersist
+	}
+	commit()
+	return nil
+}
+
+// watch is the hold watch fed by the fake nodes: a restart is heard of
+// after its gossip delay.
+func (h *faultHarness) watch(op *pb.Operation) string {
+	now := h.clk.Now()
+	var why []string
+	for _, a := range h.agents {
+		a.mu.Lock()
+		a.sync(now)
+		at, ok := a.interrupted[op.GetOpId()]
+		a.mu.Unlock()
+		h.mu.Lock()
+		g := h.gossip[a.idx]
+		h.mu.Unlock()
+		if ok && !now.Before(at.Add(g)) {
+			why = append(why, fmt.Sprintf("%s: node came back unpaused during the hold (it restarted)", a.name))
+		}
+	}
+	return strings.Join(why, "; ")
+}
+
+func (h *faultHarness) stamp() *pb.StampedTime {
+	return &pb.StampedTime{LocalTime: timestamppb.New(h.clk.Now()), Estimate: &pb.ClockEstimate{
+		ErrorBoundNs: int64(time.Millisecond), Status: pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED}}
+}
+
+func newFaultHarness(s *schedule, log *zap.Logger) *faultHarness {
+	rng := rand.New(rand.NewPCG(s.seed, 0xc10c))
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	h := &faultHarness{
+		sched: s, t0: t0, clk: newStepClock(t0), log: log,
+		calls: map[string]int{}, gossip: map[int]time.Duration{},
+		cfg: &pb.RuntimeConfig{
+			MaxErrorBoundNs: int64(50 * time.Millisecond), MaxDriftNs: int64(100 * time.Millisecond),
+			LeaseNs: s.leaseMs * int64(time.Millisecond), MarginNs: int64(7 * time.Millisecond),
+			MinWindowNs: int64(time.Millisecond), MaxPauseWaitNs: int64(300 * time.Millisecond),
+		},
+	}
+	op := &pb.Operation{
+		OpId: fmt.Sprintf("op-fault-%d", s.seed), Cluster: "ledger", State: pb.OperationState_OPERATION_STATE_PENDING,
+		Epoch: 1, RequestedHoldMs: s.holdMs, LeaseMs: s.leaseMs, RequestedBy: "fault harness", CreatedAt: h.stamp(),
+	}
+	for i := range s.nodes {
+		eps := time.Duration(500+rng.IntN(4500)) * time.Microsecond
+		theta := time.Duration(rng.IntN(100_000)-50_000) * time.Microsecond
+		a := &fakeAgent{
+			h: h, idx: i, name: fmt.Sprintf("node-%d", i+1),
+			thetaTrue: theta, eps: eps, thetaEst: theta + time.Duration(rng.Float64()*1.8-0.9)*eps,
+			ended: map[string]*pb.UnpauseResponse{}, interrupted: map[string]time.Time{}, badClock: map[string]pb.ClockStatus{},
+		}
+		h.agents = append(h.agents, a)
+		op.Targets = append(op.Targets, &pb.TargetRecord{Node: a.name, GrpcAddress: "fake://" + a.name, AgentIncarnation: 1,
+			AdmittedClock: &pb.ClockEstimate{OffsetNs: int64(a.thetaEst), ErrorBoundNs: int64(eps), Status: pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED}})
+	}
+	h.records = []committed{{op: op, at: t0}}
+	return h
+}
+
+// drive runs one runner on op until it returns. A leader loss injected
+// during a step takes effect once the runner is idle: its ctx is
+// cancelled, as the leader loop does on losing leadership.
+func (h *faultHarness) drive(epoch uint64, op *pb.Operation) (final *pb.Operation, stuck string, err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h.clk.reset()
+	r := &pauseRunner{
+		log: h.log.With(zap.Uint64("epoch", epoch)), ops: faultOpLog{h}, agents: fakeDialer{h}, watch: h.watch,
+		cfg: h.cfg, epoch: epoch, clock: h.clk, stamp: h.stamp, force: make(chan struct{}),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		final, err = r.run(ctx, op)
+	}()
+	for {
+		synctest.Wait()
+		select {
+		case <-done:
+			return final, "", err
+		default:
+		}
+		h.mu.Lock()
+		lost := h.lost
+		h.mu.Unlock()
+		switch {
+		case lost:
+			cancel()
+			<-done
+			return final, "", err
+		case h.clk.Now().Sub(h.t0) > 6*time.Hour:
+			stuck = "the runner did not finish within 6 h of fake time"
+		case !h.clk.step():
+			stuck = "the runner is blocked with no timer armed"
+		}
+		if stuck != "" {
+			cancel()
+			<-done
+			return final, stuck, err
+		}
+	}
+}
+
+func terminal(s pb.OperationState) bool {
+	switch s {
+	case pb.OperationState_OPERATION_STATE_COMPLETED, pb.OperationState_OPERATION_STATE_ABORTED, pb.OperationState_OPERATION_STATE_INVALID:
+		return true
+	}
+	return false
+}
+
+// runFaultSchedule plays the leader loop over one schedule and returns the
+// broken invariants.
+func runFaultSchedule(s *schedule, log *zap.Logger) []string {
+	h := newFaultHarness(s, log)
+	var v []string
+	epoch := uint64(1)
+	for round := 0; ; round++ {
+		rec := h.last()
+		if terminal(rec.GetState()) {
+			break
+		}
+		if round >= 12 {
+			v = append(v, fmt.Sprintf("op still %s after %d runners", rec.GetState(), round))
+			break
+		}
+		final, stuck, err := h.drive(epoch, rec)
+		if stuck != "" {
+			v = append(v, fmt.Sprintf("op %s: %s", h.last().GetState(), stuck))
+			break
+		}
+		h.mu.Lock()
+		lost := h.lost
+		h.lost = false
+		h.mu.Unlock()
+		if lost {
+			epoch++
+			continue
+		}
+		if err == nil {
+			if !terminal(final.GetState()) {
+				v = append(v, fmt.Sprintf("run returned without error in state %s", final.GetState()))
+			}
+			if got := h.last().GetState(); got != final.GetState() {
+				v = append(v, fmt.Sprintf("run returned %s but the log holds %s", final.GetState(), got))
+			}
+			break
+		}
+		// The runner stopped while its leader is still leader: nothing
+		// re-drives the op before the next term.
+		if !terminal(h.last().GetState()) {
+			v = append(v, fmt.Sprintf("op stuck in %s: the runner stopped (%v) while its leader is still leader; nothing re-drives it before the next term", h.last().GetState(), err))
+		}
+		break
+	}
+	return append(v, h.check()...)
+}
+
+// check verifies the promise against the fake nodes' true history.
+func (h *faultHarness) check() []string {
+	var v []string
+	last := h.last()
+	id := last.GetOpId()
+	byName := map[string]*fakeAgent{}
+	for _, a := range h.agents {
+		byName[a.name] = a
+		a.mu.Lock()
+		a.sync(h.clk.Now())
+		a.mu.Unlock()
+	}
+	if !terminal(last.GetState()) {
+		v = append(v, fmt.Sprintf("op %s left %s although a leader exists", id, last.GetState()))
+	}
+	switch last.GetState() {
+	case pb.OperationState_OPERATION_STATE_COMPLETED:
+		w := last.GetWindow()
+		for _, t := range last.GetTargets() {
+			a := byName[t.GetNode()]
+			for _, st := range []*pb.StampedTime{t.GetAckedAt(), t.GetUnpauseSentAt()} {
+				if s := st.GetEstimate().GetStatus(); s != pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED {
+					v = append(v, fmt.Sprintf("COMPLETED with a reading of %s taken under a %s estimate", a.name, s))
+				}
+			}
+			ack, un := a.trueTime(t.GetAckedAt()), a.trueTime(t.GetUnpauseSentAt())
+			if !a.pausedWithin(ack, un) {
+				v = append(v, fmt.Sprintf("COMPLETED but %s was not paused throughout its ack %s .. unpause stamp %s (true time); paused: %s",
+					a.name, ack.Format("15:04:05.000000"), un.Format("15:04:05.000000"), a.history()))
+			}
+			if !a.pausedWithin(w.GetStart().AsTime(), w.GetEnd().AsTime()) {
+				v = append(v, fmt.Sprintf("COMPLETED window [%s, %s] is not inside a paused interval of %s: %s",
+					w.GetStart().AsTime().Format("15:04:05.000000"), w.GetEnd().AsTime().Format("15:04:05.000000"), a.name, a.history()))
+			}
+		}
+	case pb.OperationState_OPERATION_STATE_ABORTED, pb.OperationState_OPERATION_STATE_INVALID:
+		named := strings.Contains(last.GetReason(), "leader")
+		for _, t := range last.GetTargets() {
+			named = named || strings.Contains(last.GetReason(), t.GetNode())
+		}
+		if !named {
+			v = append(v, fmt.Sprintf("%s reason names no node: %q", last.GetState(), last.GetReason()))
+		}
+	}
+	var everHolding, endedEarly bool
+	var holdingAt time.Time
+	for _, c := range h.records {
+		if c.op.GetState() == pb.OperationState_OPERATION_STATE_HOLDING && !everHolding {
+			everHolding, holdingAt = true, c.at
+		}
+		if c.op.GetState() == pb.OperationState_OPERATION_STATE_UNPAUSING && c.op.GetReason() != "" {
+			endedEarly = true
+		}
+	}
+	if enabled(checkRollbackAborted) && !everHolding && last.GetState() == pb.OperationState_OPERATION_STATE_INVALID {
+		v = append(v, fmt.Sprintf("rolled back before any hold but ended INVALID, not ABORTED: %s", last.GetReason()))
+	}
+	if enabled(checkIntendedEnd) && endedEarly && last.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED {
+		v = append(v, "the op was ending without a window (UNPAUSING with a reason) but ended COMPLETED after a failover")
+	}
+	if enabled(checkHoldDeadline) && last.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED {
+		deadline := holdingAt.Add(time.Duration(last.GetHoldNs()))
+		for _, t := range last.GetTargets() {
+			if un := byName[t.GetNode()].trueTime(t.GetUnpauseSentAt()); un.After(deadline.Add(time.Millisecond)) {
+				v = append(v, fmt.Sprintf("%s unpaused at %s, past the hold deadline %s", t.GetNode(), un.Format("15:04:05.000"), deadline.Format("15:04:05.000")))
+			}
+		}
+	}
+	for _, a := range h.agents {
+		a.mu.Lock()
+		paused, lease, outage := a.paused, a.lease, a.outage
+		a.mu.Unlock()
+		switch {
+		case paused && lease == nil:
+			v = append(v, fmt.Sprintf("%s left paused with no lease: nothing will unpause it", a.name))
+		case paused && terminal(last.GetState()) && outage == 0 && enabled(checkUnpauseRetried):
+			v = append(v, fmt.Sprintf("%s left paused until its lease (op %s ended %s) although its agent answers", a.name, lease.op, last.GetState()))
+		}
+	}
+	return v
+}

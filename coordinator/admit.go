@@ -25,11 +25,17 @@ type candidate struct {
 	stateErr error
 	// incarnation is the agent's gossip boot id at admission.
 	incarnation uint64
+	// absent says why a roster member has no agent to ask (it left or is
+	// not in the gossip view); empty for a present agent.
+	absent string
 }
 
 // assess returns why one candidate may not take part in a pause (empty
 // when it may). Each reason names the figure and its bound.
 func assess(c candidate, cfg *pb.RuntimeConfig) []string {
+	if c.absent != "" {
+		return []string{c.absent}
+	}
 	var why []string
 	if c.status != pb.MemberStatus_MEMBER_STATUS_ALIVE {
 		why = append(why, fmt.Sprintf("gossip status %s", memberStatusName(c.status)))
@@ -70,7 +76,7 @@ func assess(c candidate, cfg *pb.RuntimeConfig) []string {
 
 // evaluation is what admission found: the reasons per candidate node
 // (every node of the cluster has an entry, empty when admissible), and
-// cluster-level problems (missing expected members, no agents).
+// cluster-level problems (no agents, an offset spread no node explains).
 type evaluation struct {
 	perNode map[string][]string
 	general []string
@@ -83,11 +89,6 @@ func evaluate(cluster string, cands []candidate, cfg *pb.RuntimeConfig) evaluati
 	ev := evaluation{perNode: map[string][]string{}}
 	for _, c := range cands {
 		ev.perNode[c.name] = assess(c, cfg)
-	}
-	for _, name := range cfg.GetExpectedMembers()[cluster].GetNames() {
-		if _, ok := ev.perNode[name]; !ok {
-			ev.general = append(ev.general, fmt.Sprintf("%s: expected member is missing", name))
-		}
 	}
 	if len(cands) == 0 {
 		ev.general = append(ev.general, fmt.Sprintf("cluster %q has no agents", cluster))

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,7 +24,7 @@ func (s *Server) GetConfig(ctx context.Context, req *pb.GetConfigRequest) (*pb.G
 // change fields, send it back). Invalid configs are refused with every
 // problem listed; the change is audited with the actor.
 func (s *Server) UpdateConfig(ctx context.Context, req *pb.UpdateConfigRequest) (*pb.UpdateConfigResponse, error) {
-	if err := fsm.ValidateRuntimeConfig(req.GetConfig()); err != nil {
+	if err := errors.Join(fsm.ValidateRuntimeConfig(req.GetConfig()), fsm.CheckRetiredFields(req.GetConfig())); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "server %s refused the config: %v", s.cfg.NodeID, err)
 	}
 	if !isForwarded(ctx) {

@@ -77,7 +77,12 @@ func (s *Server) reconcileMember(ctx context.Context, name string) error {
 		if !inFSM {
 			return nil
 		}
-		if cur.GetRole() == RoleServer && name != s.cfg.NodeID {
+		if cur.GetRole() != RoleServer {
+			// An agent stays on its cluster's roster, absent, until an
+			// operator removes it (RemoveRosterMember).
+			return nil
+		}
+		if name != s.cfg.NodeID {
 			if err := s.removeRaftServer(cctx, name); err != nil {
 				return err
 			}
@@ -90,6 +95,11 @@ func (s *Server) reconcileMember(ctx context.Context, name string) error {
 	}
 	if m.MetaErr != nil {
 		// Its metadata cannot be trusted; leave its record as it was.
+		return nil
+	}
+	if !inFSM && m.Meta.Role != RoleServer && m.Status != gossip.StatusAlive {
+		// An agent joins the roster alive; one that is gone and not on the
+		// roster was removed by an operator (or never seen alive).
 		return nil
 	}
 	want := &pb.MemberRecord{

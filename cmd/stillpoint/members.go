@@ -25,6 +25,11 @@ beside Ledger/Auditor nodes — as the coordinator leader sees it: each agent's
 clock offset and error bound (grown to now), clock status, sample age, whether
 its node is paused, unpaused or unreachable, and the operation holding it.
 
+Every agent that ever joined a cluster stays on that cluster's roster — listed
+here as dead or left once its agent is gone — until it is removed with
+'stillpoint members remove NODE'. A pause of the cluster is refused while any
+roster member is absent: its node may be serving unpaused.
+
 The leader answers (any server forwards to it); --stale lets the server you
 ask answer from its own view, which works without a leader.`,
 		Example: `  stillpoint members
@@ -35,6 +40,7 @@ ask answer from its own view, which works without a leader.`,
 	cf := addClientFlags(cmd)
 	cmd.Flags().StringVar(&cluster, "cluster", "", "only members of this cluster")
 	cmd.Flags().BoolVar(&stale, "stale", false, "answer from the asked server's own view (no leader needed)")
+	cmd.AddCommand(newMembersRemoveCmd())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		return unary(cmd, cf, "list members", func(ctx context.Context, c *coordinatorClient) (*pb.ListMembersResponse, error) {
 			return c.ListMembers(ctx, &pb.ListMembersRequest{Cluster: cluster, Stale: stale})
@@ -116,4 +122,32 @@ func memberRow(m *pb.Member) []string {
 		cluster = dash
 	}
 	return []string{m.GetName(), m.GetRole(), cluster, m.GetGossipAddress(), offset, bound, clockStatus, age, node, op}
+}
+
+func newMembersRemoveCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "remove NODE",
+		Short: "Take a node whose agent is gone off its cluster's roster",
+		Long: `Remove a node from its cluster's roster: say that the node is gone for good
+(decommissioned, renamed), so that its absent agent no longer refuses pauses
+of the cluster. A node whose agent is alive in gossip cannot be removed —
+stop the agent first. The removal is recorded in the audit log with who asked
+and --reason. An agent that starts again later rejoins the roster by itself.`,
+		Example: `  stillpoint members remove ledger-4 --reason "decommissioned, ticket OPS-812"`,
+		Args:    cobra.ExactArgs(1),
+	}
+	cf := addClientFlags(cmd)
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return unary(cmd, cf, "remove "+args[0]+" from the roster", func(ctx context.Context, c *coordinatorClient) (*pb.RemoveRosterMemberResponse, error) {
+			return c.RemoveRosterMember(ctx, &pb.RemoveRosterMemberRequest{Name: args[0], Reason: reason})
+		}, func(resp *pb.RemoveRosterMemberResponse) error {
+			m := resp.GetMember()
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "removed %s from the roster of cluster %s (its agent was %s); pauses of %s no longer wait for it\n",
+				m.GetName(), m.GetCluster(), strings.ToLower(strings.TrimPrefix(m.GetStatus().String(), "MEMBER_STATUS_")), m.GetCluster())
+			return err
+		})
+	}
+	return cmd
 }

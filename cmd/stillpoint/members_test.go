@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -258,5 +259,54 @@ func TestCoordinatorCommandsHaveHelpAndExamples(t *testing.T) {
 		if cmd.Short == "" || cmd.Example == "" || !strings.Contains(cmd.Example, "stillpoint "+path[0]) {
 			t.Errorf("%v: Short %q, Example %q", path, cmd.Short, cmd.Example)
 		}
+	}
+}
+
+func TestMembersRemoveCommand(t *testing.T) {
+	var l2 *testcluster.StandIn
+	c := testcluster.New(t, 1, testcluster.WithExtra(func(t testing.TB, c *testcluster.Cluster) {
+		c.AddStandIn(t, "ledger-1", agentMeta("ledger", 0, time.Millisecond, clock.Synchronized, gossip.Unpaused, true))
+		l2 = c.AddStandIn(t, "ledger-2", agentMeta("ledger", 0, time.Millisecond, clock.Synchronized, gossip.Unpaused, true))
+	}))
+	leader := c.WaitForLeader(t)
+	addr := leader.GRPCAddr()
+	testcluster.WaitFor(t, testcluster.DefaultTimeout, func() (bool, string) {
+		r := leader.FSM().Roster("ledger")
+		return len(r) == 2, fmt.Sprintf("ledger roster = %v", r)
+	})
+	if _, err := runCoordCLI(t, "members", "remove", "ledger-1", "--addr", addr); err == nil || !strings.Contains(err.Error(), "ledger-1 is alive in gossip") {
+		t.Fatalf("removing live ledger-1: %v, want a refusal naming it", err)
+	}
+	if _, err := runCoordCLI(t, "members", "remove", "server-1", "--addr", addr); err == nil || !strings.Contains(err.Error(), "remove-peer") {
+		t.Fatalf("removing a server: %v, want a pointer to remove-peer", err)
+	}
+	if _, err := runCoordCLI(t, "members", "remove", "nobody", "--addr", addr); err == nil || !strings.Contains(err.Error(), "nobody is on no cluster's roster") {
+		t.Fatalf("removing an unknown node: %v", err)
+	}
+	// ledger-2's agent crashes: it stays on the roster, as failed.
+	if err := l2.Pool.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, testcluster.DefaultTimeout, func() (bool, string) {
+		r, ok := leader.FSM().Member("ledger-2")
+		return ok && r.GetStatus() == pb.MemberRecordStatus_MEMBER_RECORD_STATUS_FAILED, fmt.Sprintf("ledger-2 record = %v", r)
+	})
+	out, err := runCoordCLI(t, "members", "remove", "ledger-2", "--reason", "host retired", "--addr", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "removed ledger-2 from the roster of cluster ledger") {
+		t.Fatalf("output = %q", out)
+	}
+	// A full reconcile does not put the dead agent back.
+	if err := leader.ReconcileNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := leader.FSM().Roster("ledger"); len(r) != 1 || r[0].GetName() != "ledger-1" {
+		t.Fatalf("ledger roster after remove = %v", r)
+	}
+	rec := leader.FSM().Audit(1)
+	if len(rec) != 1 || rec[0].GetAction() != "roster-remove" || !strings.Contains(rec[0].GetActor(), "127.0.0.1") || !strings.Contains(rec[0].GetDetail(), "host retired") {
+		t.Fatalf("audit = %v", rec)
 	}
 }

@@ -23,6 +23,7 @@ func (f *FSM) applySetConfig(index uint64, cmd *pb.SetConfigCommand) (proto.Mess
 	}
 	old := f.st.config
 	f.st.config = clone(cmd.GetConfig())
+	stripRetired(f.st.config)
 	f.audit(index, AuditConfigChange, cmd.GetActor(), "", describeConfigChange(old, f.st.config), cmd.GetAt())
 	return clone(f.st.config), nil
 }

@@ -23,6 +23,10 @@ const (
 	UpsertMemberType    MessageType = 7
 	RemoveMemberType    MessageType = 8
 	AppendAuditType     MessageType = 9
+	// RemoveRosterMemberType: an operator takes an agent off its roster.
+	RemoveRosterMemberType MessageType = 10
+	// InvalidateRestorePointType: a late report flags a catalog entry.
+	InvalidateRestorePointType MessageType = 11
 )
 
 // IgnoreUnknownTypeFlag marks a command that an older server which does not
@@ -50,6 +54,10 @@ func (t MessageType) String() string {
 		return "RemoveMember"
 	case AppendAuditType:
 		return "AppendAudit"
+	case RemoveRosterMemberType:
+		return "RemoveRosterMember"
+	case InvalidateRestorePointType:
+		return "InvalidateRestorePoint"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
@@ -75,6 +83,10 @@ func TypeOf(cmd proto.Message) (MessageType, error) {
 		return RemoveMemberType, nil
 	case *pb.AppendAuditCommand:
 		return AppendAuditType, nil
+	case *pb.RemoveRosterMemberCommand:
+		return RemoveRosterMemberType, nil
+	case *pb.InvalidateRestorePointCommand:
+		return InvalidateRestorePointType, nil
 	}
 	return 0, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)
 }

@@ -65,28 +65,31 @@ func ValidateRuntimeConfig(c *pb.RuntimeConfig) error {
 	if c.GetLeaseNs() > 0 && c.GetLeaseNs() < int64(time.Second) {
 		bad("lease_ns is %s; below 1s a lease cannot be renewed reliably", time.Duration(c.GetLeaseNs()))
 	}
-	clusters := make([]string, 0, len(c.GetExpectedMembers()))
-	for cl := range c.GetExpectedMembers() {
+	return errors.Join(errs...)
+}
+
+// CheckRetiredFields refuses a config that sets a retired field: the API
+// edge calls it before proposing a config. (Apply only strips retired
+// fields, so an old log entry that set one replays the same everywhere.)
+func CheckRetiredFields(c *pb.RuntimeConfig) error {
+	//lint:ignore SA1019 checking that the retired field is empty
+	em := c.GetExpectedMembers()
+	if len(em) == 0 {
+		return nil
+	}
+	clusters := make([]string, 0, len(em))
+	for cl := range em {
 		clusters = append(clusters, cl)
 	}
 	sort.Strings(clusters)
-	for _, cl := range clusters {
-		if cl == "" {
-			bad("expected_members has an empty cluster name")
-		}
-		seen := map[string]bool{}
-		for _, n := range c.GetExpectedMembers()[cl].GetNames() {
-			if n == "" {
-				bad("expected_members[%q] has an empty member name", cl)
-				continue
-			}
-			if seen[n] {
-				bad("expected_members[%q] lists %q twice", cl, n)
-			}
-			seen[n] = true
-		}
-	}
-	return errors.Join(errs...)
+	return fmt.Errorf("%w: expected_members (set for %s) is retired: a cluster's nodes are its roster — every agent that ever joined stays on it until `stillpoint members remove NODE` — so leave expected_members empty",
+		ErrInvalidConfig, strings.Join(clusters, ", "))
+}
+
+// stripRetired clears retired fields from a config about to be stored.
+func stripRetired(c *pb.RuntimeConfig) {
+	//lint:ignore SA1019 clearing the retired field
+	c.ExpectedMembers = nil
 }
 
 // describeConfigChange lists the fields that differ, for the audit log.
@@ -118,7 +121,8 @@ func describeConfigChange(old, cur *pb.RuntimeConfig) string {
 	return strings.Join(parts, "; ")
 }
 
-// wrapMap isolates the expected_members map so proto.Equal compares only it.
+// wrapMap isolates the map fields so proto.Equal compares only them.
 func wrapMap(c *pb.RuntimeConfig) *pb.RuntimeConfig {
+	//lint:ignore SA1019 the only map field, retired but still compared
 	return &pb.RuntimeConfig{ExpectedMembers: c.GetExpectedMembers()}
 }

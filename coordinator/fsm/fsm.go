@@ -81,6 +81,10 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		val, err = f.applyRemoveMember(l.Index, decode[*pb.RemoveMemberCommand](t, l, body))
 	case AppendAuditType:
 		val, err = f.applyAppendAudit(l.Index, decode[*pb.AppendAuditCommand](t, l, body))
+	case RemoveRosterMemberType:
+		val, err = f.applyRemoveRosterMember(l.Index, decode[*pb.RemoveRosterMemberCommand](t, l, body))
+	case InvalidateRestorePointType:
+		val, err = f.applyInvalidateRestorePoint(l.Index, decode[*pb.InvalidateRestorePointCommand](t, l, body))
 	default:
 		if ignorable {
 			f.log.Warn("skipping unknown ignorable command", zap.Uint8("type", uint8(t)), zap.Uint64("index", l.Index))

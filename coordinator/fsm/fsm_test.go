@@ -254,7 +254,6 @@ func TestBumpEpoch(t *testing.T) {
 func TestSetConfig(t *testing.T) {
 	valid := DefaultRuntimeConfig()
 	valid.MaxErrorBoundNs = int64(5 * time.Millisecond)
-	valid.ExpectedMembers = map[string]*pb.ExpectedMembers{"ledger": {Names: []string{"l1", "l2"}}}
 	tests := []struct {
 		name     string
 		cfg      *pb.RuntimeConfig
@@ -264,11 +263,6 @@ func TestSetConfig(t *testing.T) {
 		{name: "missing", cfg: nil, wantErrs: []string{"config is missing"}},
 		{name: "every problem reported", cfg: &pb.RuntimeConfig{MarginNs: -1, LeaseNs: int64(time.Millisecond)},
 			wantErrs: []string{"max_error_bound_ns", "max_drift_ns", "min_window_ns", "max_pause_wait_ns", "alarm_error_bound_ns", "margin_ns", "lease_ns is 1ms"}},
-		{name: "duplicate expected member", cfg: func() *pb.RuntimeConfig {
-			c := DefaultRuntimeConfig()
-			c.ExpectedMembers = map[string]*pb.ExpectedMembers{"ledger": {Names: []string{"l1", "l1", ""}}}
-			return c
-		}(), wantErrs: []string{`lists "l1" twice`, "empty member name"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -296,7 +290,7 @@ func TestSetConfig(t *testing.T) {
 			}
 			rec := a.f.Audit(0)
 			if len(rec) != 1 || rec[0].GetAction() != AuditConfigChange || rec[0].GetActor() != "carol" ||
-				!strings.Contains(rec[0].GetDetail(), "max_error_bound_ns 10ms -> 5ms") || !strings.Contains(rec[0].GetDetail(), "expected_members changed") {
+				!strings.Contains(rec[0].GetDetail(), "max_error_bound_ns 10ms -> 5ms") {
 				t.Fatalf("audit = %v", rec)
 			}
 		})
@@ -451,11 +445,11 @@ func populate(t *testing.T) *applier {
 	a.mustApply(&pb.BumpEpochCommand{LeaderId: "s1"})
 	cfg := DefaultRuntimeConfig()
 	cfg.MarginNs = 2e6
-	cfg.ExpectedMembers = map[string]*pb.ExpectedMembers{"ledger": {Names: []string{"ledger-1", "ledger-2"}}}
 	a.mustApply(&pb.SetConfigCommand{Config: cfg, Actor: "op"})
 	done := newOp("op-1", "ledger", 1)
 	a.mustApply(&pb.CreateOperationCommand{Operation: done, Actor: "op"})
 	a.mustApply(&pb.UpdateOperationCommand{Operation: completed(done)})
+	a.mustApply(&pb.InvalidateRestorePointCommand{OpId: "op-1", Node: "ledger-2", Reason: "ledger-2 restarted", At: stamp(time.Minute), RecordedBy: "s1"})
 	a.mustApply(&pb.CreateOperationCommand{Operation: newOp("op-2", "ledger", 1)})
 	a.mustApply(&pb.CreateOperationCommand{Operation: newOp("op-3", "auditor", 1)})
 	a.mustApply(&pb.RaiseAlarmCommand{Alarm: &pb.Alarm{Id: "a1", Node: "ledger-1", RaisedAt: stamp(0)}})
@@ -463,6 +457,8 @@ func populate(t *testing.T) *applier {
 	a.mustApply(&pb.ClearAlarmCommand{Id: "a2", ClearedAt: stamp(time.Second)})
 	a.mustApply(&pb.UpsertMemberCommand{Member: &pb.MemberRecord{Name: "s1", Role: "server"}})
 	a.mustApply(&pb.UpsertMemberCommand{Member: &pb.MemberRecord{Name: "ledger-1", Role: "ledger", Cluster: "ledger"}})
+	a.mustApply(&pb.UpsertMemberCommand{Member: &pb.MemberRecord{Name: "ledger-9", Role: "ledger", Cluster: "ledger"}})
+	a.mustApply(&pb.RemoveRosterMemberCommand{Name: "ledger-9", Actor: "op", Reason: "gone"})
 	a.mustApply(&pb.AppendAuditCommand{Record: &pb.AuditRecord{Action: "backup", Actor: "cron"}})
 	return a
 }

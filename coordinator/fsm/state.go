@@ -76,6 +76,7 @@ func stateFromSnapshot(snap *pb.FSMSnapshot) *state {
 	s.epoch = snap.GetEpoch()
 	if snap.GetConfig() != nil {
 		s.config = snap.GetConfig()
+		stripRetired(s.config)
 	}
 	for _, op := range snap.GetOperations() {
 		s.ops[op.GetOpId()] = op

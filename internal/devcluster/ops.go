@@ -210,6 +210,16 @@ func (c *Cluster) KillAgent(name string) {
 	}
 }
 
+// StopAgent stops a node's agent cleanly, as SIGTERM or a systemd restart
+// does: it leaves gossip (memberlist Leave) while its node keeps serving.
+func (c *Cluster) StopAgent(ctx context.Context, name string) error {
+	n := c.Node(name)
+	if n == nil || n.Agent == nil {
+		return fmt.Errorf("dev cluster: no agent %s", name)
+	}
+	return n.Agent.Stop(ctx)
+}
+
 // RestartAgent starts a node's agent again on the same data dir.
 func (c *Cluster) RestartAgent(ctx context.Context, name string) error {
 	n := c.Node(name)

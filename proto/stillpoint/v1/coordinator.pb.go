@@ -389,6 +389,112 @@ func (x *ListMembersResponse) GetServedBy() string {
 	return ""
 }
 
+type RemoveRosterMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Why, for the audit log.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	RequestedBy   string `protobuf:"bytes,3,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveRosterMemberRequest) Reset() {
+	*x = RemoveRosterMemberRequest{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveRosterMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveRosterMemberRequest) ProtoMessage() {}
+
+func (x *RemoveRosterMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveRosterMemberRequest.ProtoReflect.Descriptor instead.
+func (*RemoveRosterMemberRequest) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RemoveRosterMemberRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RemoveRosterMemberRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RemoveRosterMemberRequest) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+type RemoveRosterMemberResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member as it was on the roster.
+	Member        *Member `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveRosterMemberResponse) Reset() {
+	*x = RemoveRosterMemberResponse{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveRosterMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveRosterMemberResponse) ProtoMessage() {}
+
+func (x *RemoveRosterMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveRosterMemberResponse.ProtoReflect.Descriptor instead.
+func (*RemoveRosterMemberResponse) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RemoveRosterMemberResponse) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
 type DriftEntry struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Member *Member                `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
@@ -403,7 +509,7 @@ type DriftEntry struct {
 
 func (x *DriftEntry) Reset() {
 	*x = DriftEntry{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[3]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +521,7 @@ func (x *DriftEntry) String() string {
 func (*DriftEntry) ProtoMessage() {}
 
 func (x *DriftEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[3]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,7 +534,7 @@ func (x *DriftEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DriftEntry.ProtoReflect.Descriptor instead.
 func (*DriftEntry) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{3}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DriftEntry) GetMember() *Member {
@@ -462,7 +568,7 @@ type GetDriftRequest struct {
 
 func (x *GetDriftRequest) Reset() {
 	*x = GetDriftRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[4]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -474,7 +580,7 @@ func (x *GetDriftRequest) String() string {
 func (*GetDriftRequest) ProtoMessage() {}
 
 func (x *GetDriftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[4]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -487,7 +593,7 @@ func (x *GetDriftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDriftRequest.ProtoReflect.Descriptor instead.
 func (*GetDriftRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{4}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetDriftRequest) GetCluster() string {
@@ -516,7 +622,7 @@ type GetDriftResponse struct {
 
 func (x *GetDriftResponse) Reset() {
 	*x = GetDriftResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[5]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +634,7 @@ func (x *GetDriftResponse) String() string {
 func (*GetDriftResponse) ProtoMessage() {}
 
 func (x *GetDriftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[5]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +647,7 @@ func (x *GetDriftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDriftResponse.ProtoReflect.Descriptor instead.
 func (*GetDriftResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{5}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetDriftResponse) GetEntries() []*DriftEntry {
@@ -584,13 +690,16 @@ type TargetRecord struct {
 	// The agent's incarnation at admission; a different one later means the
 	// agent restarted.
 	AgentIncarnation uint64 `protobuf:"varint,12,opt,name=agent_incarnation,json=agentIncarnation,proto3" json:"agent_incarnation,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The node's agent reported after the op had completed that the node came
+	// back unpaused during it (see Operation.invalidated_after_completion).
+	InterruptedReportedLate bool `protobuf:"varint,17,opt,name=interrupted_reported_late,json=interruptedReportedLate,proto3" json:"interrupted_reported_late,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *TargetRecord) Reset() {
 	*x = TargetRecord{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[6]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +711,7 @@ func (x *TargetRecord) String() string {
 func (*TargetRecord) ProtoMessage() {}
 
 func (x *TargetRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[6]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +724,7 @@ func (x *TargetRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetRecord.ProtoReflect.Descriptor instead.
 func (*TargetRecord) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{6}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TargetRecord) GetNode() string {
@@ -702,6 +811,13 @@ func (x *TargetRecord) GetAgentIncarnation() uint64 {
 	return 0
 }
 
+func (x *TargetRecord) GetInterruptedReportedLate() bool {
+	if x != nil {
+		return x.InterruptedReportedLate
+	}
+	return false
+}
+
 type RestoreWindow struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// True-time bounds: start = max(ack + offset + bound),
@@ -719,7 +835,7 @@ type RestoreWindow struct {
 
 func (x *RestoreWindow) Reset() {
 	*x = RestoreWindow{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[7]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +847,7 @@ func (x *RestoreWindow) String() string {
 func (*RestoreWindow) ProtoMessage() {}
 
 func (x *RestoreWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[7]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +860,7 @@ func (x *RestoreWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreWindow.ProtoReflect.Descriptor instead.
 func (*RestoreWindow) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{7}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RestoreWindow) GetStart() *timestamppb.Timestamp {
@@ -817,14 +933,22 @@ type Operation struct {
 	LeaseReleased []string `protobuf:"bytes,18,rep,name=lease_released,json=leaseReleased,proto3" json:"lease_released,omitempty"`
 	// The client's StartPauseRequest.request_id; a retried request with the
 	// same id returns this op instead of starting another.
-	RequestId     string `protobuf:"bytes,19,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,19,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Set when an agent reported, after the op COMPLETED, that its node came
+	// back unpaused during the op: the restore point is unsound. The state
+	// stays COMPLETED (history is never rewritten); the catalog entry is
+	// flagged too.
+	InvalidatedAfterCompletion bool   `protobuf:"varint,20,opt,name=invalidated_after_completion,json=invalidatedAfterCompletion,proto3" json:"invalidated_after_completion,omitempty"`
+	InvalidatedReason          string `protobuf:"bytes,21,opt,name=invalidated_reason,json=invalidatedReason,proto3" json:"invalidated_reason,omitempty"`
+	// When the leader learned it, with its clock estimate.
+	InvalidatedAt *StampedTime `protobuf:"bytes,22,opt,name=invalidated_at,json=invalidatedAt,proto3" json:"invalidated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Operation) Reset() {
 	*x = Operation{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[8]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +960,7 @@ func (x *Operation) String() string {
 func (*Operation) ProtoMessage() {}
 
 func (x *Operation) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[8]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +973,7 @@ func (x *Operation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Operation.ProtoReflect.Descriptor instead.
 func (*Operation) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{8}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Operation) GetOpId() string {
@@ -985,6 +1109,27 @@ func (x *Operation) GetRequestId() string {
 	return ""
 }
 
+func (x *Operation) GetInvalidatedAfterCompletion() bool {
+	if x != nil {
+		return x.InvalidatedAfterCompletion
+	}
+	return false
+}
+
+func (x *Operation) GetInvalidatedReason() string {
+	if x != nil {
+		return x.InvalidatedReason
+	}
+	return ""
+}
+
+func (x *Operation) GetInvalidatedAt() *StampedTime {
+	if x != nil {
+		return x.InvalidatedAt
+	}
+	return nil
+}
+
 type StartPauseRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Cluster string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
@@ -1000,7 +1145,7 @@ type StartPauseRequest struct {
 
 func (x *StartPauseRequest) Reset() {
 	*x = StartPauseRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[9]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1012,7 +1157,7 @@ func (x *StartPauseRequest) String() string {
 func (*StartPauseRequest) ProtoMessage() {}
 
 func (x *StartPauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[9]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1025,7 +1170,7 @@ func (x *StartPauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartPauseRequest.ProtoReflect.Descriptor instead.
 func (*StartPauseRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{9}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StartPauseRequest) GetCluster() string {
@@ -1065,7 +1210,7 @@ type StartPauseResponse struct {
 
 func (x *StartPauseResponse) Reset() {
 	*x = StartPauseResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[10]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1222,7 @@ func (x *StartPauseResponse) String() string {
 func (*StartPauseResponse) ProtoMessage() {}
 
 func (x *StartPauseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[10]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1235,7 @@ func (x *StartPauseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartPauseResponse.ProtoReflect.Descriptor instead.
 func (*StartPauseResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{10}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StartPauseResponse) GetOperation() *Operation {
@@ -1110,7 +1255,7 @@ type ForceUnpauseRequest struct {
 
 func (x *ForceUnpauseRequest) Reset() {
 	*x = ForceUnpauseRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[11]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1267,7 @@ func (x *ForceUnpauseRequest) String() string {
 func (*ForceUnpauseRequest) ProtoMessage() {}
 
 func (x *ForceUnpauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[11]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1280,7 @@ func (x *ForceUnpauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForceUnpauseRequest.ProtoReflect.Descriptor instead.
 func (*ForceUnpauseRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{11}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ForceUnpauseRequest) GetOpId() string {
@@ -1161,7 +1306,7 @@ type ForceUnpauseResponse struct {
 
 func (x *ForceUnpauseResponse) Reset() {
 	*x = ForceUnpauseResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[12]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1318,7 @@ func (x *ForceUnpauseResponse) String() string {
 func (*ForceUnpauseResponse) ProtoMessage() {}
 
 func (x *ForceUnpauseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[12]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1331,7 @@ func (x *ForceUnpauseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForceUnpauseResponse.ProtoReflect.Descriptor instead.
 func (*ForceUnpauseResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{12}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ForceUnpauseResponse) GetOperation() *Operation {
@@ -1206,7 +1351,7 @@ type GetOperationRequest struct {
 
 func (x *GetOperationRequest) Reset() {
 	*x = GetOperationRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[13]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1363,7 @@ func (x *GetOperationRequest) String() string {
 func (*GetOperationRequest) ProtoMessage() {}
 
 func (x *GetOperationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[13]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1376,7 @@ func (x *GetOperationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationRequest.ProtoReflect.Descriptor instead.
 func (*GetOperationRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{13}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetOperationRequest) GetOpId() string {
@@ -1257,7 +1402,7 @@ type GetOperationResponse struct {
 
 func (x *GetOperationResponse) Reset() {
 	*x = GetOperationResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[14]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1414,7 @@ func (x *GetOperationResponse) String() string {
 func (*GetOperationResponse) ProtoMessage() {}
 
 func (x *GetOperationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[14]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1427,7 @@ func (x *GetOperationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOperationResponse.ProtoReflect.Descriptor instead.
 func (*GetOperationResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{14}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetOperationResponse) GetOperation() *Operation {
@@ -1303,7 +1448,7 @@ type ListOperationsRequest struct {
 
 func (x *ListOperationsRequest) Reset() {
 	*x = ListOperationsRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[15]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1460,7 @@ func (x *ListOperationsRequest) String() string {
 func (*ListOperationsRequest) ProtoMessage() {}
 
 func (x *ListOperationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[15]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1473,7 @@ func (x *ListOperationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperationsRequest.ProtoReflect.Descriptor instead.
 func (*ListOperationsRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{15}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListOperationsRequest) GetCluster() string {
@@ -1361,7 +1506,7 @@ type ListOperationsResponse struct {
 
 func (x *ListOperationsResponse) Reset() {
 	*x = ListOperationsResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[16]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1518,7 @@ func (x *ListOperationsResponse) String() string {
 func (*ListOperationsResponse) ProtoMessage() {}
 
 func (x *ListOperationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[16]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1531,7 @@ func (x *ListOperationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperationsResponse.ProtoReflect.Descriptor instead.
 func (*ListOperationsResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{16}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListOperationsResponse) GetOperations() []*Operation {
@@ -1405,7 +1550,7 @@ type WatchOperationRequest struct {
 
 func (x *WatchOperationRequest) Reset() {
 	*x = WatchOperationRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[17]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1562,7 @@ func (x *WatchOperationRequest) String() string {
 func (*WatchOperationRequest) ProtoMessage() {}
 
 func (x *WatchOperationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[17]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1575,7 @@ func (x *WatchOperationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOperationRequest.ProtoReflect.Descriptor instead.
 func (*WatchOperationRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{17}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchOperationRequest) GetOpId() string {
@@ -1449,7 +1594,7 @@ type WatchOperationResponse struct {
 
 func (x *WatchOperationResponse) Reset() {
 	*x = WatchOperationResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[18]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1606,7 @@ func (x *WatchOperationResponse) String() string {
 func (*WatchOperationResponse) ProtoMessage() {}
 
 func (x *WatchOperationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[18]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1619,7 @@ func (x *WatchOperationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchOperationResponse.ProtoReflect.Descriptor instead.
 func (*WatchOperationResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{18}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchOperationResponse) GetOperation() *Operation {
@@ -1485,20 +1630,30 @@ func (x *WatchOperationResponse) GetOperation() *Operation {
 }
 
 type RestorePoint struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OpId          string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Cluster       string                 `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Window        *RestoreWindow         `protobuf:"bytes,3,opt,name=window,proto3" json:"window,omitempty"`
-	HoldNs        int64                  `protobuf:"varint,4,opt,name=hold_ns,json=holdNs,proto3" json:"hold_ns,omitempty"`
-	Targets       []string               `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`
-	CreatedAt     *StampedTime           `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	OpId      string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	Cluster   string                 `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Window    *RestoreWindow         `protobuf:"bytes,3,opt,name=window,proto3" json:"window,omitempty"`
+	HoldNs    int64                  `protobuf:"varint,4,opt,name=hold_ns,json=holdNs,proto3" json:"hold_ns,omitempty"`
+	Targets   []string               `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`
+	CreatedAt *StampedTime           `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Set when an agent reported after the fact that a target came back
+	// unpaused during the pause: do not restore to this point. The entry
+	// stays in the catalog, flagged.
+	Invalid bool `protobuf:"varint,7,opt,name=invalid,proto3" json:"invalid,omitempty"`
+	// Why, naming the node and the op.
+	InvalidReason string `protobuf:"bytes,8,opt,name=invalid_reason,json=invalidReason,proto3" json:"invalid_reason,omitempty"`
+	// When the leader learned it, with its clock estimate.
+	InvalidatedAt *StampedTime `protobuf:"bytes,9,opt,name=invalidated_at,json=invalidatedAt,proto3" json:"invalidated_at,omitempty"`
+	// Who reported it (the agent's node) and which server recorded it.
+	InvalidatedBy string `protobuf:"bytes,10,opt,name=invalidated_by,json=invalidatedBy,proto3" json:"invalidated_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RestorePoint) Reset() {
 	*x = RestorePoint{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[19]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1510,7 +1665,7 @@ func (x *RestorePoint) String() string {
 func (*RestorePoint) ProtoMessage() {}
 
 func (x *RestorePoint) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[19]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1523,7 +1678,7 @@ func (x *RestorePoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestorePoint.ProtoReflect.Descriptor instead.
 func (*RestorePoint) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{19}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RestorePoint) GetOpId() string {
@@ -1568,6 +1723,34 @@ func (x *RestorePoint) GetCreatedAt() *StampedTime {
 	return nil
 }
 
+func (x *RestorePoint) GetInvalid() bool {
+	if x != nil {
+		return x.Invalid
+	}
+	return false
+}
+
+func (x *RestorePoint) GetInvalidReason() string {
+	if x != nil {
+		return x.InvalidReason
+	}
+	return ""
+}
+
+func (x *RestorePoint) GetInvalidatedAt() *StampedTime {
+	if x != nil {
+		return x.InvalidatedAt
+	}
+	return nil
+}
+
+func (x *RestorePoint) GetInvalidatedBy() string {
+	if x != nil {
+		return x.InvalidatedBy
+	}
+	return ""
+}
+
 type ListRestorePointsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
@@ -1579,7 +1762,7 @@ type ListRestorePointsRequest struct {
 
 func (x *ListRestorePointsRequest) Reset() {
 	*x = ListRestorePointsRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[20]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1774,7 @@ func (x *ListRestorePointsRequest) String() string {
 func (*ListRestorePointsRequest) ProtoMessage() {}
 
 func (x *ListRestorePointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[20]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1787,7 @@ func (x *ListRestorePointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestorePointsRequest.ProtoReflect.Descriptor instead.
 func (*ListRestorePointsRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{20}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListRestorePointsRequest) GetCluster() string {
@@ -1637,7 +1820,7 @@ type ListRestorePointsResponse struct {
 
 func (x *ListRestorePointsResponse) Reset() {
 	*x = ListRestorePointsResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[21]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +1832,7 @@ func (x *ListRestorePointsResponse) String() string {
 func (*ListRestorePointsResponse) ProtoMessage() {}
 
 func (x *ListRestorePointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[21]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +1845,7 @@ func (x *ListRestorePointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRestorePointsResponse.ProtoReflect.Descriptor instead.
 func (*ListRestorePointsResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{21}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListRestorePointsResponse) GetRestorePoints() []*RestorePoint {
@@ -1682,7 +1865,7 @@ type GetRestorePointRequest struct {
 
 func (x *GetRestorePointRequest) Reset() {
 	*x = GetRestorePointRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[22]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1694,7 +1877,7 @@ func (x *GetRestorePointRequest) String() string {
 func (*GetRestorePointRequest) ProtoMessage() {}
 
 func (x *GetRestorePointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[22]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1707,7 +1890,7 @@ func (x *GetRestorePointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestorePointRequest.ProtoReflect.Descriptor instead.
 func (*GetRestorePointRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{22}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetRestorePointRequest) GetOpId() string {
@@ -1733,7 +1916,7 @@ type GetRestorePointResponse struct {
 
 func (x *GetRestorePointResponse) Reset() {
 	*x = GetRestorePointResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[23]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +1928,7 @@ func (x *GetRestorePointResponse) String() string {
 func (*GetRestorePointResponse) ProtoMessage() {}
 
 func (x *GetRestorePointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[23]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +1941,7 @@ func (x *GetRestorePointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRestorePointResponse.ProtoReflect.Descriptor instead.
 func (*GetRestorePointResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{23}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetRestorePointResponse) GetRestorePoint() *RestorePoint {
@@ -1783,7 +1966,11 @@ type RuntimeConfig struct {
 	// Clock bound of the databases that stamp commits with their own clock;
 	// shrinks the window on both sides.
 	TargetClockBoundNs int64 `protobuf:"varint,7,opt,name=target_clock_bound_ns,json=targetClockBoundNs,proto3" json:"target_clock_bound_ns,omitempty"`
-	// Members expected per cluster: a missing one refuses the pause.
+	// Retired: must be empty. A cluster's nodes are its roster (every agent
+	// that ever joined, until `stillpoint members remove`), kept in the FSM;
+	// one list, not two.
+	//
+	// Deprecated: Marked as deprecated in stillpoint/v1/coordinator.proto.
 	ExpectedMembers map[string]*ExpectedMembers `protobuf:"bytes,8,rep,name=expected_members,json=expectedMembers,proto3" json:"expected_members,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Alarm when an agent's error bound exceeds this.
 	AlarmErrorBoundNs int64 `protobuf:"varint,9,opt,name=alarm_error_bound_ns,json=alarmErrorBoundNs,proto3" json:"alarm_error_bound_ns,omitempty"`
@@ -1793,7 +1980,7 @@ type RuntimeConfig struct {
 
 func (x *RuntimeConfig) Reset() {
 	*x = RuntimeConfig{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[24]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +1992,7 @@ func (x *RuntimeConfig) String() string {
 func (*RuntimeConfig) ProtoMessage() {}
 
 func (x *RuntimeConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[24]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +2005,7 @@ func (x *RuntimeConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuntimeConfig.ProtoReflect.Descriptor instead.
 func (*RuntimeConfig) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{24}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RuntimeConfig) GetMaxErrorBoundNs() int64 {
@@ -1870,6 +2057,7 @@ func (x *RuntimeConfig) GetTargetClockBoundNs() int64 {
 	return 0
 }
 
+// Deprecated: Marked as deprecated in stillpoint/v1/coordinator.proto.
 func (x *RuntimeConfig) GetExpectedMembers() map[string]*ExpectedMembers {
 	if x != nil {
 		return x.ExpectedMembers
@@ -1893,7 +2081,7 @@ type ExpectedMembers struct {
 
 func (x *ExpectedMembers) Reset() {
 	*x = ExpectedMembers{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[25]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1905,7 +2093,7 @@ func (x *ExpectedMembers) String() string {
 func (*ExpectedMembers) ProtoMessage() {}
 
 func (x *ExpectedMembers) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[25]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1918,7 +2106,7 @@ func (x *ExpectedMembers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpectedMembers.ProtoReflect.Descriptor instead.
 func (*ExpectedMembers) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{25}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ExpectedMembers) GetNames() []string {
@@ -1936,7 +2124,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[26]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2136,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[26]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2149,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{26}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{28}
 }
 
 type GetConfigResponse struct {
@@ -1973,7 +2161,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[27]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1985,7 +2173,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[27]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1998,7 +2186,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{27}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetConfigResponse) GetConfig() *RuntimeConfig {
@@ -2018,7 +2206,7 @@ type UpdateConfigRequest struct {
 
 func (x *UpdateConfigRequest) Reset() {
 	*x = UpdateConfigRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[28]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2030,7 +2218,7 @@ func (x *UpdateConfigRequest) String() string {
 func (*UpdateConfigRequest) ProtoMessage() {}
 
 func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[28]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2043,7 +2231,7 @@ func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfigRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{28}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UpdateConfigRequest) GetConfig() *RuntimeConfig {
@@ -2069,7 +2257,7 @@ type UpdateConfigResponse struct {
 
 func (x *UpdateConfigResponse) Reset() {
 	*x = UpdateConfigResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[29]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2081,7 +2269,7 @@ func (x *UpdateConfigResponse) String() string {
 func (*UpdateConfigResponse) ProtoMessage() {}
 
 func (x *UpdateConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[29]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2094,7 +2282,7 @@ func (x *UpdateConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfigResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConfigResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{29}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UpdateConfigResponse) GetConfig() *RuntimeConfig {
@@ -2119,7 +2307,7 @@ type Alarm struct {
 
 func (x *Alarm) Reset() {
 	*x = Alarm{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[30]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2131,7 +2319,7 @@ func (x *Alarm) String() string {
 func (*Alarm) ProtoMessage() {}
 
 func (x *Alarm) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[30]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2332,7 @@ func (x *Alarm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alarm.ProtoReflect.Descriptor instead.
 func (*Alarm) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{30}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Alarm) GetId() string {
@@ -2206,7 +2394,7 @@ type ListAlarmsRequest struct {
 
 func (x *ListAlarmsRequest) Reset() {
 	*x = ListAlarmsRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[31]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2406,7 @@ func (x *ListAlarmsRequest) String() string {
 func (*ListAlarmsRequest) ProtoMessage() {}
 
 func (x *ListAlarmsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[31]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2419,7 @@ func (x *ListAlarmsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlarmsRequest.ProtoReflect.Descriptor instead.
 func (*ListAlarmsRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{31}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListAlarmsRequest) GetIncludeCleared() bool {
@@ -2257,7 +2445,7 @@ type ListAlarmsResponse struct {
 
 func (x *ListAlarmsResponse) Reset() {
 	*x = ListAlarmsResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[32]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2269,7 +2457,7 @@ func (x *ListAlarmsResponse) String() string {
 func (*ListAlarmsResponse) ProtoMessage() {}
 
 func (x *ListAlarmsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[32]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2282,7 +2470,7 @@ func (x *ListAlarmsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlarmsResponse.ProtoReflect.Descriptor instead.
 func (*ListAlarmsResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{32}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListAlarmsResponse) GetAlarms() []*Alarm {
@@ -2306,7 +2494,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[33]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2506,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[33]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2519,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{33}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AuditRecord) GetIndex() uint64 {
@@ -2386,7 +2574,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[34]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2398,7 +2586,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[34]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2411,7 +2599,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{34}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListAuditRequest) GetLimit() int32 {
@@ -2437,7 +2625,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[35]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2449,7 +2637,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[35]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2462,7 +2650,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{35}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListAuditResponse) GetRecords() []*AuditRecord {
@@ -2484,7 +2672,7 @@ type RaftPeer struct {
 
 func (x *RaftPeer) Reset() {
 	*x = RaftPeer{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[36]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2496,7 +2684,7 @@ func (x *RaftPeer) String() string {
 func (*RaftPeer) ProtoMessage() {}
 
 func (x *RaftPeer) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[36]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2509,7 +2697,7 @@ func (x *RaftPeer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftPeer.ProtoReflect.Descriptor instead.
 func (*RaftPeer) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{36}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RaftPeer) GetId() string {
@@ -2551,7 +2739,7 @@ type ListRaftPeersRequest struct {
 
 func (x *ListRaftPeersRequest) Reset() {
 	*x = ListRaftPeersRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[37]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +2751,7 @@ func (x *ListRaftPeersRequest) String() string {
 func (*ListRaftPeersRequest) ProtoMessage() {}
 
 func (x *ListRaftPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[37]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2576,7 +2764,7 @@ func (x *ListRaftPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRaftPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListRaftPeersRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{37}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListRaftPeersRequest) GetStale() bool {
@@ -2597,7 +2785,7 @@ type ListRaftPeersResponse struct {
 
 func (x *ListRaftPeersResponse) Reset() {
 	*x = ListRaftPeersResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[38]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2609,7 +2797,7 @@ func (x *ListRaftPeersResponse) String() string {
 func (*ListRaftPeersResponse) ProtoMessage() {}
 
 func (x *ListRaftPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[38]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2622,7 +2810,7 @@ func (x *ListRaftPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRaftPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListRaftPeersResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{38}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListRaftPeersResponse) GetPeers() []*RaftPeer {
@@ -2648,7 +2836,7 @@ type RemoveRaftPeerRequest struct {
 
 func (x *RemoveRaftPeerRequest) Reset() {
 	*x = RemoveRaftPeerRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[39]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2660,7 +2848,7 @@ func (x *RemoveRaftPeerRequest) String() string {
 func (*RemoveRaftPeerRequest) ProtoMessage() {}
 
 func (x *RemoveRaftPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[39]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2673,7 +2861,7 @@ func (x *RemoveRaftPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRaftPeerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRaftPeerRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{39}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RemoveRaftPeerRequest) GetId() string {
@@ -2691,7 +2879,7 @@ type RemoveRaftPeerResponse struct {
 
 func (x *RemoveRaftPeerResponse) Reset() {
 	*x = RemoveRaftPeerResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[40]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2703,7 +2891,7 @@ func (x *RemoveRaftPeerResponse) String() string {
 func (*RemoveRaftPeerResponse) ProtoMessage() {}
 
 func (x *RemoveRaftPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[40]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2716,7 +2904,7 @@ func (x *RemoveRaftPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRaftPeerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveRaftPeerResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{40}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{42}
 }
 
 type TransferLeadershipRequest struct {
@@ -2729,7 +2917,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[41]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2741,7 +2929,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[41]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2754,7 +2942,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{41}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -2773,7 +2961,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[42]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2785,7 +2973,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[42]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2798,7 +2986,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{42}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeader() string {
@@ -2816,7 +3004,7 @@ type GetServerInfoRequest struct {
 
 func (x *GetServerInfoRequest) Reset() {
 	*x = GetServerInfoRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[43]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2828,7 +3016,7 @@ func (x *GetServerInfoRequest) String() string {
 func (*GetServerInfoRequest) ProtoMessage() {}
 
 func (x *GetServerInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[43]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2841,7 +3029,7 @@ func (x *GetServerInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetServerInfoRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{43}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{45}
 }
 
 type GetServerInfoResponse struct {
@@ -2863,7 +3051,7 @@ type GetServerInfoResponse struct {
 
 func (x *GetServerInfoResponse) Reset() {
 	*x = GetServerInfoResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[44]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2875,7 +3063,7 @@ func (x *GetServerInfoResponse) String() string {
 func (*GetServerInfoResponse) ProtoMessage() {}
 
 func (x *GetServerInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[44]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2888,7 +3076,7 @@ func (x *GetServerInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetServerInfoResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{44}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetServerInfoResponse) GetNodeId() string {
@@ -2979,7 +3167,13 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x05stale\x18\x02 \x01(\bR\x05stale\"c\n" +
 	"\x13ListMembersResponse\x12/\n" +
 	"\amembers\x18\x01 \x03(\v2\x15.stillpoint.v1.MemberR\amembers\x12\x1b\n" +
-	"\tserved_by\x18\x02 \x01(\tR\bservedBy\"u\n" +
+	"\tserved_by\x18\x02 \x01(\tR\bservedBy\"j\n" +
+	"\x19RemoveRosterMemberRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12!\n" +
+	"\frequested_by\x18\x03 \x01(\tR\vrequestedBy\"K\n" +
+	"\x1aRemoveRosterMemberResponse\x12-\n" +
+	"\x06member\x18\x01 \x01(\v2\x15.stillpoint.v1.MemberR\x06member\"u\n" +
 	"\n" +
 	"DriftEntry\x12-\n" +
 	"\x06member\x18\x01 \x01(\v2\x15.stillpoint.v1.MemberR\x06member\x12\x1e\n" +
@@ -2996,7 +3190,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x06config\x18\x03 \x01(\v2\x1c.stillpoint.v1.RuntimeConfigR\x06config\x1a;\n" +
 	"\rSpreadNsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xd6\x04\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x92\x05\n" +
 	"\fTargetRecord\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12!\n" +
 	"\fgrpc_address\x18\x02 \x01(\tR\vgrpcAddress\x12C\n" +
@@ -3010,13 +3204,14 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\rlease_expired\x18\n" +
 	" \x01(\bR\fleaseExpired\x12)\n" +
 	"\x10node_interrupted\x18\v \x01(\bR\x0fnodeInterrupted\x12+\n" +
-	"\x11agent_incarnation\x18\f \x01(\x04R\x10agentIncarnation\"\xf2\x01\n" +
+	"\x11agent_incarnation\x18\f \x01(\x04R\x10agentIncarnation\x12:\n" +
+	"\x19interrupted_reported_late\x18\x11 \x01(\bR\x17interruptedReportedLate\"\xf2\x01\n" +
 	"\rRestoreWindow\x120\n" +
 	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
 	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12?\n" +
 	"\rrestore_point\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\frestorePoint\x12%\n" +
 	"\x0euncertainty_ns\x18\x04 \x01(\x03R\runcertaintyNs\x12\x19\n" +
-	"\bwidth_ns\x18\x05 \x01(\x03R\awidthNs\"\xf7\x05\n" +
+	"\bwidth_ns\x18\x05 \x01(\x03R\awidthNs\"\xab\a\n" +
 	"\tOperation\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x123\n" +
@@ -3039,7 +3234,10 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\rhold_deadline\x18\x11 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\fholdDeadline\x12%\n" +
 	"\x0elease_released\x18\x12 \x03(\tR\rleaseReleased\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x13 \x01(\tR\trequestId\"\x88\x01\n" +
+	"request_id\x18\x13 \x01(\tR\trequestId\x12@\n" +
+	"\x1cinvalidated_after_completion\x18\x14 \x01(\bR\x1ainvalidatedAfterCompletion\x12-\n" +
+	"\x12invalidated_reason\x18\x15 \x01(\tR\x11invalidatedReason\x12A\n" +
+	"\x0einvalidated_at\x18\x16 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\rinvalidatedAt\"\x88\x01\n" +
 	"\x11StartPauseRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x17\n" +
 	"\ahold_ms\x18\x02 \x01(\x03R\x06holdMs\x12!\n" +
@@ -3069,7 +3267,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x15WatchOperationRequest\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\"P\n" +
 	"\x16WatchOperationResponse\x126\n" +
-	"\toperation\x18\x01 \x01(\v2\x18.stillpoint.v1.OperationR\toperation\"\xe1\x01\n" +
+	"\toperation\x18\x01 \x01(\v2\x18.stillpoint.v1.OperationR\toperation\"\x8c\x03\n" +
 	"\fRestorePoint\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x124\n" +
@@ -3077,7 +3275,12 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\ahold_ns\x18\x04 \x01(\x03R\x06holdNs\x12\x18\n" +
 	"\atargets\x18\x05 \x03(\tR\atargets\x129\n" +
 	"\n" +
-	"created_at\x18\x06 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\tcreatedAt\"`\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\tcreatedAt\x12\x18\n" +
+	"\ainvalid\x18\a \x01(\bR\ainvalid\x12%\n" +
+	"\x0einvalid_reason\x18\b \x01(\tR\rinvalidReason\x12A\n" +
+	"\x0einvalidated_at\x18\t \x01(\v2\x1a.stillpoint.v1.StampedTimeR\rinvalidatedAt\x12%\n" +
+	"\x0einvalidated_by\x18\n" +
+	" \x01(\tR\rinvalidatedBy\"`\n" +
 	"\x18ListRestorePointsRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x14\n" +
@@ -3088,7 +3291,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x14\n" +
 	"\x05stale\x18\x02 \x01(\bR\x05stale\"[\n" +
 	"\x17GetRestorePointResponse\x12@\n" +
-	"\rrestore_point\x18\x01 \x01(\v2\x1b.stillpoint.v1.RestorePointR\frestorePoint\"\x8b\x04\n" +
+	"\rrestore_point\x18\x01 \x01(\v2\x1b.stillpoint.v1.RestorePointR\frestorePoint\"\x8f\x04\n" +
 	"\rRuntimeConfig\x12+\n" +
 	"\x12max_error_bound_ns\x18\x01 \x01(\x03R\x0fmaxErrorBoundNs\x12 \n" +
 	"\fmax_drift_ns\x18\x02 \x01(\x03R\n" +
@@ -3097,8 +3300,8 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\tmargin_ns\x18\x04 \x01(\x03R\bmarginNs\x12\"\n" +
 	"\rmin_window_ns\x18\x05 \x01(\x03R\vminWindowNs\x12)\n" +
 	"\x11max_pause_wait_ns\x18\x06 \x01(\x03R\x0emaxPauseWaitNs\x121\n" +
-	"\x15target_clock_bound_ns\x18\a \x01(\x03R\x12targetClockBoundNs\x12\\\n" +
-	"\x10expected_members\x18\b \x03(\v21.stillpoint.v1.RuntimeConfig.ExpectedMembersEntryR\x0fexpectedMembers\x12/\n" +
+	"\x15target_clock_bound_ns\x18\a \x01(\x03R\x12targetClockBoundNs\x12`\n" +
+	"\x10expected_members\x18\b \x03(\v21.stillpoint.v1.RuntimeConfig.ExpectedMembersEntryB\x02\x18\x01R\x0fexpectedMembers\x12/\n" +
 	"\x14alarm_error_bound_ns\x18\t \x01(\x03R\x11alarmErrorBoundNs\x1ab\n" +
 	"\x14ExpectedMembersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
@@ -3183,10 +3386,11 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x19OPERATION_STATE_UNPAUSING\x10\x04\x12\x1d\n" +
 	"\x19OPERATION_STATE_COMPLETED\x10\x05\x12\x1b\n" +
 	"\x17OPERATION_STATE_ABORTED\x10\x06\x12\x1b\n" +
-	"\x17OPERATION_STATE_INVALID\x10\a2\x94\f\n" +
+	"\x17OPERATION_STATE_INVALID\x10\a2\xff\f\n" +
 	"\x12CoordinatorService\x12T\n" +
 	"\vListMembers\x12!.stillpoint.v1.ListMembersRequest\x1a\".stillpoint.v1.ListMembersResponse\x12K\n" +
-	"\bGetDrift\x12\x1e.stillpoint.v1.GetDriftRequest\x1a\x1f.stillpoint.v1.GetDriftResponse\x12Q\n" +
+	"\bGetDrift\x12\x1e.stillpoint.v1.GetDriftRequest\x1a\x1f.stillpoint.v1.GetDriftResponse\x12i\n" +
+	"\x12RemoveRosterMember\x12(.stillpoint.v1.RemoveRosterMemberRequest\x1a).stillpoint.v1.RemoveRosterMemberResponse\x12Q\n" +
 	"\n" +
 	"StartPause\x12 .stillpoint.v1.StartPauseRequest\x1a!.stillpoint.v1.StartPauseResponse\x12W\n" +
 	"\fForceUnpause\x12\".stillpoint.v1.ForceUnpauseRequest\x1a#.stillpoint.v1.ForceUnpauseResponse\x12W\n" +
@@ -3218,146 +3422,153 @@ func file_stillpoint_v1_coordinator_proto_rawDescGZIP() []byte {
 }
 
 var file_stillpoint_v1_coordinator_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_stillpoint_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_stillpoint_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_stillpoint_v1_coordinator_proto_goTypes = []any{
 	(MemberStatus)(0),                  // 0: stillpoint.v1.MemberStatus
 	(OperationState)(0),                // 1: stillpoint.v1.OperationState
 	(*Member)(nil),                     // 2: stillpoint.v1.Member
 	(*ListMembersRequest)(nil),         // 3: stillpoint.v1.ListMembersRequest
 	(*ListMembersResponse)(nil),        // 4: stillpoint.v1.ListMembersResponse
-	(*DriftEntry)(nil),                 // 5: stillpoint.v1.DriftEntry
-	(*GetDriftRequest)(nil),            // 6: stillpoint.v1.GetDriftRequest
-	(*GetDriftResponse)(nil),           // 7: stillpoint.v1.GetDriftResponse
-	(*TargetRecord)(nil),               // 8: stillpoint.v1.TargetRecord
-	(*RestoreWindow)(nil),              // 9: stillpoint.v1.RestoreWindow
-	(*Operation)(nil),                  // 10: stillpoint.v1.Operation
-	(*StartPauseRequest)(nil),          // 11: stillpoint.v1.StartPauseRequest
-	(*StartPauseResponse)(nil),         // 12: stillpoint.v1.StartPauseResponse
-	(*ForceUnpauseRequest)(nil),        // 13: stillpoint.v1.ForceUnpauseRequest
-	(*ForceUnpauseResponse)(nil),       // 14: stillpoint.v1.ForceUnpauseResponse
-	(*GetOperationRequest)(nil),        // 15: stillpoint.v1.GetOperationRequest
-	(*GetOperationResponse)(nil),       // 16: stillpoint.v1.GetOperationResponse
-	(*ListOperationsRequest)(nil),      // 17: stillpoint.v1.ListOperationsRequest
-	(*ListOperationsResponse)(nil),     // 18: stillpoint.v1.ListOperationsResponse
-	(*WatchOperationRequest)(nil),      // 19: stillpoint.v1.WatchOperationRequest
-	(*WatchOperationResponse)(nil),     // 20: stillpoint.v1.WatchOperationResponse
-	(*RestorePoint)(nil),               // 21: stillpoint.v1.RestorePoint
-	(*ListRestorePointsRequest)(nil),   // 22: stillpoint.v1.ListRestorePointsRequest
-	(*ListRestorePointsResponse)(nil),  // 23: stillpoint.v1.ListRestorePointsResponse
-	(*GetRestorePointRequest)(nil),     // 24: stillpoint.v1.GetRestorePointRequest
-	(*GetRestorePointResponse)(nil),    // 25: stillpoint.v1.GetRestorePointResponse
-	(*RuntimeConfig)(nil),              // 26: stillpoint.v1.RuntimeConfig
-	(*ExpectedMembers)(nil),            // 27: stillpoint.v1.ExpectedMembers
-	(*GetConfigRequest)(nil),           // 28: stillpoint.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),          // 29: stillpoint.v1.GetConfigResponse
-	(*UpdateConfigRequest)(nil),        // 30: stillpoint.v1.UpdateConfigRequest
-	(*UpdateConfigResponse)(nil),       // 31: stillpoint.v1.UpdateConfigResponse
-	(*Alarm)(nil),                      // 32: stillpoint.v1.Alarm
-	(*ListAlarmsRequest)(nil),          // 33: stillpoint.v1.ListAlarmsRequest
-	(*ListAlarmsResponse)(nil),         // 34: stillpoint.v1.ListAlarmsResponse
-	(*AuditRecord)(nil),                // 35: stillpoint.v1.AuditRecord
-	(*ListAuditRequest)(nil),           // 36: stillpoint.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),          // 37: stillpoint.v1.ListAuditResponse
-	(*RaftPeer)(nil),                   // 38: stillpoint.v1.RaftPeer
-	(*ListRaftPeersRequest)(nil),       // 39: stillpoint.v1.ListRaftPeersRequest
-	(*ListRaftPeersResponse)(nil),      // 40: stillpoint.v1.ListRaftPeersResponse
-	(*RemoveRaftPeerRequest)(nil),      // 41: stillpoint.v1.RemoveRaftPeerRequest
-	(*RemoveRaftPeerResponse)(nil),     // 42: stillpoint.v1.RemoveRaftPeerResponse
-	(*TransferLeadershipRequest)(nil),  // 43: stillpoint.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 44: stillpoint.v1.TransferLeadershipResponse
-	(*GetServerInfoRequest)(nil),       // 45: stillpoint.v1.GetServerInfoRequest
-	(*GetServerInfoResponse)(nil),      // 46: stillpoint.v1.GetServerInfoResponse
-	nil,                                // 47: stillpoint.v1.GetDriftResponse.SpreadNsEntry
-	nil,                                // 48: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
-	(*ClockEstimate)(nil),              // 49: stillpoint.v1.ClockEstimate
-	(*NodeState)(nil),                  // 50: stillpoint.v1.NodeState
-	(NodeOutcome)(0),                   // 51: stillpoint.v1.NodeOutcome
-	(*StampedTime)(nil),                // 52: stillpoint.v1.StampedTime
-	(*timestamppb.Timestamp)(nil),      // 53: google.protobuf.Timestamp
+	(*RemoveRosterMemberRequest)(nil),  // 5: stillpoint.v1.RemoveRosterMemberRequest
+	(*RemoveRosterMemberResponse)(nil), // 6: stillpoint.v1.RemoveRosterMemberResponse
+	(*DriftEntry)(nil),                 // 7: stillpoint.v1.DriftEntry
+	(*GetDriftRequest)(nil),            // 8: stillpoint.v1.GetDriftRequest
+	(*GetDriftResponse)(nil),           // 9: stillpoint.v1.GetDriftResponse
+	(*TargetRecord)(nil),               // 10: stillpoint.v1.TargetRecord
+	(*RestoreWindow)(nil),              // 11: stillpoint.v1.RestoreWindow
+	(*Operation)(nil),                  // 12: stillpoint.v1.Operation
+	(*StartPauseRequest)(nil),          // 13: stillpoint.v1.StartPauseRequest
+	(*StartPauseResponse)(nil),         // 14: stillpoint.v1.StartPauseResponse
+	(*ForceUnpauseRequest)(nil),        // 15: stillpoint.v1.ForceUnpauseRequest
+	(*ForceUnpauseResponse)(nil),       // 16: stillpoint.v1.ForceUnpauseResponse
+	(*GetOperationRequest)(nil),        // 17: stillpoint.v1.GetOperationRequest
+	(*GetOperationResponse)(nil),       // 18: stillpoint.v1.GetOperationResponse
+	(*ListOperationsRequest)(nil),      // 19: stillpoint.v1.ListOperationsRequest
+	(*ListOperationsResponse)(nil),     // 20: stillpoint.v1.ListOperationsResponse
+	(*WatchOperationRequest)(nil),      // 21: stillpoint.v1.WatchOperationRequest
+	(*WatchOperationResponse)(nil),     // 22: stillpoint.v1.WatchOperationResponse
+	(*RestorePoint)(nil),               // 23: stillpoint.v1.RestorePoint
+	(*ListRestorePointsRequest)(nil),   // 24: stillpoint.v1.ListRestorePointsRequest
+	(*ListRestorePointsResponse)(nil),  // 25: stillpoint.v1.ListRestorePointsResponse
+	(*GetRestorePointRequest)(nil),     // 26: stillpoint.v1.GetRestorePointRequest
+	(*GetRestorePointResponse)(nil),    // 27: stillpoint.v1.GetRestorePointResponse
+	(*RuntimeConfig)(nil),              // 28: stillpoint.v1.RuntimeConfig
+	(*ExpectedMembers)(nil),            // 29: stillpoint.v1.ExpectedMembers
+	(*GetConfigRequest)(nil),           // 30: stillpoint.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),          // 31: stillpoint.v1.GetConfigResponse
+	(*UpdateConfigRequest)(nil),        // 32: stillpoint.v1.UpdateConfigRequest
+	(*UpdateConfigResponse)(nil),       // 33: stillpoint.v1.UpdateConfigResponse
+	(*Alarm)(nil),                      // 34: stillpoint.v1.Alarm
+	(*ListAlarmsRequest)(nil),          // 35: stillpoint.v1.ListAlarmsRequest
+	(*ListAlarmsResponse)(nil),         // 36: stillpoint.v1.ListAlarmsResponse
+	(*AuditRecord)(nil),                // 37: stillpoint.v1.AuditRecord
+	(*ListAuditRequest)(nil),           // 38: stillpoint.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),          // 39: stillpoint.v1.ListAuditResponse
+	(*RaftPeer)(nil),                   // 40: stillpoint.v1.RaftPeer
+	(*ListRaftPeersRequest)(nil),       // 41: stillpoint.v1.ListRaftPeersRequest
+	(*ListRaftPeersResponse)(nil),      // 42: stillpoint.v1.ListRaftPeersResponse
+	(*RemoveRaftPeerRequest)(nil),      // 43: stillpoint.v1.RemoveRaftPeerRequest
+	(*RemoveRaftPeerResponse)(nil),     // 44: stillpoint.v1.RemoveRaftPeerResponse
+	(*TransferLeadershipRequest)(nil),  // 45: stillpoint.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 46: stillpoint.v1.TransferLeadershipResponse
+	(*GetServerInfoRequest)(nil),       // 47: stillpoint.v1.GetServerInfoRequest
+	(*GetServerInfoResponse)(nil),      // 48: stillpoint.v1.GetServerInfoResponse
+	nil,                                // 49: stillpoint.v1.GetDriftResponse.SpreadNsEntry
+	nil,                                // 50: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
+	(*ClockEstimate)(nil),              // 51: stillpoint.v1.ClockEstimate
+	(*NodeState)(nil),                  // 52: stillpoint.v1.NodeState
+	(NodeOutcome)(0),                   // 53: stillpoint.v1.NodeOutcome
+	(*StampedTime)(nil),                // 54: stillpoint.v1.StampedTime
+	(*timestamppb.Timestamp)(nil),      // 55: google.protobuf.Timestamp
 }
 var file_stillpoint_v1_coordinator_proto_depIdxs = []int32{
 	0,  // 0: stillpoint.v1.Member.status:type_name -> stillpoint.v1.MemberStatus
-	49, // 1: stillpoint.v1.Member.clock:type_name -> stillpoint.v1.ClockEstimate
-	50, // 2: stillpoint.v1.Member.node_state:type_name -> stillpoint.v1.NodeState
+	51, // 1: stillpoint.v1.Member.clock:type_name -> stillpoint.v1.ClockEstimate
+	52, // 2: stillpoint.v1.Member.node_state:type_name -> stillpoint.v1.NodeState
 	2,  // 3: stillpoint.v1.ListMembersResponse.members:type_name -> stillpoint.v1.Member
-	2,  // 4: stillpoint.v1.DriftEntry.member:type_name -> stillpoint.v1.Member
-	5,  // 5: stillpoint.v1.GetDriftResponse.entries:type_name -> stillpoint.v1.DriftEntry
-	47, // 6: stillpoint.v1.GetDriftResponse.spread_ns:type_name -> stillpoint.v1.GetDriftResponse.SpreadNsEntry
-	26, // 7: stillpoint.v1.GetDriftResponse.config:type_name -> stillpoint.v1.RuntimeConfig
-	49, // 8: stillpoint.v1.TargetRecord.admitted_clock:type_name -> stillpoint.v1.ClockEstimate
-	51, // 9: stillpoint.v1.TargetRecord.pause_outcome:type_name -> stillpoint.v1.NodeOutcome
-	52, // 10: stillpoint.v1.TargetRecord.acked_at:type_name -> stillpoint.v1.StampedTime
-	51, // 11: stillpoint.v1.TargetRecord.unpause_outcome:type_name -> stillpoint.v1.NodeOutcome
-	52, // 12: stillpoint.v1.TargetRecord.unpause_sent_at:type_name -> stillpoint.v1.StampedTime
-	53, // 13: stillpoint.v1.RestoreWindow.start:type_name -> google.protobuf.Timestamp
-	53, // 14: stillpoint.v1.RestoreWindow.end:type_name -> google.protobuf.Timestamp
-	53, // 15: stillpoint.v1.RestoreWindow.restore_point:type_name -> google.protobuf.Timestamp
-	1,  // 16: stillpoint.v1.Operation.state:type_name -> stillpoint.v1.OperationState
-	8,  // 17: stillpoint.v1.Operation.targets:type_name -> stillpoint.v1.TargetRecord
-	9,  // 18: stillpoint.v1.Operation.window:type_name -> stillpoint.v1.RestoreWindow
-	52, // 19: stillpoint.v1.Operation.created_at:type_name -> stillpoint.v1.StampedTime
-	52, // 20: stillpoint.v1.Operation.ended_at:type_name -> stillpoint.v1.StampedTime
-	1,  // 21: stillpoint.v1.Operation.end_state:type_name -> stillpoint.v1.OperationState
-	52, // 22: stillpoint.v1.Operation.hold_deadline:type_name -> stillpoint.v1.StampedTime
-	10, // 23: stillpoint.v1.StartPauseResponse.operation:type_name -> stillpoint.v1.Operation
-	10, // 24: stillpoint.v1.ForceUnpauseResponse.operation:type_name -> stillpoint.v1.Operation
-	10, // 25: stillpoint.v1.GetOperationResponse.operation:type_name -> stillpoint.v1.Operation
-	10, // 26: stillpoint.v1.ListOperationsResponse.operations:type_name -> stillpoint.v1.Operation
-	10, // 27: stillpoint.v1.WatchOperationResponse.operation:type_name -> stillpoint.v1.Operation
-	9,  // 28: stillpoint.v1.RestorePoint.window:type_name -> stillpoint.v1.RestoreWindow
-	52, // 29: stillpoint.v1.RestorePoint.created_at:type_name -> stillpoint.v1.StampedTime
-	21, // 30: stillpoint.v1.ListRestorePointsResponse.restore_points:type_name -> stillpoint.v1.RestorePoint
-	21, // 31: stillpoint.v1.GetRestorePointResponse.restore_point:type_name -> stillpoint.v1.RestorePoint
-	48, // 32: stillpoint.v1.RuntimeConfig.expected_members:type_name -> stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
-	26, // 33: stillpoint.v1.GetConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
-	26, // 34: stillpoint.v1.UpdateConfigRequest.config:type_name -> stillpoint.v1.RuntimeConfig
-	26, // 35: stillpoint.v1.UpdateConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
-	52, // 36: stillpoint.v1.Alarm.raised_at:type_name -> stillpoint.v1.StampedTime
-	52, // 37: stillpoint.v1.Alarm.cleared_at:type_name -> stillpoint.v1.StampedTime
-	32, // 38: stillpoint.v1.ListAlarmsResponse.alarms:type_name -> stillpoint.v1.Alarm
-	52, // 39: stillpoint.v1.AuditRecord.at:type_name -> stillpoint.v1.StampedTime
-	35, // 40: stillpoint.v1.ListAuditResponse.records:type_name -> stillpoint.v1.AuditRecord
-	38, // 41: stillpoint.v1.ListRaftPeersResponse.peers:type_name -> stillpoint.v1.RaftPeer
-	27, // 42: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry.value:type_name -> stillpoint.v1.ExpectedMembers
-	3,  // 43: stillpoint.v1.CoordinatorService.ListMembers:input_type -> stillpoint.v1.ListMembersRequest
-	6,  // 44: stillpoint.v1.CoordinatorService.GetDrift:input_type -> stillpoint.v1.GetDriftRequest
-	11, // 45: stillpoint.v1.CoordinatorService.StartPause:input_type -> stillpoint.v1.StartPauseRequest
-	13, // 46: stillpoint.v1.CoordinatorService.ForceUnpause:input_type -> stillpoint.v1.ForceUnpauseRequest
-	15, // 47: stillpoint.v1.CoordinatorService.GetOperation:input_type -> stillpoint.v1.GetOperationRequest
-	17, // 48: stillpoint.v1.CoordinatorService.ListOperations:input_type -> stillpoint.v1.ListOperationsRequest
-	19, // 49: stillpoint.v1.CoordinatorService.WatchOperation:input_type -> stillpoint.v1.WatchOperationRequest
-	22, // 50: stillpoint.v1.CoordinatorService.ListRestorePoints:input_type -> stillpoint.v1.ListRestorePointsRequest
-	24, // 51: stillpoint.v1.CoordinatorService.GetRestorePoint:input_type -> stillpoint.v1.GetRestorePointRequest
-	28, // 52: stillpoint.v1.CoordinatorService.GetConfig:input_type -> stillpoint.v1.GetConfigRequest
-	30, // 53: stillpoint.v1.CoordinatorService.UpdateConfig:input_type -> stillpoint.v1.UpdateConfigRequest
-	33, // 54: stillpoint.v1.CoordinatorService.ListAlarms:input_type -> stillpoint.v1.ListAlarmsRequest
-	36, // 55: stillpoint.v1.CoordinatorService.ListAudit:input_type -> stillpoint.v1.ListAuditRequest
-	39, // 56: stillpoint.v1.CoordinatorService.ListRaftPeers:input_type -> stillpoint.v1.ListRaftPeersRequest
-	41, // 57: stillpoint.v1.CoordinatorService.RemoveRaftPeer:input_type -> stillpoint.v1.RemoveRaftPeerRequest
-	43, // 58: stillpoint.v1.CoordinatorService.TransferLeadership:input_type -> stillpoint.v1.TransferLeadershipRequest
-	45, // 59: stillpoint.v1.CoordinatorService.GetServerInfo:input_type -> stillpoint.v1.GetServerInfoRequest
-	4,  // 60: stillpoint.v1.CoordinatorService.ListMembers:output_type -> stillpoint.v1.ListMembersResponse
-	7,  // 61: stillpoint.v1.CoordinatorService.GetDrift:output_type -> stillpoint.v1.GetDriftResponse
-	12, // 62: stillpoint.v1.CoordinatorService.StartPause:output_type -> stillpoint.v1.StartPauseResponse
-	14, // 63: stillpoint.v1.CoordinatorService.ForceUnpause:output_type -> stillpoint.v1.ForceUnpauseResponse
-	16, // 64: stillpoint.v1.CoordinatorService.GetOperation:output_type -> stillpoint.v1.GetOperationResponse
-	18, // 65: stillpoint.v1.CoordinatorService.ListOperations:output_type -> stillpoint.v1.ListOperationsResponse
-	20, // 66: stillpoint.v1.CoordinatorService.WatchOperation:output_type -> stillpoint.v1.WatchOperationResponse
-	23, // 67: stillpoint.v1.CoordinatorService.ListRestorePoints:output_type -> stillpoint.v1.ListRestorePointsResponse
-	25, // 68: stillpoint.v1.CoordinatorService.GetRestorePoint:output_type -> stillpoint.v1.GetRestorePointResponse
-	29, // 69: stillpoint.v1.CoordinatorService.GetConfig:output_type -> stillpoint.v1.GetConfigResponse
-	31, // 70: stillpoint.v1.CoordinatorService.UpdateConfig:output_type -> stillpoint.v1.UpdateConfigResponse
-	34, // 71: stillpoint.v1.CoordinatorService.ListAlarms:output_type -> stillpoint.v1.ListAlarmsResponse
-	37, // 72: stillpoint.v1.CoordinatorService.ListAudit:output_type -> stillpoint.v1.ListAuditResponse
-	40, // 73: stillpoint.v1.CoordinatorService.ListRaftPeers:output_type -> stillpoint.v1.ListRaftPeersResponse
-	42, // 74: stillpoint.v1.CoordinatorService.RemoveRaftPeer:output_type -> stillpoint.v1.RemoveRaftPeerResponse
-	44, // 75: stillpoint.v1.CoordinatorService.TransferLeadership:output_type -> stillpoint.v1.TransferLeadershipResponse
-	46, // 76: stillpoint.v1.CoordinatorService.GetServerInfo:output_type -> stillpoint.v1.GetServerInfoResponse
-	60, // [60:77] is the sub-list for method output_type
-	43, // [43:60] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	2,  // 4: stillpoint.v1.RemoveRosterMemberResponse.member:type_name -> stillpoint.v1.Member
+	2,  // 5: stillpoint.v1.DriftEntry.member:type_name -> stillpoint.v1.Member
+	7,  // 6: stillpoint.v1.GetDriftResponse.entries:type_name -> stillpoint.v1.DriftEntry
+	49, // 7: stillpoint.v1.GetDriftResponse.spread_ns:type_name -> stillpoint.v1.GetDriftResponse.SpreadNsEntry
+	28, // 8: stillpoint.v1.GetDriftResponse.config:type_name -> stillpoint.v1.RuntimeConfig
+	51, // 9: stillpoint.v1.TargetRecord.admitted_clock:type_name -> stillpoint.v1.ClockEstimate
+	53, // 10: stillpoint.v1.TargetRecord.pause_outcome:type_name -> stillpoint.v1.NodeOutcome
+	54, // 11: stillpoint.v1.TargetRecord.acked_at:type_name -> stillpoint.v1.StampedTime
+	53, // 12: stillpoint.v1.TargetRecord.unpause_outcome:type_name -> stillpoint.v1.NodeOutcome
+	54, // 13: stillpoint.v1.TargetRecord.unpause_sent_at:type_name -> stillpoint.v1.StampedTime
+	55, // 14: stillpoint.v1.RestoreWindow.start:type_name -> google.protobuf.Timestamp
+	55, // 15: stillpoint.v1.RestoreWindow.end:type_name -> google.protobuf.Timestamp
+	55, // 16: stillpoint.v1.RestoreWindow.restore_point:type_name -> google.protobuf.Timestamp
+	1,  // 17: stillpoint.v1.Operation.state:type_name -> stillpoint.v1.OperationState
+	10, // 18: stillpoint.v1.Operation.targets:type_name -> stillpoint.v1.TargetRecord
+	11, // 19: stillpoint.v1.Operation.window:type_name -> stillpoint.v1.RestoreWindow
+	54, // 20: stillpoint.v1.Operation.created_at:type_name -> stillpoint.v1.StampedTime
+	54, // 21: stillpoint.v1.Operation.ended_at:type_name -> stillpoint.v1.StampedTime
+	1,  // 22: stillpoint.v1.Operation.end_state:type_name -> stillpoint.v1.OperationState
+	54, // 23: stillpoint.v1.Operation.hold_deadline:type_name -> stillpoint.v1.StampedTime
+	54, // 24: stillpoint.v1.Operation.invalidated_at:type_name -> stillpoint.v1.StampedTime
+	12, // 25: stillpoint.v1.StartPauseResponse.operation:type_name -> stillpoint.v1.Operation
+	12, // 26: stillpoint.v1.ForceUnpauseResponse.operation:type_name -> stillpoint.v1.Operation
+	12, // 27: stillpoint.v1.GetOperationResponse.operation:type_name -> stillpoint.v1.Operation
+	12, // 28: stillpoint.v1.ListOperationsResponse.operations:type_name -> stillpoint.v1.Operation
+	12, // 29: stillpoint.v1.WatchOperationResponse.operation:type_name -> stillpoint.v1.Operation
+	11, // 30: stillpoint.v1.RestorePoint.window:type_name -> stillpoint.v1.RestoreWindow
+	54, // 31: stillpoint.v1.RestorePoint.created_at:type_name -> stillpoint.v1.StampedTime
+	54, // 32: stillpoint.v1.RestorePoint.invalidated_at:type_name -> stillpoint.v1.StampedTime
+	23, // 33: stillpoint.v1.ListRestorePointsResponse.restore_points:type_name -> stillpoint.v1.RestorePoint
+	23, // 34: stillpoint.v1.GetRestorePointResponse.restore_point:type_name -> stillpoint.v1.RestorePoint
+	50, // 35: stillpoint.v1.RuntimeConfig.expected_members:type_name -> stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
+	28, // 36: stillpoint.v1.GetConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
+	28, // 37: stillpoint.v1.UpdateConfigRequest.config:type_name -> stillpoint.v1.RuntimeConfig
+	28, // 38: stillpoint.v1.UpdateConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
+	54, // 39: stillpoint.v1.Alarm.raised_at:type_name -> stillpoint.v1.StampedTime
+	54, // 40: stillpoint.v1.Alarm.cleared_at:type_name -> stillpoint.v1.StampedTime
+	34, // 41: stillpoint.v1.ListAlarmsResponse.alarms:type_name -> stillpoint.v1.Alarm
+	54, // 42: stillpoint.v1.AuditRecord.at:type_name -> stillpoint.v1.StampedTime
+	37, // 43: stillpoint.v1.ListAuditResponse.records:type_name -> stillpoint.v1.AuditRecord
+	40, // 44: stillpoint.v1.ListRaftPeersResponse.peers:type_name -> stillpoint.v1.RaftPeer
+	29, // 45: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry.value:type_name -> stillpoint.v1.ExpectedMembers
+	3,  // 46: stillpoint.v1.CoordinatorService.ListMembers:input_type -> stillpoint.v1.ListMembersRequest
+	8,  // 47: stillpoint.v1.CoordinatorService.GetDrift:input_type -> stillpoint.v1.GetDriftRequest
+	5,  // 48: stillpoint.v1.CoordinatorService.RemoveRosterMember:input_type -> stillpoint.v1.RemoveRosterMemberRequest
+	13, // 49: stillpoint.v1.CoordinatorService.StartPause:input_type -> stillpoint.v1.StartPauseRequest
+	15, // 50: stillpoint.v1.CoordinatorService.ForceUnpause:input_type -> stillpoint.v1.ForceUnpauseRequest
+	17, // 51: stillpoint.v1.CoordinatorService.GetOperation:input_type -> stillpoint.v1.GetOperationRequest
+	19, // 52: stillpoint.v1.CoordinatorService.ListOperations:input_type -> stillpoint.v1.ListOperationsRequest
+	21, // 53: stillpoint.v1.CoordinatorService.WatchOperation:input_type -> stillpoint.v1.WatchOperationRequest
+	24, // 54: stillpoint.v1.CoordinatorService.ListRestorePoints:input_type -> stillpoint.v1.ListRestorePointsRequest
+	26, // 55: stillpoint.v1.CoordinatorService.GetRestorePoint:input_type -> stillpoint.v1.GetRestorePointRequest
+	30, // 56: stillpoint.v1.CoordinatorService.GetConfig:input_type -> stillpoint.v1.GetConfigRequest
+	32, // 57: stillpoint.v1.CoordinatorService.UpdateConfig:input_type -> stillpoint.v1.UpdateConfigRequest
+	35, // 58: stillpoint.v1.CoordinatorService.ListAlarms:input_type -> stillpoint.v1.ListAlarmsRequest
+	38, // 59: stillpoint.v1.CoordinatorService.ListAudit:input_type -> stillpoint.v1.ListAuditRequest
+	41, // 60: stillpoint.v1.CoordinatorService.ListRaftPeers:input_type -> stillpoint.v1.ListRaftPeersRequest
+	43, // 61: stillpoint.v1.CoordinatorService.RemoveRaftPeer:input_type -> stillpoint.v1.RemoveRaftPeerRequest
+	45, // 62: stillpoint.v1.CoordinatorService.TransferLeadership:input_type -> stillpoint.v1.TransferLeadershipRequest
+	47, // 63: stillpoint.v1.CoordinatorService.GetServerInfo:input_type -> stillpoint.v1.GetServerInfoRequest
+	4,  // 64: stillpoint.v1.CoordinatorService.ListMembers:output_type -> stillpoint.v1.ListMembersResponse
+	9,  // 65: stillpoint.v1.CoordinatorService.GetDrift:output_type -> stillpoint.v1.GetDriftResponse
+	6,  // 66: stillpoint.v1.CoordinatorService.RemoveRosterMember:output_type -> stillpoint.v1.RemoveRosterMemberResponse
+	14, // 67: stillpoint.v1.CoordinatorService.StartPause:output_type -> stillpoint.v1.StartPauseResponse
+	16, // 68: stillpoint.v1.CoordinatorService.ForceUnpause:output_type -> stillpoint.v1.ForceUnpauseResponse
+	18, // 69: stillpoint.v1.CoordinatorService.GetOperation:output_type -> stillpoint.v1.GetOperationResponse
+	20, // 70: stillpoint.v1.CoordinatorService.ListOperations:output_type -> stillpoint.v1.ListOperationsResponse
+	22, // 71: stillpoint.v1.CoordinatorService.WatchOperation:output_type -> stillpoint.v1.WatchOperationResponse
+	25, // 72: stillpoint.v1.CoordinatorService.ListRestorePoints:output_type -> stillpoint.v1.ListRestorePointsResponse
+	27, // 73: stillpoint.v1.CoordinatorService.GetRestorePoint:output_type -> stillpoint.v1.GetRestorePointResponse
+	31, // 74: stillpoint.v1.CoordinatorService.GetConfig:output_type -> stillpoint.v1.GetConfigResponse
+	33, // 75: stillpoint.v1.CoordinatorService.UpdateConfig:output_type -> stillpoint.v1.UpdateConfigResponse
+	36, // 76: stillpoint.v1.CoordinatorService.ListAlarms:output_type -> stillpoint.v1.ListAlarmsResponse
+	39, // 77: stillpoint.v1.CoordinatorService.ListAudit:output_type -> stillpoint.v1.ListAuditResponse
+	42, // 78: stillpoint.v1.CoordinatorService.ListRaftPeers:output_type -> stillpoint.v1.ListRaftPeersResponse
+	44, // 79: stillpoint.v1.CoordinatorService.RemoveRaftPeer:output_type -> stillpoint.v1.RemoveRaftPeerResponse
+	46, // 80: stillpoint.v1.CoordinatorService.TransferLeadership:output_type -> stillpoint.v1.TransferLeadershipResponse
+	48, // 81: stillpoint.v1.CoordinatorService.GetServerInfo:output_type -> stillpoint.v1.GetServerInfoResponse
+	64, // [64:82] is the sub-list for method output_type
+	46, // [46:64] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_stillpoint_v1_coordinator_proto_init() }
@@ -3373,7 +3584,7 @@ func file_stillpoint_v1_coordinator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stillpoint_v1_coordinator_proto_rawDesc), len(file_stillpoint_v1_coordinator_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   47,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

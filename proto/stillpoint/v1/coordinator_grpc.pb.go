@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	CoordinatorService_ListMembers_FullMethodName        = "/stillpoint.v1.CoordinatorService/ListMembers"
 	CoordinatorService_GetDrift_FullMethodName           = "/stillpoint.v1.CoordinatorService/GetDrift"
+	CoordinatorService_RemoveRosterMember_FullMethodName = "/stillpoint.v1.CoordinatorService/RemoveRosterMember"
 	CoordinatorService_StartPause_FullMethodName         = "/stillpoint.v1.CoordinatorService/StartPause"
 	CoordinatorService_ForceUnpause_FullMethodName       = "/stillpoint.v1.CoordinatorService/ForceUnpause"
 	CoordinatorService_GetOperation_FullMethodName       = "/stillpoint.v1.CoordinatorService/GetOperation"
@@ -49,6 +50,9 @@ type CoordinatorServiceClient interface {
 	// Membership and clocks.
 	ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error)
 	GetDrift(ctx context.Context, in *GetDriftRequest, opts ...grpc.CallOption) (*GetDriftResponse, error)
+	// RemoveRosterMember takes an agent off its cluster's roster (the node is
+	// gone for good). Refused while the agent is alive in gossip. Audited.
+	RemoveRosterMember(ctx context.Context, in *RemoveRosterMemberRequest, opts ...grpc.CallOption) (*RemoveRosterMemberResponse, error)
 	// Pause protocol.
 	StartPause(ctx context.Context, in *StartPauseRequest, opts ...grpc.CallOption) (*StartPauseResponse, error)
 	ForceUnpause(ctx context.Context, in *ForceUnpauseRequest, opts ...grpc.CallOption) (*ForceUnpauseResponse, error)
@@ -96,6 +100,16 @@ func (c *coordinatorServiceClient) GetDrift(ctx context.Context, in *GetDriftReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetDriftResponse)
 	err := c.cc.Invoke(ctx, CoordinatorService_GetDrift_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) RemoveRosterMember(ctx context.Context, in *RemoveRosterMemberRequest, opts ...grpc.CallOption) (*RemoveRosterMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveRosterMemberResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_RemoveRosterMember_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -272,6 +286,9 @@ type CoordinatorServiceServer interface {
 	// Membership and clocks.
 	ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error)
 	GetDrift(context.Context, *GetDriftRequest) (*GetDriftResponse, error)
+	// RemoveRosterMember takes an agent off its cluster's roster (the node is
+	// gone for good). Refused while the agent is alive in gossip. Audited.
+	RemoveRosterMember(context.Context, *RemoveRosterMemberRequest) (*RemoveRosterMemberResponse, error)
 	// Pause protocol.
 	StartPause(context.Context, *StartPauseRequest) (*StartPauseResponse, error)
 	ForceUnpause(context.Context, *ForceUnpauseRequest) (*ForceUnpauseResponse, error)
@@ -310,6 +327,9 @@ func (UnimplementedCoordinatorServiceServer) ListMembers(context.Context, *ListM
 }
 func (UnimplementedCoordinatorServiceServer) GetDrift(context.Context, *GetDriftRequest) (*GetDriftResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDrift not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) RemoveRosterMember(context.Context, *RemoveRosterMemberRequest) (*RemoveRosterMemberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveRosterMember not implemented")
 }
 func (UnimplementedCoordinatorServiceServer) StartPause(context.Context, *StartPauseRequest) (*StartPauseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StartPause not implemented")
@@ -409,6 +429,24 @@ func _CoordinatorService_GetDrift_Handler(srv interface{}, ctx context.Context, 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(CoordinatorServiceServer).GetDrift(ctx, req.(*GetDriftRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_RemoveRosterMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveRosterMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).RemoveRosterMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_RemoveRosterMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).RemoveRosterMember(ctx, req.(*RemoveRosterMemberRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -690,6 +728,10 @@ var CoordinatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetDrift",
 			Handler:    _CoordinatorService_GetDrift_Handler,
+		},
+		{
+			MethodName: "RemoveRosterMember",
+			Handler:    _CoordinatorService_RemoveRosterMember_Handler,
 		},
 		{
 			MethodName: "StartPause",

@@ -630,6 +630,159 @@ func (x *AppendAuditCommand) GetRecord() *AuditRecord {
 	return nil
 }
 
+// RemoveRosterMemberCommand takes an agent off its cluster's roster (an
+// operator's act, audited). Servers are removed from Raft instead.
+type RemoveRosterMemberCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	At            *StampedTime           `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveRosterMemberCommand) Reset() {
+	*x = RemoveRosterMemberCommand{}
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveRosterMemberCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveRosterMemberCommand) ProtoMessage() {}
+
+func (x *RemoveRosterMemberCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveRosterMemberCommand.ProtoReflect.Descriptor instead.
+func (*RemoveRosterMemberCommand) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_fsm_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RemoveRosterMemberCommand) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RemoveRosterMemberCommand) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *RemoveRosterMemberCommand) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RemoveRosterMemberCommand) GetAt() *StampedTime {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// InvalidateRestorePointCommand flags the catalog entry and the record of a
+// COMPLETED operation after an agent reported that its node came back
+// unpaused during the op, and raises an alarm. Nothing is deleted.
+// Idempotent per (op, node).
+type InvalidateRestorePointCommand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OpId  string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// The target node whose agent reported the interruption.
+	Node   string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When the leader learned it.
+	At *StampedTime `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	// The server that recorded it.
+	RecordedBy    string `protobuf:"bytes,5,opt,name=recorded_by,json=recordedBy,proto3" json:"recorded_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvalidateRestorePointCommand) Reset() {
+	*x = InvalidateRestorePointCommand{}
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvalidateRestorePointCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvalidateRestorePointCommand) ProtoMessage() {}
+
+func (x *InvalidateRestorePointCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvalidateRestorePointCommand.ProtoReflect.Descriptor instead.
+func (*InvalidateRestorePointCommand) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_fsm_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *InvalidateRestorePointCommand) GetOpId() string {
+	if x != nil {
+		return x.OpId
+	}
+	return ""
+}
+
+func (x *InvalidateRestorePointCommand) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *InvalidateRestorePointCommand) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *InvalidateRestorePointCommand) GetAt() *StampedTime {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *InvalidateRestorePointCommand) GetRecordedBy() string {
+	if x != nil {
+		return x.RecordedBy
+	}
+	return ""
+}
+
 // FSMSnapshot is the whole replicated state.
 type FSMSnapshot struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -649,7 +802,7 @@ type FSMSnapshot struct {
 
 func (x *FSMSnapshot) Reset() {
 	*x = FSMSnapshot{}
-	mi := &file_stillpoint_v1_fsm_proto_msgTypes[10]
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +814,7 @@ func (x *FSMSnapshot) String() string {
 func (*FSMSnapshot) ProtoMessage() {}
 
 func (x *FSMSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_fsm_proto_msgTypes[10]
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +827,7 @@ func (x *FSMSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FSMSnapshot.ProtoReflect.Descriptor instead.
 func (*FSMSnapshot) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_fsm_proto_rawDescGZIP(), []int{10}
+	return file_stillpoint_v1_fsm_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FSMSnapshot) GetEpoch() uint64 {
@@ -771,7 +924,19 @@ const file_stillpoint_v1_fsm_proto_rawDesc = "" +
 	"\x13RemoveMemberCommand\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"H\n" +
 	"\x12AppendAuditCommand\x122\n" +
-	"\x06record\x18\x01 \x01(\v2\x1a.stillpoint.v1.AuditRecordR\x06record\"\xe5\x03\n" +
+	"\x06record\x18\x01 \x01(\v2\x1a.stillpoint.v1.AuditRecordR\x06record\"\x89\x01\n" +
+	"\x19RemoveRosterMemberCommand\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"\xad\x01\n" +
+	"\x1dInvalidateRestorePointCommand\x12\x13\n" +
+	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\x12\x1f\n" +
+	"\vrecorded_by\x18\x05 \x01(\tR\n" +
+	"recordedBy\"\xe5\x03\n" +
 	"\vFSMSnapshot\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x124\n" +
 	"\x06config\x18\x02 \x01(\v2\x1c.stillpoint.v1.RuntimeConfigR\x06config\x128\n" +
@@ -806,51 +971,55 @@ func file_stillpoint_v1_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_stillpoint_v1_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_stillpoint_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_stillpoint_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_stillpoint_v1_fsm_proto_goTypes = []any{
-	(MemberRecordStatus)(0),        // 0: stillpoint.v1.MemberRecordStatus
-	(*CreateOperationCommand)(nil), // 1: stillpoint.v1.CreateOperationCommand
-	(*UpdateOperationCommand)(nil), // 2: stillpoint.v1.UpdateOperationCommand
-	(*BumpEpochCommand)(nil),       // 3: stillpoint.v1.BumpEpochCommand
-	(*SetConfigCommand)(nil),       // 4: stillpoint.v1.SetConfigCommand
-	(*RaiseAlarmCommand)(nil),      // 5: stillpoint.v1.RaiseAlarmCommand
-	(*ClearAlarmCommand)(nil),      // 6: stillpoint.v1.ClearAlarmCommand
-	(*MemberRecord)(nil),           // 7: stillpoint.v1.MemberRecord
-	(*UpsertMemberCommand)(nil),    // 8: stillpoint.v1.UpsertMemberCommand
-	(*RemoveMemberCommand)(nil),    // 9: stillpoint.v1.RemoveMemberCommand
-	(*AppendAuditCommand)(nil),     // 10: stillpoint.v1.AppendAuditCommand
-	(*FSMSnapshot)(nil),            // 11: stillpoint.v1.FSMSnapshot
-	nil,                            // 12: stillpoint.v1.FSMSnapshot.LocksEntry
-	(*Operation)(nil),              // 13: stillpoint.v1.Operation
-	(*StampedTime)(nil),            // 14: stillpoint.v1.StampedTime
-	(*RuntimeConfig)(nil),          // 15: stillpoint.v1.RuntimeConfig
-	(*Alarm)(nil),                  // 16: stillpoint.v1.Alarm
-	(*AuditRecord)(nil),            // 17: stillpoint.v1.AuditRecord
-	(*RestorePoint)(nil),           // 18: stillpoint.v1.RestorePoint
+	(MemberRecordStatus)(0),               // 0: stillpoint.v1.MemberRecordStatus
+	(*CreateOperationCommand)(nil),        // 1: stillpoint.v1.CreateOperationCommand
+	(*UpdateOperationCommand)(nil),        // 2: stillpoint.v1.UpdateOperationCommand
+	(*BumpEpochCommand)(nil),              // 3: stillpoint.v1.BumpEpochCommand
+	(*SetConfigCommand)(nil),              // 4: stillpoint.v1.SetConfigCommand
+	(*RaiseAlarmCommand)(nil),             // 5: stillpoint.v1.RaiseAlarmCommand
+	(*ClearAlarmCommand)(nil),             // 6: stillpoint.v1.ClearAlarmCommand
+	(*MemberRecord)(nil),                  // 7: stillpoint.v1.MemberRecord
+	(*UpsertMemberCommand)(nil),           // 8: stillpoint.v1.UpsertMemberCommand
+	(*RemoveMemberCommand)(nil),           // 9: stillpoint.v1.RemoveMemberCommand
+	(*AppendAuditCommand)(nil),            // 10: stillpoint.v1.AppendAuditCommand
+	(*RemoveRosterMemberCommand)(nil),     // 11: stillpoint.v1.RemoveRosterMemberCommand
+	(*InvalidateRestorePointCommand)(nil), // 12: stillpoint.v1.InvalidateRestorePointCommand
+	(*FSMSnapshot)(nil),                   // 13: stillpoint.v1.FSMSnapshot
+	nil,                                   // 14: stillpoint.v1.FSMSnapshot.LocksEntry
+	(*Operation)(nil),                     // 15: stillpoint.v1.Operation
+	(*StampedTime)(nil),                   // 16: stillpoint.v1.StampedTime
+	(*RuntimeConfig)(nil),                 // 17: stillpoint.v1.RuntimeConfig
+	(*Alarm)(nil),                         // 18: stillpoint.v1.Alarm
+	(*AuditRecord)(nil),                   // 19: stillpoint.v1.AuditRecord
+	(*RestorePoint)(nil),                  // 20: stillpoint.v1.RestorePoint
 }
 var file_stillpoint_v1_fsm_proto_depIdxs = []int32{
-	13, // 0: stillpoint.v1.CreateOperationCommand.operation:type_name -> stillpoint.v1.Operation
-	13, // 1: stillpoint.v1.UpdateOperationCommand.operation:type_name -> stillpoint.v1.Operation
-	14, // 2: stillpoint.v1.UpdateOperationCommand.at:type_name -> stillpoint.v1.StampedTime
-	15, // 3: stillpoint.v1.SetConfigCommand.config:type_name -> stillpoint.v1.RuntimeConfig
-	14, // 4: stillpoint.v1.SetConfigCommand.at:type_name -> stillpoint.v1.StampedTime
-	16, // 5: stillpoint.v1.RaiseAlarmCommand.alarm:type_name -> stillpoint.v1.Alarm
-	14, // 6: stillpoint.v1.ClearAlarmCommand.cleared_at:type_name -> stillpoint.v1.StampedTime
+	15, // 0: stillpoint.v1.CreateOperationCommand.operation:type_name -> stillpoint.v1.Operation
+	15, // 1: stillpoint.v1.UpdateOperationCommand.operation:type_name -> stillpoint.v1.Operation
+	16, // 2: stillpoint.v1.UpdateOperationCommand.at:type_name -> stillpoint.v1.StampedTime
+	17, // 3: stillpoint.v1.SetConfigCommand.config:type_name -> stillpoint.v1.RuntimeConfig
+	16, // 4: stillpoint.v1.SetConfigCommand.at:type_name -> stillpoint.v1.StampedTime
+	18, // 5: stillpoint.v1.RaiseAlarmCommand.alarm:type_name -> stillpoint.v1.Alarm
+	16, // 6: stillpoint.v1.ClearAlarmCommand.cleared_at:type_name -> stillpoint.v1.StampedTime
 	0,  // 7: stillpoint.v1.MemberRecord.status:type_name -> stillpoint.v1.MemberRecordStatus
 	7,  // 8: stillpoint.v1.UpsertMemberCommand.member:type_name -> stillpoint.v1.MemberRecord
-	17, // 9: stillpoint.v1.AppendAuditCommand.record:type_name -> stillpoint.v1.AuditRecord
-	15, // 10: stillpoint.v1.FSMSnapshot.config:type_name -> stillpoint.v1.RuntimeConfig
-	13, // 11: stillpoint.v1.FSMSnapshot.operations:type_name -> stillpoint.v1.Operation
-	18, // 12: stillpoint.v1.FSMSnapshot.restore_points:type_name -> stillpoint.v1.RestorePoint
-	16, // 13: stillpoint.v1.FSMSnapshot.alarms:type_name -> stillpoint.v1.Alarm
-	17, // 14: stillpoint.v1.FSMSnapshot.audit:type_name -> stillpoint.v1.AuditRecord
-	7,  // 15: stillpoint.v1.FSMSnapshot.members:type_name -> stillpoint.v1.MemberRecord
-	12, // 16: stillpoint.v1.FSMSnapshot.locks:type_name -> stillpoint.v1.FSMSnapshot.LocksEntry
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	19, // 9: stillpoint.v1.AppendAuditCommand.record:type_name -> stillpoint.v1.AuditRecord
+	16, // 10: stillpoint.v1.RemoveRosterMemberCommand.at:type_name -> stillpoint.v1.StampedTime
+	16, // 11: stillpoint.v1.InvalidateRestorePointCommand.at:type_name -> stillpoint.v1.StampedTime
+	17, // 12: stillpoint.v1.FSMSnapshot.config:type_name -> stillpoint.v1.RuntimeConfig
+	15, // 13: stillpoint.v1.FSMSnapshot.operations:type_name -> stillpoint.v1.Operation
+	20, // 14: stillpoint.v1.FSMSnapshot.restore_points:type_name -> stillpoint.v1.RestorePoint
+	18, // 15: stillpoint.v1.FSMSnapshot.alarms:type_name -> stillpoint.v1.Alarm
+	19, // 16: stillpoint.v1.FSMSnapshot.audit:type_name -> stillpoint.v1.AuditRecord
+	7,  // 17: stillpoint.v1.FSMSnapshot.members:type_name -> stillpoint.v1.MemberRecord
+	14, // 18: stillpoint.v1.FSMSnapshot.locks:type_name -> stillpoint.v1.FSMSnapshot.LocksEntry
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_stillpoint_v1_fsm_proto_init() }
@@ -866,7 +1035,7 @@ func file_stillpoint_v1_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stillpoint_v1_fsm_proto_rawDesc), len(file_stillpoint_v1_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

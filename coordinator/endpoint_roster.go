@@ -1,0 +1,50 @@
+package coordinator
+
+import (
+	"context"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/stillpoint-dev/stillpoint/internal/gossip"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// RemoveRosterMember takes an agent off its cluster's roster: the operator
+// says its node is gone for good, so its absence no longer refuses a pause.
+// It is refused while the agent is alive in gossip (it would rejoin the
+// roster at once, and its node is evidently still there). Audited with the
+// actor.
+func (s *Server) RemoveRosterMember(ctx context.Context, req *pb.RemoveRosterMemberRequest) (*pb.RemoveRosterMemberResponse, error) {
+	if req.GetName() == "" {
+		return nil, status.Error(codes.InvalidArgument, "name is required (list the roster with `stillpoint members`)")
+	}
+	if !isForwarded(ctx) {
+		req = proto.Clone(req).(*pb.RemoveRosterMemberRequest)
+		req.RequestedBy = actor(ctx, req.GetRequestedBy())
+	}
+	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.RemoveRosterMember); done {
+		return resp, err
+	}
+	name := req.GetName()
+	rec, ok := s.fsm.Member(name)
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "%s is on no cluster's roster (list the roster with `stillpoint members`)", name)
+	}
+	if rec.GetRole() == RoleServer {
+		return nil, status.Errorf(codes.InvalidArgument, "%s is a coordinator server, not a roster member: remove it with `stillpoint operator raft remove-peer %s`", name, name)
+	}
+	if m, ok := s.pool.Member(name); ok && m.Status != gossip.StatusDead && m.Status != gossip.StatusLeft {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"%s is alive in gossip (its agent at %s is running): an alive agent stays on the %s roster; stop the agent first if the node is being decommissioned",
+			name, m.Meta.GRPCAddr, rec.GetCluster())
+	}
+	if _, err := s.Apply(ctx, &pb.RemoveRosterMemberCommand{Name: name, Actor: req.GetRequestedBy(), Reason: req.GetReason(), At: s.Stamp()}); err != nil {
+		return nil, s.toStatus(err)
+	}
+	s.log.Warn("member removed from the roster", zap.String("member", name), zap.String("cluster", rec.GetCluster()),
+		zap.String("actor", req.GetRequestedBy()), zap.String("reason", req.GetReason()))
+	return &pb.RemoveRosterMemberResponse{Member: recordMemberProto(rec)}, nil
+}

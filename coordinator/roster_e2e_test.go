@@ -1,0 +1,118 @@
+package coordinator_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
+	"github.com/stillpoint-dev/stillpoint/internal/gossip"
+	"github.com/stillpoint-dev/stillpoint/internal/testcluster"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// pauseOnce starts a pause of the ledger cluster and follows it to its end.
+func pauseOnce(t *testing.T, c *devcluster.Cluster, holdMs int64) *pb.Operation {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := client(t, c, 0).StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: holdMs, RequestedBy: "test"})
+	if err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	return watchEnd(t, c, resp.GetOperation().GetOpId(), 30*time.Second)
+}
+
+// waitGossip waits until the leader's gossip view shows name in a status
+// other than alive (left or dead).
+func waitNotAlive(t *testing.T, c *devcluster.Cluster, name string) {
+	t.Helper()
+	testcluster.WaitFor(t, 20*time.Second, func() (bool, string) {
+		l := c.Leader()
+		if l < 0 {
+			return false, "no leader"
+		}
+		m, ok := c.Servers()[l].Member(name)
+		return !ok || m.Status != gossip.StatusAlive, name + " still alive in the leader's gossip view"
+	})
+}
+
+// TestAgentLeftRefusesPauseUntilRemoved: an agent stopped cleanly (it
+// leaves gossip) while its node keeps serving stays on its cluster's
+// roster; the next pause is refused naming it until an operator removes it.
+func TestAgentLeftRefusesPauseUntilRemoved(t *testing.T) {
+	c := startDev(t, nil)
+	if op := pauseOnce(t, c, 0); op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || len(op.GetTargets()) != 3 {
+		t.Fatalf("first pause ended %s with %d targets: %s", op.GetState(), len(op.GetTargets()), op.GetReason())
+	}
+	if err := c.StopAgent(context.Background(), "ledger-2"); err != nil {
+		t.Fatal(err)
+	}
+	waitNotAlive(t, c, "ledger-2")
+
+	cl := client(t, c, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := cl.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", RequestedBy: "test"})
+	if err == nil {
+		op := watchEnd(t, c, resp.GetOperation().GetOpId(), 30*time.Second)
+		t.Fatalf("pause with ledger-2's agent gone was admitted: ended %s with %d targets (ledger-2 kept serving unpaused)", op.GetState(), len(op.GetTargets()))
+	}
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "ledger-2") {
+		t.Fatalf("pause: %v, want FailedPrecondition naming ledger-2", err)
+	}
+	if msg := status.Convert(err).Message(); strings.Contains(msg, "ledger-1:") || strings.Contains(msg, "ledger-3:") {
+		t.Errorf("refusal %q blames a present node", msg)
+	}
+
+	// A live member cannot be removed: its agent would rejoin at once.
+	_, err = cl.RemoveRosterMember(ctx, &pb.RemoveRosterMemberRequest{Name: "ledger-1", RequestedBy: "test"})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "ledger-1") {
+		t.Fatalf("removing live ledger-1: %v, want FailedPrecondition naming it", err)
+	}
+	rm, err := cl.RemoveRosterMember(ctx, &pb.RemoveRosterMemberRequest{Name: "ledger-2", Reason: "node decommissioned", RequestedBy: "ops-alice"})
+	if err != nil {
+		t.Fatalf("remove ledger-2: %v", err)
+	}
+	if rm.GetMember().GetName() != "ledger-2" || rm.GetMember().GetCluster() != "ledger" {
+		t.Fatalf("removed member = %v", rm.GetMember())
+	}
+	audit, err := cl.ListAudit(ctx, &pb.ListAuditRequest{Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range audit.GetRecords() {
+		if r.GetAction() == "roster-remove" && r.GetActor() == "ops-alice" && strings.Contains(r.GetDetail(), "ledger-2") && strings.Contains(r.GetDetail(), "node decommissioned") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no roster-remove audit record by ops-alice naming ledger-2: %v", audit.GetRecords())
+	}
+
+	op := pauseOnce(t, c, 0)
+	if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || len(op.GetTargets()) != 2 {
+		t.Fatalf("pause after removing ledger-2 ended %s with %d targets: %s", op.GetState(), len(op.GetTargets()), op.GetReason())
+	}
+	checkOracle(t, c, op)
+
+	// The agent comes back: it rejoins the roster by itself.
+	if err := c.RestartAgent(context.Background(), "ledger-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitSynchronized(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 20*time.Second, func() (bool, string) {
+		m, ok := c.Servers()[c.Leader()].FSM().Member("ledger-2")
+		return ok && m.GetStatus() == pb.MemberRecordStatus_MEMBER_RECORD_STATUS_ALIVE, "ledger-2 not back on the roster"
+	})
+	if op := pauseOnce(t, c, 0); op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || len(op.GetTargets()) != 3 {
+		t.Fatalf("pause after ledger-2 returned ended %s with %d targets: %s", op.GetState(), len(op.GetTargets()), op.GetReason())
+	}
+}

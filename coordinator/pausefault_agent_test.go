@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -41,6 +42,7 @@ type fakeAgent struct {
 	maxEpoch    uint64
 	lease       *fakeLease
 	ended       map[string]*pb.UnpauseResponse
+	unseen      map[string]bool      // ended ops whose Pause never came
 	interrupted map[string]time.Time // op -> true time the agent saw its node come back unpaused
 	outage      int                  // calls left to fail as unreachable
 	badClock    map[string]pb.ClockStatus
@@ -133,6 +135,27 @@ func (a *fakeAgent) stampAt(at time.Time, reading string) *pb.StampedTime {
 	return &pb.StampedTime{LocalTime: timestamppb.New(at.Add(-a.thetaTrue)), Estimate: est}
 }
 
+// fence refuses a request from a deposed leader and remembers any higher
+// epoch (agent/core.go fenceLocked).
+func (a *fakeAgent) fence(op string, epoch uint64) error {
+	if epoch < a.maxEpoch {
+		return status.Errorf(codes.FailedPrecondition, "agent %s: op %s carries epoch %d, lower than the highest epoch seen %d", a.name, op, epoch, a.maxEpoch)
+	}
+	a.maxEpoch = epoch
+	return nil
+}
+
+// noSuchOp remembers an op asked about before its Pause came, so that
+// Pause, arriving late, is refused (agent/core.go noSuchOpLocked).
+func (a *fakeAgent) noSuchOp(verb, op string) error {
+	if _, ok := a.ended[op]; !ok {
+		a.ended[op] = &pb.UnpauseResponse{Node: a.name, Outcome: pb.NodeOutcome_NODE_OUTCOME_UNSPECIFIED,
+			Message: fmt.Sprintf("op %s was unpaused or renewed before its Pause reached agent %s", op, a.name)}
+		a.unseen[op] = true
+	}
+	return status.Errorf(codes.NotFound, "agent %s holds no lease of op %s (asked to %s it)", a.name, op, verb)
+}
+
 // trueTime maps a reading of this agent back to true time.
 func (a *fakeAgent) trueTime(st *pb.StampedTime) time.Time {
 	return st.GetLocalTime().AsTime().Add(a.thetaTrue)
@@ -181,6 +204,9 @@ func (a *fakeAgent) inject(f fault, method string, now time.Time) error {
 	switch f.kind {
 	case kindLeaderLoss:
 		a.h.loseLeader()
+		if f.variant == 1 && method == "pause" {
+			return errDelayed
+		}
 		return status.Errorf(codes.Canceled, "leader lost (injected at %s %s)", a.name, method)
 	case kindAgentError:
 		switch f.variant {
@@ -209,8 +235,15 @@ func (a *fakeAgent) inject(f fault, method string, now time.Time) error {
 	return nil
 }
 
+// errDelayed: the request is held in the network and lands late.
+var errDelayed = errors.New("delayed")
+
 func (a *fakeAgent) Pause(ctx context.Context, req *pb.PauseRequest, _ ...grpc.CallOption) (*pb.PauseResponse, error) {
 	resp, err := a.call(ctx, "pause", func(now time.Time) (proto.Message, error) { return a.pause(req, now) })
+	if errors.Is(err, errDelayed) {
+		a.h.delay(a, proto.Clone(req).(*pb.PauseRequest))
+		return nil, status.Error(codes.DeadlineExceeded, "no answer: the Pause is delayed in the network")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -219,8 +252,11 @@ func (a *fakeAgent) Pause(ctx context.Context, req *pb.PauseRequest, _ ...grpc.C
 
 func (a *fakeAgent) pause(req *pb.PauseRequest, now time.Time) (*pb.PauseResponse, error) {
 	op := req.GetOpId()
-	if req.GetEpoch() < a.maxEpoch {
-		return nil, status.Errorf(codes.FailedPrecondition, "agent %s: op %s carries epoch %d, lower than the highest epoch seen %d", a.name, op, req.GetEpoch(), a.maxEpoch)
+	if err := a.fence(op, req.GetEpoch()); err != nil {
+		return nil, err
+	}
+	if res, ok := a.ended[op]; ok && (a.lease == nil || a.lease.op != op) {
+		return nil, status.Errorf(codes.FailedPrecondition, "agent %s: op %s already ended (%s)", a.name, op, res.GetOutcome())
 	}
 	if l := a.lease; l != nil {
 		if l.op != op {
@@ -231,10 +267,7 @@ func (a *fakeAgent) pause(req *pb.PauseRequest, now time.Time) (*pb.PauseRespons
 			r.LeaseRemainingMs = l.deadline.Sub(now).Milliseconds()
 			return r, nil
 		}
-	} else if res, ok := a.ended[op]; ok {
-		return nil, status.Errorf(codes.FailedPrecondition, "agent %s: op %s already ended (%s)", a.name, op, res.GetOutcome())
 	}
-	a.maxEpoch = max(a.maxEpoch, req.GetEpoch())
 	lease := time.Duration(req.GetLeaseMs()) * time.Millisecond
 	a.lease = &fakeLease{op: op, epoch: req.GetEpoch(), deadline: now.Add(lease)}
 	if a.drainFails {
@@ -255,20 +288,19 @@ func (a *fakeAgent) pause(req *pb.PauseRequest, now time.Time) (*pb.PauseRespons
 func (a *fakeAgent) RenewLease(ctx context.Context, req *pb.RenewLeaseRequest, _ ...grpc.CallOption) (*pb.RenewLeaseResponse, error) {
 	resp, err := a.call(ctx, "renew", func(now time.Time) (proto.Message, error) {
 		op := req.GetOpId()
-		if req.GetEpoch() < a.maxEpoch {
-			return nil, status.Errorf(codes.FailedPrecondition, "agent %s: op %s carries epoch %d, lower than %d", a.name, op, req.GetEpoch(), a.maxEpoch)
+		if err := a.fence(op, req.GetEpoch()); err != nil {
+			return nil, err
 		}
 		l := a.lease
 		if l == nil || l.op != op {
-			if res, ok := a.ended[op]; ok {
+			if res, ok := a.ended[op]; ok && !a.unseen[op] {
 				if res.GetLeaseExpired() {
 					return nil, status.Errorf(codes.FailedPrecondition, "lease expired: agent %s: lease of op %s ran out and the agent unpaused its node", a.name, op)
 				}
 				return nil, status.Errorf(codes.FailedPrecondition, "agent %s: op %s already ended", a.name, op)
 			}
-			return nil, status.Errorf(codes.NotFound, "agent %s holds no lease of op %s", a.name, op)
+			return nil, a.noSuchOp("renew", op)
 		}
-		a.maxEpoch = max(a.maxEpoch, req.GetEpoch())
 		l.epoch = req.GetEpoch()
 		l.deadline = now.Add(time.Duration(req.GetLeaseMs()) * time.Millisecond)
 		return &pb.RenewLeaseResponse{LeaseRemainingMs: req.GetLeaseMs()}, nil
@@ -282,17 +314,16 @@ func (a *fakeAgent) RenewLease(ctx context.Context, req *pb.RenewLeaseRequest, _
 func (a *fakeAgent) Unpause(ctx context.Context, req *pb.UnpauseRequest, _ ...grpc.CallOption) (*pb.UnpauseResponse, error) {
 	resp, err := a.call(ctx, "unpause", func(now time.Time) (proto.Message, error) {
 		op := req.GetOpId()
-		if req.GetEpoch() < a.maxEpoch {
-			return nil, status.Errorf(codes.FailedPrecondition, "agent %s: op %s carries epoch %d, lower than %d", a.name, op, req.GetEpoch(), a.maxEpoch)
-		}
-		if res, ok := a.ended[op]; ok {
-			return proto.Clone(res), nil
+		if err := a.fence(op, req.GetEpoch()); err != nil {
+			return nil, err
 		}
 		l := a.lease
 		if l == nil || l.op != op {
-			return nil, status.Errorf(codes.NotFound, "agent %s holds no op (asked to unpause %s); nothing unpaused", a.name, op)
+			if res, ok := a.ended[op]; ok && !a.unseen[op] {
+				return proto.Clone(res), nil
+			}
+			return nil, a.noSuchOp("unpause", op)
 		}
-		a.maxEpoch = max(a.maxEpoch, req.GetEpoch())
 		// Stamp, then confirm the node is still paused, then unpause.
 		sent := a.stampAt(now, "unpause")
 		res := &pb.UnpauseResponse{Node: a.name, Outcome: pb.NodeOutcome_NODE_OUTCOME_UNPAUSED, SentAt: sent, Message: "unpaused"}
@@ -313,6 +344,15 @@ func (a *fakeAgent) Unpause(ctx context.Context, req *pb.UnpauseRequest, _ ...gr
 
 func (a *fakeAgent) Status(context.Context, *pb.StatusRequest, ...grpc.CallOption) (*pb.StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "the runner does not ask for status")
+}
+
+// deliverLate delivers a delayed Pause of a deposed leader.
+func (a *fakeAgent) deliverLate(req *pb.PauseRequest) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.h.clk.Now()
+	a.sync(now)
+	_, _ = a.pause(req, now)
 }
 
 // pausedWithin reports whether the node was paused throughout [from, to]

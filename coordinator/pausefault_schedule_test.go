@@ -68,6 +68,10 @@ func (f fault) String() string {
 	}
 	s := fmt.Sprintf("%s at %s (%s its effect)", f.kind, site, when)
 	switch f.kind {
+	case kindLeaderLoss:
+		if f.variant == 1 {
+			s += " (the Pause lands late)"
+		}
 	case kindPersistFail:
 		s += fmt.Sprintf(" variant=%d times=%d", f.variant, f.times)
 	case kindAgentError:
@@ -135,6 +139,10 @@ func newSchedule(seed uint64, kinds []faultKind) *schedule {
 		case kindPersistFail:
 			f.variant = rng.IntN(2) // 1: the entry committed, the reply failed
 			f.times = 1 + rng.IntN(3)
+		case kindLeaderLoss:
+			if f.method == "pause" && !f.after {
+				f.variant = rng.IntN(2) // 1: the Pause is delayed and lands late
+			}
 		case kindAgentError:
 			f.variant = rng.IntN(len(agentErrorNames))
 			if f.variant == 4 && f.method != "pause" {

@@ -156,6 +156,18 @@ type faultHarness struct {
 	lost        bool
 	gossip      map[int]time.Duration
 	records     []committed
+	late        []latePause
+}
+
+type latePause struct {
+	a   *fakeAgent
+	req *pb.PauseRequest
+}
+
+func (h *faultHarness) delay(a *fakeAgent, req *pb.PauseRequest) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.late = append(h.late, latePause{a, req})
 }
 
 type committed struct {
@@ -280,7 +292,7 @@ func newFaultHarness(s *schedule, log *zap.Logger) *faultHarness {
 		a := &fakeAgent{
 			h: h, idx: i, name: fmt.Sprintf("node-%d", i+1),
 			thetaTrue: theta, eps: eps, thetaEst: theta + time.Duration(rng.Float64()*1.8-0.9)*eps,
-			ended: map[string]*pb.UnpauseResponse{}, interrupted: map[string]time.Time{}, badClock: map[string]pb.ClockStatus{},
+			ended: map[string]*pb.UnpauseResponse{}, unseen: map[string]bool{}, interrupted: map[string]time.Time{}, badClock: map[string]pb.ClockStatus{},
 		}
 		h.agents = append(h.agents, a)
 		op.Targets = append(op.Targets, &pb.TargetRecord{Node: a.name, GrpcAddress: "fake://" + a.name, AgentIncarnation: 1,
@@ -386,6 +398,10 @@ func runFaultSchedule(s *schedule, log *zap.Logger) []string {
 		}
 		break
 	}
+	// Pauses a deposed leader sent land now, after the op ended.
+	for _, l := range h.late {
+		l.a.deliverLate(l.req)
+	}
 	return append(v, h.check()...)
 }
 
@@ -464,6 +480,8 @@ func (h *faultHarness) check() []string {
 		switch {
 		case paused && lease == nil:
 			v = append(v, fmt.Sprintf("%s left paused with no lease: nothing will unpause it", a.name))
+		case paused && lease.op == id && len(h.late) > 0 && terminal(last.GetState()):
+			v = append(v, fmt.Sprintf("%s paused for a whole lease by a late Pause of op %s from a deposed leader, after the op ended %s", a.name, id, last.GetState()))
 		case paused && terminal(last.GetState()) && outage == 0 && enabled(checkUnpauseRetried):
 			v = append(v, fmt.Sprintf("%s left paused until its lease (op %s ended %s) although its agent answers", a.name, lease.op, last.GetState()))
 		}

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
 	"github.com/stillpoint-dev/stillpoint/internal/testcluster"
@@ -66,8 +69,18 @@ func TestSimnodeRestartAnywhereInHoldNeverCompletesUnsound(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("run %d: %s restarted %v into the hold; seed %d", run, victim, at, seed)
 		}
+		// Every node released and every lease retired (an Unpause lost to
+		// the restart leaves its lease to run out) before the next op.
 		for _, n := range c.Nodes() {
-			testcluster.WaitFor(t, 10*time.Second, func() (bool, string) { return !n.Sim.Paused(), n.Spec.Name + " still paused after the op" })
+			testcluster.WaitFor(t, 10*time.Second, func() (bool, string) {
+				if n.Sim.Paused() {
+					return false, n.Spec.Name + " still paused after the op"
+				}
+				if held := n.Agent.State().GetOpId(); held != "" {
+					return false, n.Spec.Name + "'s agent still holds op " + held
+				}
+				return true, ""
+			})
 		}
 	}
 	t.Logf("%d runs: %d completed (oracle held), %d invalid; %d ops aborted before holding and re-run", *restartRuns, completed, invalid, retried)
@@ -80,11 +93,20 @@ func restartDuringHold(t *testing.T, c *devcluster.Cluster, victim string, hold,
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl := client(t, c, c.Leader())
-	resp, err := cl.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: hold.Milliseconds(), RequestedBy: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var cl pb.CoordinatorServiceClient
+	var resp *pb.StartPauseResponse
+	testcluster.WaitFor(t, 20*time.Second, func() (bool, string) { // a leader still taking over answers UNAVAILABLE
+		cl = client(t, c, c.Leader())
+		var err error
+		resp, err = cl.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: hold.Milliseconds(), RequestedBy: "test"})
+		if status.Code(err) == codes.Unavailable {
+			return false, err.Error()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return true, ""
+	})
 	opID := resp.GetOperation().GetOpId()
 	stream, err := cl.WatchOperation(ctx, &pb.WatchOperationRequest{OpId: opID})
 	if err != nil {

@@ -48,8 +48,6 @@ var (
 var awaitingFix = map[string]string{
 	kindPersistFail.String(): "issue 10 item 6: a persist error stops the runner and nothing re-drives the op while its leader stays leader (the op is stuck)",
 	kindClock.String():       "issue 11 item 1: computeWindow certifies readings taken under a non-synchronized estimate",
-	checkIntendedEnd:         "issue 10 item 3: a failover turns an op ending INVALID/ABORTED into COMPLETED",
-	checkRollbackAborted:     "issue 10 item 3: a rolled-back op ends INVALID instead of ABORTED",
 	checkHoldDeadline:        "issue 10 item 7: a failover restarts the hold from zero",
 	checkUnpauseRetried:      "issue 10 item 9: an unpause that failed is not retried once the agent answers again",
 }

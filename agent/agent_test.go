@@ -333,6 +333,37 @@ func TestNodeRestartMidOpIsReported(t *testing.T) {
 	}
 }
 
+// TestNodeRestartJustBeforeUnpauseIsReported: with the production poll
+// (1 s) the watch has not seen the restart when the Unpause arrives; the
+// Unpause itself (stamp, CheckPaused, Unpause) reports it, naming the node.
+func TestNodeRestartJustBeforeUnpauseIsReported(t *testing.T) {
+	ntp := startNTP(t, 3)
+	sim := startSim(t, "n1", nil)
+	cfg := testConfig("n1", sim.Addr(), t.TempDir(), ntp, nil)
+	cfg.CheckPausedInterval = time.Hour // only the first check runs: the watch never sees the restart
+	a := startAgent(t, cfg)
+	c := client(t, a)
+	if _, err := c.Pause(rpcCtx(t), &pb.PauseRequest{OpId: "op-late", Epoch: 1, LeaseMs: 20_000, WaitOutstanding: true}); err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	if err := sim.Restart(rpcCtx(t)); err != nil {
+		t.Fatalf("restart node: %v", err)
+	}
+	un, err := c.Unpause(rpcCtx(t), &pb.UnpauseRequest{OpId: "op-late", Epoch: 1})
+	if err != nil || un.GetOutcome() != pb.NodeOutcome_NODE_OUTCOME_UNPAUSED {
+		t.Fatalf("unpause = %v, %v; want UNPAUSED", un, err)
+	}
+	if !un.GetInterrupted() || !strings.Contains(un.GetMessage(), "node n1") || !strings.Contains(un.GetMessage(), "restarted") {
+		t.Fatalf("unpause %v: want interrupted, naming node n1 and that it restarted", un)
+	}
+	if got := a.State().GetInterruptedOpId(); got != "op-late" {
+		t.Errorf("interrupted_op_id %q, want op-late (gossiped)", got)
+	}
+	if sim.Paused() {
+		t.Error("node still paused")
+	}
+}
+
 // TestStopReleasesNode: a graceful stop unpauses a node it holds and
 // leaves the gossip pool.
 func TestStopReleasesNode(t *testing.T) {

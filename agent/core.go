@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -307,8 +308,20 @@ func (c *core) eventLocked(kind, op, msg string) {
 	}
 }
 
-// stampNow reads the local clock and pairs it with the estimate in force.
+// stampNow reads the local clock and pairs it with the estimate in force,
+// evaluated (jump, staleness, slew rate) at that very reading, its bound
+// grown to it.
 func (c *core) stampNow() *pb.StampedTime {
+	if s, ok := c.clk.(stamper); ok {
+		now, e := s.Stamp()
+		return e.Stamp(now)
+	}
 	now := c.clk.Now()
 	return c.clk.Current().Stamp(now)
+}
+
+// stamper is a clock source that reads the clock and evaluates its
+// estimate in one step (clock.Sampler).
+type stamper interface {
+	Stamp() (time.Time, clock.Estimate)
 }

@@ -65,6 +65,7 @@ func clockProto(c gossip.ClockMeta, heard, now time.Time) *pb.ClockEstimate {
 		MaxDriftPpm:      c.MaxDriftPPM,
 		LeapPending:      c.LeapPending,
 		SampledAt:        sampledAt(heard, c.AgeMS),
+		Falsetickers:     c.Falsetickers,
 	}
 }
 

@@ -59,12 +59,16 @@ estimate — like 'chronyc tracking' and 'chronyc sources' together:
                root dispersion + precision of the agreeing servers,
                intersected); it grows by --max-drift-ppm with age
   status       synchronized, or unsynchronized with the reason (no majority,
-               leap indicator 3, kiss-of-death, stratum 0/16, unreachable)
+               servers not synchronized yet, kiss-of-death, unreachable)
 
 then one row per server with its offset, round-trip time, stratum, bound and
-verdict: selected, falseticker (outside the majority interval), unreachable
-(no reply) or invalid (bad packet, kiss-of-death, leap 3, bad stratum,
-dispersion above --max-dispersion), with the reason.
+verdict: selected, falseticker (outside the majority interval), no-majority
+(answered, but no majority agrees, so nobody is outvoted), not-synchronized
+(leap 3 / stratum 0: the server has no time yet, e.g. a starting chronyd),
+unreachable (no reply: no figures at all) or invalid (bad packet, impossible
+reply T3−T2 > T4−T1, kiss-of-death, bad stratum, dispersion above
+--max-dispersion), with the reason. -o json gives per server the root delay,
+root dispersion, precision and RTT the bound is made of.
 
 Exit status: 0 when the estimate is synchronized, 2 when it is not (the
 estimate is still printed), 1 on a usage error.`,
@@ -129,25 +133,43 @@ func runProbe(ctx context.Context, w io.Writer, f probeFlags) error {
 
 // probeReport is the JSON form of an estimate.
 type probeReport struct {
-	Status       string        `json:"status"`
-	Reason       string        `json:"reason"`
-	OffsetMs     float64       `json:"offset_ms"`
-	ErrorBoundMs float64       `json:"error_bound_ms"`
-	MaxDriftPPM  float64       `json:"max_drift_ppm"`
-	SampledAt    string        `json:"sampled_at,omitempty"`
-	LeapPending  bool          `json:"leap_pending"`
-	Sources      []probeSource `json:"sources"`
-}
-
-type probeSource struct {
-	Address      string  `json:"address"`
-	Verdict      string  `json:"verdict"`
+	Status       string  `json:"status"`
 	Reason       string  `json:"reason"`
 	OffsetMs     float64 `json:"offset_ms"`
-	RTTMs        float64 `json:"rtt_ms"`
-	Stratum      uint8   `json:"stratum"`
-	Leap         uint8   `json:"leap"`
 	ErrorBoundMs float64 `json:"error_bound_ms"`
+	MaxDriftPPM  float64 `json:"max_drift_ppm"`
+	// SlewPPM: the host kernel's slew rate (adjtimex) the bound also
+	// grows at; Kernel is the reading (absent where it cannot be read).
+	SlewPPM     float64       `json:"slew_ppm"`
+	Kernel      *probeKernel  `json:"kernel,omitempty"`
+	SampledAt   string        `json:"sampled_at,omitempty"`
+	LeapPending bool          `json:"leap_pending"`
+	Sources     []probeSource `json:"sources"`
+}
+
+type probeKernel struct {
+	FreqPPM         float64 `json:"freq_ppm"`
+	TickUS          int64   `json:"tick_us"`
+	NominalTickUS   int64   `json:"nominal_tick_us"`
+	PendingOffsetMs float64 `json:"pending_offset_ms"`
+	Status          string  `json:"status"`
+	Unsynchronized  bool    `json:"unsynchronized"`
+}
+
+// probeSource is one server. The figures are pointers: a server that did
+// not answer has none at all (absent, not 0).
+type probeSource struct {
+	Address          string   `json:"address"`
+	Verdict          string   `json:"verdict"`
+	Reason           string   `json:"reason"`
+	OffsetMs         *float64 `json:"offset_ms,omitempty"`
+	RTTMs            *float64 `json:"rtt_ms,omitempty"`
+	Stratum          *uint8   `json:"stratum,omitempty"`
+	Leap             *uint8   `json:"leap,omitempty"`
+	RootDelayMs      *float64 `json:"root_delay_ms,omitempty"`
+	RootDispersionMs *float64 `json:"root_dispersion_ms,omitempty"`
+	PrecisionMs      *float64 `json:"precision_ms,omitempty"`
+	ErrorBoundMs     *float64 `json:"error_bound_ms,omitempty"`
 }
 
 func newProbeReport(e clock.Estimate) probeReport {
@@ -157,18 +179,27 @@ func newProbeReport(e clock.Estimate) probeReport {
 		OffsetMs:     msf(e.Offset),
 		ErrorBoundMs: msf(e.ErrorBound),
 		MaxDriftPPM:  e.MaxDriftPPM,
+		SlewPPM:      e.SlewPPM,
 		LeapPending:  e.LeapPending,
 		Sources:      []probeSource{},
+	}
+	if k := e.Kernel; k != nil {
+		r.Kernel = &probeKernel{FreqPPM: k.FreqPPM, TickUS: k.TickUS, NominalTickUS: k.NominalTickUS,
+			PendingOffsetMs: msf(k.PendingOffset), Status: fmt.Sprintf("%#x", k.Status), Unsynchronized: k.Unsynchronized()}
 	}
 	if !e.AsOf.IsZero() {
 		r.SampledAt = e.AsOf.UTC().Format(time.RFC3339Nano)
 	}
 	for _, s := range e.Sources {
-		r.Sources = append(r.Sources, probeSource{
-			Address: s.Address, Verdict: s.Verdict.String(), Reason: s.Reason,
-			OffsetMs: msf(s.Offset), RTTMs: msf(s.RTT), Stratum: s.Stratum, Leap: s.Leap,
-			ErrorBoundMs: msf(s.ErrorBound),
-		})
+		ps := probeSource{Address: s.Address, Verdict: s.Verdict.String(), Reason: s.Reason}
+		if s.Answered {
+			ms := func(d time.Duration) *float64 { v := msf(d); return &v }
+			stratum, leap := s.Stratum, s.Leap
+			ps.OffsetMs, ps.RTTMs, ps.ErrorBoundMs = ms(s.Offset), ms(s.RTT), ms(s.ErrorBound)
+			ps.RootDelayMs, ps.RootDispersionMs, ps.PrecisionMs = ms(s.RootDelay), ms(s.RootDispersion), ms(s.Precision)
+			ps.Stratum, ps.Leap = &stratum, &leap
+		}
+		r.Sources = append(r.Sources, ps)
 	}
 	return r
 }
@@ -187,7 +218,7 @@ func printProbe(w io.Writer, e clock.Estimate) error {
 			slow = "fast"
 		}
 		fmt.Fprintf(&b, "Offset        : %+.3f ms (this host's clock is %.3f ms %s)\n", msf(e.Offset), msf(e.Offset.Abs()), slow)
-		fmt.Fprintf(&b, "Error bound   : ±%.3f ms (grows %g ppm with age)\n", msf(e.ErrorBound), e.MaxDriftPPM)
+		fmt.Fprintf(&b, "Error bound   : ±%.3f ms (grows %g ppm with age: max drift %g + kernel slew %g)\n", msf(e.ErrorBound), e.RatePPM(), e.MaxDriftPPM, e.SlewPPM)
 		fmt.Fprintf(&b, "True offset in: [%+.3f ms, %+.3f ms]\n", msf(e.Offset-e.ErrorBound), msf(e.Offset+e.ErrorBound))
 		leap := "no"
 		if e.LeapPending {
@@ -202,20 +233,23 @@ func printProbe(w io.Writer, e clock.Estimate) error {
 	for _, s := range e.Sources {
 		counts[s.Verdict]++
 	}
-	fmt.Fprintf(&b, "Sources       : %d (%d selected, %d falseticker, %d unreachable, %d invalid)\n\n",
-		len(e.Sources), counts[clock.Selected], counts[clock.Falseticker], counts[clock.Unreachable], counts[clock.Invalid])
+	if k := e.Kernel; k != nil {
+		fmt.Fprintf(&b, "Kernel        : %s\n", k)
+	}
+	fmt.Fprintf(&b, "Sources       : %d (%d selected, %d falseticker, %d no majority, %d not synchronized, %d unreachable, %d invalid)\n\n",
+		len(e.Sources), counts[clock.Selected], counts[clock.Falseticker], counts[clock.NoMajority], counts[clock.NotSynchronized], counts[clock.Unreachable], counts[clock.Invalid])
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tVERDICT\tOFFSET(ms)\tRTT(ms)\tSTRATUM\tBOUND(ms)\tREASON")
+	fmt.Fprintln(tw, "ADDRESS\tVERDICT\tOFFSET(ms)\tRTT(ms)\tSTRATUM\tROOT DELAY(ms)\tROOT DISP(ms)\tBOUND(ms)\tREASON")
 	for _, s := range e.Sources {
-		if s.Verdict == clock.Unreachable || (s.Verdict == clock.Invalid && s.RTT == 0) {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", s.Address, s.Verdict, s.Reason)
+		if !s.Answered {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t%s\n", s.Address, s.Verdict, s.Reason)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%+.3f\t%.3f\t%d\t%.3f\t%s\n",
-			s.Address, s.Verdict, msf(s.Offset), msf(s.RTT), s.Stratum, msf(s.ErrorBound), s.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%+.3f\t%.3f\t%d\t%.3f\t%.3f\t%.3f\t%s\n",
+			s.Address, s.Verdict, msf(s.Offset), msf(s.RTT), s.Stratum, msf(s.RootDelay), msf(s.RootDispersion), msf(s.ErrorBound), s.Reason)
 	}
 	return tw.Flush()
 }

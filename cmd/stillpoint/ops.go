@@ -291,12 +291,13 @@ node would or would not be admitted to a pause with the current limits.`,
 					verdict = "no: " + strings.Join(e.GetReasons(), "; ")
 				}
 				rows = append(rows, []string{m.GetName(), m.GetCluster(), timefmt.Signed(time.Duration(ck.GetOffsetNs())), timefmt.PlusMinus(time.Duration(ck.GetErrorBoundNs())),
-					strings.ToLower(strings.TrimPrefix(ck.GetStatus().String(), "CLOCK_STATUS_")), timefmt.Duration(time.Duration(ck.GetAgeNs()).Round(time.Millisecond)), verdict})
+					strings.ToLower(strings.TrimPrefix(ck.GetStatus().String(), "CLOCK_STATUS_")), timefmt.Duration(time.Duration(ck.GetAgeNs()).Round(time.Millisecond)),
+					falsetickerCell(ck), verdict})
 			}
 			if len(rows) == 0 {
 				return errors.New("no agents in the gossip pool (start agents, then try again)")
 			}
-			if err := table(w, []string{"NODE", "CLUSTER", "OFFSET", "±BOUND", "STATUS", "AGE", "ADMITTED"}, rows); err != nil {
+			if err := table(w, []string{"NODE", "CLUSTER", "OFFSET", "±BOUND", "STATUS", "AGE", "FALSETICKERS", "ADMITTED"}, rows); err != nil {
 				return err
 			}
 			cfg := resp.GetConfig()
@@ -315,4 +316,22 @@ node would or would not be admitted to a pause with the current limits.`,
 		})
 	}
 	return cmd
+}
+
+// falsetickerCell names the NTP servers an agent's intersection voted out
+// (or counts them, when only gossip was heard), "-" for none.
+func falsetickerCell(ck *pb.ClockEstimate) string {
+	var names []string
+	for _, s := range ck.GetSources() {
+		if s.GetVerdict() == pb.SourceVerdict_SOURCE_VERDICT_FALSETICKER {
+			names = append(names, s.GetAddress())
+		}
+	}
+	switch {
+	case len(names) > 0:
+		return strings.Join(names, ",")
+	case ck.GetFalsetickers() > 0:
+		return fmt.Sprintf("%d", ck.GetFalsetickers())
+	}
+	return "-"
 }

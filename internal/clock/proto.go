@@ -26,6 +26,11 @@ func (e Estimate) Proto(now time.Time) *pb.ClockEstimate {
 		FailedRounds:     uint32(max(e.FailedRounds, 0)),
 		LastFailure:      e.LastFailure,
 	}
+	for _, s := range e.Sources {
+		if s.Verdict == Falseticker {
+			out.Falsetickers++
+		}
+	}
 	if !e.AsOf.IsZero() {
 		out.SampledAt = timestamppb.New(e.AsOf)
 	}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -49,6 +50,10 @@ type Config struct {
 	NTPPoll time.Duration
 	// Skews gives a node's local clock an offset from true time.
 	Skews map[string]time.Duration
+	// OwnNTP lists nodes whose agent samples NTPServers loopback NTP
+	// servers of its own (Node.NTP) instead of the shared ones, so a test
+	// can silence one agent's servers.
+	OwnNTP []string
 	// Workload runs on every simulated node.
 	Workload simnode.WorkloadConfig
 	// Stores, when set, gives a node its two stores (default in-memory).
@@ -107,6 +112,11 @@ func (c Config) Validate() error {
 		}
 		seen[n.Name] = true
 	}
+	for _, name := range c.OwnNTP {
+		if !seen[name] {
+			errs = append(errs, fmt.Errorf("own NTP for %s: no such node (nodes: %v)", name, c.nodeNames()))
+		}
+	}
 	for name := range c.Skews {
 		if !seen[name] {
 			errs = append(errs, fmt.Errorf("skew for %s: no such node (nodes: %v)", name, c.nodeNames()))
@@ -131,9 +141,15 @@ type Node struct {
 	Spec  NodeSpec
 	Sim   *simnode.Node
 	Agent *agent.Agent
-	cfg   agent.Config
-	clk   clock.Clock
+	// NTP are the node's own NTP servers (Config.OwnNTP), else nil.
+	NTP []*ntptest.Server
+	cfg agent.Config
+	clk clock.Clock
 }
+
+// Clock is the local clock the node's agent reads: a *clock.Skewed for a
+// node in Config.Skews (a test can Jump it), else clock.System.
+func (n *Node) Clock() clock.Clock { return n.clk }
 
 // Cluster is a running dev cluster.
 type Cluster struct {
@@ -330,6 +346,22 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec) error {
 		acfg.CheckPausedInterval = c.cfg.AgentCheckPausedInterval
 	}
 	n := &Node{Spec: spec, Sim: sim, cfg: acfg, clk: clock.System}
+	if slices.Contains(c.cfg.OwnNTP, spec.Name) {
+		var addrs []string
+		for range c.cfg.NTPServers {
+			s, err := ntptest.Start(ntptest.DefaultConfig())
+			if err != nil {
+				sim.Stop()
+				for _, s := range n.NTP {
+					_ = s.Close()
+				}
+				return fmt.Errorf("dev cluster: NTP server for %s: %w", spec.Name, err)
+			}
+			n.NTP = append(n.NTP, s)
+			addrs = append(addrs, s.Addr())
+		}
+		n.cfg.NTP.Servers = addrs
+	}
 	if off, ok := c.cfg.Skews[spec.Name]; ok {
 		n.clk = clock.NewSkewed(off)
 	}

@@ -261,6 +261,9 @@ func (c *Cluster) Stop(ctx context.Context) {
 	wg.Wait()
 	for _, n := range nodes {
 		n.Sim.Stop()
+		for _, s := range n.NTP {
+			_ = s.Close()
+		}
 	}
 	for _, s := range servers {
 		if s != nil {

@@ -398,8 +398,11 @@ type ClockEstimate struct {
 	Kernel *KernelClock `protobuf:"bytes,13,opt,name=kernel,proto3" json:"kernel,omitempty"`
 	// Rounds since sampled_at that gave no estimate (the estimate was kept,
 	// aging); last_failure is why the latest failed.
-	FailedRounds  uint32 `protobuf:"varint,14,opt,name=failed_rounds,json=failedRounds,proto3" json:"failed_rounds,omitempty"`
-	LastFailure   string `protobuf:"bytes,15,opt,name=last_failure,json=lastFailure,proto3" json:"last_failure,omitempty"`
+	FailedRounds uint32 `protobuf:"varint,14,opt,name=failed_rounds,json=failedRounds,proto3" json:"failed_rounds,omitempty"`
+	LastFailure  string `protobuf:"bytes,15,opt,name=last_failure,json=lastFailure,proto3" json:"last_failure,omitempty"`
+	// How many sources are falsetickers; set also where the sources are not
+	// carried (an estimate heard through gossip).
+	Falsetickers  uint32 `protobuf:"varint,16,opt,name=falsetickers,proto3" json:"falsetickers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -539,6 +542,13 @@ func (x *ClockEstimate) GetLastFailure() string {
 	return ""
 }
 
+func (x *ClockEstimate) GetFalsetickers() uint32 {
+	if x != nil {
+		return x.Falsetickers
+	}
+	return 0
+}
+
 // StampedTime is a local wall time together with the clock estimate in force
 // when it was read; true time is local_time + offset ± error_bound.
 type StampedTime struct {
@@ -617,7 +627,7 @@ const file_stillpoint_v1_clock_proto_rawDesc = "" +
 	"\atick_us\x18\x02 \x01(\x03R\x06tickUs\x12&\n" +
 	"\x0fnominal_tick_us\x18\x03 \x01(\x03R\rnominalTickUs\x12*\n" +
 	"\x11pending_offset_ns\x18\x04 \x01(\x03R\x0fpendingOffsetNs\x12\x16\n" +
-	"\x06status\x18\x05 \x01(\x05R\x06status\"\xd9\x04\n" +
+	"\x06status\x18\x05 \x01(\x05R\x06status\"\xfd\x04\n" +
 	"\rClockEstimate\x12\x1b\n" +
 	"\toffset_ns\x18\x01 \x01(\x03R\boffsetNs\x12$\n" +
 	"\x0eerror_bound_ns\x18\x02 \x01(\x03R\ferrorBoundNs\x122\n" +
@@ -635,7 +645,8 @@ const file_stillpoint_v1_clock_proto_rawDesc = "" +
 	"\x0eslew_offset_ns\x18\f \x01(\x03R\fslewOffsetNs\x122\n" +
 	"\x06kernel\x18\r \x01(\v2\x1a.stillpoint.v1.KernelClockR\x06kernel\x12#\n" +
 	"\rfailed_rounds\x18\x0e \x01(\rR\ffailedRounds\x12!\n" +
-	"\flast_failure\x18\x0f \x01(\tR\vlastFailure\"\x82\x01\n" +
+	"\flast_failure\x18\x0f \x01(\tR\vlastFailure\x12\"\n" +
+	"\ffalsetickers\x18\x10 \x01(\rR\ffalsetickers\"\x82\x01\n" +
 	"\vStampedTime\x129\n" +
 	"\n" +
 	"local_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tlocalTime\x128\n" +

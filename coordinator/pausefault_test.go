@@ -47,7 +47,6 @@ var (
 // line) when the fix lands; -faults.awaiting runs them all.
 var awaitingFix = map[string]string{
 	kindPersistFail.String(): "issue 10 item 6: a persist error stops the runner and nothing re-drives the op while its leader stays leader (the op is stuck)",
-	kindClock.String():       "issue 11 item 1: computeWindow certifies readings taken under a non-synchronized estimate",
 	checkHoldDeadline:        "issue 10 item 7: a failover restarts the hold from zero",
 	checkUnpauseRetried:      "issue 10 item 9: an unpause that failed is not retried once the agent answers again",
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,7 @@ type fakeAgent struct {
 	h    *faultHarness
 	idx  int
 	name string
+	rng  *rand.Rand
 
 	mu sync.Mutex
 	// Clock: true time = local + thetaTrue; the agent believes thetaEst ± eps.
@@ -239,7 +241,25 @@ func (a *fakeAgent) inject(f fault, method string, now time.Time) error {
 var errDelayed = errors.New("delayed")
 
 func (a *fakeAgent) Pause(ctx context.Context, req *pb.PauseRequest, _ ...grpc.CallOption) (*pb.PauseResponse, error) {
-	resp, err := a.call(ctx, "pause", func(now time.Time) (proto.Message, error) { return a.pause(req, now) })
+	// The lease is armed when the Pause arrives; the node acks once it has
+	// drained.
+	arrived := a.h.clk.Now()
+	a.mu.Lock()
+	drain := time.Duration(0)
+	if a.h.sched.maxDrain > 0 {
+		drain = time.Duration(a.rng.Int64N(int64(a.h.sched.maxDrain)))
+	}
+	a.mu.Unlock()
+	if drain > 0 {
+		t := a.h.clk.NewTimer(drain)
+		select {
+		case <-t.Chan():
+		case <-ctx.Done():
+			t.Stop()
+			return nil, status.Error(codes.Canceled, ctx.Err().Error())
+		}
+	}
+	resp, err := a.call(ctx, "pause", func(now time.Time) (proto.Message, error) { return a.pause(req, arrived, now) })
 	if errors.Is(err, errDelayed) {
 		a.h.delay(a, proto.Clone(req).(*pb.PauseRequest))
 		return nil, status.Error(codes.DeadlineExceeded, "no answer: the Pause is delayed in the network")
@@ -250,7 +270,7 @@ func (a *fakeAgent) Pause(ctx context.Context, req *pb.PauseRequest, _ ...grpc.C
 	return resp.(*pb.PauseResponse), nil
 }
 
-func (a *fakeAgent) pause(req *pb.PauseRequest, now time.Time) (*pb.PauseResponse, error) {
+func (a *fakeAgent) pause(req *pb.PauseRequest, arrived, now time.Time) (*pb.PauseResponse, error) {
 	op := req.GetOpId()
 	if err := a.fence(op, req.GetEpoch()); err != nil {
 		return nil, err
@@ -269,7 +289,7 @@ func (a *fakeAgent) pause(req *pb.PauseRequest, now time.Time) (*pb.PauseRespons
 		}
 	}
 	lease := time.Duration(req.GetLeaseMs()) * time.Millisecond
-	a.lease = &fakeLease{op: op, epoch: req.GetEpoch(), deadline: now.Add(lease)}
+	a.lease = &fakeLease{op: op, epoch: req.GetEpoch(), deadline: arrived.Add(lease)}
 	if a.drainFails {
 		a.drainFails = false
 		res := &pb.UnpauseResponse{Node: a.name, Outcome: pb.NodeOutcome_NODE_OUTCOME_DRAIN_TIMED_OUT, Message: "nothing to unpause: drain timed out"}
@@ -280,7 +300,7 @@ func (a *fakeAgent) pause(req *pb.PauseRequest, now time.Time) (*pb.PauseRespons
 	}
 	a.gate(true, now)
 	ack := &pb.PauseResponse{Node: a.name, Outcome: pb.NodeOutcome_NODE_OUTCOME_PAUSED, Message: "paused and drained",
-		AckedAt: a.stampAt(now, "ack"), LeaseRemainingMs: lease.Milliseconds()}
+		AckedAt: a.stampAt(now, "ack"), LeaseRemainingMs: a.lease.deadline.Sub(now).Milliseconds()}
 	a.lease.held, a.lease.ack = true, ack
 	return proto.Clone(ack).(*pb.PauseResponse), nil
 }
@@ -352,7 +372,7 @@ func (a *fakeAgent) deliverLate(req *pb.PauseRequest) {
 	defer a.mu.Unlock()
 	now := a.h.clk.Now()
 	a.sync(now)
-	_, _ = a.pause(req, now)
+	_, _ = a.pause(req, now, now)
 }
 
 // pausedWithin reports whether the node was paused throughout [from, to]

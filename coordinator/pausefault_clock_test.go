@@ -114,6 +114,13 @@ func (c *stepClock) reset() {
 	c.timers = map[*stepEvent]struct{}{}
 }
 
+// advance moves the clock on while no runner runs (a leader election).
+func (c *stepClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 // step advances to the earliest armed timer and fires it, like time's
 // timers: into a one-slot buffer, dropped when the slot is full. Call it
 // only once every goroutine of the bubble is durably blocked

@@ -92,7 +92,13 @@ type schedule struct {
 	nodes   int
 	leaseMs int64
 	holdMs  int64
-	faults  []fault
+	// maxDrain bounds how long a node takes to drain before it acks (0:
+	// acks at once); maxWaitMs is the runtime max_pause_wait.
+	maxDrain  time.Duration
+	maxWaitMs int64
+	// gaps[i] is how long the i-th leader election takes.
+	gaps   []time.Duration
+	faults []fault
 }
 
 func (s *schedule) String() string {
@@ -100,7 +106,8 @@ func (s *schedule) String() string {
 	for i, f := range s.faults {
 		fs[i] = f.String()
 	}
-	return fmt.Sprintf("nodes=%d lease=%dms hold=%dms faults=[%s]", s.nodes, s.leaseMs, s.holdMs, strings.Join(fs, "; "))
+	return fmt.Sprintf("nodes=%d lease=%dms hold=%dms max_drain=%v max_pause_wait=%dms elections=%v faults=[%s]",
+		s.nodes, s.leaseMs, s.holdMs, s.maxDrain, s.maxWaitMs, s.gaps, strings.Join(fs, "; "))
 }
 
 func (s *schedule) kinds() map[faultKind]bool {
@@ -121,8 +128,21 @@ func newSchedule(seed uint64, kinds []faultKind) *schedule {
 		leaseMs: []int64{901, 1501, 3001}[rng.IntN(3)],
 		holdMs:  []int64{0, 0, 230, 1010, 2570}[rng.IntN(5)],
 	}
+	s.maxWaitMs = s.leaseMs / 3
+	if rng.IntN(2) == 0 {
+		// Drains as long as the node may take: up to most of the lease.
+		s.maxWaitMs = s.leaseMs * 85 / 100
+		s.maxDrain = time.Duration(s.maxWaitMs) * time.Millisecond
+	}
+	for range 4 {
+		s.gaps = append(s.gaps, []time.Duration{0, 150 * time.Millisecond, time.Duration(s.leaseMs/2) * time.Millisecond, time.Duration(2*s.leaseMs) * time.Millisecond}[rng.IntN(4)])
+	}
 	methods := []string{"pause", "renew", "unpause"}
-	for range 1 + rng.IntN(3) {
+	nf := 1 + rng.IntN(3)
+	if rng.IntN(8) == 0 {
+		nf = 0 // a fault-free run must complete
+	}
+	for range nf {
 		f := fault{kind: kinds[rng.IntN(len(kinds))], node: -1, after: rng.IntN(2) == 0}
 		switch {
 		case f.kind == kindPersistFail, f.kind == kindLeaderLoss && rng.IntN(3) == 0:

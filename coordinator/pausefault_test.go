@@ -48,15 +48,17 @@ var (
 var awaitingFix = map[string]string{
 	kindPersistFail.String(): "issue 10 item 6: a persist error stops the runner and nothing re-drives the op while its leader stays leader (the op is stuck)",
 	checkHoldDeadline:        "issue 10 item 7: a failover restarts the hold from zero",
+	checkFaultFreeCompletes:  "issue 10 item 7: with drains near max_pause_wait, a lease runs out before the first renewal (lease/3 after the slowest drain)",
 	checkUnpauseRetried:      "issue 10 item 9: an unpause that failed is not retried once the agent answers again",
 }
 
 // Invariant checks that can be awaiting a fix.
 const (
-	checkIntendedEnd     = "check:intended-end-state"
-	checkRollbackAborted = "check:rolled-back-is-aborted"
-	checkHoldDeadline    = "check:hold-ends-at-its-deadline"
-	checkUnpauseRetried  = "check:unpause-retried"
+	checkIntendedEnd        = "check:intended-end-state"
+	checkRollbackAborted    = "check:rolled-back-is-aborted"
+	checkHoldDeadline       = "check:hold-ends-at-its-deadline"
+	checkUnpauseRetried     = "check:unpause-retried"
+	checkFaultFreeCompletes = "check:fault-free-run-completes"
 )
 
 func enabled(name string) bool {
@@ -276,7 +278,7 @@ func newFaultHarness(s *schedule, log *zap.Logger) *faultHarness {
 		cfg: &pb.RuntimeConfig{
 			MaxErrorBoundNs: int64(50 * time.Millisecond), MaxDriftNs: int64(100 * time.Millisecond),
 			LeaseNs: s.leaseMs * int64(time.Millisecond), MarginNs: int64(7 * time.Millisecond),
-			MinWindowNs: int64(time.Millisecond), MaxPauseWaitNs: int64(300 * time.Millisecond),
+			MinWindowNs: int64(time.Millisecond), MaxPauseWaitNs: s.maxWaitMs * int64(time.Millisecond),
 		},
 	}
 	op := &pb.Operation{
@@ -289,6 +291,7 @@ func newFaultHarness(s *schedule, log *zap.Logger) *faultHarness {
 		a := &fakeAgent{
 			h: h, idx: i, name: fmt.Sprintf("node-%d", i+1),
 			thetaTrue: theta, eps: eps, thetaEst: theta + time.Duration(rng.Float64()*1.8-0.9)*eps,
+			rng:   rand.New(rand.NewPCG(s.seed, uint64(i))),
 			ended: map[string]*pb.UnpauseResponse{}, unseen: map[string]bool{}, interrupted: map[string]time.Time{}, badClock: map[string]pb.ClockStatus{},
 		}
 		h.agents = append(h.agents, a)
@@ -376,6 +379,8 @@ func runFaultSchedule(s *schedule, log *zap.Logger) []string {
 		h.lost = false
 		h.mu.Unlock()
 		if lost {
+			// A new leader is elected, then resumes the op.
+			h.clk.advance(s.gaps[min(int(epoch-1), len(s.gaps)-1)])
 			epoch++
 			continue
 		}
@@ -416,6 +421,9 @@ func (h *faultHarness) check() []string {
 	}
 	if !terminal(last.GetState()) {
 		v = append(v, fmt.Sprintf("op %s left %s although a leader exists", id, last.GetState()))
+	}
+	if len(h.sched.faults) == 0 && last.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED && enabled(checkFaultFreeCompletes) {
+		v = append(v, fmt.Sprintf("no fault injected, but the op ended %s: %s", last.GetState(), last.GetReason()))
 	}
 	switch last.GetState() {
 	case pb.OperationState_OPERATION_STATE_COMPLETED:

@@ -485,7 +485,9 @@ func (h *faultHarness) check() []string {
 		switch {
 		case paused && lease == nil:
 			v = append(v, fmt.Sprintf("%s left paused with no lease: nothing will unpause it", a.name))
-		case paused && lease.op == id && len(h.late) > 0 && terminal(last.GetState()):
+		case paused && lease.op == id && len(h.late) > 0 && terminal(last.GetState()) && outage == 0 && enabled(checkUnpauseRetried):
+			// An agent the new leader could not reach cannot fence a late
+			// Pause: its lease bounds the damage. One that answers must.
 			v = append(v, fmt.Sprintf("%s paused for a whole lease by a late Pause of op %s from a deposed leader, after the op ended %s", a.name, id, last.GetState()))
 		case paused && terminal(last.GetState()) && outage == 0 && enabled(checkUnpauseRetried):
 			v = append(v, fmt.Sprintf("%s left paused until its lease (op %s ended %s) although its agent answers", a.name, lease.op, last.GetState()))

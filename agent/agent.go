@@ -153,6 +153,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	scfg.PollInterval = a.cfg.NTP.PollInterval
 	scfg.Timeout = a.cfg.NTP.Timeout
 	scfg.MaxDriftPPM = a.cfg.NTP.MaxDriftPPM
+	if a.cfg.NTP.StaleAfterPolls > 0 {
+		scfg.StaleAfterPolls = a.cfg.NTP.StaleAfterPolls
+	}
 	scfg.Clock = a.clk
 	scfg.Logger = a.log.With(zap.String("component", "clock"))
 	sampler, err := clock.NewSampler(scfg)

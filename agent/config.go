@@ -72,6 +72,9 @@ type NTPConfig struct {
 	PollInterval time.Duration `yaml:"poll_interval" flag:"ntp-poll-interval"`
 	Timeout      time.Duration `yaml:"timeout" flag:"ntp-timeout"`
 	MaxDriftPPM  float64       `yaml:"max_drift_ppm" flag:"max-drift-ppm"`
+	// StaleAfterPolls: through failed rounds the last good estimate stays
+	// in force, aging, for this many poll intervals; then it is stale.
+	StaleAfterPolls int `yaml:"stale_after_polls" flag:"ntp-stale-after-polls"`
 }
 
 // GossipConfig is the memberlist side.
@@ -118,9 +121,10 @@ func DefaultConfig() Config {
 			CallTimeout: 5 * time.Second,
 		},
 		NTP: NTPConfig{
-			PollInterval: 16 * time.Second,
-			Timeout:      2 * time.Second,
-			MaxDriftPPM:  50,
+			PollInterval:    16 * time.Second,
+			Timeout:         2 * time.Second,
+			MaxDriftPPM:     50,
+			StaleAfterPolls: 4,
 		},
 		Gossip: GossipConfig{
 			Bind:    "0.0.0.0:7946",
@@ -160,6 +164,9 @@ func (c Config) Validate() error {
 	}
 	if c.NTP.Timeout <= 0 {
 		p.Addf("ntp.timeout %s: must be positive", c.NTP.Timeout)
+	}
+	if c.NTP.StaleAfterPolls < 1 {
+		p.Addf("ntp.stale_after_polls %d: must be at least 1", c.NTP.StaleAfterPolls)
 	}
 	if c.NTP.MaxDriftPPM <= 0 || c.NTP.MaxDriftPPM > 1000 {
 		p.Addf("ntp.max_drift_ppm %g: must be in (0, 1000]", c.NTP.MaxDriftPPM)

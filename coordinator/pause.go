@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -66,15 +68,53 @@ func (r *pauseRunner) forceUnpause(reason string) {
 	})
 }
 
-// persist records op; on failure the op cannot move on (no quorum or lost
-// leadership) and the caller stops: leases unpause the nodes.
+// Persist retry backoff: a failed write is retried while this runner's
+// term lasts, waiting persistBackoffMin, doubling up to persistBackoffMax.
+const (
+	persistBackoffMin = 50 * time.Millisecond
+	persistBackoffMax = 2 * time.Second
+)
+
+// persist records op. A failed write is retried while the term lasts (a
+// quorum may come back; an apply may have timed out), so an op does not
+// stop half-way while its leader still leads. It gives up when ctx ends
+// (leadership lost: the next leader resumes the op) or the FSM refuses the
+// write for good (a stale epoch, an op that already ended).
 func (r *pauseRunner) persist(ctx context.Context, op *pb.Operation) error {
 	op.Epoch = r.epoch
-	if err := r.ops.updateOperation(ctx, proto.Clone(op).(*pb.Operation)); err != nil {
-		r.log.Error("recording operation failed; leases will release the nodes", zap.String("state", op.GetState().String()), zap.Error(err))
-		return err
+	backoff := persistBackoffMin
+	for attempt := 1; ; attempt++ {
+		err := r.ops.updateOperation(ctx, proto.Clone(op).(*pb.Operation))
+		if err == nil {
+			return nil
+		}
+		if attempt > 1 && fsm.IsTerminal(op.GetState()) && errors.Is(err, fsm.ErrOperationEnded) {
+			// An earlier attempt was committed after all; only this
+			// runner's term could have ended the op.
+			return nil
+		}
+		if permanentPersistError(err) || ctx.Err() != nil {
+			r.log.Error("recording operation failed; the next leader or the leases take over", zap.String("state", op.GetState().String()), zap.Int("attempt", attempt), zap.Error(err))
+			return err
+		}
+		r.log.Warn("recording operation failed; retrying", zap.String("state", op.GetState().String()), zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.clock.After(backoff):
+		}
+		backoff = min(2*backoff, persistBackoffMax)
 	}
-	return nil
+}
+
+// permanentPersistError: the FSM refused the write and will refuse it again.
+func permanentPersistError(err error) bool {
+	for _, e := range []error{fsm.ErrStaleEpoch, fsm.ErrOperationEnded, fsm.ErrOperationNotFound, fsm.ErrInvalidCommand} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // run drives op from PAUSING to a terminal state. It returns the final
@@ -99,7 +139,7 @@ func (r *pauseRunner) run(ctx context.Context, op *pb.Operation) (*pb.Operation,
 		return r.holdAndFinish(ctx, op)
 	case pb.OperationState_OPERATION_STATE_PAUSING:
 		// A new leader cannot know which pauses landed: abort.
-		op.Reason = "leader changed while pausing; aborted"
+		op.Reason = "taken over while pausing (leader change, or the runner stopped on an error); aborted"
 		return r.rollback(ctx, op)
 	case pb.OperationState_OPERATION_STATE_HOLDING:
 		r.log.Info("resuming held operation after leader change")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -53,6 +54,8 @@ type pauseRunner struct {
 	force       chan struct{}
 	forceOnce   sync.Once
 	forceReason string
+	// leases is what this runner knows of each target's lease.
+	leases leaseBook
 }
 
 // renewFraction: leases are renewed every lease/renewFraction.
@@ -123,6 +126,14 @@ func permanentPersistError(err error) bool {
 // or the leases release the nodes.
 func (r *pauseRunner) run(ctx context.Context, op *pb.Operation) (*pb.Operation, error) {
 	op = proto.Clone(op).(*pb.Operation)
+	if op.GetState() != pb.OperationState_OPERATION_STATE_PENDING {
+		// Taking over: the last leader may have armed or renewed any
+		// target's lease up to now.
+		lease := time.Duration(op.GetLeaseMs()) * time.Millisecond
+		for _, t := range op.GetTargets() {
+			r.leases.unknown(t.GetNode(), r.clock.Now(), lease)
+		}
+	}
 	switch op.GetState() {
 	case pb.OperationState_OPERATION_STATE_PENDING:
 		op.State = pb.OperationState_OPERATION_STATE_PAUSING
@@ -132,21 +143,34 @@ func (r *pauseRunner) run(ctx context.Context, op *pb.Operation) (*pb.Operation,
 		if !r.pauseAll(ctx, op) {
 			return r.rollback(ctx, op)
 		}
+		hold := r.chooseHold(op)
+		start := r.clock.Now()
+		op.HoldDeadline = holdDeadline(r.stamp(), hold)
 		op.State = pb.OperationState_OPERATION_STATE_HOLDING
 		if err := r.persist(ctx, op); err != nil {
 			return nil, err
 		}
-		return r.holdAndFinish(ctx, op)
+		// Renew at once: a target that acked early has spent part of its
+		// lease waiting for the slowest drain.
+		if why := r.renewAll(ctx, op); why != "" {
+			return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
+		}
+		return r.holdAndFinish(ctx, op, hold-r.clock.Since(start))
 	case pb.OperationState_OPERATION_STATE_PAUSING:
 		// A new leader cannot know which pauses landed: abort.
 		op.Reason = "taken over while pausing (leader change, or the runner stopped on an error); aborted"
 		return r.rollback(ctx, op)
 	case pb.OperationState_OPERATION_STATE_HOLDING:
-		r.log.Info("resuming held operation after leader change")
 		if why := r.renewAll(ctx, op); why != "" {
 			return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
 		}
-		return r.holdAndFinish(ctx, op)
+		if op.GetHoldNs() == 0 { // recorded without its hold
+			r.chooseHold(op)
+		}
+		left := holdLeft(op, r.stamp())
+		r.log.Info("resuming held operation after leader change", zap.Duration("hold", time.Duration(op.GetHoldNs())), zap.Duration("left", left),
+			zap.Time("recorded_deadline", op.GetHoldDeadline().GetLocalTime().AsTime()))
+		return r.holdAndFinish(ctx, op, left)
 	case pb.OperationState_OPERATION_STATE_UNPAUSING:
 		r.log.Info("resuming unpause after leader change", zap.String("end_state", op.GetEndState().String()))
 		if end := op.GetEndState(); end != pb.OperationState_OPERATION_STATE_UNSPECIFIED {
@@ -178,10 +202,12 @@ func (r *pauseRunner) pauseAll(ctx context.Context, op *pb.Operation) bool {
 				WaitOutstanding: true, MaxPauseWaitMs: wait.Milliseconds(),
 			})
 			if err == nil {
+				r.leases.answered(t.GetNode(), start, r.clock.Now(), time.Duration(resp.GetLeaseRemainingMs())*time.Millisecond)
 				t.PauseOutcome, t.PauseMessage, t.AckedAt = resp.GetOutcome(), resp.GetMessage(), resp.GetAckedAt()
 				return
 			}
 		}
+		r.leases.unknown(t.GetNode(), r.clock.Now(), time.Duration(op.GetLeaseMs())*time.Millisecond)
 		t.PauseOutcome = rpcOutcome(err)
 		t.PauseMessage = fmt.Sprintf("agent %s: %s", t.GetGrpcAddress(), status.Convert(err).Message())
 	})
@@ -237,19 +263,25 @@ func maxAckBound(op *pb.Operation) time.Duration {
 	return time.Duration(m)
 }
 
-// holdAndFinish holds the targets paused for the hold, renewing leases and
-// watching membership, then unpauses and records the window.
-func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation) (*pb.Operation, error) {
+// chooseHold sets op's hold from the requested hold and the acks' bounds.
+func (r *pauseRunner) chooseHold(op *pb.Operation) time.Duration {
 	maxBound := maxAckBound(op)
 	hold := minHold(time.Duration(op.GetRequestedHoldMs())*time.Millisecond, maxBound, r.cfg)
 	op.HoldNs = int64(hold)
 	r.log.Info("holding", zap.Duration("hold", hold), zap.Duration("max_bound", maxBound))
+	return hold
+}
+
+// holdAndFinish holds the targets paused for what is left of the hold,
+// renewing leases (a third of the smallest lease left apart) and watching
+// membership, then unpauses and records the window.
+func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation, left time.Duration) (*pb.Operation, error) {
 	lease := time.Duration(op.GetLeaseMs()) * time.Millisecond
-	renew := r.clock.NewTicker(lease / renewFraction)
+	renew := r.clock.NewTimer(r.leases.renewIn(r.clock.Now(), lease))
 	defer renew.Stop()
-	poll := r.clock.NewTicker(holdPollInterval(hold))
+	poll := r.clock.NewTicker(holdPollInterval(time.Duration(op.GetHoldNs())))
 	defer poll.Stop()
-	deadline := r.clock.NewTimer(hold)
+	deadline := r.clock.NewTimer(max(left, 0))
 	defer deadline.Stop()
 	for {
 		select {
@@ -261,6 +293,7 @@ func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation) (*pb.
 			if why := r.renewAll(ctx, op); why != "" {
 				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
 			}
+			renew.Reset(r.leases.renewIn(r.clock.Now(), lease))
 		case <-poll.Chan():
 			if why := r.watch(op); why != "" {
 				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
@@ -295,11 +328,17 @@ func (r *pauseRunner) renewAll(ctx context.Context, op *pb.Operation) string {
 	r.fanOut(op, func(t *pb.TargetRecord) {
 		cctx, cancel := context.WithTimeout(ctx, rpcSlack)
 		defer cancel()
+		sent := r.clock.Now()
 		c, err := r.agents.agent(t.GetGrpcAddress())
 		if err == nil {
-			_, err = c.RenewLease(cctx, &pb.RenewLeaseRequest{OpId: op.GetOpId(), Epoch: r.epoch, LeaseMs: op.GetLeaseMs()})
+			var resp *pb.RenewLeaseResponse
+			resp, err = c.RenewLease(cctx, &pb.RenewLeaseRequest{OpId: op.GetOpId(), Epoch: r.epoch, LeaseMs: op.GetLeaseMs()})
+			if err == nil {
+				r.leases.answered(t.GetNode(), sent, r.clock.Now(), time.Duration(resp.GetLeaseRemainingMs())*time.Millisecond)
+			}
 		}
 		if err != nil {
+			r.leases.unknown(t.GetNode(), r.clock.Now(), time.Duration(op.GetLeaseMs())*time.Millisecond)
 			mu.Lock()
 			lost = append(lost, fmt.Sprintf("%s: lease renewal failed: %v", t.GetNode(), err))
 			mu.Unlock()
@@ -340,8 +379,18 @@ func (r *pauseRunner) endEarly(ctx context.Context, op *pb.Operation, state pb.O
 		return nil, err
 	}
 	op.State = state
+	op.Reason += leaseReleasedNote(op)
 	op.EndedAt = r.stamp()
 	return op, r.persist(ctx, op)
+}
+
+// leaseReleasedNote names the targets left to their own lease, for the
+// op's reason ("" when none).
+func leaseReleasedNote(op *pb.Operation) string {
+	if len(op.GetLeaseReleased()) == 0 {
+		return ""
+	}
+	return "; released by their own lease: " + strings.Join(op.GetLeaseReleased(), ", ")
 }
 
 // unpauseAndFinish unpauses every target after a full hold, then records
@@ -365,7 +414,7 @@ func (r *pauseRunner) unpauseAndFinish(ctx context.Context, op *pb.Operation) (*
 	}
 	if len(unconfirmed) > 0 {
 		op.State = pb.OperationState_OPERATION_STATE_INVALID
-		op.Reason = "unpause not confirmed: " + strings.Join(unconfirmed, "; ")
+		op.Reason = "unpause not confirmed: " + strings.Join(unconfirmed, "; ") + leaseReleasedNote(op)
 		return op, r.persist(ctx, op)
 	}
 	w, err := computeWindow(op, r.cfg)
@@ -384,39 +433,97 @@ func (r *pauseRunner) unpauseAndFinish(ctx context.Context, op *pb.Operation) (*
 	return op, r.persist(ctx, op)
 }
 
+// Unpause retry backoff: unpauseBackoffMin doubling to unpauseBackoffMax.
+const (
+	unpauseBackoffMin = 100 * time.Millisecond
+	unpauseBackoffMax = 2 * time.Second
+)
+
 // unpauseTargets sends Unpause to the chosen targets in parallel,
-// recording each outcome and the agent's stamped send time.
+// recording each outcome and the agent's stamped send time. An agent that
+// does not answer (a partition, a crash and restart), or whose node's
+// unpause failed while the op's lease stays armed, is retried with backoff
+// until it answers or its lease has surely run out; a target given up on
+// is recorded in op.lease_released: its node is left to its agent's lease.
 func (r *pauseRunner) unpauseTargets(ctx context.Context, op *pb.Operation, which func(*pb.TargetRecord) bool) {
+	var mu sync.Mutex
+	var released []string
 	r.fanOut(op, func(t *pb.TargetRecord) {
 		if !which(t) {
 			return
 		}
-		var lastErr error
-		// Retry briefly: an unpause that does not land leaves the node to
-		// its lease.
-		for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
-			cctx, cancel := context.WithTimeout(ctx, rpcSlack)
-			c, err := r.agents.agent(t.GetGrpcAddress())
-			if err == nil {
-				var resp *pb.UnpauseResponse
-				resp, err = c.Unpause(cctx, &pb.UnpauseRequest{OpId: op.GetOpId(), Epoch: r.epoch})
-				if err == nil {
-					cancel()
-					t.UnpauseOutcome, t.UnpauseMessage, t.UnpauseSentAt = resp.GetOutcome(), resp.GetMessage(), resp.GetSentAt()
-					t.LeaseExpired = resp.GetLeaseExpired()
-					// The agent could not confirm the node stayed paused up
-					// to its stamp (it restarted, or did not answer): the
-					// message says which.
-					t.NodeInterrupted = t.GetNodeInterrupted() || resp.GetInterrupted()
-					return
-				}
-			}
-			cancel()
-			lastErr = err
+		if r.unpauseTarget(ctx, op, t) || t.GetLeaseExpired() {
+			mu.Lock()
+			released = append(released, t.GetNode())
+			mu.Unlock()
 		}
-		t.UnpauseOutcome = rpcOutcome(lastErr)
-		t.UnpauseMessage = fmt.Sprintf("agent %s: %s", t.GetGrpcAddress(), status.Convert(lastErr).Message())
 	})
+	sort.Strings(released)
+	for _, n := range released {
+		if !slices.Contains(op.LeaseReleased, n) {
+			op.LeaseReleased = append(op.LeaseReleased, n)
+		}
+	}
+}
+
+// unpauseTarget unpauses one target, retrying as unpauseTargets says. It
+// reports whether it gave up because the target's lease had surely run
+// out.
+func (r *pauseRunner) unpauseTarget(ctx context.Context, op *pb.Operation, t *pb.TargetRecord) (leftToLease bool) {
+	lease := time.Duration(op.GetLeaseMs()) * time.Millisecond
+	giveUp, ok := r.leases.runsOutBy(t.GetNode())
+	if !ok {
+		giveUp = r.clock.Now().Add(lease + leaseSlack)
+	}
+	log := r.log.With(zap.String("target", t.GetNode()))
+	backoff := unpauseBackoffMin
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, rpcSlack)
+		c, err := r.agents.agent(t.GetGrpcAddress())
+		var resp *pb.UnpauseResponse
+		if err == nil {
+			resp, err = c.Unpause(cctx, &pb.UnpauseRequest{OpId: op.GetOpId(), Epoch: r.epoch})
+		}
+		cancel()
+		retry := false
+		switch {
+		case err == nil:
+			t.UnpauseOutcome, t.UnpauseMessage, t.UnpauseSentAt = resp.GetOutcome(), resp.GetMessage(), resp.GetSentAt()
+			t.LeaseExpired = resp.GetLeaseExpired()
+			// The agent could not confirm the node stayed paused up to its
+			// stamp (it restarted, or did not answer): the message says
+			// which.
+			t.NodeInterrupted = t.GetNodeInterrupted() || resp.GetInterrupted()
+			// A node this op paused whose unpause failed: the lease stays
+			// armed, ask again.
+			retry = resp.GetOutcome() != pb.NodeOutcome_NODE_OUTCOME_UNPAUSED && !resp.GetLeaseExpired() &&
+				t.GetPauseOutcome() == pb.NodeOutcome_NODE_OUTCOME_PAUSED
+		default:
+			t.UnpauseOutcome = rpcOutcome(err)
+			t.UnpauseMessage = fmt.Sprintf("agent %s: %s", t.GetGrpcAddress(), status.Convert(err).Message())
+			// No answer: ask again. An answer that refused (the agent
+			// holds no lease for this op, a stale epoch) is final.
+			retry = t.GetUnpauseOutcome() == pb.NodeOutcome_NODE_OUTCOME_UNREACHABLE
+		}
+		if !retry || ctx.Err() != nil {
+			return false
+		}
+		now := r.clock.Now()
+		if !now.Before(giveUp) {
+			t.UnpauseMessage = fmt.Sprintf("%s; after %d attempts the lease had surely run out: node %s was released by its own lease (if its agent lives)",
+				t.GetUnpauseMessage(), attempt, t.GetNode())
+			log.Warn("unpause not confirmed before the lease ran out; the node is left to its own lease", zap.Int("attempts", attempt), zap.String("message", t.GetUnpauseMessage()))
+			return true
+		}
+		wait := min(backoff, giveUp.Sub(now))
+		log.Info("unpause not confirmed; retrying", zap.Int("attempt", attempt), zap.Duration("backoff", wait), zap.String("message", t.GetUnpauseMessage()))
+		select {
+		case <-ctx.Done():
+			return false
+		case <-r.clock.After(wait):
+		}
+		backoff = min(2*backoff, unpauseBackoffMax)
+	}
 }
 
 // fanOut runs f for every target in parallel and waits. Each f owns its

@@ -344,3 +344,74 @@ func TestForceUnpauseEndsHoldAborted(t *testing.T) {
 		t.Errorf("restore point of a force-unpaused op: %v, want NotFound", err)
 	}
 }
+
+// TestLeaderKilledMidHoldEndsAtRecordedDeadline: the leader dies 2s into
+// a 5s hold; the next leader holds to the recorded deadline, not for a
+// fresh 5s. Every node's paused interval lasts at least the hold and at
+// most the hold plus holdSlack (drain, fan-out, election, both servers'
+// clock bounds, unpause); a hold restarted from zero would last 7s or more.
+func TestLeaderKilledMidHoldEndsAtRecordedDeadline(t *testing.T) {
+	const hold, intoHold, holdSlack = 5 * time.Second, 2 * time.Second, 1800 * time.Millisecond
+	c := startDev(t, nil)
+	leader := c.Leader()
+	resp, err := client(t, c, leader).StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: hold.Milliseconds()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opID := resp.GetOperation().GetOpId()
+	waitState(t, c, opID, pb.OperationState_OPERATION_STATE_HOLDING)
+	<-time.After(intoHold) // the scenario: a crash part-way into the hold
+	c.KillServer(leader)
+	op := watchEnd(t, c, opID, 30*time.Second)
+	if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+		t.Fatalf("op ended %s: %s", op.GetState(), op.GetReason())
+	}
+	checkOracle(t, c, op)
+	for _, n := range c.Nodes() {
+		ivs := n.Sim.PausedIntervals()
+		if len(ivs) == 0 || ivs[len(ivs)-1].End.IsZero() {
+			t.Fatalf("%s: paused intervals %v", n.Spec.Name, ivs)
+		}
+		last := ivs[len(ivs)-1]
+		paused := last.End.Sub(last.Start)
+		t.Logf("%s paused %v for a %v hold whose leader died %v in", n.Spec.Name, paused.Round(time.Millisecond), hold, intoHold)
+		if paused < hold || paused > hold+holdSlack {
+			t.Errorf("%s paused %v; want the %v hold, at most %v more (a hold restarted by the new leader lasts ≥ %v)",
+				n.Spec.Name, paused.Round(time.Millisecond), hold, holdSlack, hold+intoHold)
+		}
+	}
+}
+
+// TestAgentBackDuringUnpauseIsUnpausedByRetry: an agent crashes mid-hold
+// and comes back while the op unpauses; the coordinator keeps asking
+// until it answers, so its node is unpaused by the op (not left to its
+// lease) before the op ends.
+func TestAgentBackDuringUnpauseIsUnpausedByRetry(t *testing.T) {
+	c := startDev(t, nil)
+	resp, err := client(t, c, 0).StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opID := resp.GetOperation().GetOpId()
+	waitState(t, c, opID, pb.OperationState_OPERATION_STATE_HOLDING)
+	c.KillAgent("ledger-2")
+	waitState(t, c, opID, pb.OperationState_OPERATION_STATE_UNPAUSING)
+	if err := c.RestartAgent(context.Background(), "ledger-2"); err != nil {
+		t.Fatal(err)
+	}
+	op := watchEnd(t, c, opID, 30*time.Second)
+	if c.Node("ledger-2").Sim.Paused() {
+		t.Errorf("ledger-2 still paused when op %s ended %s (%s): left to its lease", opID, op.GetState(), op.GetReason())
+	}
+	for _, tg := range op.GetTargets() {
+		if tg.GetUnpauseOutcome() != pb.NodeOutcome_NODE_OUTCOME_UNPAUSED {
+			t.Errorf("%s: unpause outcome %s (%s), want unpaused", tg.GetNode(), tg.GetUnpauseOutcome(), tg.GetUnpauseMessage())
+		}
+	}
+	if len(op.GetLeaseReleased()) != 0 {
+		t.Errorf("lease_released = %v, want none", op.GetLeaseReleased())
+	}
+	if s := op.GetState(); s != pb.OperationState_OPERATION_STATE_INVALID || !strings.Contains(op.GetReason(), "ledger-2") {
+		t.Errorf("op ended %s (%s), want INVALID naming ledger-2", s, op.GetReason())
+	}
+}

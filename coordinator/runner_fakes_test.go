@@ -43,6 +43,9 @@ type rtAgent struct {
 	pauseErr   func() error
 	renewErr   func() error
 	unpauseErr func() error
+	// unpauseFails: the agent answers but its node's Unpause failed (the
+	// lease stays armed).
+	unpauseFails func() bool
 	// remaining, when set, is the lease_remaining_ms reported.
 	remaining func() int64
 	renews    []time.Time
@@ -90,6 +93,10 @@ func (a *rtAgent) Unpause(context.Context, *pb.UnpauseRequest, ...grpc.CallOptio
 		if err := a.unpauseErr(); err != nil {
 			return nil, err
 		}
+	}
+	if a.unpauseFails != nil && a.unpauseFails() {
+		return &pb.UnpauseResponse{Node: a.name, Outcome: pb.NodeOutcome_NODE_OUTCOME_UNREACHABLE, SentAt: rtStamp(a.now()),
+			Message: "unpause of node " + a.name + " failed: admin port unreachable; the lease stays armed"}, nil
 	}
 	a.paused = false
 	return &pb.UnpauseResponse{Node: a.name, Outcome: pb.NodeOutcome_NODE_OUTCOME_UNPAUSED, Message: "unpaused", SentAt: rtStamp(a.now())}, nil

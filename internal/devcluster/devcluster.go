@@ -382,6 +382,9 @@ func (c *Cluster) startAgent(ctx context.Context, n *Node) error {
 	}
 	c.mu.Lock()
 	n.Agent = a
+	// A restarted agent listens where it did, as a deployed one does: an
+	// op in flight still knows it by that address.
+	n.cfg.GRPC.Listen = a.GRPCAddr()
 	c.mu.Unlock()
 	return nil
 }

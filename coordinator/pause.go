@@ -501,9 +501,7 @@ func (r *pauseRunner) unpauseTarget(ctx context.Context, op *pb.Operation, t *pb
 		default:
 			t.UnpauseOutcome = rpcOutcome(err)
 			t.UnpauseMessage = fmt.Sprintf("agent %s: %s", t.GetGrpcAddress(), status.Convert(err).Message())
-			// No answer: ask again. An answer that refused (the agent
-			// holds no lease for this op, a stale epoch) is final.
-			retry = t.GetUnpauseOutcome() == pb.NodeOutcome_NODE_OUTCOME_UNREACHABLE
+			retry = unpauseRetryable(err)
 		}
 		if !retry || ctx.Err() != nil {
 			return false
@@ -524,6 +522,18 @@ func (r *pauseRunner) unpauseTarget(ctx context.Context, op *pb.Operation, t *pb
 		}
 		backoff = min(2*backoff, unpauseBackoffMax)
 	}
+}
+
+// unpauseRetryable: no answer, or the agent failed (an internal error, a
+// busy lock) and may succeed later. A refusal is final: the agent holds no
+// lease for this op, the epoch is stale, the op or its lease already ended,
+// the request is malformed.
+func unpauseRetryable(err error) bool {
+	switch status.Code(err) {
+	case codes.NotFound, codes.FailedPrecondition, codes.InvalidArgument, codes.PermissionDenied, codes.Unauthenticated, codes.Unimplemented:
+		return false
+	}
+	return true
 }
 
 // fanOut runs f for every target in parallel and waits. Each f owns its

@@ -415,6 +415,8 @@ func TestMetricsAndHealth(t *testing.T) {
 	for _, want := range []string{
 		agent.MetricClockBound + labels,
 		agent.MetricClockOffset + labels,
+		agent.MetricClockSlew + labels,
+		agent.MetricClockFailedRounds + labels + " 0",
 		agent.MetricClockStatus + `{cluster="ledger-test",node="n1",role="ledger",status="synchronized"} 1`,
 		agent.MetricNodeReachable + labels + " 1",
 		agent.MetricNodePaused + labels + " 0",

@@ -14,21 +14,26 @@ import (
 
 // Metric names, also used by deploy/prometheus alert rules.
 const (
-	MetricClockOffset      = "stillpoint_agent_clock_offset_seconds"
-	MetricClockBound       = "stillpoint_agent_clock_error_bound_seconds"
-	MetricClockAge         = "stillpoint_agent_clock_sample_age_seconds"
-	MetricClockStatus      = "stillpoint_agent_clock_status"
-	MetricNodeReachable    = "stillpoint_agent_node_reachable"
-	MetricNodePaused       = "stillpoint_agent_node_paused"
-	MetricNodeDraining     = "stillpoint_agent_node_draining"
-	MetricLeaseHeld        = "stillpoint_agent_lease_held"
-	MetricLeaseRemaining   = "stillpoint_agent_lease_remaining_seconds"
-	MetricLeasesExpired    = "stillpoint_agent_leases_expired_total"
-	MetricOpsInterrupted   = "stillpoint_agent_ops_interrupted_total"
-	MetricMaxEpoch         = "stillpoint_agent_max_epoch"
-	MetricAgentInfo        = "stillpoint_agent_info"
-	MetricGossipMembers    = "stillpoint_agent_gossip_members"
-	MetricGossipMetaErrors = "stillpoint_agent_gossip_meta_errors_total"
+	MetricClockOffset = "stillpoint_agent_clock_offset_seconds"
+	MetricClockBound  = "stillpoint_agent_clock_error_bound_seconds"
+	MetricClockAge    = "stillpoint_agent_clock_sample_age_seconds"
+	MetricClockStatus = "stillpoint_agent_clock_status"
+	// MetricClockSlew: the kernel slew rate (adjtimex) the bound grows at
+	// besides max drift; MetricClockFailedRounds: rounds since the sample
+	// that gave no estimate (the last good one is aging).
+	MetricClockSlew         = "stillpoint_agent_clock_slew_ppm"
+	MetricClockFailedRounds = "stillpoint_agent_clock_failed_rounds"
+	MetricNodeReachable     = "stillpoint_agent_node_reachable"
+	MetricNodePaused        = "stillpoint_agent_node_paused"
+	MetricNodeDraining      = "stillpoint_agent_node_draining"
+	MetricLeaseHeld         = "stillpoint_agent_lease_held"
+	MetricLeaseRemaining    = "stillpoint_agent_lease_remaining_seconds"
+	MetricLeasesExpired     = "stillpoint_agent_leases_expired_total"
+	MetricOpsInterrupted    = "stillpoint_agent_ops_interrupted_total"
+	MetricMaxEpoch          = "stillpoint_agent_max_epoch"
+	MetricAgentInfo         = "stillpoint_agent_info"
+	MetricGossipMembers     = "stillpoint_agent_gossip_members"
+	MetricGossipMetaErrors  = "stillpoint_agent_gossip_meta_errors_total"
 )
 
 // metrics is one agent's Prometheus registry; a registry per agent lets
@@ -65,6 +70,12 @@ func newMetrics(a *Agent) *metrics {
 		}),
 		gauge(MetricClockAge, "Age of the clock estimate's samples.", func() float64 {
 			return est().Age(a.clockSrc().Now()).Seconds()
+		}),
+		gauge(MetricClockSlew, "Fastest rate (ppm) the host's time daemon was seen slewing the clock since the sample (adjtimex); the bound grows at max drift plus this.", func() float64 {
+			return est().SlewPPM
+		}),
+		gauge(MetricClockFailedRounds, "NTP rounds since the sample that gave no estimate; the last good estimate ages until stale.", func() float64 {
+			return float64(est().FailedRounds)
 		}),
 		gauge(MetricNodeReachable, "1 when the node's admin port answered the last check.", func() float64 {
 			return b2f(a.core.snapshot(false).node.reachable)

@@ -31,7 +31,7 @@ func TestAlertRulesUseAgentMetrics(t *testing.T) {
 		t.Fatalf("rules file: %v", err)
 	}
 	exported := map[string]bool{}
-	for _, m := range []string{MetricClockOffset, MetricClockBound, MetricClockAge, MetricClockStatus, MetricNodeReachable,
+	for _, m := range []string{MetricClockOffset, MetricClockBound, MetricClockAge, MetricClockStatus, MetricClockSlew, MetricClockFailedRounds, MetricNodeReachable,
 		MetricNodePaused, MetricNodeDraining, MetricLeaseHeld, MetricLeaseRemaining, MetricLeasesExpired,
 		MetricOpsInterrupted, MetricMaxEpoch, MetricAgentInfo, MetricGossipMembers, MetricGossipMetaErrors} {
 		exported[m] = true

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"testing"
+
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// drift's FALSETICKERS column names the servers an agent voted out, counts
+// them when only gossip was heard, and says "-" for none (a server without
+// a majority is not a falseticker).
+func TestFalsetickerCell(t *testing.T) {
+	src := func(addr string, v pb.SourceVerdict) *pb.ClockSource { return &pb.ClockSource{Address: addr, Verdict: v} }
+	tests := []struct {
+		name string
+		ck   *pb.ClockEstimate
+		want string
+	}{
+		{"none", &pb.ClockEstimate{Sources: []*pb.ClockSource{src("a:123", pb.SourceVerdict_SOURCE_VERDICT_SELECTED)}}, "-"},
+		{"named", &pb.ClockEstimate{Falsetickers: 2, Sources: []*pb.ClockSource{
+			src("a:123", pb.SourceVerdict_SOURCE_VERDICT_FALSETICKER), src("b:123", pb.SourceVerdict_SOURCE_VERDICT_SELECTED),
+			src("c:123", pb.SourceVerdict_SOURCE_VERDICT_FALSETICKER)}}, "a:123,c:123"},
+		{"no majority is not a falseticker", &pb.ClockEstimate{Sources: []*pb.ClockSource{src("a:123", pb.SourceVerdict_SOURCE_VERDICT_NO_MAJORITY)}}, "-"},
+		{"gossip count only", &pb.ClockEstimate{Falsetickers: 1}, "1"},
+		{"no clock", nil, "-"},
+	}
+	for _, tc := range tests {
+		if got := falsetickerCell(tc.ck); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -10,7 +10,9 @@ import (
 // them when only gossip was heard, and says "-" for none (a server without
 // a majority is not a falseticker).
 func TestFalsetickerCell(t *testing.T) {
-	src := func(addr string, v pb.SourceVerdict) *pb.ClockSource { return &pb.ClockSource{Address: addr, Verdict: v} }
+	src := func(addr string, v pb.SourceVerdict) *pb.ClockSource {
+		return &pb.ClockSource{Address: addr, Verdict: v}
+	}
 	tests := []struct {
 		name string
 		ck   *pb.ClockEstimate

@@ -55,14 +55,16 @@ type Estimate struct {
 	// ErrorBound at AsOf (before growth with age).
 	ErrorBound time.Duration
 	// MaxDriftPPM: the bound grows by this many parts per million of age
-	// (the oscillator), plus SlewPPM (the time daemon).
+	// (the oscillator), plus what the time daemon slews.
 	MaxDriftPPM float64
-	// SlewPPM is the fastest rate the kernel was seen slewing the clock
-	// since AsOf (adjtimex: |freq| + |tick − nominal|); the bound grows at
-	// MaxDriftPPM + SlewPPM. SlewOffset is every offset handed to the
-	// kernel to slew since AsOf, added to the bound whole.
-	SlewPPM    float64
+	// SlewOffset is how far the host's time daemon may have slewed the
+	// clock from AsOf to SlewAsOf: the kernel's slew rate (adjtimex:
+	// |freq| + |tick − nominal|) integrated over the reads, plus every
+	// offset handed to the kernel to slew. SlewPPM is the rate at SlewAsOf,
+	// extrapolated beyond it (from AsOf when SlewAsOf is zero).
 	SlewOffset time.Duration
+	SlewPPM    float64
+	SlewAsOf   time.Time
 	// Kernel is the latest adjtimex reading (nil: not read).
 	Kernel *KernelClock
 	Status Status
@@ -96,10 +98,19 @@ func (e Estimate) Age(now time.Time) time.Duration {
 }
 
 // BoundAt is the error bound in force at local time now:
-// ε(as_of) + slew offset + (max_drift + slew rate) × (now − as_of),
-// rounded up to the nanosecond.
+// ε(as_of) + max_drift × (now − as_of) + the slew up to the last kernel
+// read + slew rate × (now − that read), rounded up to the nanosecond.
 func (e Estimate) BoundAt(now time.Time) time.Duration {
-	return e.ErrorBound + e.SlewOffset + drift(e.Age(now), e.RatePPM())
+	return e.ErrorBound + drift(e.Age(now), e.MaxDriftPPM) + e.slewAt(now)
+}
+
+// slewAt is how far the daemon may have slewed the clock from AsOf to now.
+func (e Estimate) slewAt(now time.Time) time.Duration {
+	since := e.Age(now)
+	if !e.SlewAsOf.IsZero() {
+		since = max(now.Sub(e.SlewAsOf), 0)
+	}
+	return e.SlewOffset + drift(since, e.SlewPPM)
 }
 
 // RatePPM is the rate the bound grows at: max drift plus the slew rate in

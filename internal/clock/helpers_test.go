@@ -71,9 +71,6 @@ func newSampler(t testing.TB, servers []string, f func(*Config)) *Sampler {
 	return s
 }
 
-func offsetBy(d time.Duration) func(*ntptest.Settings) {
-	return func(s *ntptest.Settings) { s.Offset = d }
-}
 
 // contains reports whether the estimate's interval holds offset d.
 func containsOffset(e Estimate, d time.Duration) bool {

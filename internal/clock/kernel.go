@@ -22,11 +22,11 @@ import (
 // lost the stamp would have no estimate at all. Reading adjtimex costs a
 // syscall, works with every daemon, and keeps a stamp's bound honest
 // between rounds: the sampler reads it at every round, every evaluation
-// (every stamp) and once a second in Run, keeps the fastest rate seen
-// since the estimate was taken, and adds every offset handed to the kernel
-// to slew. What it cannot see is a slew that starts and ends between two
-// reads less than a second apart; the README's production section states
-// the host requirement that covers it (maxslewrate).
+// (every stamp) and once a second in Run, integrates the rate over time
+// (slewTrack), and adds every offset handed to the kernel to slew. What it
+// cannot see is a slew that starts and ends between two reads less than a
+// second apart; the README's production section states the host
+// requirement that covers it (maxslewrate).
 
 // KernelClock is how the kernel is disciplining the clock now (adjtimex).
 type KernelClock struct {
@@ -80,41 +80,68 @@ type KernelFunc func() (KernelClock, error)
 func (f KernelFunc) ReadKernel() (KernelClock, error) { return f() }
 
 // slewTrack accumulates what the kernel did to the clock since an
-// estimate was taken.
+// estimate was taken. Between two reads the rate is taken as the larger
+// of the rates read at either end (a spike seen once counts for the
+// intervals on both sides of it, not for the rest of the poll); past the
+// last read the rate then in force is extrapolated.
 type slewTrack struct {
-	// ppm is the fastest slew rate seen.
-	ppm float64
+	reads int
+	// rate is the slew rate (ppm) at the last read, at (monotonic) and
+	// atWall its instant.
+	rate   float64
+	at     time.Duration
+	atWall time.Time
+	// slewed is the slew integrated from the first read to the last, in
+	// nanoseconds.
+	slewed float64
 	// pending is every offset handed to the kernel to slew: the pending
-	// offset at the start plus every later increase of it.
+	// offset at the first read plus every later increase of it.
 	pending time.Duration
 	last    time.Duration
-	// latest is the last reading, err its failure.
+	// latest is the last reading, err a failed one (sticky: the rate in
+	// the gap is unknown).
 	latest KernelClock
 	err    error
-	reads  int
 }
 
-// newSlewTrack starts tracking from reading k.
-func newSlewTrack(k KernelClock, err error) slewTrack {
+// newSlewTrack starts tracking from a read at local reading at.
+func newSlewTrack(k KernelClock, err error, at Reading) slewTrack {
 	t := slewTrack{}
-	t.observe(k, err)
+	t.observe(k, err, at)
 	return t
 }
 
-func (t *slewTrack) observe(k KernelClock, err error) {
-	t.reads++
+func (t *slewTrack) observe(k KernelClock, err error, at Reading) {
 	if err != nil {
 		t.err = err
 		return
 	}
+	r := k.SlewPPM()
+	if t.reads > 0 {
+		if dt := at.Mono - t.at; dt > 0 {
+			t.slewed += float64(dt) * max(t.rate, r) / 1e6
+		}
+	}
+	if t.reads == 0 || at.Mono >= t.at {
+		t.rate, t.at, t.atWall = r, at.Mono, at.Wall
+	}
+	t.reads++
 	t.latest = k
-	t.ppm = max(t.ppm, k.SlewPPM())
 	if p := k.PendingOffset.Abs(); p > t.last {
 		t.pending += p - t.last // a new offset to slew (the first: all of it)
 		t.last = p
 	} else {
 		t.last = p
 	}
+}
+
+// offset is the slew accounted for up to the last read, rounded up.
+func (t slewTrack) offset() time.Duration {
+	n := time.Duration(t.slewed)
+	if float64(n) < t.slewed {
+		n++
+	}
+	return n + t.pending
 }
 
 func abs(f float64) float64 {

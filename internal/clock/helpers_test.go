@@ -71,7 +71,6 @@ func newSampler(t testing.TB, servers []string, f func(*Config)) *Sampler {
 	return s
 }
 
-
 // contains reports whether the estimate's interval holds offset d.
 func containsOffset(e Estimate, d time.Duration) bool {
 	return e.Offset-e.ErrorBound <= d && d <= e.Offset+e.ErrorBound

@@ -49,6 +49,7 @@ type fakeAgent struct {
 	outage      int                  // calls left to fail as unreachable
 	badClock    map[string]pb.ClockStatus
 	drainFails  bool // the next drain times out
+	served      int  // calls that reached the agent
 }
 
 type fakeLease struct {
@@ -187,6 +188,7 @@ func (a *fakeAgent) call(ctx context.Context, method string, effect func(now tim
 		a.outage--
 		return nil, status.Errorf(codes.Unavailable, "agent %s unreachable", a.name)
 	}
+	a.served++
 	resp, err := effect(now)
 	for _, f := range faults {
 		if !f.after {

@@ -46,9 +46,9 @@ var (
 // main, with the issue item whose fix they wait for. Enable one (delete its
 // line) when the fix lands; -faults.awaiting runs them all.
 var awaitingFix = map[string]string{
-	checkHoldDeadline:       "issue 10 item 7: a failover restarts the hold from zero",
-	checkFaultFreeCompletes: "issue 10 item 7: with drains near max_pause_wait, a lease runs out before the first renewal (lease/3 after the slowest drain)",
-	checkUnpauseRetried:     "issue 10 item 9: an unpause that failed is not retried once the agent answers again",
+	// Every fault kind and check is enabled: issue 10 items 3, 6, 7 and 9
+	// and issue 11 item 1 landed. Add a line here, naming the issue item,
+	// to land a new kind or check ahead of its fix.
 }
 
 // Invariant checks that can be awaiting a fix.
@@ -155,17 +155,26 @@ type faultHarness struct {
 	gossip      map[int]time.Duration
 	records     []committed
 	late        []latePause
+	starts      []time.Time // when each runner started
+	finishAt    time.Time   // first attempt to record UNPAUSING after a full hold
 }
 
 type latePause struct {
 	a   *fakeAgent
 	req *pb.PauseRequest
+	// served is how many calls had reached the agent when the Pause was
+	// delayed: more by the end means a later runner reached the agent and
+	// could fence the Pause.
+	served int
 }
 
 func (h *faultHarness) delay(a *fakeAgent, req *pb.PauseRequest) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.late = append(h.late, latePause{a, req})
+	a.mu.Lock()
+	served := a.served
+	a.mu.Unlock()
+	h.late = append(h.late, latePause{a, req, served})
 }
 
 type committed struct {
@@ -200,6 +209,26 @@ func (h *faultHarness) last() *pb.Operation {
 	return proto.Clone(h.records[len(h.records)-1].op).(*pb.Operation)
 }
 
+// lateTo: a Pause to a was delayed.
+func (h *faultHarness) lateTo(a *fakeAgent) bool {
+	for _, l := range h.late {
+		if l.a == a {
+			return true
+		}
+	}
+	return false
+}
+
+// reachedAfterLate: a runner reached a after a Pause to it was delayed.
+func (h *faultHarness) reachedAfterLate(a *fakeAgent) bool {
+	for _, l := range h.late {
+		if l.a == a && a.served > l.served {
+			return true
+		}
+	}
+	return false
+}
+
 // faultOpLog is the in-memory Raft log: a deposed leader records nothing,
 // and persists fail where the schedule says.
 type faultOpLog struct{ h *faultHarness }
@@ -212,6 +241,9 @@ func (l faultOpLog) updateOperation(ctx context.Context, op *pb.Operation) error
 	defer h.mu.Unlock()
 	n := h.persists
 	h.persists++
+	if op.GetState() == pb.OperationState_OPERATION_STATE_UNPAUSING && op.GetEndState() == pb.OperationState_OPERATION_STATE_UNSPECIFIED && h.finishAt.IsZero() {
+		h.finishAt = h.clk.Now()
+	}
 	if ctx.Err() != nil || h.lost {
 		return fmt.Errorf("not the leader: %w", context.Canceled)
 	}
@@ -308,6 +340,9 @@ func (h *faultHarness) drive(epoch uint64, op *pb.Operation) (final *pb.Operatio
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	h.clk.reset()
+	h.mu.Lock()
+	h.starts = append(h.starts, h.clk.Now())
+	h.mu.Unlock()
 	r := &pauseRunner{
 		log: h.log.With(zap.Uint64("epoch", epoch)), ops: faultOpLog{h}, agents: fakeDialer{h}, watch: h.watch,
 		cfg: h.cfg, epoch: epoch, clock: h.clk, stamp: h.stamp, force: make(chan struct{}),
@@ -452,10 +487,9 @@ func (h *faultHarness) check() []string {
 		}
 	}
 	var everHolding, endedEarly bool
-	var holdingAt time.Time
 	for _, c := range h.records {
 		if c.op.GetState() == pb.OperationState_OPERATION_STATE_HOLDING && !everHolding {
-			everHolding, holdingAt = true, c.at
+			everHolding = true
 		}
 		if c.op.GetState() == pb.OperationState_OPERATION_STATE_UNPAUSING && c.op.GetReason() != "" {
 			endedEarly = true
@@ -467,12 +501,25 @@ func (h *faultHarness) check() []string {
 	if enabled(checkIntendedEnd) && endedEarly && last.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED {
 		v = append(v, "the op was ending without a window (UNPAUSING with a reason) but ended COMPLETED after a failover")
 	}
-	if enabled(checkHoldDeadline) && last.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED {
-		deadline := holdingAt.Add(time.Duration(last.GetHoldNs()))
-		for _, t := range last.GetTargets() {
-			if un := byName[t.GetNode()].trueTime(t.GetUnpauseSentAt()); un.After(deadline.Add(time.Millisecond)) {
-				v = append(v, fmt.Sprintf("%s unpaused at %s, past the hold deadline %s", t.GetNode(), un.Format("15:04:05.000"), deadline.Format("15:04:05.000")))
+	if enabled(checkHoldDeadline) && !h.finishAt.IsZero() && last.GetHoldDeadline() != nil {
+		// The unpause starts at the recorded deadline (plus the two
+		// coordinator readings' bounds), or at once when a runner took
+		// over after it: never a whole hold after a takeover.
+		deadline := last.GetHoldDeadline().GetLocalTime().AsTime().Add(3 * time.Millisecond)
+		var resumed time.Time
+		for _, c := range h.records {
+			if c.op.GetState() == pb.OperationState_OPERATION_STATE_HOLDING && !c.at.After(h.finishAt) {
+				resumed = c.at // recording HOLDING took longer than the hold
 			}
+		}
+		for _, st := range h.starts {
+			if !st.After(h.finishAt) && st.After(resumed) {
+				resumed = st
+			}
+		}
+		if h.finishAt.After(deadline) && h.finishAt.After(resumed) {
+			v = append(v, fmt.Sprintf("the hold ended at %s, past its recorded deadline %s (the hold or the last runner started %s)",
+				h.finishAt.Format("15:04:05.000"), deadline.Format("15:04:05.000"), resumed.Format("15:04:05.000")))
 		}
 	}
 	for _, a := range h.agents {
@@ -482,10 +529,14 @@ func (h *faultHarness) check() []string {
 		switch {
 		case paused && lease == nil:
 			v = append(v, fmt.Sprintf("%s left paused with no lease: nothing will unpause it", a.name))
-		case paused && lease.op == id && len(h.late) > 0 && terminal(last.GetState()) && outage == 0 && enabled(checkUnpauseRetried):
-			// An agent the new leader could not reach cannot fence a late
-			// Pause: its lease bounds the damage. One that answers must.
-			v = append(v, fmt.Sprintf("%s paused for a whole lease by a late Pause of op %s from a deposed leader, after the op ended %s", a.name, id, last.GetState()))
+		case paused && lease.op == id && h.lateTo(a) && terminal(last.GetState()):
+			// A late Pause from a deposed leader paused the node again. An
+			// agent no runner reached after the Pause was sent cannot fence
+			// it: its lease bounds the damage. One that was reached must
+			// refuse it.
+			if h.reachedAfterLate(a) {
+				v = append(v, fmt.Sprintf("%s paused for a whole lease by a late Pause of op %s from a deposed leader, after the op ended %s", a.name, id, last.GetState()))
+			}
 		case paused && terminal(last.GetState()) && outage == 0 && enabled(checkUnpauseRetried):
 			v = append(v, fmt.Sprintf("%s left paused until its lease (op %s ended %s) although its agent answers", a.name, lease.op, last.GetState()))
 		}

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
 	"github.com/stillpoint-dev/stillpoint/internal/ntptest"
@@ -36,17 +39,53 @@ func setDrop(t *testing.T, servers []*ntptest.Server, drop bool) {
 	}
 }
 
+// startHeldPause starts a pause of cluster ledger and waits until it
+// holds. A pause that aborts before holding (a node too slow to drain on a
+// loaded box) is retried: these tests are about what happens mid-hold.
 func startHeldPause(t *testing.T, c *devcluster.Cluster, hold time.Duration) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	resp, err := client(t, c, 0).StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: hold.Milliseconds(), RequestedBy: "test"})
-	if err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		resp, err := client(t, c, 0).StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: hold.Milliseconds(), RequestedBy: "test"})
+		cancel()
+		if status.Code(err) == codes.FailedPrecondition && attempt < 5 {
+			// Refused at admission: this box's clock readings wobble by
+			// tens of ms under load, and a spread over max_drift refuses.
+			t.Logf("pause refused (%v); again", err)
+			waitAdmissible(t, c)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		opID := resp.GetOperation().GetOpId()
+		var last *pb.Operation
+		testcluster.WaitFor(t, 20*time.Second, func() (bool, string) {
+			cl, err := c.Client(c.Leader())
+			if err != nil {
+				return false, err.Error()
+			}
+			r, err := cl.GetOperation(context.Background(), &pb.GetOperationRequest{OpId: opID, Stale: true})
+			if err != nil {
+				return false, err.Error()
+			}
+			last = r.GetOperation()
+			switch last.GetState() {
+			case pb.OperationState_OPERATION_STATE_HOLDING, pb.OperationState_OPERATION_STATE_ABORTED,
+				pb.OperationState_OPERATION_STATE_INVALID, pb.OperationState_OPERATION_STATE_COMPLETED:
+				return true, ""
+			}
+			return false, last.GetState().String()
+		})
+		if last.GetState() == pb.OperationState_OPERATION_STATE_HOLDING {
+			return opID
+		}
+		if attempt >= 5 {
+			t.Fatalf("%d pauses ended %s before holding, the last: %s", attempt, last.GetState(), last.GetReason())
+		}
+		t.Logf("pause %s ended %s before holding (%s); again", opID, last.GetState(), last.GetReason())
+		waitAdmissible(t, c)
 	}
-	opID := resp.GetOperation().GetOpId()
-	waitState(t, c, opID, pb.OperationState_OPERATION_STATE_HOLDING)
-	return opID
 }
 
 // Every NTP server of one agent goes silent mid-hold. Its unpause reading
@@ -80,13 +119,15 @@ func TestNTPLostMidHoldNeverCertifiesAGuess(t *testing.T) {
 		testcluster.WaitFor(t, 10*time.Second, func() (bool, string) { return !n.Sim.Paused(), n.Spec.Name + " still paused" })
 	}
 
-	// NTP back; a short hold; the servers go silent again mid-hold: the
-	// unpause reading is the last good estimate, aged — certified, or the
-	// op is invalid, but a completed window holds.
+	// NTP back; a short hold; the servers go away mid-hold: the unpause
+	// reading is the last good estimate, aged — certified, or the op is
+	// invalid, but a completed window holds.
 	setDrop(t, ntp, false)
 	waitAdmissible(t, c)
 	opID = startHeldPause(t, c, 300*time.Millisecond)
-	setDrop(t, ntp, true)
+	for _, srv := range ntp { // closed: every query is refused at once, a round fails every poll
+		_ = srv.Close()
+	}
 	op = watchEnd(t, c, opID, 30*time.Second)
 	switch op.GetState() {
 	case pb.OperationState_OPERATION_STATE_COMPLETED:
@@ -95,10 +136,11 @@ func TestNTPLostMidHoldNeverCertifiesAGuess(t *testing.T) {
 			if tg.GetNode() != "ledger-2" {
 				continue
 			}
-			ack, unp := tg.GetAckedAt().GetEstimate(), tg.GetUnpauseSentAt().GetEstimate()
-			if unp.GetFailedRounds() > 0 && (unp.GetOffsetNs() != ack.GetOffsetNs() || unp.GetErrorBoundNs() < ack.GetErrorBoundNs()) {
-				t.Errorf("ledger-2 unpause estimate after %d failed rounds: %d ± %d, want the ack's offset %d with a bound grown from %d",
-					unp.GetFailedRounds(), unp.GetOffsetNs(), unp.GetErrorBoundNs(), ack.GetOffsetNs(), ack.GetErrorBoundNs())
+			unp := tg.GetUnpauseSentAt().GetEstimate()
+			aged := unp.GetBaseErrorBoundNs() + int64(float64(unp.GetAgeNs())*unp.GetMaxDriftPpm()/1e6)
+			if unp.GetFailedRounds() > 0 && (unp.GetAgeNs() <= 0 || unp.GetErrorBoundNs() < aged) {
+				t.Errorf("ledger-2 unpause estimate after %d failed rounds: ± %d at age %d, want the last good bound %d aged by max drift (≥ %d)",
+					unp.GetFailedRounds(), unp.GetErrorBoundNs(), unp.GetAgeNs(), unp.GetBaseErrorBoundNs(), aged)
 			}
 			t.Logf("ledger-2 unpause reading: offset %v ± %v, age %v, %d failed rounds",
 				time.Duration(unp.GetOffsetNs()), time.Duration(unp.GetErrorBoundNs()), time.Duration(unp.GetAgeNs()), unp.GetFailedRounds())

@@ -133,11 +133,13 @@ func runProbe(ctx context.Context, w io.Writer, f probeFlags) error {
 
 // probeReport is the JSON form of an estimate.
 type probeReport struct {
-	Status       string  `json:"status"`
-	Reason       string  `json:"reason"`
-	OffsetMs     float64 `json:"offset_ms"`
-	ErrorBoundMs float64 `json:"error_bound_ms"`
-	MaxDriftPPM  float64 `json:"max_drift_ppm"`
+	Status string `json:"status"`
+	Reason string `json:"reason"`
+	// OffsetMs and ErrorBoundMs are absent when there is no estimate
+	// (unsynchronized, disrupted): never a certified-looking 0 ± 0.
+	OffsetMs     *float64 `json:"offset_ms,omitempty"`
+	ErrorBoundMs *float64 `json:"error_bound_ms,omitempty"`
+	MaxDriftPPM  float64  `json:"max_drift_ppm"`
 	// SlewPPM: the host kernel's slew rate (adjtimex) the bound also
 	// grows at; Kernel is the reading (absent where it cannot be read).
 	SlewPPM     float64       `json:"slew_ppm"`
@@ -174,14 +176,16 @@ type probeSource struct {
 
 func newProbeReport(e clock.Estimate) probeReport {
 	r := probeReport{
-		Status:       e.Status.String(),
-		Reason:       e.Reason,
-		OffsetMs:     msf(e.Offset),
-		ErrorBoundMs: msf(e.ErrorBound),
-		MaxDriftPPM:  e.MaxDriftPPM,
-		SlewPPM:      e.SlewPPM,
-		LeapPending:  e.LeapPending,
-		Sources:      []probeSource{},
+		Status:      e.Status.String(),
+		Reason:      e.Reason,
+		MaxDriftPPM: e.MaxDriftPPM,
+		SlewPPM:     e.SlewPPM,
+		LeapPending: e.LeapPending,
+		Sources:     []probeSource{},
+	}
+	if e.Status == clock.Synchronized || e.Status == clock.Stale {
+		off, bound := msf(e.Offset), msf(e.ErrorBound)
+		r.OffsetMs, r.ErrorBoundMs = &off, &bound
 	}
 	if k := e.Kernel; k != nil {
 		r.Kernel = &probeKernel{FreqPPM: k.FreqPPM, TickUS: k.TickUS, NominalTickUS: k.NominalTickUS,

@@ -85,14 +85,14 @@ func TestClockProbe(t *testing.T) {
 	// Per source: the figures the bound is made of; an unreachable server
 	// has no offset at all (absent, not 0).
 	t.Run("json figures per source, none for an unreachable one", func(t *testing.T) {
-		out, _ := runCLI(t, "clock", "probe", "--server", a, "--server", down, "--server", b, "--timeout", "300ms", "-o", "json")
+		out, _ := runCLI(t, "clock", "probe", "--server", a, "--server", down, "--server", kod, "--timeout", "300ms", "-o", "json")
 		var r struct {
 			Sources []map[string]any `json:"sources"`
 		}
 		if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Sources) != 3 {
 			t.Fatalf("not JSON with 3 sources: %v\n%s", err, out)
 		}
-		for _, i := range []int{0, 2} {
+		for _, i := range []int{0, 2} { // an answering server and a kiss-of-death (it answered)
 			for _, k := range []string{"offset_ms", "rtt_ms", "root_delay_ms", "root_dispersion_ms", "precision_ms", "error_bound_ms", "stratum"} {
 				if _, ok := r.Sources[i][k]; !ok {
 					t.Errorf("answering source %d lacks %q: %v", i, k, r.Sources[i])
@@ -106,6 +106,13 @@ func TestClockProbe(t *testing.T) {
 		}
 		if r.Sources[1]["verdict"] != "unreachable" {
 			t.Errorf("unreachable source: %v", r.Sources[1])
+		}
+		var est map[string]any
+		_ = json.Unmarshal([]byte(out), &est)
+		for _, k := range []string{"offset_ms", "error_bound_ms"} {
+			if v, ok := est[k]; ok {
+				t.Errorf("unsynchronized estimate (one of three servers answered) has %q = %v, want it absent", k, v)
+			}
 		}
 	})
 

@@ -277,11 +277,11 @@ func (s *Sampler) evaluate(e Estimate, at, now Reading, slew slewTrack) Estimate
 			fmtSigned(jump.Round(time.Microsecond)), e.AsOf.UTC().Format(time.RFC3339Nano), s.cfg.JumpThreshold)
 		return e
 	}
+	if e.Status != Synchronized {
+		return e // no bound to widen: an unsynchronized estimate has none
+	}
 	// A move below the threshold is still a move: widen the bound by it.
 	e.ErrorBound += jump.Abs()
-	if e.Status != Synchronized {
-		return e
-	}
 	if slew.err != nil {
 		e.Status = Unsynchronized
 		e.Reason = fmt.Sprintf("cannot tell how fast the host's time daemon is slewing the clock since the sample at %s: %v",

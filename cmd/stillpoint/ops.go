@@ -290,7 +290,11 @@ node would or would not be admitted to a pause with the current limits.`,
 				if !e.GetAdmissible() {
 					verdict = "no: " + strings.Join(e.GetReasons(), "; ")
 				}
-				rows = append(rows, []string{m.GetName(), m.GetCluster(), timefmt.Signed(time.Duration(ck.GetOffsetNs())), timefmt.PlusMinus(time.Duration(ck.GetErrorBoundNs())),
+				offset, bound := "-", "-" // no estimate: never shown as 0 ± 0
+				if st := ck.GetStatus(); st == pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED || st == pb.ClockStatus_CLOCK_STATUS_STALE {
+					offset, bound = timefmt.Signed(time.Duration(ck.GetOffsetNs())), timefmt.PlusMinus(time.Duration(ck.GetErrorBoundNs()))
+				}
+				rows = append(rows, []string{m.GetName(), m.GetCluster(), offset, bound,
 					strings.ToLower(strings.TrimPrefix(ck.GetStatus().String(), "CLOCK_STATUS_")), timefmt.Duration(time.Duration(ck.GetAgeNs()).Round(time.Millisecond)),
 					falsetickerCell(ck), verdict})
 			}

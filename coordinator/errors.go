@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -23,6 +24,49 @@ var (
 	// leader either.
 	ErrForwardLoop = errors.New("forwarded request reached a non-leader")
 )
+
+// ErrorDomain is the ErrorInfo domain on coordinator errors.
+const ErrorDomain = "coordinator.stillpoint.dev"
+
+// ReasonNotApplied marks an error after which the request certainly
+// changed nothing (no leader, not the leader, still taking over): it may
+// be retried as it is, here or on another server.
+const ReasonNotApplied = "NOT_APPLIED"
+
+// notAppliedErrors are the internal errors that leave a write unapplied.
+var notAppliedErrors = []error{ErrNoLeader, ErrLeaderUnreachable, ErrForwardLoop,
+	raft.ErrNotLeader, raft.ErrLeadershipTransferInProgress, raft.ErrEnqueueTimeout}
+
+// withReason attaches an ErrorInfo of ErrorDomain to a status.
+func withReason(st *status.Status, reason string) *status.Status {
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Domain: ErrorDomain, Reason: reason}); err == nil {
+		return d
+	}
+	return st
+}
+
+// notAppliedError is a handler's UNAVAILABLE for a request it refused
+// before changing anything.
+func notAppliedError(format string, args ...any) error {
+	return withReason(status.Newf(codes.Unavailable, format, args...), ReasonNotApplied).Err()
+}
+
+// ReasonOf returns the ErrorInfo reason of a coordinator error, or "".
+func ReasonOf(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return ""
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
+			return info.GetReason()
+		}
+	}
+	return ""
+}
+
+// notApplied reports whether err says the request changed nothing.
+func notApplied(err error) bool { return ReasonOf(err) == ReasonNotApplied }
 
 // toStatus converts an internal error into a gRPC status with a code a
 // client can act on and a message that says what to do. A status error
@@ -70,5 +114,12 @@ func (s *Server) toStatus(err error) error {
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
 	}
-	return status.Error(code, msg)
+	st := status.New(code, msg)
+	for _, e := range notAppliedErrors {
+		if errors.Is(err, e) {
+			st = withReason(st, ReasonNotApplied)
+			break
+		}
+	}
+	return st.Err()
 }

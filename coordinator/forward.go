@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -38,26 +38,64 @@ var forwardedMetadata = []string{"authorization"}
 func forward[Req, Resp any](ctx context.Context, s *Server, req Req,
 	call func(pb.CoordinatorServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error),
 ) (resp Resp, done bool, err error) {
+	return forwardVia(ctx, s.forwarder(), req, call)
+}
+
+// forwarder is what forwarding needs of a server (a seam for tests).
+type forwarder struct {
+	self string
+	log  *zap.Logger
+	// hold is how long a request may wait for a leader (holdDeadline).
+	hold func(ctx context.Context) time.Time
+	// leader waits for a leader with a known gRPC address.
+	leader func(ctx context.Context, deadline time.Time) (id, addr string, err error)
+	conn   func(addr string) (*grpc.ClientConn, error)
+	// applyTimeout bounds a forwarded call without a deadline of its own.
+	applyTimeout time.Duration
+	toStatus     func(error) error
+}
+
+func (s *Server) forwarder() forwarder {
+	return forwarder{
+		self: s.cfg.NodeID, log: s.log, hold: s.holdDeadline, leader: s.waitForLeader,
+		conn: s.conns.get, applyTimeout: s.cfg.ApplyTimeout, toStatus: s.toStatus,
+	}
+}
+
+// maxConnectWait bounds how long one attempt waits for the connection to
+// the leader before it looks for the leader again.
+const maxConnectWait = time.Second
+
+// forwardVia is forward over f. A failed attempt is retried (with the
+// leader looked up again) only when the request cannot have been applied:
+// it was never sent (no connection to the leader), or the leader answered
+// that it did not apply it (ErrorInfo reason NOT_APPLIED: not the leader,
+// still taking over, shutting down). Any other failure after the request
+// was sent — the leader died mid-call, a timeout, a lost reply — may have
+// been applied: it is returned, never retried blindly (a retried
+// StartPause would find the cluster held by its own op).
+func forwardVia[Req, Resp any](ctx context.Context, f forwarder, req Req,
+	call func(pb.CoordinatorServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error),
+) (resp Resp, done bool, err error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	hold := s.holdDeadline(ctx)
+	hold := f.hold(ctx)
 	for attempt := 0; ; attempt++ {
-		id, addr, err := s.waitForLeader(ctx, hold)
+		id, addr, err := f.leader(ctx, hold)
 		if err != nil {
-			return resp, true, s.toStatus(err)
+			return resp, true, f.toStatus(err)
 		}
-		if id == s.cfg.NodeID {
+		if id == f.self {
 			return resp, false, nil
 		}
 		if by := md.Get(forwardedHeader); len(by) > 0 {
-			return resp, true, s.toStatus(fmt.Errorf("%w: server %s received a request forwarded by %s, but the leader is %s", ErrForwardLoop, s.cfg.NodeID, by[0], id))
+			return resp, true, f.toStatus(fmt.Errorf("%w: server %s received a request forwarded by %s, but the leader is %s", ErrForwardLoop, f.self, by[0], id))
 		}
-		resp, err = forwardOnce(ctx, s, md, id, addr, req, call)
-		// UNAVAILABLE means the write was not applied (see toStatus): the
-		// leader may have just failed, so look for the next one.
-		if err == nil || status.Code(err) != codes.Unavailable || !time.Now().Before(hold) {
+		var sent bool
+		resp, sent, err = forwardOnce(ctx, f, md, id, addr, hold, req, call)
+		if err == nil || (sent && !notApplied(err)) || !time.Now().Before(hold) {
 			return resp, true, err
 		}
-		s.log.Debug("forward failed; retrying", zap.String("leader", id), zap.Int("attempt", attempt), zap.Error(err))
+		f.log.Debug("forward not applied; retrying", zap.String("leader", id), zap.Int("attempt", attempt), zap.Bool("sent", sent), zap.Error(err))
 		select {
 		case <-ctx.Done():
 			return resp, true, err
@@ -66,15 +104,20 @@ func forward[Req, Resp any](ctx context.Context, s *Server, req Req,
 	}
 }
 
-// forwardOnce sends req to the leader id at addr.
-func forwardOnce[Req, Resp any](ctx context.Context, s *Server, md metadata.MD, id, addr string, req Req,
+// forwardOnce sends req to the leader id at addr. sent=false means the
+// request never left this server (no connection to the leader within the
+// wait).
+func forwardOnce[Req, Resp any](ctx context.Context, f forwarder, md metadata.MD, id, addr string, hold time.Time, req Req,
 	call func(pb.CoordinatorServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error),
-) (resp Resp, err error) {
-	cc, err := s.conns.get(addr)
+) (resp Resp, sent bool, err error) {
+	cc, err := f.conn(addr)
 	if err != nil {
-		return resp, s.toStatus(fmt.Errorf("%w: leader %s at %s: %v", ErrLeaderUnreachable, id, addr, err))
+		return resp, false, f.toStatus(fmt.Errorf("%w: leader %s at %s: %v", ErrLeaderUnreachable, id, addr, err))
 	}
-	out := []string{forwardedHeader, s.cfg.NodeID}
+	if !connReady(ctx, cc, min(time.Until(hold), maxConnectWait)) {
+		return resp, false, f.toStatus(fmt.Errorf("%w: leader %s at %s: no connection (%s)", ErrLeaderUnreachable, id, addr, cc.GetState()))
+	}
+	out := []string{forwardedHeader, f.self}
 	for _, k := range forwardedMetadata {
 		for _, v := range md.Get(k) {
 			out = append(out, k, v)
@@ -83,16 +126,39 @@ func forwardOnce[Req, Resp any](ctx context.Context, s *Server, md metadata.MD, 
 	octx := metadata.AppendToOutgoingContext(ctx, out...)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		octx, cancel = context.WithTimeout(octx, s.cfg.ApplyTimeout)
+		octx, cancel = context.WithTimeout(octx, f.applyTimeout)
 		defer cancel()
 	}
-	s.log.Debug("forwarding to leader", zap.String("leader", id), zap.String("addr", addr))
+	f.log.Debug("forwarding to leader", zap.String("leader", id), zap.String("addr", addr))
 	resp, err = call(pb.NewCoordinatorServiceClient(cc), octx, req)
 	if err != nil {
-		st := status.Convert(err)
-		return resp, status.Errorf(st.Code(), "forwarded by %s to leader %s (%s): %s", s.cfg.NodeID, id, addr, st.Message())
+		// Keep the code and details (a NOT_APPLIED reason); say the way.
+		p := status.Convert(err).Proto()
+		p.Message = fmt.Sprintf("forwarded by %s to leader %s (%s): %s", f.self, id, addr, p.GetMessage())
+		return resp, true, status.FromProto(p).Err()
 	}
-	return resp, nil
+	return resp, true, nil
+}
+
+// connReady waits up to wait for cc to be connected, so that a failure
+// after it can be told from a request that was never sent.
+func connReady(ctx context.Context, cc *grpc.ClientConn, wait time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, max(wait, 0))
+	defer cancel()
+	for {
+		st := cc.GetState()
+		switch st {
+		case connectivity.Ready:
+			return true
+		case connectivity.Idle:
+			cc.Connect()
+		case connectivity.Shutdown:
+			return false
+		}
+		if !cc.WaitForStateChange(ctx, st) {
+			return false
+		}
+	}
 }
 
 // holdDeadline is how long a request may wait for a leader: LeaderWait,

@@ -306,7 +306,7 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 	epoch, leading := s.pauses.epoch, s.pauses.ctx != nil && s.pauses.ctx.Err() == nil
 	s.pauses.mu.Unlock()
 	if !leading {
-		return nil, status.Errorf(codes.Unavailable, "server %s is still taking over as leader; retry", s.cfg.NodeID)
+		return nil, notAppliedError("server %s is still taking over as leader; retry", s.cfg.NodeID)
 	}
 	if holder, locked := s.fsm.Lock(req.GetCluster()); locked {
 		return nil, status.Errorf(codes.FailedPrecondition, "cluster %s is held by operation %s; one operation at a time per cluster (watch it with `stillpoint ops watch %s`)",
@@ -389,7 +389,7 @@ func (s *Server) ForceUnpause(ctx context.Context, req *pb.ForceUnpauseRequest) 
 	r := s.pauses.running[op.GetOpId()]
 	s.pauses.mu.Unlock()
 	if r == nil {
-		return nil, status.Errorf(codes.Unavailable, "operation %s is not driven by leader %s yet; retry", op.GetOpId(), s.cfg.NodeID)
+		return nil, notAppliedError("operation %s is not driven by leader %s yet; retry", op.GetOpId(), s.cfg.NodeID)
 	}
 	s.log.Warn("force unpause requested", zap.String("op_id", op.GetOpId()), zap.String("actor", who), zap.String("reason", req.GetReason()))
 	r.forceUnpause(reason)

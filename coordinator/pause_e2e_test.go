@@ -415,3 +415,33 @@ func TestAgentBackDuringUnpauseIsUnpausedByRetry(t *testing.T) {
 		t.Errorf("op ended %s (%s), want INVALID naming ledger-2", s, op.GetReason())
 	}
 }
+
+// TestStartPauseIsIdempotentOnRequestID: a StartPause retried with the
+// same request id (its first reply lost) returns the op it started, not
+// "cluster held by" that very op.
+func TestStartPauseIsIdempotentOnRequestID(t *testing.T) {
+	c := startDev(t, nil)
+	cl := client(t, c, 1) // through a follower or the leader
+	req := &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 1500, RequestId: "cli-3f2a9c"}
+	first, err := cl.StartPause(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := cl.StartPause(context.Background(), req)
+	if err != nil {
+		t.Fatalf("retry with the same request id: %v", err)
+	}
+	if a, b := first.GetOperation().GetOpId(), again.GetOperation().GetOpId(); a != b {
+		t.Fatalf("retry started %s, the first attempt %s", b, a)
+	}
+	op := watchEnd(t, c, first.GetOperation().GetOpId(), 30*time.Second)
+	if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+		t.Fatalf("op ended %s: %s", op.GetState(), op.GetReason())
+	}
+	checkOracle(t, c, op)
+	// Even after the op ended, the same request id is the same op.
+	late, err := cl.StartPause(context.Background(), req)
+	if err != nil || late.GetOperation().GetOpId() != op.GetOpId() {
+		t.Fatalf("late retry: %v, %v; want %s", late.GetOperation().GetOpId(), err, op.GetOpId())
+	}
+}

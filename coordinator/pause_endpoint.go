@@ -25,6 +25,9 @@ import (
 // maxHoldMs caps a requested hold: a pause is minutes at most.
 const maxHoldMs = int64(time.Hour / time.Millisecond)
 
+// maxRequestIDLen bounds StartPauseRequest.request_id.
+const maxRequestIDLen = 128
+
 // pauseDriver tracks the operations this server drives while it leads.
 type pauseDriver struct {
 	mu      sync.Mutex
@@ -296,6 +299,9 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 	if h := req.GetHoldMs(); h < 0 || h > maxHoldMs {
 		bad = append(bad, fmt.Sprintf("hold_ms %d is outside 0..%d", h, maxHoldMs))
 	}
+	if id := req.GetRequestId(); len(id) > maxRequestIDLen {
+		bad = append(bad, fmt.Sprintf("request_id is %d bytes; at most %d", len(id), maxRequestIDLen))
+	}
 	if len(bad) > 0 {
 		return nil, status.Error(codes.InvalidArgument, strings.Join(bad, "; "))
 	}
@@ -307,6 +313,16 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 	s.pauses.mu.Unlock()
 	if !leading {
 		return nil, notAppliedError("server %s is still taking over as leader; retry", s.cfg.NodeID)
+	}
+	if prev, ok := s.fsm.OperationByRequest(req.GetRequestId()); ok {
+		// A retry of a request that was recorded: its op, whatever became
+		// of it.
+		if prev.GetCluster() != req.GetCluster() {
+			return nil, status.Errorf(codes.InvalidArgument, "request_id %q already started operation %s on cluster %s, not %s",
+				req.GetRequestId(), prev.GetOpId(), prev.GetCluster(), req.GetCluster())
+		}
+		s.log.Info("StartPause retried; returning the op it started", zap.String("op_id", prev.GetOpId()), zap.String("request_id", req.GetRequestId()))
+		return &pb.StartPauseResponse{Operation: prev}, nil
 	}
 	if holder, locked := s.fsm.Lock(req.GetCluster()); locked {
 		return nil, status.Errorf(codes.FailedPrecondition, "cluster %s is held by operation %s; one operation at a time per cluster (watch it with `stillpoint ops watch %s`)",
@@ -334,6 +350,7 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 		RequestedBy:     who,
 		CreatedAt:       now,
 		Leader:          s.cfg.NodeID,
+		RequestId:       req.GetRequestId(),
 	}
 	// The commit must not depend on the client staying: a cancel after
 	// Raft took the entry would leave the op without a runner (the

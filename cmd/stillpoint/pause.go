@@ -67,7 +67,7 @@ detaches: the operation goes on on the coordinator (follow it with
 		}
 		defer c.Close()
 		ctx, cancel := c.call(cmd.Context())
-		resp, err := c.StartPause(ctx, &pb.StartPauseRequest{Cluster: cluster, HoldMs: hold.Milliseconds(), RequestedBy: requestedBy})
+		resp, err := startPause(ctx, c, &pb.StartPauseRequest{Cluster: cluster, HoldMs: hold.Milliseconds(), RequestedBy: requestedBy, RequestId: newRequestID()})
 		cancel()
 		if err != nil {
 			return c.rpcError("pause "+cluster, err)

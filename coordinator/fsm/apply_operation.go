@@ -27,6 +27,14 @@ func (f *FSM) applyCreateOperation(index uint64, cmd *pb.CreateOperationCommand)
 	case IsTerminal(op.GetState()):
 		return nil, fmt.Errorf("%w: create operation %s in terminal state %s", ErrInvalidCommand, op.GetOpId(), op.GetState())
 	}
+	// A retried StartPause whose first attempt was committed: the op it
+	// started, unchanged.
+	if prev := f.byRequestLocked(op.GetRequestId()); prev != nil {
+		if prev.GetCluster() != op.GetCluster() {
+			return nil, fmt.Errorf("%w: request id %q already started operation %s on cluster %q, not %q", ErrInvalidCommand, op.GetRequestId(), prev.GetOpId(), prev.GetCluster(), op.GetCluster())
+		}
+		return clone(prev), nil
+	}
 	if op.GetEpoch() != f.st.epoch {
 		return nil, fmt.Errorf("%w: operation %s carries epoch %d, current epoch is %d", ErrStaleEpoch, op.GetOpId(), op.GetEpoch(), f.st.epoch)
 	}

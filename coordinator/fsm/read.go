@@ -31,6 +31,31 @@ func (f *FSM) Operation(opID string) (*pb.Operation, bool) {
 	return clone(op), true
 }
 
+// OperationByRequest returns the operation a StartPause with this client
+// request id created.
+func (f *FSM) OperationByRequest(requestID string) (*pb.Operation, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if op := f.byRequestLocked(requestID); op != nil {
+		return clone(op), true
+	}
+	return nil, false
+}
+
+// byRequestLocked finds the op created for requestID (nil when none, or
+// requestID is empty), newest first.
+func (f *FSM) byRequestLocked(requestID string) *pb.Operation {
+	if requestID == "" {
+		return nil
+	}
+	for i := len(f.st.opsOrder) - 1; i >= 0; i-- {
+		if op := f.st.ops[f.st.opsOrder[i]]; op.GetRequestId() == requestID {
+			return op
+		}
+	}
+	return nil
+}
+
 // Operations lists operations newest first, of one cluster ("" for all),
 // at most limit (0 for all).
 func (f *FSM) Operations(cluster string, limit int) []*pb.Operation {

@@ -235,6 +235,11 @@ func (a *fakeAgent) inject(f fault, method string, now time.Time) error {
 		a.h.noteGossip(a.idx, f.gossip)
 	case kindClock:
 		a.badClock[f.reading] = f.status
+	case kindForce:
+		a.h.force(map[string]pb.OperationState{
+			"pause": pb.OperationState_OPERATION_STATE_PAUSING, "renew": pb.OperationState_OPERATION_STATE_HOLDING,
+			"unpause": pb.OperationState_OPERATION_STATE_UNPAUSING,
+		}[method])
 	}
 	return nil
 }

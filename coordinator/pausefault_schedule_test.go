@@ -29,10 +29,13 @@ const (
 	// kindClock: the agent's reading at the ack or the unpause stamp is
 	// taken under a non-synchronized estimate whose bound does not hold.
 	kindClock
+	// kindForce: an operator force-unpauses the op (ForceUnpause) at the
+	// step; the op must not complete.
+	kindForce
 	numKinds
 )
 
-var kindNames = [numKinds]string{"leader-loss", "persist-failure", "agent-error", "node-restart", "clock-failure"}
+var kindNames = [numKinds]string{"leader-loss", "persist-failure", "agent-error", "node-restart", "clock-failure", "operator-force"}
 
 func (k faultKind) String() string { return kindNames[k] }
 
@@ -145,7 +148,7 @@ func newSchedule(seed uint64, kinds []faultKind) *schedule {
 	for range nf {
 		f := fault{kind: kinds[rng.IntN(len(kinds))], node: -1, after: rng.IntN(2) == 0}
 		switch {
-		case f.kind == kindPersistFail, f.kind == kindLeaderLoss && rng.IntN(3) == 0:
+		case f.kind == kindPersistFail, (f.kind == kindLeaderLoss || f.kind == kindForce) && rng.IntN(3) == 0:
 			f.persist = rng.IntN(6)
 		default:
 			f.node = rng.IntN(s.nodes)

@@ -46,7 +46,8 @@ var (
 // main, with the issue item whose fix they wait for. Enable one (delete its
 // line) when the fix lands; -faults.awaiting runs them all.
 var awaitingFix = map[string]string{
-	// Every fault kind and check is enabled: issue 10 items 3, 6, 7 and 9
+	checkForceSurvivesTakeover: "nobody's item yet: a force-unpause the runner had not yet recorded is lost when another runner takes over",
+	// Every other fault kind and check is enabled: issue 10 items 3, 6, 7 and 9
 	// and issue 11 item 1 landed. Add a line here, naming the issue item,
 	// to land a new kind or check ahead of its fix.
 }
@@ -58,6 +59,9 @@ const (
 	checkHoldDeadline       = "check:hold-ends-at-its-deadline"
 	checkUnpauseRetried     = "check:unpause-retried"
 	checkFaultFreeCompletes = "check:fault-free-run-completes"
+	// A force-unpause the runner had not yet recorded is lost when
+	// another runner takes over.
+	checkForceSurvivesTakeover = "check:force-survives-takeover"
 )
 
 func enabled(name string) bool {
@@ -156,7 +160,12 @@ type faultHarness struct {
 	records     []committed
 	late        []latePause
 	starts      []time.Time // when each runner started
-	finishAt    time.Time   // first attempt to record UNPAUSING after a full hold
+	runner      *pauseRunner
+	// forced: where the runner was when an operator force-unpaused the
+	// op, and the number of runners started by then.
+	forced        pb.OperationState
+	forcedRunners int
+	finishAt      time.Time // first attempt to record UNPAUSING after a full hold
 }
 
 type latePause struct {
@@ -219,6 +228,24 @@ func (h *faultHarness) lateTo(a *fakeAgent) bool {
 	return false
 }
 
+// force is an operator's ForceUnpause reaching the runner that drives the
+// op (the endpoint calls forceUnpause on it).
+// at is where the runner is: the state it is recording or working in.
+func (h *faultHarness) force(at pb.OperationState) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.forceLocked(at)
+}
+
+func (h *faultHarness) forceLocked(at pb.OperationState) {
+	if h.forced != pb.OperationState_OPERATION_STATE_UNSPECIFIED {
+		return
+	}
+	h.forced = at
+	h.forcedRunners = len(h.starts)
+	h.runner.forceUnpause("by operator (injected)")
+}
+
 // reachedAfterLate: a runner reached a after a Pause to it was delayed.
 func (h *faultHarness) reachedAfterLate(a *fakeAgent) bool {
 	for _, l := range h.late {
@@ -252,6 +279,8 @@ func (l faultOpLog) updateOperation(ctx context.Context, op *pb.Operation) error
 	}
 	for _, f := range h.sched.atPersist(n) {
 		switch f.kind {
+		case kindForce:
+			h.forceLocked(op.GetState())
 		case kindLeaderLoss:
 			if f.after {
 				commit()
@@ -347,6 +376,9 @@ func (h *faultHarness) drive(epoch uint64, op *pb.Operation) (final *pb.Operatio
 		log: h.log.With(zap.Uint64("epoch", epoch)), ops: faultOpLog{h}, agents: fakeDialer{h}, watch: h.watch,
 		cfg: h.cfg, epoch: epoch, clock: h.clk, stamp: h.stamp, force: make(chan struct{}),
 	}
+	h.mu.Lock()
+	h.runner = r
+	h.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -478,12 +510,18 @@ func (h *faultHarness) check() []string {
 			}
 		}
 	case pb.OperationState_OPERATION_STATE_ABORTED, pb.OperationState_OPERATION_STATE_INVALID:
-		named := strings.Contains(last.GetReason(), "leader")
+		named := strings.Contains(last.GetReason(), "leader") || strings.Contains(last.GetReason(), "force-unpaused")
 		for _, t := range last.GetTargets() {
 			named = named || strings.Contains(last.GetReason(), t.GetNode())
 		}
 		if !named {
 			v = append(v, fmt.Sprintf("%s reason names no node: %q", last.GetState(), last.GetReason()))
+		}
+	}
+	switch h.forced {
+	case pb.OperationState_OPERATION_STATE_PENDING, pb.OperationState_OPERATION_STATE_PAUSING, pb.OperationState_OPERATION_STATE_HOLDING:
+		if last.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED && (len(h.starts) == h.forcedRunners || enabled(checkForceSurvivesTakeover)) {
+			v = append(v, fmt.Sprintf("force-unpaused while %s (%d runner(s) after it), but the op COMPLETED", h.forced, len(h.starts)-h.forcedRunners))
 		}
 	}
 	var everHolding, endedEarly bool

@@ -54,7 +54,7 @@ func assess(c candidate, cfg *pb.RuntimeConfig) []string {
 		}
 		why = append(why, r)
 	}
-	if bound, max := time.Duration(ck.GetErrorBoundNs()), time.Duration(cfg.GetMaxErrorBoundNs()); max > 0 && bound > max {
+	if bound, max := time.Duration(ck.GetErrorBoundNs()), time.Duration(cfg.GetMaxErrorBoundNs()); boundExceeds(bound, max) {
 		why = append(why, fmt.Sprintf("error bound %s > max %s", timefmt.Duration(bound), timefmt.Duration(max)))
 	}
 	ns := c.state.GetNodeState()
@@ -123,37 +123,64 @@ func admit(cluster string, cands []candidate, cfg *pb.RuntimeConfig) ([]*pb.Targ
 	return targets, nil
 }
 
+// namedOffset is one synchronized candidate's clock offset.
+type namedOffset struct {
+	name string
+	d    time.Duration
+}
+
+// spreadFigures is the offset spread of a cluster's synchronized
+// candidates: the extremes, the median and max - min.
+type spreadFigures struct {
+	offs           []namedOffset // sorted by offset
+	lo, hi         namedOffset
+	median, spread time.Duration
+}
+
+// offsetSpread computes the spread over the synchronized candidates (the
+// ones admission counts); ok is false with fewer than two.
+func offsetSpread(cands []candidate) (f spreadFigures, ok bool) {
+	for _, c := range cands {
+		ck := c.state.GetClock()
+		if c.state != nil && ck.GetStatus() == pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED {
+			f.offs = append(f.offs, namedOffset{c.name, time.Duration(ck.GetOffsetNs())})
+		}
+	}
+	if len(f.offs) < 2 {
+		return f, false
+	}
+	sort.SliceStable(f.offs, func(i, j int) bool { return f.offs[i].d < f.offs[j].d })
+	f.lo, f.hi = f.offs[0], f.offs[len(f.offs)-1]
+	f.spread = f.hi.d - f.lo.d
+	n := len(f.offs)
+	f.median = f.offs[n/2].d
+	if n%2 == 0 {
+		f.median = f.offs[n/2-1].d + (f.offs[n/2].d-f.offs[n/2-1].d)/2
+	}
+	return f, true
+}
+
+// boundExceeds is admission's error-bound test (alarms use the same).
+func boundExceeds(bound, max time.Duration) bool { return max > 0 && bound > max }
+
+// spreadExceeds is admission's offset-spread test (alarms use the same).
+func spreadExceeds(spread, maxDrift time.Duration) bool { return maxDrift > 0 && spread > maxDrift }
+
 // spreadProblems checks that the offsets of the synchronized candidates
 // lie within maxDrift of each other. Every node more than maxDrift/2 from
 // the median gets a reason in perNode naming its offset and deviation;
 // when no single node stands out the problem is returned as general.
 func spreadProblems(cands []candidate, maxDriftNs int64, perNode map[string][]string) (spreadNs int64, general []string) {
-	type off struct {
-		name string
-		d    time.Duration
-	}
-	var offs []off
-	for _, c := range cands {
-		ck := c.state.GetClock()
-		if c.state != nil && ck.GetStatus() == pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED {
-			offs = append(offs, off{c.name, time.Duration(ck.GetOffsetNs())})
-		}
-	}
-	if len(offs) < 2 {
+	f, ok := offsetSpread(cands)
+	if !ok {
 		return 0, nil
 	}
-	sort.Slice(offs, func(i, j int) bool { return offs[i].d < offs[j].d })
-	lo, hi := offs[0], offs[len(offs)-1]
-	spread, maxDrift := hi.d-lo.d, time.Duration(maxDriftNs)
-	if maxDrift <= 0 || spread <= maxDrift {
+	spread, maxDrift, median := f.spread, time.Duration(maxDriftNs), f.median
+	if !spreadExceeds(spread, maxDrift) {
 		return int64(spread), nil
 	}
-	median := offs[len(offs)/2].d
-	if len(offs)%2 == 0 {
-		median = offs[len(offs)/2-1].d + (offs[len(offs)/2].d-offs[len(offs)/2-1].d)/2
-	}
 	named := false
-	for _, o := range offs {
+	for _, o := range f.offs {
 		if dev := o.d - median; dev > maxDrift/2 || -dev > maxDrift/2 {
 			named = true
 			perNode[o.name] = append(perNode[o.name], fmt.Sprintf("clock offset %s is %s from the cluster median %s (offset spread %s > max_drift %s)",
@@ -162,7 +189,7 @@ func spreadProblems(cands []candidate, maxDriftNs int64, perNode map[string][]st
 	}
 	if !named {
 		general = append(general, fmt.Sprintf("offset spread %s > max_drift %s (%s %s .. %s %s)",
-			timefmt.Duration(spread), timefmt.Duration(maxDrift), lo.name, timefmt.Signed(lo.d), hi.name, timefmt.Signed(hi.d)))
+			timefmt.Duration(spread), timefmt.Duration(maxDrift), f.lo.name, timefmt.Signed(f.lo.d), f.hi.name, timefmt.Signed(f.hi.d)))
 	}
 	return int64(spread), general
 }

@@ -43,6 +43,10 @@ func (s *Server) pumpEvents(events <-chan gossip.Event) {
 		case s.bootstrapKick <- struct{}{}:
 		default:
 		}
+		select {
+		case s.alarmKick <- struct{}{}:
+		default:
+		}
 	}
 }
 

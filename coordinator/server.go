@@ -57,7 +57,9 @@ type Server struct {
 	reconcileCh chan gossip.Member
 	// bootstrapKick wakes the bootstrap_expect loop on gossip changes.
 	bootstrapKick chan struct{}
-	infos         infoCache
+	// alarmKick wakes the leader's alarm evaluator on gossip updates.
+	alarmKick chan struct{}
+	infos     infoCache
 
 	shutdownCh   chan struct{}
 	shutdownOnce sync.Once
@@ -85,6 +87,7 @@ func NewServer(cfg Config) (*Server, error) {
 		fsm:           fsm.New(log),
 		reconcileCh:   make(chan gossip.Member, 256),
 		bootstrapKick: make(chan struct{}, 1),
+		alarmKick:     make(chan struct{}, 1),
 		infos:         infoCache{m: map[string]*pb.GetServerInfoResponse{}},
 		shutdownCh:    make(chan struct{}),
 	}
@@ -94,6 +97,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.conns = newConnPool(cfg.ClientTLS)
 	s.agentConns = newConnPool(cfg.AgentTLS)
 	s.AddLeaderDuty("pause", s.pauseDuty)
+	s.AddLeaderDuty("alarms", s.alarmDuty)
 	var err error
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("server %s: gRPC listen on %s: %w", cfg.NodeID, cfg.GRPCAddr, err)

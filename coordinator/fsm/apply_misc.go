@@ -28,38 +28,6 @@ func (f *FSM) applySetConfig(index uint64, cmd *pb.SetConfigCommand) (proto.Mess
 	return clone(f.st.config), nil
 }
 
-func (f *FSM) applyRaiseAlarm(_ uint64, cmd *pb.RaiseAlarmCommand) (proto.Message, error) {
-	a := cmd.GetAlarm()
-	if a.GetId() == "" {
-		return nil, fmt.Errorf("%w: alarm without id", ErrInvalidCommand)
-	}
-	stored := clone(a)
-	stored.Active = true
-	stored.ClearedAt = nil
-	if prev, ok := f.st.alarms[a.GetId()]; ok {
-		if prev.GetActive() && prev.GetRaisedAt() != nil {
-			// Still the same episode: keep when it started.
-			stored.RaisedAt = prev.GetRaisedAt()
-		}
-	} else {
-		f.st.alarmOrder = append(f.st.alarmOrder, a.GetId())
-	}
-	f.st.alarms[a.GetId()] = stored
-	return clone(stored), nil
-}
-
-func (f *FSM) applyClearAlarm(_ uint64, cmd *pb.ClearAlarmCommand) (proto.Message, error) {
-	a, ok := f.st.alarms[cmd.GetId()]
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrAlarmNotFound, cmd.GetId())
-	}
-	if a.GetActive() {
-		a.Active = false
-		a.ClearedAt = clone(cmd.GetClearedAt())
-	}
-	return clone(a), nil
-}
-
 func (f *FSM) applyUpsertMember(_ uint64, cmd *pb.UpsertMemberCommand) (proto.Message, error) {
 	m := cmd.GetMember()
 	if m.GetName() == "" {

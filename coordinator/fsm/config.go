@@ -16,14 +16,18 @@ import (
 // DefaultRuntimeConfig is the runtime config of a fresh cluster.
 func DefaultRuntimeConfig() *pb.RuntimeConfig {
 	return &pb.RuntimeConfig{
-		MaxErrorBoundNs:    int64(10 * time.Millisecond),
-		MaxDriftNs:         int64(100 * time.Millisecond),
-		LeaseNs:            int64(15 * time.Second),
-		MarginNs:           int64(time.Millisecond),
-		MinWindowNs:        int64(time.Millisecond),
-		MaxPauseWaitNs:     int64(10 * time.Second),
-		TargetClockBoundNs: 0,
-		AlarmErrorBoundNs:  int64(20 * time.Millisecond),
+		MaxErrorBoundNs:     int64(10 * time.Millisecond),
+		MaxDriftNs:          int64(100 * time.Millisecond),
+		LeaseNs:             int64(15 * time.Second),
+		MarginNs:            int64(time.Millisecond),
+		MinWindowNs:         int64(time.Millisecond),
+		MaxPauseWaitNs:      int64(10 * time.Second),
+		TargetClockBoundNs:  0,
+		AlarmWarningRatio:   DefaultAlarmWarningRatio,
+		AlarmForNs:          int64(DefaultAlarmFor),
+		AlarmClearForNs:     int64(DefaultAlarmClearFor),
+		AlarmRetentionNs:    int64(DefaultAlarmRetention),
+		AlarmEvalIntervalNs: int64(DefaultAlarmEvalInterval),
 	}
 }
 
@@ -46,7 +50,6 @@ func ValidateRuntimeConfig(c *pb.RuntimeConfig) error {
 		{"lease_ns", c.GetLeaseNs()},
 		{"min_window_ns", c.GetMinWindowNs()},
 		{"max_pause_wait_ns", c.GetMaxPauseWaitNs()},
-		{"alarm_error_bound_ns", c.GetAlarmErrorBoundNs()},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {
@@ -62,6 +65,7 @@ func ValidateRuntimeConfig(c *pb.RuntimeConfig) error {
 	if c.GetTargetClockBoundNs() < 0 {
 		bad("target_clock_bound_ns is %d; it must not be negative", c.GetTargetClockBoundNs())
 	}
+	validateAlarmConfig(c, bad)
 	if c.GetLeaseNs() > 0 && c.GetLeaseNs() < int64(time.Second) {
 		bad("lease_ns is %s; below 1s a lease cannot be renewed reliably", time.Duration(c.GetLeaseNs()))
 	}
@@ -72,6 +76,11 @@ func ValidateRuntimeConfig(c *pb.RuntimeConfig) error {
 // edge calls it before proposing a config. (Apply only strips retired
 // fields, so an old log entry that set one replays the same everywhere.)
 func CheckRetiredFields(c *pb.RuntimeConfig) error {
+	//lint:ignore SA1019 checking that the retired field is empty
+	if v := c.GetAlarmErrorBoundNs(); v != 0 {
+		return fmt.Errorf("%w: alarm_error_bound_ns (%s) is retired: the error-bound warning is alarm_warning_ratio x max_error_bound_ns and the critical alarm fires above max_error_bound_ns, where admission refuses; leave alarm_error_bound_ns 0",
+			ErrInvalidConfig, time.Duration(v))
+	}
 	//lint:ignore SA1019 checking that the retired field is empty
 	em := c.GetExpectedMembers()
 	if len(em) == 0 {
@@ -90,6 +99,8 @@ func CheckRetiredFields(c *pb.RuntimeConfig) error {
 func stripRetired(c *pb.RuntimeConfig) {
 	//lint:ignore SA1019 clearing the retired field
 	c.ExpectedMembers = nil
+	//lint:ignore SA1019 clearing the retired field
+	c.AlarmErrorBoundNs = 0
 }
 
 // describeConfigChange lists the fields that differ, for the audit log.

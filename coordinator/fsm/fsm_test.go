@@ -262,7 +262,7 @@ func TestSetConfig(t *testing.T) {
 		{name: "valid", cfg: valid},
 		{name: "missing", cfg: nil, wantErrs: []string{"config is missing"}},
 		{name: "every problem reported", cfg: &pb.RuntimeConfig{MarginNs: -1, LeaseNs: int64(time.Millisecond)},
-			wantErrs: []string{"max_error_bound_ns", "max_drift_ns", "min_window_ns", "max_pause_wait_ns", "alarm_error_bound_ns", "margin_ns", "lease_ns is 1ms"}},
+			wantErrs: []string{"max_error_bound_ns", "max_drift_ns", "min_window_ns", "max_pause_wait_ns", "margin_ns", "lease_ns is 1ms"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -304,7 +304,8 @@ func TestDefaultRuntimeConfig(t *testing.T) {
 	}
 	want := map[string]int64{
 		"max_error_bound_ns": 10e6, "max_drift_ns": 100e6, "lease_ns": 15e9, "margin_ns": 1e6,
-		"min_window_ns": 1e6, "max_pause_wait_ns": 10e9, "target_clock_bound_ns": 0, "alarm_error_bound_ns": 20e6,
+		"min_window_ns": 1e6, "max_pause_wait_ns": 10e9, "target_clock_bound_ns": 0, "alarm_error_bound_ns": 0,
+		"alarm_for_ns": 15e9, "alarm_clear_for_ns": 30e9, "alarm_eval_interval_ns": 5e9,
 	}
 	m := c.ProtoReflect()
 	for name, v := range want {

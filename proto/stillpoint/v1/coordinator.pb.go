@@ -1972,10 +1972,27 @@ type RuntimeConfig struct {
 	//
 	// Deprecated: Marked as deprecated in stillpoint/v1/coordinator.proto.
 	ExpectedMembers map[string]*ExpectedMembers `protobuf:"bytes,8,rep,name=expected_members,json=expectedMembers,proto3" json:"expected_members,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Alarm when an agent's error bound exceeds this.
+	// Retired: ignored. The error-bound warning is alarm_warning_ratio x
+	// max_error_bound_ns and the critical alarm fires where admission
+	// refuses (above max_error_bound_ns).
+	//
+	// Deprecated: Marked as deprecated in stillpoint/v1/coordinator.proto.
 	AlarmErrorBoundNs int64 `protobuf:"varint,9,opt,name=alarm_error_bound_ns,json=alarmErrorBoundNs,proto3" json:"alarm_error_bound_ns,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Drift alarms warn at this fraction of max_error_bound_ns (error bound)
+	// and of max_drift_ns (offset spread); in (0, 1). The critical alarms
+	// use admission's own limits.
+	AlarmWarningRatio float64 `protobuf:"fixed64,18,opt,name=alarm_warning_ratio,json=alarmWarningRatio,proto3" json:"alarm_warning_ratio,omitempty"`
+	// A condition must hold this long before its alarm is raised.
+	AlarmForNs int64 `protobuf:"varint,19,opt,name=alarm_for_ns,json=alarmForNs,proto3" json:"alarm_for_ns,omitempty"`
+	// A raised alarm clears after its condition has been clear this long.
+	AlarmClearForNs int64 `protobuf:"varint,20,opt,name=alarm_clear_for_ns,json=alarmClearForNs,proto3" json:"alarm_clear_for_ns,omitempty"`
+	// Cleared alarms are kept this long, then dropped from the FSM.
+	AlarmRetentionNs int64 `protobuf:"varint,21,opt,name=alarm_retention_ns,json=alarmRetentionNs,proto3" json:"alarm_retention_ns,omitempty"`
+	// The leader evaluates alarms on every gossip update and at least this
+	// often.
+	AlarmEvalIntervalNs int64 `protobuf:"varint,22,opt,name=alarm_eval_interval_ns,json=alarmEvalIntervalNs,proto3" json:"alarm_eval_interval_ns,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *RuntimeConfig) Reset() {
@@ -2065,9 +2082,45 @@ func (x *RuntimeConfig) GetExpectedMembers() map[string]*ExpectedMembers {
 	return nil
 }
 
+// Deprecated: Marked as deprecated in stillpoint/v1/coordinator.proto.
 func (x *RuntimeConfig) GetAlarmErrorBoundNs() int64 {
 	if x != nil {
 		return x.AlarmErrorBoundNs
+	}
+	return 0
+}
+
+func (x *RuntimeConfig) GetAlarmWarningRatio() float64 {
+	if x != nil {
+		return x.AlarmWarningRatio
+	}
+	return 0
+}
+
+func (x *RuntimeConfig) GetAlarmForNs() int64 {
+	if x != nil {
+		return x.AlarmForNs
+	}
+	return 0
+}
+
+func (x *RuntimeConfig) GetAlarmClearForNs() int64 {
+	if x != nil {
+		return x.AlarmClearForNs
+	}
+	return 0
+}
+
+func (x *RuntimeConfig) GetAlarmRetentionNs() int64 {
+	if x != nil {
+		return x.AlarmRetentionNs
+	}
+	return 0
+}
+
+func (x *RuntimeConfig) GetAlarmEvalIntervalNs() int64 {
+	if x != nil {
+		return x.AlarmEvalIntervalNs
 	}
 	return 0
 }
@@ -2292,15 +2345,40 @@ func (x *UpdateConfigResponse) GetConfig() *RuntimeConfig {
 	return nil
 }
 
+// Alarm is one condition the leader raised in the FSM. Its id is stable
+// per (kind, cluster, node): a condition that comes back re-raises the same
+// alarm, and a new leader finds it instead of adding another.
 type Alarm struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
-	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
-	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
-	RaisedAt      *StampedTime           `protobuf:"bytes,5,opt,name=raised_at,json=raisedAt,proto3" json:"raised_at,omitempty"`
-	ClearedAt     *StampedTime           `protobuf:"bytes,6,opt,name=cleared_at,json=clearedAt,proto3" json:"cleared_at,omitempty"`
-	Active        bool                   `protobuf:"varint,7,opt,name=active,proto3" json:"active,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The node the alarm is about; empty for a cluster-wide alarm (see
+	// nodes).
+	Node string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// e.g. "error_bound_warning", "offset_spread_critical", "clock_status".
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// What is wrong, naming the node, the figure and its limit.
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// When the alarm was raised (committed), with the leader's estimate.
+	RaisedAt  *StampedTime `protobuf:"bytes,5,opt,name=raised_at,json=raisedAt,proto3" json:"raised_at,omitempty"`
+	ClearedAt *StampedTime `protobuf:"bytes,6,opt,name=cleared_at,json=clearedAt,proto3" json:"cleared_at,omitempty"`
+	Active    bool         `protobuf:"varint,7,opt,name=active,proto3" json:"active,omitempty"`
+	// "warning" or "critical".
+	Severity string `protobuf:"bytes,8,opt,name=severity,proto3" json:"severity,omitempty"`
+	Cluster  string `protobuf:"bytes,9,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// The figure that raised the alarm and the limit it crossed, in unit
+	// (e.g. an error bound of 12.3e6 ns against 10e6 ns). Zero with an empty
+	// unit for a condition without a figure.
+	Figure float64 `protobuf:"fixed64,10,opt,name=figure,proto3" json:"figure,omitempty"`
+	Limit  float64 `protobuf:"fixed64,11,opt,name=limit,proto3" json:"limit,omitempty"`
+	// "ns" or "count" (empty: no figure).
+	Unit string `protobuf:"bytes,12,opt,name=unit,proto3" json:"unit,omitempty"`
+	// When the leader first saw the condition in this episode (before the
+	// alarm's hold-off); raised_at is later by at least alarm_for_ns.
+	FirstSeen *StampedTime `protobuf:"bytes,13,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	// The last time the alarm's figure or message was updated while active.
+	UpdatedAt *StampedTime `protobuf:"bytes,14,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Nodes a cluster-wide alarm names (the extremes of an offset spread).
+	Nodes         []string `protobuf:"bytes,15,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2382,6 +2460,62 @@ func (x *Alarm) GetActive() bool {
 		return x.Active
 	}
 	return false
+}
+
+func (x *Alarm) GetSeverity() string {
+	if x != nil {
+		return x.Severity
+	}
+	return ""
+}
+
+func (x *Alarm) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *Alarm) GetFigure() float64 {
+	if x != nil {
+		return x.Figure
+	}
+	return 0
+}
+
+func (x *Alarm) GetLimit() float64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *Alarm) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *Alarm) GetFirstSeen() *StampedTime {
+	if x != nil {
+		return x.FirstSeen
+	}
+	return nil
+}
+
+func (x *Alarm) GetUpdatedAt() *StampedTime {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *Alarm) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
 }
 
 type ListAlarmsRequest struct {
@@ -2480,6 +2614,114 @@ func (x *ListAlarmsResponse) GetAlarms() []*Alarm {
 	return nil
 }
 
+type WatchAlarmsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Include cleared alarms still kept in the initial set.
+	IncludeCleared bool `protobuf:"varint,1,opt,name=include_cleared,json=includeCleared,proto3" json:"include_cleared,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WatchAlarmsRequest) Reset() {
+	*x = WatchAlarmsRequest{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAlarmsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAlarmsRequest) ProtoMessage() {}
+
+func (x *WatchAlarmsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAlarmsRequest.ProtoReflect.Descriptor instead.
+func (*WatchAlarmsRequest) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *WatchAlarmsRequest) GetIncludeCleared() bool {
+	if x != nil {
+		return x.IncludeCleared
+	}
+	return false
+}
+
+type WatchAlarmsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first message carries every alarm (initial = true); each later one
+	// an alarm that was raised, updated or cleared.
+	Alarms  []*Alarm `protobuf:"bytes,1,rep,name=alarms,proto3" json:"alarms,omitempty"`
+	Initial bool     `protobuf:"varint,2,opt,name=initial,proto3" json:"initial,omitempty"`
+	// The server that answered.
+	ServedBy      string `protobuf:"bytes,3,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchAlarmsResponse) Reset() {
+	*x = WatchAlarmsResponse{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchAlarmsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchAlarmsResponse) ProtoMessage() {}
+
+func (x *WatchAlarmsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchAlarmsResponse.ProtoReflect.Descriptor instead.
+func (*WatchAlarmsResponse) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *WatchAlarmsResponse) GetAlarms() []*Alarm {
+	if x != nil {
+		return x.Alarms
+	}
+	return nil
+}
+
+func (x *WatchAlarmsResponse) GetInitial() bool {
+	if x != nil {
+		return x.Initial
+	}
+	return false
+}
+
+func (x *WatchAlarmsResponse) GetServedBy() string {
+	if x != nil {
+		return x.ServedBy
+	}
+	return ""
+}
+
 type AuditRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -2494,7 +2736,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[35]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2748,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[35]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2761,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{35}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AuditRecord) GetIndex() uint64 {
@@ -2574,7 +2816,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[36]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2586,7 +2828,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[36]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2599,7 +2841,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{36}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListAuditRequest) GetLimit() int32 {
@@ -2625,7 +2867,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[37]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2879,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[37]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2650,7 +2892,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{37}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListAuditResponse) GetRecords() []*AuditRecord {
@@ -2672,7 +2914,7 @@ type RaftPeer struct {
 
 func (x *RaftPeer) Reset() {
 	*x = RaftPeer{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[38]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2684,7 +2926,7 @@ func (x *RaftPeer) String() string {
 func (*RaftPeer) ProtoMessage() {}
 
 func (x *RaftPeer) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[38]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2697,7 +2939,7 @@ func (x *RaftPeer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftPeer.ProtoReflect.Descriptor instead.
 func (*RaftPeer) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{38}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RaftPeer) GetId() string {
@@ -2739,7 +2981,7 @@ type ListRaftPeersRequest struct {
 
 func (x *ListRaftPeersRequest) Reset() {
 	*x = ListRaftPeersRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[39]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2751,7 +2993,7 @@ func (x *ListRaftPeersRequest) String() string {
 func (*ListRaftPeersRequest) ProtoMessage() {}
 
 func (x *ListRaftPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[39]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2764,7 +3006,7 @@ func (x *ListRaftPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRaftPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListRaftPeersRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{39}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListRaftPeersRequest) GetStale() bool {
@@ -2785,7 +3027,7 @@ type ListRaftPeersResponse struct {
 
 func (x *ListRaftPeersResponse) Reset() {
 	*x = ListRaftPeersResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[40]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2797,7 +3039,7 @@ func (x *ListRaftPeersResponse) String() string {
 func (*ListRaftPeersResponse) ProtoMessage() {}
 
 func (x *ListRaftPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[40]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2810,7 +3052,7 @@ func (x *ListRaftPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRaftPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListRaftPeersResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{40}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListRaftPeersResponse) GetPeers() []*RaftPeer {
@@ -2836,7 +3078,7 @@ type RemoveRaftPeerRequest struct {
 
 func (x *RemoveRaftPeerRequest) Reset() {
 	*x = RemoveRaftPeerRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[41]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2848,7 +3090,7 @@ func (x *RemoveRaftPeerRequest) String() string {
 func (*RemoveRaftPeerRequest) ProtoMessage() {}
 
 func (x *RemoveRaftPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[41]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2861,7 +3103,7 @@ func (x *RemoveRaftPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRaftPeerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRaftPeerRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{41}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RemoveRaftPeerRequest) GetId() string {
@@ -2879,7 +3121,7 @@ type RemoveRaftPeerResponse struct {
 
 func (x *RemoveRaftPeerResponse) Reset() {
 	*x = RemoveRaftPeerResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[42]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2891,7 +3133,7 @@ func (x *RemoveRaftPeerResponse) String() string {
 func (*RemoveRaftPeerResponse) ProtoMessage() {}
 
 func (x *RemoveRaftPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[42]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2904,7 +3146,7 @@ func (x *RemoveRaftPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRaftPeerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveRaftPeerResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{42}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{44}
 }
 
 type TransferLeadershipRequest struct {
@@ -2917,7 +3159,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[43]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3171,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[43]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3184,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{43}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -2961,7 +3203,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[44]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2973,7 +3215,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[44]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2986,7 +3228,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{44}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeader() string {
@@ -3004,7 +3246,7 @@ type GetServerInfoRequest struct {
 
 func (x *GetServerInfoRequest) Reset() {
 	*x = GetServerInfoRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[45]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3016,7 +3258,7 @@ func (x *GetServerInfoRequest) String() string {
 func (*GetServerInfoRequest) ProtoMessage() {}
 
 func (x *GetServerInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[45]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3029,7 +3271,7 @@ func (x *GetServerInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetServerInfoRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{45}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{47}
 }
 
 type GetServerInfoResponse struct {
@@ -3051,7 +3293,7 @@ type GetServerInfoResponse struct {
 
 func (x *GetServerInfoResponse) Reset() {
 	*x = GetServerInfoResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[46]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3063,7 +3305,7 @@ func (x *GetServerInfoResponse) String() string {
 func (*GetServerInfoResponse) ProtoMessage() {}
 
 func (x *GetServerInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[46]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3076,7 +3318,7 @@ func (x *GetServerInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetServerInfoResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{46}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetServerInfoResponse) GetNodeId() string {
@@ -3291,7 +3533,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x14\n" +
 	"\x05stale\x18\x02 \x01(\bR\x05stale\"[\n" +
 	"\x17GetRestorePointResponse\x12@\n" +
-	"\rrestore_point\x18\x01 \x01(\v2\x1b.stillpoint.v1.RestorePointR\frestorePoint\"\x8f\x04\n" +
+	"\rrestore_point\x18\x01 \x01(\v2\x1b.stillpoint.v1.RestorePointR\frestorePoint\"\xf5\x05\n" +
 	"\rRuntimeConfig\x12+\n" +
 	"\x12max_error_bound_ns\x18\x01 \x01(\x03R\x0fmaxErrorBoundNs\x12 \n" +
 	"\fmax_drift_ns\x18\x02 \x01(\x03R\n" +
@@ -3301,8 +3543,14 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\rmin_window_ns\x18\x05 \x01(\x03R\vminWindowNs\x12)\n" +
 	"\x11max_pause_wait_ns\x18\x06 \x01(\x03R\x0emaxPauseWaitNs\x121\n" +
 	"\x15target_clock_bound_ns\x18\a \x01(\x03R\x12targetClockBoundNs\x12`\n" +
-	"\x10expected_members\x18\b \x03(\v21.stillpoint.v1.RuntimeConfig.ExpectedMembersEntryB\x02\x18\x01R\x0fexpectedMembers\x12/\n" +
-	"\x14alarm_error_bound_ns\x18\t \x01(\x03R\x11alarmErrorBoundNs\x1ab\n" +
+	"\x10expected_members\x18\b \x03(\v21.stillpoint.v1.RuntimeConfig.ExpectedMembersEntryB\x02\x18\x01R\x0fexpectedMembers\x123\n" +
+	"\x14alarm_error_bound_ns\x18\t \x01(\x03B\x02\x18\x01R\x11alarmErrorBoundNs\x12.\n" +
+	"\x13alarm_warning_ratio\x18\x12 \x01(\x01R\x11alarmWarningRatio\x12 \n" +
+	"\falarm_for_ns\x18\x13 \x01(\x03R\n" +
+	"alarmForNs\x12+\n" +
+	"\x12alarm_clear_for_ns\x18\x14 \x01(\x03R\x0falarmClearForNs\x12,\n" +
+	"\x12alarm_retention_ns\x18\x15 \x01(\x03R\x10alarmRetentionNs\x123\n" +
+	"\x16alarm_eval_interval_ns\x18\x16 \x01(\x03R\x13alarmEvalIntervalNs\x1ab\n" +
 	"\x14ExpectedMembersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
 	"\x05value\x18\x02 \x01(\v2\x1e.stillpoint.v1.ExpectedMembersR\x05value:\x028\x01\"'\n" +
@@ -3315,7 +3563,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x06config\x18\x01 \x01(\v2\x1c.stillpoint.v1.RuntimeConfigR\x06config\x12!\n" +
 	"\frequested_by\x18\x02 \x01(\tR\vrequestedBy\"L\n" +
 	"\x14UpdateConfigResponse\x124\n" +
-	"\x06config\x18\x01 \x01(\v2\x1c.stillpoint.v1.RuntimeConfigR\x06config\"\xe5\x01\n" +
+	"\x06config\x18\x01 \x01(\v2\x1c.stillpoint.v1.RuntimeConfigR\x06config\"\xe9\x03\n" +
 	"\x05Alarm\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x12\n" +
@@ -3324,12 +3572,29 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\traised_at\x18\x05 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\braisedAt\x129\n" +
 	"\n" +
 	"cleared_at\x18\x06 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\tclearedAt\x12\x16\n" +
-	"\x06active\x18\a \x01(\bR\x06active\"R\n" +
+	"\x06active\x18\a \x01(\bR\x06active\x12\x1a\n" +
+	"\bseverity\x18\b \x01(\tR\bseverity\x12\x18\n" +
+	"\acluster\x18\t \x01(\tR\acluster\x12\x16\n" +
+	"\x06figure\x18\n" +
+	" \x01(\x01R\x06figure\x12\x14\n" +
+	"\x05limit\x18\v \x01(\x01R\x05limit\x12\x12\n" +
+	"\x04unit\x18\f \x01(\tR\x04unit\x129\n" +
+	"\n" +
+	"first_seen\x18\r \x01(\v2\x1a.stillpoint.v1.StampedTimeR\tfirstSeen\x129\n" +
+	"\n" +
+	"updated_at\x18\x0e \x01(\v2\x1a.stillpoint.v1.StampedTimeR\tupdatedAt\x12\x14\n" +
+	"\x05nodes\x18\x0f \x03(\tR\x05nodes\"R\n" +
 	"\x11ListAlarmsRequest\x12'\n" +
 	"\x0finclude_cleared\x18\x01 \x01(\bR\x0eincludeCleared\x12\x14\n" +
 	"\x05stale\x18\x02 \x01(\bR\x05stale\"B\n" +
 	"\x12ListAlarmsResponse\x12,\n" +
-	"\x06alarms\x18\x01 \x03(\v2\x14.stillpoint.v1.AlarmR\x06alarms\"\xaa\x01\n" +
+	"\x06alarms\x18\x01 \x03(\v2\x14.stillpoint.v1.AlarmR\x06alarms\"=\n" +
+	"\x12WatchAlarmsRequest\x12'\n" +
+	"\x0finclude_cleared\x18\x01 \x01(\bR\x0eincludeCleared\"z\n" +
+	"\x13WatchAlarmsResponse\x12,\n" +
+	"\x06alarms\x18\x01 \x03(\v2\x14.stillpoint.v1.AlarmR\x06alarms\x12\x18\n" +
+	"\ainitial\x18\x02 \x01(\bR\ainitial\x12\x1b\n" +
+	"\tserved_by\x18\x03 \x01(\tR\bservedBy\"\xaa\x01\n" +
 	"\vAuditRecord\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x14\n" +
@@ -3386,7 +3651,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x19OPERATION_STATE_UNPAUSING\x10\x04\x12\x1d\n" +
 	"\x19OPERATION_STATE_COMPLETED\x10\x05\x12\x1b\n" +
 	"\x17OPERATION_STATE_ABORTED\x10\x06\x12\x1b\n" +
-	"\x17OPERATION_STATE_INVALID\x10\a2\xff\f\n" +
+	"\x17OPERATION_STATE_INVALID\x10\a2\xd7\r\n" +
 	"\x12CoordinatorService\x12T\n" +
 	"\vListMembers\x12!.stillpoint.v1.ListMembersRequest\x1a\".stillpoint.v1.ListMembersResponse\x12K\n" +
 	"\bGetDrift\x12\x1e.stillpoint.v1.GetDriftRequest\x1a\x1f.stillpoint.v1.GetDriftResponse\x12i\n" +
@@ -3402,7 +3667,8 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\tGetConfig\x12\x1f.stillpoint.v1.GetConfigRequest\x1a .stillpoint.v1.GetConfigResponse\x12W\n" +
 	"\fUpdateConfig\x12\".stillpoint.v1.UpdateConfigRequest\x1a#.stillpoint.v1.UpdateConfigResponse\x12Q\n" +
 	"\n" +
-	"ListAlarms\x12 .stillpoint.v1.ListAlarmsRequest\x1a!.stillpoint.v1.ListAlarmsResponse\x12N\n" +
+	"ListAlarms\x12 .stillpoint.v1.ListAlarmsRequest\x1a!.stillpoint.v1.ListAlarmsResponse\x12V\n" +
+	"\vWatchAlarms\x12!.stillpoint.v1.WatchAlarmsRequest\x1a\".stillpoint.v1.WatchAlarmsResponse0\x01\x12N\n" +
 	"\tListAudit\x12\x1f.stillpoint.v1.ListAuditRequest\x1a .stillpoint.v1.ListAuditResponse\x12Z\n" +
 	"\rListRaftPeers\x12#.stillpoint.v1.ListRaftPeersRequest\x1a$.stillpoint.v1.ListRaftPeersResponse\x12]\n" +
 	"\x0eRemoveRaftPeer\x12$.stillpoint.v1.RemoveRaftPeerRequest\x1a%.stillpoint.v1.RemoveRaftPeerResponse\x12i\n" +
@@ -3422,7 +3688,7 @@ func file_stillpoint_v1_coordinator_proto_rawDescGZIP() []byte {
 }
 
 var file_stillpoint_v1_coordinator_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_stillpoint_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_stillpoint_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_stillpoint_v1_coordinator_proto_goTypes = []any{
 	(MemberStatus)(0),                  // 0: stillpoint.v1.MemberStatus
 	(OperationState)(0),                // 1: stillpoint.v1.OperationState
@@ -3461,114 +3727,121 @@ var file_stillpoint_v1_coordinator_proto_goTypes = []any{
 	(*Alarm)(nil),                      // 34: stillpoint.v1.Alarm
 	(*ListAlarmsRequest)(nil),          // 35: stillpoint.v1.ListAlarmsRequest
 	(*ListAlarmsResponse)(nil),         // 36: stillpoint.v1.ListAlarmsResponse
-	(*AuditRecord)(nil),                // 37: stillpoint.v1.AuditRecord
-	(*ListAuditRequest)(nil),           // 38: stillpoint.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),          // 39: stillpoint.v1.ListAuditResponse
-	(*RaftPeer)(nil),                   // 40: stillpoint.v1.RaftPeer
-	(*ListRaftPeersRequest)(nil),       // 41: stillpoint.v1.ListRaftPeersRequest
-	(*ListRaftPeersResponse)(nil),      // 42: stillpoint.v1.ListRaftPeersResponse
-	(*RemoveRaftPeerRequest)(nil),      // 43: stillpoint.v1.RemoveRaftPeerRequest
-	(*RemoveRaftPeerResponse)(nil),     // 44: stillpoint.v1.RemoveRaftPeerResponse
-	(*TransferLeadershipRequest)(nil),  // 45: stillpoint.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 46: stillpoint.v1.TransferLeadershipResponse
-	(*GetServerInfoRequest)(nil),       // 47: stillpoint.v1.GetServerInfoRequest
-	(*GetServerInfoResponse)(nil),      // 48: stillpoint.v1.GetServerInfoResponse
-	nil,                                // 49: stillpoint.v1.GetDriftResponse.SpreadNsEntry
-	nil,                                // 50: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
-	(*ClockEstimate)(nil),              // 51: stillpoint.v1.ClockEstimate
-	(*NodeState)(nil),                  // 52: stillpoint.v1.NodeState
-	(NodeOutcome)(0),                   // 53: stillpoint.v1.NodeOutcome
-	(*StampedTime)(nil),                // 54: stillpoint.v1.StampedTime
-	(*timestamppb.Timestamp)(nil),      // 55: google.protobuf.Timestamp
+	(*WatchAlarmsRequest)(nil),         // 37: stillpoint.v1.WatchAlarmsRequest
+	(*WatchAlarmsResponse)(nil),        // 38: stillpoint.v1.WatchAlarmsResponse
+	(*AuditRecord)(nil),                // 39: stillpoint.v1.AuditRecord
+	(*ListAuditRequest)(nil),           // 40: stillpoint.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),          // 41: stillpoint.v1.ListAuditResponse
+	(*RaftPeer)(nil),                   // 42: stillpoint.v1.RaftPeer
+	(*ListRaftPeersRequest)(nil),       // 43: stillpoint.v1.ListRaftPeersRequest
+	(*ListRaftPeersResponse)(nil),      // 44: stillpoint.v1.ListRaftPeersResponse
+	(*RemoveRaftPeerRequest)(nil),      // 45: stillpoint.v1.RemoveRaftPeerRequest
+	(*RemoveRaftPeerResponse)(nil),     // 46: stillpoint.v1.RemoveRaftPeerResponse
+	(*TransferLeadershipRequest)(nil),  // 47: stillpoint.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 48: stillpoint.v1.TransferLeadershipResponse
+	(*GetServerInfoRequest)(nil),       // 49: stillpoint.v1.GetServerInfoRequest
+	(*GetServerInfoResponse)(nil),      // 50: stillpoint.v1.GetServerInfoResponse
+	nil,                                // 51: stillpoint.v1.GetDriftResponse.SpreadNsEntry
+	nil,                                // 52: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
+	(*ClockEstimate)(nil),              // 53: stillpoint.v1.ClockEstimate
+	(*NodeState)(nil),                  // 54: stillpoint.v1.NodeState
+	(NodeOutcome)(0),                   // 55: stillpoint.v1.NodeOutcome
+	(*StampedTime)(nil),                // 56: stillpoint.v1.StampedTime
+	(*timestamppb.Timestamp)(nil),      // 57: google.protobuf.Timestamp
 }
 var file_stillpoint_v1_coordinator_proto_depIdxs = []int32{
 	0,  // 0: stillpoint.v1.Member.status:type_name -> stillpoint.v1.MemberStatus
-	51, // 1: stillpoint.v1.Member.clock:type_name -> stillpoint.v1.ClockEstimate
-	52, // 2: stillpoint.v1.Member.node_state:type_name -> stillpoint.v1.NodeState
+	53, // 1: stillpoint.v1.Member.clock:type_name -> stillpoint.v1.ClockEstimate
+	54, // 2: stillpoint.v1.Member.node_state:type_name -> stillpoint.v1.NodeState
 	2,  // 3: stillpoint.v1.ListMembersResponse.members:type_name -> stillpoint.v1.Member
 	2,  // 4: stillpoint.v1.RemoveRosterMemberResponse.member:type_name -> stillpoint.v1.Member
 	2,  // 5: stillpoint.v1.DriftEntry.member:type_name -> stillpoint.v1.Member
 	7,  // 6: stillpoint.v1.GetDriftResponse.entries:type_name -> stillpoint.v1.DriftEntry
-	49, // 7: stillpoint.v1.GetDriftResponse.spread_ns:type_name -> stillpoint.v1.GetDriftResponse.SpreadNsEntry
+	51, // 7: stillpoint.v1.GetDriftResponse.spread_ns:type_name -> stillpoint.v1.GetDriftResponse.SpreadNsEntry
 	28, // 8: stillpoint.v1.GetDriftResponse.config:type_name -> stillpoint.v1.RuntimeConfig
-	51, // 9: stillpoint.v1.TargetRecord.admitted_clock:type_name -> stillpoint.v1.ClockEstimate
-	53, // 10: stillpoint.v1.TargetRecord.pause_outcome:type_name -> stillpoint.v1.NodeOutcome
-	54, // 11: stillpoint.v1.TargetRecord.acked_at:type_name -> stillpoint.v1.StampedTime
-	53, // 12: stillpoint.v1.TargetRecord.unpause_outcome:type_name -> stillpoint.v1.NodeOutcome
-	54, // 13: stillpoint.v1.TargetRecord.unpause_sent_at:type_name -> stillpoint.v1.StampedTime
-	55, // 14: stillpoint.v1.RestoreWindow.start:type_name -> google.protobuf.Timestamp
-	55, // 15: stillpoint.v1.RestoreWindow.end:type_name -> google.protobuf.Timestamp
-	55, // 16: stillpoint.v1.RestoreWindow.restore_point:type_name -> google.protobuf.Timestamp
+	53, // 9: stillpoint.v1.TargetRecord.admitted_clock:type_name -> stillpoint.v1.ClockEstimate
+	55, // 10: stillpoint.v1.TargetRecord.pause_outcome:type_name -> stillpoint.v1.NodeOutcome
+	56, // 11: stillpoint.v1.TargetRecord.acked_at:type_name -> stillpoint.v1.StampedTime
+	55, // 12: stillpoint.v1.TargetRecord.unpause_outcome:type_name -> stillpoint.v1.NodeOutcome
+	56, // 13: stillpoint.v1.TargetRecord.unpause_sent_at:type_name -> stillpoint.v1.StampedTime
+	57, // 14: stillpoint.v1.RestoreWindow.start:type_name -> google.protobuf.Timestamp
+	57, // 15: stillpoint.v1.RestoreWindow.end:type_name -> google.protobuf.Timestamp
+	57, // 16: stillpoint.v1.RestoreWindow.restore_point:type_name -> google.protobuf.Timestamp
 	1,  // 17: stillpoint.v1.Operation.state:type_name -> stillpoint.v1.OperationState
 	10, // 18: stillpoint.v1.Operation.targets:type_name -> stillpoint.v1.TargetRecord
 	11, // 19: stillpoint.v1.Operation.window:type_name -> stillpoint.v1.RestoreWindow
-	54, // 20: stillpoint.v1.Operation.created_at:type_name -> stillpoint.v1.StampedTime
-	54, // 21: stillpoint.v1.Operation.ended_at:type_name -> stillpoint.v1.StampedTime
+	56, // 20: stillpoint.v1.Operation.created_at:type_name -> stillpoint.v1.StampedTime
+	56, // 21: stillpoint.v1.Operation.ended_at:type_name -> stillpoint.v1.StampedTime
 	1,  // 22: stillpoint.v1.Operation.end_state:type_name -> stillpoint.v1.OperationState
-	54, // 23: stillpoint.v1.Operation.hold_deadline:type_name -> stillpoint.v1.StampedTime
-	54, // 24: stillpoint.v1.Operation.invalidated_at:type_name -> stillpoint.v1.StampedTime
+	56, // 23: stillpoint.v1.Operation.hold_deadline:type_name -> stillpoint.v1.StampedTime
+	56, // 24: stillpoint.v1.Operation.invalidated_at:type_name -> stillpoint.v1.StampedTime
 	12, // 25: stillpoint.v1.StartPauseResponse.operation:type_name -> stillpoint.v1.Operation
 	12, // 26: stillpoint.v1.ForceUnpauseResponse.operation:type_name -> stillpoint.v1.Operation
 	12, // 27: stillpoint.v1.GetOperationResponse.operation:type_name -> stillpoint.v1.Operation
 	12, // 28: stillpoint.v1.ListOperationsResponse.operations:type_name -> stillpoint.v1.Operation
 	12, // 29: stillpoint.v1.WatchOperationResponse.operation:type_name -> stillpoint.v1.Operation
 	11, // 30: stillpoint.v1.RestorePoint.window:type_name -> stillpoint.v1.RestoreWindow
-	54, // 31: stillpoint.v1.RestorePoint.created_at:type_name -> stillpoint.v1.StampedTime
-	54, // 32: stillpoint.v1.RestorePoint.invalidated_at:type_name -> stillpoint.v1.StampedTime
+	56, // 31: stillpoint.v1.RestorePoint.created_at:type_name -> stillpoint.v1.StampedTime
+	56, // 32: stillpoint.v1.RestorePoint.invalidated_at:type_name -> stillpoint.v1.StampedTime
 	23, // 33: stillpoint.v1.ListRestorePointsResponse.restore_points:type_name -> stillpoint.v1.RestorePoint
 	23, // 34: stillpoint.v1.GetRestorePointResponse.restore_point:type_name -> stillpoint.v1.RestorePoint
-	50, // 35: stillpoint.v1.RuntimeConfig.expected_members:type_name -> stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
+	52, // 35: stillpoint.v1.RuntimeConfig.expected_members:type_name -> stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
 	28, // 36: stillpoint.v1.GetConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
 	28, // 37: stillpoint.v1.UpdateConfigRequest.config:type_name -> stillpoint.v1.RuntimeConfig
 	28, // 38: stillpoint.v1.UpdateConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
-	54, // 39: stillpoint.v1.Alarm.raised_at:type_name -> stillpoint.v1.StampedTime
-	54, // 40: stillpoint.v1.Alarm.cleared_at:type_name -> stillpoint.v1.StampedTime
-	34, // 41: stillpoint.v1.ListAlarmsResponse.alarms:type_name -> stillpoint.v1.Alarm
-	54, // 42: stillpoint.v1.AuditRecord.at:type_name -> stillpoint.v1.StampedTime
-	37, // 43: stillpoint.v1.ListAuditResponse.records:type_name -> stillpoint.v1.AuditRecord
-	40, // 44: stillpoint.v1.ListRaftPeersResponse.peers:type_name -> stillpoint.v1.RaftPeer
-	29, // 45: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry.value:type_name -> stillpoint.v1.ExpectedMembers
-	3,  // 46: stillpoint.v1.CoordinatorService.ListMembers:input_type -> stillpoint.v1.ListMembersRequest
-	8,  // 47: stillpoint.v1.CoordinatorService.GetDrift:input_type -> stillpoint.v1.GetDriftRequest
-	5,  // 48: stillpoint.v1.CoordinatorService.RemoveRosterMember:input_type -> stillpoint.v1.RemoveRosterMemberRequest
-	13, // 49: stillpoint.v1.CoordinatorService.StartPause:input_type -> stillpoint.v1.StartPauseRequest
-	15, // 50: stillpoint.v1.CoordinatorService.ForceUnpause:input_type -> stillpoint.v1.ForceUnpauseRequest
-	17, // 51: stillpoint.v1.CoordinatorService.GetOperation:input_type -> stillpoint.v1.GetOperationRequest
-	19, // 52: stillpoint.v1.CoordinatorService.ListOperations:input_type -> stillpoint.v1.ListOperationsRequest
-	21, // 53: stillpoint.v1.CoordinatorService.WatchOperation:input_type -> stillpoint.v1.WatchOperationRequest
-	24, // 54: stillpoint.v1.CoordinatorService.ListRestorePoints:input_type -> stillpoint.v1.ListRestorePointsRequest
-	26, // 55: stillpoint.v1.CoordinatorService.GetRestorePoint:input_type -> stillpoint.v1.GetRestorePointRequest
-	30, // 56: stillpoint.v1.CoordinatorService.GetConfig:input_type -> stillpoint.v1.GetConfigRequest
-	32, // 57: stillpoint.v1.CoordinatorService.UpdateConfig:input_type -> stillpoint.v1.UpdateConfigRequest
-	35, // 58: stillpoint.v1.CoordinatorService.ListAlarms:input_type -> stillpoint.v1.ListAlarmsRequest
-	38, // 59: stillpoint.v1.CoordinatorService.ListAudit:input_type -> stillpoint.v1.ListAuditRequest
-	41, // 60: stillpoint.v1.CoordinatorService.ListRaftPeers:input_type -> stillpoint.v1.ListRaftPeersRequest
-	43, // 61: stillpoint.v1.CoordinatorService.RemoveRaftPeer:input_type -> stillpoint.v1.RemoveRaftPeerRequest
-	45, // 62: stillpoint.v1.CoordinatorService.TransferLeadership:input_type -> stillpoint.v1.TransferLeadershipRequest
-	47, // 63: stillpoint.v1.CoordinatorService.GetServerInfo:input_type -> stillpoint.v1.GetServerInfoRequest
-	4,  // 64: stillpoint.v1.CoordinatorService.ListMembers:output_type -> stillpoint.v1.ListMembersResponse
-	9,  // 65: stillpoint.v1.CoordinatorService.GetDrift:output_type -> stillpoint.v1.GetDriftResponse
-	6,  // 66: stillpoint.v1.CoordinatorService.RemoveRosterMember:output_type -> stillpoint.v1.RemoveRosterMemberResponse
-	14, // 67: stillpoint.v1.CoordinatorService.StartPause:output_type -> stillpoint.v1.StartPauseResponse
-	16, // 68: stillpoint.v1.CoordinatorService.ForceUnpause:output_type -> stillpoint.v1.ForceUnpauseResponse
-	18, // 69: stillpoint.v1.CoordinatorService.GetOperation:output_type -> stillpoint.v1.GetOperationResponse
-	20, // 70: stillpoint.v1.CoordinatorService.ListOperations:output_type -> stillpoint.v1.ListOperationsResponse
-	22, // 71: stillpoint.v1.CoordinatorService.WatchOperation:output_type -> stillpoint.v1.WatchOperationResponse
-	25, // 72: stillpoint.v1.CoordinatorService.ListRestorePoints:output_type -> stillpoint.v1.ListRestorePointsResponse
-	27, // 73: stillpoint.v1.CoordinatorService.GetRestorePoint:output_type -> stillpoint.v1.GetRestorePointResponse
-	31, // 74: stillpoint.v1.CoordinatorService.GetConfig:output_type -> stillpoint.v1.GetConfigResponse
-	33, // 75: stillpoint.v1.CoordinatorService.UpdateConfig:output_type -> stillpoint.v1.UpdateConfigResponse
-	36, // 76: stillpoint.v1.CoordinatorService.ListAlarms:output_type -> stillpoint.v1.ListAlarmsResponse
-	39, // 77: stillpoint.v1.CoordinatorService.ListAudit:output_type -> stillpoint.v1.ListAuditResponse
-	42, // 78: stillpoint.v1.CoordinatorService.ListRaftPeers:output_type -> stillpoint.v1.ListRaftPeersResponse
-	44, // 79: stillpoint.v1.CoordinatorService.RemoveRaftPeer:output_type -> stillpoint.v1.RemoveRaftPeerResponse
-	46, // 80: stillpoint.v1.CoordinatorService.TransferLeadership:output_type -> stillpoint.v1.TransferLeadershipResponse
-	48, // 81: stillpoint.v1.CoordinatorService.GetServerInfo:output_type -> stillpoint.v1.GetServerInfoResponse
-	64, // [64:82] is the sub-list for method output_type
-	46, // [46:64] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	56, // 39: stillpoint.v1.Alarm.raised_at:type_name -> stillpoint.v1.StampedTime
+	56, // 40: stillpoint.v1.Alarm.cleared_at:type_name -> stillpoint.v1.StampedTime
+	56, // 41: stillpoint.v1.Alarm.first_seen:type_name -> stillpoint.v1.StampedTime
+	56, // 42: stillpoint.v1.Alarm.updated_at:type_name -> stillpoint.v1.StampedTime
+	34, // 43: stillpoint.v1.ListAlarmsResponse.alarms:type_name -> stillpoint.v1.Alarm
+	34, // 44: stillpoint.v1.WatchAlarmsResponse.alarms:type_name -> stillpoint.v1.Alarm
+	56, // 45: stillpoint.v1.AuditRecord.at:type_name -> stillpoint.v1.StampedTime
+	39, // 46: stillpoint.v1.ListAuditResponse.records:type_name -> stillpoint.v1.AuditRecord
+	42, // 47: stillpoint.v1.ListRaftPeersResponse.peers:type_name -> stillpoint.v1.RaftPeer
+	29, // 48: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry.value:type_name -> stillpoint.v1.ExpectedMembers
+	3,  // 49: stillpoint.v1.CoordinatorService.ListMembers:input_type -> stillpoint.v1.ListMembersRequest
+	8,  // 50: stillpoint.v1.CoordinatorService.GetDrift:input_type -> stillpoint.v1.GetDriftRequest
+	5,  // 51: stillpoint.v1.CoordinatorService.RemoveRosterMember:input_type -> stillpoint.v1.RemoveRosterMemberRequest
+	13, // 52: stillpoint.v1.CoordinatorService.StartPause:input_type -> stillpoint.v1.StartPauseRequest
+	15, // 53: stillpoint.v1.CoordinatorService.ForceUnpause:input_type -> stillpoint.v1.ForceUnpauseRequest
+	17, // 54: stillpoint.v1.CoordinatorService.GetOperation:input_type -> stillpoint.v1.GetOperationRequest
+	19, // 55: stillpoint.v1.CoordinatorService.ListOperations:input_type -> stillpoint.v1.ListOperationsRequest
+	21, // 56: stillpoint.v1.CoordinatorService.WatchOperation:input_type -> stillpoint.v1.WatchOperationRequest
+	24, // 57: stillpoint.v1.CoordinatorService.ListRestorePoints:input_type -> stillpoint.v1.ListRestorePointsRequest
+	26, // 58: stillpoint.v1.CoordinatorService.GetRestorePoint:input_type -> stillpoint.v1.GetRestorePointRequest
+	30, // 59: stillpoint.v1.CoordinatorService.GetConfig:input_type -> stillpoint.v1.GetConfigRequest
+	32, // 60: stillpoint.v1.CoordinatorService.UpdateConfig:input_type -> stillpoint.v1.UpdateConfigRequest
+	35, // 61: stillpoint.v1.CoordinatorService.ListAlarms:input_type -> stillpoint.v1.ListAlarmsRequest
+	37, // 62: stillpoint.v1.CoordinatorService.WatchAlarms:input_type -> stillpoint.v1.WatchAlarmsRequest
+	40, // 63: stillpoint.v1.CoordinatorService.ListAudit:input_type -> stillpoint.v1.ListAuditRequest
+	43, // 64: stillpoint.v1.CoordinatorService.ListRaftPeers:input_type -> stillpoint.v1.ListRaftPeersRequest
+	45, // 65: stillpoint.v1.CoordinatorService.RemoveRaftPeer:input_type -> stillpoint.v1.RemoveRaftPeerRequest
+	47, // 66: stillpoint.v1.CoordinatorService.TransferLeadership:input_type -> stillpoint.v1.TransferLeadershipRequest
+	49, // 67: stillpoint.v1.CoordinatorService.GetServerInfo:input_type -> stillpoint.v1.GetServerInfoRequest
+	4,  // 68: stillpoint.v1.CoordinatorService.ListMembers:output_type -> stillpoint.v1.ListMembersResponse
+	9,  // 69: stillpoint.v1.CoordinatorService.GetDrift:output_type -> stillpoint.v1.GetDriftResponse
+	6,  // 70: stillpoint.v1.CoordinatorService.RemoveRosterMember:output_type -> stillpoint.v1.RemoveRosterMemberResponse
+	14, // 71: stillpoint.v1.CoordinatorService.StartPause:output_type -> stillpoint.v1.StartPauseResponse
+	16, // 72: stillpoint.v1.CoordinatorService.ForceUnpause:output_type -> stillpoint.v1.ForceUnpauseResponse
+	18, // 73: stillpoint.v1.CoordinatorService.GetOperation:output_type -> stillpoint.v1.GetOperationResponse
+	20, // 74: stillpoint.v1.CoordinatorService.ListOperations:output_type -> stillpoint.v1.ListOperationsResponse
+	22, // 75: stillpoint.v1.CoordinatorService.WatchOperation:output_type -> stillpoint.v1.WatchOperationResponse
+	25, // 76: stillpoint.v1.CoordinatorService.ListRestorePoints:output_type -> stillpoint.v1.ListRestorePointsResponse
+	27, // 77: stillpoint.v1.CoordinatorService.GetRestorePoint:output_type -> stillpoint.v1.GetRestorePointResponse
+	31, // 78: stillpoint.v1.CoordinatorService.GetConfig:output_type -> stillpoint.v1.GetConfigResponse
+	33, // 79: stillpoint.v1.CoordinatorService.UpdateConfig:output_type -> stillpoint.v1.UpdateConfigResponse
+	36, // 80: stillpoint.v1.CoordinatorService.ListAlarms:output_type -> stillpoint.v1.ListAlarmsResponse
+	38, // 81: stillpoint.v1.CoordinatorService.WatchAlarms:output_type -> stillpoint.v1.WatchAlarmsResponse
+	41, // 82: stillpoint.v1.CoordinatorService.ListAudit:output_type -> stillpoint.v1.ListAuditResponse
+	44, // 83: stillpoint.v1.CoordinatorService.ListRaftPeers:output_type -> stillpoint.v1.ListRaftPeersResponse
+	46, // 84: stillpoint.v1.CoordinatorService.RemoveRaftPeer:output_type -> stillpoint.v1.RemoveRaftPeerResponse
+	48, // 85: stillpoint.v1.CoordinatorService.TransferLeadership:output_type -> stillpoint.v1.TransferLeadershipResponse
+	50, // 86: stillpoint.v1.CoordinatorService.GetServerInfo:output_type -> stillpoint.v1.GetServerInfoResponse
+	68, // [68:87] is the sub-list for method output_type
+	49, // [49:68] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_stillpoint_v1_coordinator_proto_init() }
@@ -3584,7 +3857,7 @@ func file_stillpoint_v1_coordinator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stillpoint_v1_coordinator_proto_rawDesc), len(file_stillpoint_v1_coordinator_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   49,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

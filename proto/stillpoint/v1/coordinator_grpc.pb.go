@@ -32,6 +32,7 @@ const (
 	CoordinatorService_GetConfig_FullMethodName          = "/stillpoint.v1.CoordinatorService/GetConfig"
 	CoordinatorService_UpdateConfig_FullMethodName       = "/stillpoint.v1.CoordinatorService/UpdateConfig"
 	CoordinatorService_ListAlarms_FullMethodName         = "/stillpoint.v1.CoordinatorService/ListAlarms"
+	CoordinatorService_WatchAlarms_FullMethodName        = "/stillpoint.v1.CoordinatorService/WatchAlarms"
 	CoordinatorService_ListAudit_FullMethodName          = "/stillpoint.v1.CoordinatorService/ListAudit"
 	CoordinatorService_ListRaftPeers_FullMethodName      = "/stillpoint.v1.CoordinatorService/ListRaftPeers"
 	CoordinatorService_RemoveRaftPeer_FullMethodName     = "/stillpoint.v1.CoordinatorService/RemoveRaftPeer"
@@ -67,6 +68,10 @@ type CoordinatorServiceClient interface {
 	GetConfig(ctx context.Context, in *GetConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error)
 	UpdateConfig(ctx context.Context, in *UpdateConfigRequest, opts ...grpc.CallOption) (*UpdateConfigResponse, error)
 	ListAlarms(ctx context.Context, in *ListAlarmsRequest, opts ...grpc.CallOption) (*ListAlarmsResponse, error)
+	// WatchAlarms sends the alarms now (initial set) and then every alarm
+	// as it is raised, updated or cleared, from the answering server's
+	// replica, until the client hangs up.
+	WatchAlarms(ctx context.Context, in *WatchAlarmsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAlarmsResponse], error)
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
 	// Raft operator commands.
 	ListRaftPeers(ctx context.Context, in *ListRaftPeersRequest, opts ...grpc.CallOption) (*ListRaftPeersResponse, error)
@@ -225,6 +230,25 @@ func (c *coordinatorServiceClient) ListAlarms(ctx context.Context, in *ListAlarm
 	return out, nil
 }
 
+func (c *coordinatorServiceClient) WatchAlarms(ctx context.Context, in *WatchAlarmsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAlarmsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &CoordinatorService_ServiceDesc.Streams[1], CoordinatorService_WatchAlarms_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchAlarmsRequest, WatchAlarmsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CoordinatorService_WatchAlarmsClient = grpc.ServerStreamingClient[WatchAlarmsResponse]
+
 func (c *coordinatorServiceClient) ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListAuditResponse)
@@ -303,6 +327,10 @@ type CoordinatorServiceServer interface {
 	GetConfig(context.Context, *GetConfigRequest) (*GetConfigResponse, error)
 	UpdateConfig(context.Context, *UpdateConfigRequest) (*UpdateConfigResponse, error)
 	ListAlarms(context.Context, *ListAlarmsRequest) (*ListAlarmsResponse, error)
+	// WatchAlarms sends the alarms now (initial set) and then every alarm
+	// as it is raised, updated or cleared, from the answering server's
+	// replica, until the client hangs up.
+	WatchAlarms(*WatchAlarmsRequest, grpc.ServerStreamingServer[WatchAlarmsResponse]) error
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
 	// Raft operator commands.
 	ListRaftPeers(context.Context, *ListRaftPeersRequest) (*ListRaftPeersResponse, error)
@@ -360,6 +388,9 @@ func (UnimplementedCoordinatorServiceServer) UpdateConfig(context.Context, *Upda
 }
 func (UnimplementedCoordinatorServiceServer) ListAlarms(context.Context, *ListAlarmsRequest) (*ListAlarmsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAlarms not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) WatchAlarms(*WatchAlarmsRequest, grpc.ServerStreamingServer[WatchAlarmsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchAlarms not implemented")
 }
 func (UnimplementedCoordinatorServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
@@ -624,6 +655,17 @@ func _CoordinatorService_ListAlarms_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CoordinatorService_WatchAlarms_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchAlarmsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CoordinatorServiceServer).WatchAlarms(m, &grpc.GenericServerStream[WatchAlarmsRequest, WatchAlarmsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CoordinatorService_WatchAlarmsServer = grpc.ServerStreamingServer[WatchAlarmsResponse]
+
 func _CoordinatorService_ListAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListAuditRequest)
 	if err := dec(in); err != nil {
@@ -794,6 +836,11 @@ var CoordinatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchOperation",
 			Handler:       _CoordinatorService_WatchOperation_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchAlarms",
+			Handler:       _CoordinatorService_WatchAlarms_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -25,23 +25,35 @@ func (s *Server) alarmDuty(ctx context.Context, epoch uint64) {
 	log := s.log.With(zap.Uint64("epoch", epoch), zap.String("duty", "alarms"))
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.alarmKick:
-		case <-timer.C:
-		}
-		next := s.evaluateAlarms(ctx, h, probe, log)
+	reset := func(d time.Duration) {
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
 			default:
 			}
 		}
-		timer.Reset(next)
+		timer.Reset(d)
+	}
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.alarmKick:
+			// A burst of gossip updates costs one evaluation per gap.
+			if wait := alarmMinGap - time.Since(last); wait > 0 {
+				reset(wait)
+				continue
+			}
+		case <-timer.C:
+		}
+		last = time.Now()
+		reset(s.evaluateAlarms(ctx, h, probe, log))
 	}
 }
+
+// alarmMinGap spaces evaluations triggered by gossip updates.
+const alarmMinGap = 100 * time.Millisecond
 
 // evaluateAlarms runs one evaluation and commits its decisions. It returns
 // how long until the next periodic evaluation is needed.

@@ -35,13 +35,22 @@ var (
 type Option func(*options)
 
 type options struct {
-	clk    clock.Clock
-	logger *zap.Logger
+	clk       clock.Clock
+	kernel    clock.Kernel
+	kernelSet bool
+	logger    *zap.Logger
 }
 
 // WithClock gives the agent a local clock (for example clock.NewSkewed in
 // tests and dev mode). Default clock.System.
 func WithClock(c clock.Clock) Option { return func(o *options) { o.clk = c } }
+
+// WithKernel gives the agent the source of the host's clock discipline
+// (adjtimex) its bound grows with; nil reads none. Default
+// clock.SystemKernel. Tests inject a slewing kernel here.
+func WithKernel(k clock.Kernel) Option {
+	return func(o *options) { o.kernel, o.kernelSet = k, true }
+}
 
 // WithLogger sets the logger (default: JSON to stderr at cfg.Log.Level).
 func WithLogger(l *zap.Logger) Option { return func(o *options) { o.logger = l } }
@@ -50,6 +59,8 @@ func WithLogger(l *zap.Logger) Option { return func(o *options) { o.logger = l }
 type Agent struct {
 	cfg         Config
 	clk         clock.Clock
+	kernel      clock.Kernel
+	kernelSet   bool
 	log         *zap.Logger
 	baseLog     *zap.Logger // without the node field (gossip adds its own)
 	incarnation uint64
@@ -94,6 +105,8 @@ func New(cfg Config, opts ...Option) (*Agent, error) {
 	a := &Agent{
 		cfg:         cfg,
 		clk:         o.clk,
+		kernel:      o.kernel,
+		kernelSet:   o.kernelSet,
 		baseLog:     o.logger.With(zap.String("cluster", cfg.Cluster), zap.String("role", cfg.Role)),
 		log:         o.logger.With(zap.String("node", cfg.NodeName), zap.String("cluster", cfg.Cluster), zap.String("role", cfg.Role)),
 		incarnation: gossip.NewIncarnation(),
@@ -157,6 +170,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		scfg.StaleAfterPolls = a.cfg.NTP.StaleAfterPolls
 	}
 	scfg.Clock = a.clk
+	if a.kernelSet {
+		scfg.Kernel = a.kernel
+	}
 	scfg.Logger = a.log.With(zap.String("component", "clock"))
 	sampler, err := clock.NewSampler(scfg)
 	if err != nil {

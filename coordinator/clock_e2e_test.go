@@ -193,3 +193,41 @@ func waitAdmissible(t *testing.T, c *devcluster.Cluster) {
 		return true, ""
 	})
 }
+
+// One agent's host daemon slews its clock at 5,000 ppm (an injected
+// adjtimex source): its ack and unpause readings report the rate and carry
+// a bound grown by it, the window accounts for it, and the oracle holds.
+func TestSlewingHostWidensItsReadings(t *testing.T) {
+	const slewPPM = 5000
+	slewing := clock.KernelFunc(func() (clock.KernelClock, error) {
+		return clock.KernelClock{TickUS: 10050, NominalTickUS: 10000}, nil // +50 µs a tick: 5,000 ppm
+	})
+	c := startDev(t, func(cfg *devcluster.Config) {
+		cfg.Kernels = map[string]clock.Kernel{"ledger-1": slewing}
+		cfg.NTPPoll = 2 * time.Second // a slower poll: readings age, the slew shows
+	})
+	opID := startHeldPause(t, c, 500*time.Millisecond)
+	op := watchEnd(t, c, opID, 30*time.Second)
+	if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+		t.Fatalf("op ended %s (%s)", op.GetState(), op.GetReason())
+	}
+	assertCertified(t, c, op)
+	for _, tg := range op.GetTargets() {
+		for what, st := range map[string]*pb.StampedTime{"ack": tg.GetAckedAt(), "unpause": tg.GetUnpauseSentAt()} {
+			e := st.GetEstimate()
+			if tg.GetNode() != "ledger-1" {
+				if e.GetSlewPpm() >= slewPPM {
+					t.Errorf("%s %s: slew %v ppm from another node's kernel", tg.GetNode(), what, e.GetSlewPpm())
+				}
+				continue
+			}
+			// At least the slew over the reading's age, on top of the base
+			// bound and the max drift.
+			least := e.GetBaseErrorBoundNs() + int64(float64(e.GetAgeNs())*(e.GetMaxDriftPpm()+slewPPM)/1e6)
+			if e.GetSlewPpm() != slewPPM || e.GetErrorBoundNs() < least-1 || e.GetSlewOffsetNs() <= 0 {
+				t.Errorf("ledger-1 %s reading: slew %v ppm, slewed %d ns, bound %d ns at age %d ns: want %d ppm and a bound of at least %d",
+					what, e.GetSlewPpm(), e.GetSlewOffsetNs(), e.GetErrorBoundNs(), e.GetAgeNs(), slewPPM, least)
+			}
+		}
+	}
+}

@@ -50,6 +50,9 @@ type Config struct {
 	NTPPoll time.Duration
 	// Skews gives a node's local clock an offset from true time.
 	Skews map[string]time.Duration
+	// Kernels gives a node's agent a clock discipline source (adjtimex)
+	// other than the host's, e.g. one that slews.
+	Kernels map[string]clock.Kernel
 	// OwnNTP lists nodes whose agent samples NTPServers loopback NTP
 	// servers of its own (Node.NTP) instead of the shared ones, so a test
 	// can silence one agent's servers.
@@ -115,6 +118,11 @@ func (c Config) Validate() error {
 	for _, name := range c.OwnNTP {
 		if !seen[name] {
 			errs = append(errs, fmt.Errorf("own NTP for %s: no such node (nodes: %v)", name, c.nodeNames()))
+		}
+	}
+	for name := range c.Kernels {
+		if !seen[name] {
+			errs = append(errs, fmt.Errorf("kernel for %s: no such node (nodes: %v)", name, c.nodeNames()))
 		}
 	}
 	for name := range c.Skews {
@@ -373,7 +381,11 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec) error {
 }
 
 func (c *Cluster) startAgent(ctx context.Context, n *Node) error {
-	a, err := agent.New(n.cfg, agent.WithClock(n.clk), agent.WithLogger(c.log.Named(n.Spec.Name)))
+	opts := []agent.Option{agent.WithClock(n.clk), agent.WithLogger(c.log.Named(n.Spec.Name))}
+	if k, ok := c.cfg.Kernels[n.Spec.Name]; ok {
+		opts = append(opts, agent.WithKernel(k))
+	}
+	a, err := agent.New(n.cfg, opts...)
 	if err != nil {
 		return fmt.Errorf("dev cluster: %w", err)
 	}

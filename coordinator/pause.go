@@ -71,6 +71,24 @@ func (r *pauseRunner) forceUnpause(reason string) {
 	})
 }
 
+// recordForce writes an operator's force-unpause into a record the runner
+// makes before it could act on it (PAUSING, HOLDING), so that a leader
+// taking over ends the op ABORTED too instead of holding it to completion.
+func (r *pauseRunner) recordForce(op *pb.Operation) {
+	select {
+	case <-r.force:
+	default:
+		return
+	}
+	switch op.GetState() {
+	case pb.OperationState_OPERATION_STATE_PAUSING, pb.OperationState_OPERATION_STATE_HOLDING:
+		if op.GetEndState() == pb.OperationState_OPERATION_STATE_UNSPECIFIED {
+			op.EndState = pb.OperationState_OPERATION_STATE_ABORTED
+			op.Reason = "force-unpaused: " + r.forceReason
+		}
+	}
+}
+
 // Persist retry backoff: a failed write is retried while this runner's
 // term lasts, waiting persistBackoffMin, doubling up to persistBackoffMax.
 const (
@@ -85,6 +103,7 @@ const (
 // write for good (a stale epoch, an op that already ended).
 func (r *pauseRunner) persist(ctx context.Context, op *pb.Operation) error {
 	op.Epoch = r.epoch
+	r.recordForce(op)
 	backoff := persistBackoffMin
 	for attempt := 1; ; attempt++ {
 		err := r.ops.updateOperation(ctx, proto.Clone(op).(*pb.Operation))
@@ -161,6 +180,10 @@ func (r *pauseRunner) run(ctx context.Context, op *pb.Operation) (*pb.Operation,
 		op.Reason = "taken over while pausing (leader change, or the runner stopped on an error); aborted"
 		return r.rollback(ctx, op)
 	case pb.OperationState_OPERATION_STATE_HOLDING:
+		if end := op.GetEndState(); end != pb.OperationState_OPERATION_STATE_UNSPECIFIED {
+			// Force-unpaused before the last leader could act on it.
+			return r.endEarly(ctx, op, end, op.GetReason(), allTargets)
+		}
 		if why := r.renewAll(ctx, op); why != "" {
 			return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
 		}

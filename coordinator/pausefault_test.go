@@ -46,7 +46,6 @@ var (
 // main, with the issue item whose fix they wait for. Enable one (delete its
 // line) when the fix lands; -faults.awaiting runs them all.
 var awaitingFix = map[string]string{
-	checkForceSurvivesTakeover: "nobody's item yet: a force-unpause the runner had not yet recorded is lost when another runner takes over",
 	// Every other fault kind and check is enabled: issue 10 items 3, 6, 7 and 9
 	// and issue 11 item 1 landed. Add a line here, naming the issue item,
 	// to land a new kind or check ahead of its fix.
@@ -59,9 +58,6 @@ const (
 	checkHoldDeadline       = "check:hold-ends-at-its-deadline"
 	checkUnpauseRetried     = "check:unpause-retried"
 	checkFaultFreeCompletes = "check:fault-free-run-completes"
-	// A force-unpause the runner had not yet recorded is lost when
-	// another runner takes over.
-	checkForceSurvivesTakeover = "check:force-survives-takeover"
 )
 
 func enabled(name string) bool {
@@ -165,7 +161,10 @@ type faultHarness struct {
 	// op, and the number of runners started by then.
 	forced        pb.OperationState
 	forcedRunners int
-	finishAt      time.Time // first attempt to record UNPAUSING after a full hold
+	// forceRecordable: the runner that received the force committed a
+	// record after it, so a takeover must honour it.
+	forceRecordable bool
+	finishAt        time.Time // first attempt to record UNPAUSING after a full hold
 }
 
 type latePause struct {
@@ -274,8 +273,11 @@ func (l faultOpLog) updateOperation(ctx context.Context, op *pb.Operation) error
 	if ctx.Err() != nil || h.lost {
 		return fmt.Errorf("not the leader: %w", context.Canceled)
 	}
+	// A force the runner had received before this write could be in it.
+	forceKnown := h.forced != pb.OperationState_OPERATION_STATE_UNSPECIFIED && len(h.starts) == h.forcedRunners
 	commit := func() {
 		h.records = append(h.records, committed{op: proto.Clone(op).(*pb.Operation), at: h.clk.Now()})
+		h.forceRecordable = h.forceRecordable || forceKnown
 	}
 	for _, f := range h.sched.atPersist(n) {
 		switch f.kind {
@@ -423,7 +425,12 @@ func terminal(s pb.OperationState) bool {
 // runFaultSchedule plays the leader loop over one schedule and returns the
 // broken invariants.
 func runFaultSchedule(s *schedule, log *zap.Logger) []string {
-	h := newFaultHarness(s, log)
+	return newFaultHarness(s, log).play()
+}
+
+// play runs the leader loop to the end and returns the broken invariants.
+func (h *faultHarness) play() []string {
+	s := h.sched
 	var v []string
 	epoch := uint64(1)
 	for round := 0; ; round++ {
@@ -520,7 +527,10 @@ func (h *faultHarness) check() []string {
 	}
 	switch h.forced {
 	case pb.OperationState_OPERATION_STATE_PENDING, pb.OperationState_OPERATION_STATE_PAUSING, pb.OperationState_OPERATION_STATE_HOLDING:
-		if last.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED && (len(h.starts) == h.forcedRunners || enabled(checkForceSurvivesTakeover)) {
+		// A force that reached a runner deposed before it could record
+		// anything is lost with it (the operator is answered with the
+		// final state); one it recorded must survive a takeover.
+		if last.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED && (len(h.starts) == h.forcedRunners || h.forceRecordable) {
 			v = append(v, fmt.Sprintf("force-unpaused while %s (%d runner(s) after it), but the op COMPLETED", h.forced, len(h.starts)-h.forcedRunners))
 		}
 	}
@@ -580,4 +590,31 @@ func (h *faultHarness) check() []string {
 		}
 	}
 	return v
+}
+
+// An operator's force-unpause that reaches the runner while its nodes
+// drain must survive a takeover right after HOLDING is recorded: the new
+// leader ends the op ABORTED instead of holding it to completion.
+func TestForceUnpauseSurvivesTakeover(t *testing.T) {
+	for _, after := range []bool{false, true} {
+		s := &schedule{seed: 1, nodes: 2, leaseMs: 1501, holdMs: 1010, maxWaitMs: 500, gaps: []time.Duration{0},
+			faults: []fault{
+				{kind: kindForce, node: 0, method: "pause", call: 0, after: after},
+				{kind: kindLeaderLoss, node: -1, persist: 1, after: true}, // HOLDING committed, then the leader is lost
+			}}
+		var v []string
+		var last *pb.Operation
+		synctest.Test(t, func(t *testing.T) {
+			h := newFaultHarness(s, zaptest.NewLogger(t))
+			v = h.play()
+			last = h.last()
+		})
+		if last.GetState() != pb.OperationState_OPERATION_STATE_ABORTED || !strings.Contains(last.GetReason(), "force-unpaused") {
+			t.Errorf("force while pausing (after the Pause's effect: %v), takeover once HOLDING is recorded: op ended %s (%q), want ABORTED by the force",
+				after, last.GetState(), last.GetReason())
+		}
+		if len(v) > 0 {
+			t.Errorf("invariants: %q", v)
+		}
+	}
 }

@@ -50,6 +50,7 @@ type fakeAgent struct {
 	badClock    map[string]pb.ClockStatus
 	drainFails  bool // the next drain times out
 	served      int  // calls that reached the agent
+	cutOffUntil time.Time
 }
 
 type fakeLease struct {
@@ -188,6 +189,9 @@ func (a *fakeAgent) call(ctx context.Context, method string, effect func(now tim
 		a.outage--
 		return nil, status.Errorf(codes.Unavailable, "agent %s unreachable", a.name)
 	}
+	if now.Before(a.cutOffUntil) {
+		return nil, status.Errorf(codes.Unavailable, "agent %s unreachable (partitioned)", a.name)
+	}
 	a.served++
 	resp, err := effect(now)
 	for _, f := range faults {
@@ -225,6 +229,9 @@ func (a *fakeAgent) inject(f fault, method string, now time.Time) error {
 			return status.Errorf(codes.Internal, "agent %s: internal error (injected)", a.name)
 		case 4:
 			a.drainFails = true
+		case 5:
+			a.cutOffUntil = now.Add(f.delay)
+			return status.Errorf(codes.Unavailable, "agent %s unreachable (injected partition for %v)", a.name, f.delay)
 		}
 	case kindRestart:
 		if f.delay == 0 {

@@ -79,6 +79,9 @@ func (f fault) String() string {
 		s += fmt.Sprintf(" variant=%d times=%d", f.variant, f.times)
 	case kindAgentError:
 		s += fmt.Sprintf(" variant=%s times=%d", agentErrorNames[f.variant], f.times)
+		if f.variant == 5 {
+			s += fmt.Sprintf(" for=%v", f.delay)
+		}
 	case kindRestart:
 		s += fmt.Sprintf(" delay=%v gossip=%v", f.delay, f.gossip)
 	case kindClock:
@@ -87,7 +90,7 @@ func (f fault) String() string {
 	return s
 }
 
-var agentErrorNames = []string{"unreachable", "timeout-after-effect", "outage", "internal", "drain-timed-out"}
+var agentErrorNames = []string{"unreachable", "timeout-after-effect", "outage", "internal", "drain-timed-out", "partition"}
 
 // schedule is everything one seed decides.
 type schedule struct {
@@ -171,6 +174,9 @@ func newSchedule(seed uint64, kinds []faultKind) *schedule {
 			if f.variant == 4 && f.method != "pause" {
 				f.variant = 0
 			}
+			// partition: the agent is cut off from the coordinators for a
+			// while (its lease still runs).
+			f.delay = time.Duration(rng.Int64N(2 * s.leaseMs * int64(time.Millisecond)))
 			f.after = f.variant == 1
 			f.times = 1 + rng.IntN(5)
 		case kindRestart:

@@ -573,6 +573,9 @@ func (h *faultHarness) check() []string {
 	for _, a := range h.agents {
 		a.mu.Lock()
 		paused, lease, outage := a.paused, a.lease, a.outage
+		if h.clk.Now().Before(a.cutOffUntil) {
+			outage++
+		}
 		a.mu.Unlock()
 		switch {
 		case paused && lease == nil:

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
@@ -95,6 +96,14 @@ type Config struct {
 	// stamps carry an estimate with status unspecified.
 	Clock ClockSource
 
+	// HTTPAddr is host:port of the HTTP listener serving /metrics, /healthz
+	// and /readyz (port 0 picks a free one; empty: none).
+	HTTPAddr string
+	// MetricsGatherer is served on /metrics beside the coordinator's own
+	// metrics (the binary's registry: raft and memberlist via go-metrics,
+	// Go runtime). Optional.
+	MetricsGatherer prometheus.Gatherer
+
 	// AgentTLS is the client side of links to agents' AgentService.
 	AgentTLS grpcx.TLS
 	// StatusTimeout bounds each live agent Status call at admission.
@@ -175,6 +184,7 @@ func (c Config) Validate() error {
 	if ip := net.ParseIP(raftHost); ip != nil && ip.IsUnspecified() && c.RaftAdvertiseAddr == "" {
 		p.Addf("raft_advertise_addr: required when raft_bind_addr is the wildcard %s", c.RaftBindAddr)
 	}
+	checkHostPort("http_addr", c.HTTPAddr, false)
 	grpcHost := checkHostPort("grpc_addr", c.GRPCAddr, true)
 	checkHostPort("grpc_advertise_addr", c.GRPCAdvertiseAddr, false)
 	if ip := net.ParseIP(grpcHost); ip != nil && ip.IsUnspecified() && c.GRPCAdvertiseAddr == "" {

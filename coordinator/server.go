@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -50,6 +52,10 @@ type Server struct {
 	unsubPool  func()
 
 	leader leaderState
+
+	metricsReg *prometheus.Registry
+	httpSrv    *http.Server
+	httpLis    net.Listener
 
 	// reconcileCh carries gossip members to the leader's reconcile loop;
 	// sends never block (a full channel is healed by the periodic full
@@ -116,6 +122,10 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.setupGossip(); err != nil {
+		_ = s.Shutdown(context.Background())
+		return nil, err
+	}
+	if err := s.setupHTTP(); err != nil {
 		_ = s.Shutdown(context.Background())
 		return nil, err
 	}
@@ -191,6 +201,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.grpcLis != nil {
 			_ = s.grpcLis.Close() // when Serve never started
 		}
+		if s.httpSrv != nil {
+			_ = s.httpSrv.Shutdown(ctx)
+		}
 		s.stopLeading()
 		if s.rp != nil {
 			if e := s.rp.close(); e != nil {
@@ -221,6 +234,9 @@ func (s *Server) Kill() {
 		}
 		if s.grpcLis != nil {
 			_ = s.grpcLis.Close()
+		}
+		if s.httpSrv != nil {
+			_ = s.httpSrv.Close()
 		}
 		s.stopLeading()
 		if s.rp != nil {

@@ -269,17 +269,24 @@ func newDriftCmd() *cobra.Command {
 		Short: "Every agent's clock and whether it would be admitted to a pause now",
 		Long: `Show each agent's clock offset, error bound, status and sample age (asked live
 from the agent, as admission does), the offset spread per cluster, and why each
-node would or would not be admitted to a pause with the current limits.`,
+node would or would not be admitted to a pause with the current limits.
+
+Exit status: 0 when every node would be admitted, 2 when any would not (so a
+cron line or a monitoring check can use it), 1 on any other error.`,
 		Example: `  stillpoint drift
-  stillpoint drift --cluster ledger -o json`,
+  stillpoint drift --cluster ledger -o json
+  */5 * * * * stillpoint drift --cluster ledger >/dev/null || echo "ledger would not pause" | mail -s drift ops`,
 		Args: cobra.NoArgs,
 	}
 	cf := addClientFlags(cmd)
 	cmd.Flags().StringVar(&cluster, "cluster", "", "only this cluster")
 	cmd.Flags().BoolVar(&stale, "stale", false, "answer from the asked server's view")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		return unary(cmd, cf, "drift", func(ctx context.Context, c *coordinatorClient) (*pb.GetDriftResponse, error) {
-			return c.GetDrift(ctx, &pb.GetDriftRequest{Cluster: cluster, Stale: stale})
+		var got *pb.GetDriftResponse
+		err := unary(cmd, cf, "drift", func(ctx context.Context, c *coordinatorClient) (*pb.GetDriftResponse, error) {
+			resp, err := c.GetDrift(ctx, &pb.GetDriftRequest{Cluster: cluster, Stale: stale})
+			got = resp
+			return resp, err
 		}, func(resp *pb.GetDriftResponse) error {
 			w := cmd.OutOrStdout()
 			var rows [][]string
@@ -318,8 +325,32 @@ node would or would not be admitted to a pause with the current limits.`,
 				timefmt.Duration(time.Duration(cfg.GetLeaseNs())), timefmt.Duration(time.Duration(cfg.GetMarginNs())), timefmt.Duration(time.Duration(cfg.GetMinWindowNs())))
 			return err
 		})
+		if err != nil {
+			return err
+		}
+		return driftExit(cmd, got)
 	}
 	return cmd
+}
+
+// exitNotAdmitted is drift's exit status when any node would not be
+// admitted to a pause now.
+const exitNotAdmitted = 2
+
+// driftExit fails with exitNotAdmitted, naming the nodes on stderr, when
+// any entry is not admissible.
+func driftExit(cmd *cobra.Command, resp *pb.GetDriftResponse) error {
+	var refused []string
+	for _, e := range resp.GetEntries() {
+		if !e.GetAdmissible() {
+			refused = append(refused, e.GetMember().GetName())
+		}
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "not admitted now: %s\n", strings.Join(refused, ", "))
+	return exitError{code: exitNotAdmitted}
 }
 
 // falsetickerCell names the NTP servers an agent's intersection voted out

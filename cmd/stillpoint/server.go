@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os/signal"
 	"strconv"
 	"syscall"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
@@ -157,7 +154,9 @@ cluster with its state.
 Configuration: a YAML file (--config), overridden by STILLPOINT_* environment
 variables (STILLPOINT_<FLAG_NAME>, e.g. STILLPOINT_BOOTSTRAP_EXPECT), overridden
 by flags. Every problem is reported at once and the server does not start.
-Raft, gossip and Go metrics are served on --metrics-listen /metrics.`,
+Coordinator metrics (per-node clock offset and bound, cluster spread, alarms,
+operations, restore-point age, Raft, gossip) with Raft, memberlist and Go
+metrics are served on --metrics-listen /metrics, with /healthz and /readyz.`,
 		Example: `  stillpoint server --node-id s1 --data-dir /var/lib/stillpoint/s1 --bootstrap
   stillpoint server --config /etc/stillpoint/server.yaml
   stillpoint server --node-id s2 --bootstrap-expect 3 --data-dir /var/lib/stillpoint \
@@ -182,7 +181,7 @@ Raft, gossip and Go metrics are served on --metrics-listen /metrics.`,
 	f.StringSlice("gossip-join", nil, "gossip members (servers or agents) to join, host:port")
 	f.String("gossip-encryption-key", "", "base64 gossip key of 16, 24 or 32 bytes (prefer the env var)")
 	f.String("gossip-profile", d.Gossip.Profile, "gossip timings: lan, local or test")
-	f.String("metrics-listen", d.MetricsListen, "/metrics listen host:port (empty: off)")
+	f.String("metrics-listen", d.MetricsListen, "/metrics, /healthz and /readyz listen host:port (empty: off)")
 	f.String("log-level", d.Log.Level, "log level: debug, info, warn or error")
 	f.String("log-format", d.Log.Format, "log format: json or console")
 	tlsFlags(f, "grpc-tls", "the gRPC listener (a CA requires client certificates)")
@@ -240,25 +239,14 @@ func runServer(ctx context.Context, cfg coordinator.Config, metricsListen string
 	if _, err := coordinator.SetupMetrics(reg); err != nil {
 		return err
 	}
+	cfg.HTTPAddr = metricsListen
+	cfg.MetricsGatherer = reg
 	s, err := coordinator.NewServer(cfg)
 	if err != nil {
 		return err
 	}
-	var metricsSrv *http.Server
-	if metricsListen != "" {
-		lis, err := net.Listen("tcp", metricsListen)
-		if err != nil {
-			_ = s.Shutdown(context.Background())
-			return fmt.Errorf("metrics listen on %s: %w", metricsListen, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := metricsSrv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server stopped", zap.Error(err))
-			}
-		}()
+	if a := s.HTTPAddr(); a != "" {
+		log.Info("serving /metrics, /healthz and /readyz", zap.String("http", a))
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -267,8 +255,5 @@ func runServer(ctx context.Context, cfg coordinator.Config, metricsListen string
 	log.Info("signal received; shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if metricsSrv != nil {
-		_ = metricsSrv.Shutdown(sctx)
-	}
 	return s.Shutdown(sctx)
 }

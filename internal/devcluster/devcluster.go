@@ -253,6 +253,7 @@ func (c *Cluster) startServer(clkCtx context.Context, i int) error {
 	if i == 0 {
 		cfg.GRPCAddr = c.cfg.APIAddr
 	}
+	cfg.HTTPAddr = "127.0.0.1:0" // /metrics, /healthz, /readyz
 	// Tolerant of a loaded 2-core box: leadership must not flap mid-op.
 	cfg.Raft = coordinator.RaftTimings{
 		HeartbeatTimeout:   500 * time.Millisecond,
@@ -288,6 +289,7 @@ func (c *Cluster) startServer(clkCtx context.Context, i int) error {
 	// Pin the ports a restart must reuse.
 	cfg.RaftBindAddr = s.RaftAddr()
 	cfg.GRPCAddr = s.GRPCAddr()
+	cfg.HTTPAddr = s.HTTPAddr()
 	_, port, _ := net.SplitHostPort(s.GossipAddr())
 	cfg.Gossip.BindPort, _ = strconv.Atoi(port)
 	c.mu.Lock()

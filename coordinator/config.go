@@ -82,6 +82,15 @@ type Config struct {
 	// ReconcileInterval is how often the leader reconciles every member,
 	// healing any lost gossip event.
 	ReconcileInterval time.Duration
+	// WatchInterval is how often the leader checks the gossip view for
+	// what only it can show after the fact: late reports that a node came
+	// back unpaused during a completed op, and dead agents whose nodes may
+	// still be paused (0: 1s).
+	WatchInterval time.Duration
+	// DeadAgentGrace is added to a lease before the leader alarms that a
+	// node may be left paused by a dead agent: it absorbs the skew between
+	// the servers' clocks and a renewal in flight (0: 2s).
+	DeadAgentGrace time.Duration
 	// LeaderWait is how long a request waits for a leader to be elected
 	// (within its own deadline) before failing UNAVAILABLE.
 	LeaderWait time.Duration
@@ -136,6 +145,8 @@ func DefaultConfig() Config {
 		TrailingLogs:      10240,
 		SnapshotRetain:    2,
 		ReconcileInterval: 60 * time.Second,
+		WatchInterval:     time.Second,
+		DeadAgentGrace:    2 * time.Second,
 		LeaderWait:        5 * time.Second,
 		ApplyTimeout:      10 * time.Second,
 		StatusTimeout:     2 * time.Second,
@@ -225,6 +236,9 @@ func (c Config) Validate() error {
 	}
 	if c.Raft.LeaderLeaseTimeout > c.Raft.HeartbeatTimeout {
 		p.Addf("raft.leader_lease_timeout: %v exceeds raft.heartbeat_timeout %v", c.Raft.LeaderLeaseTimeout, c.Raft.HeartbeatTimeout)
+	}
+	if c.WatchInterval < 0 || c.DeadAgentGrace < 0 {
+		p.Addf("watch_interval %v and dead_agent_grace %v must not be negative", c.WatchInterval, c.DeadAgentGrace)
 	}
 	if c.SnapshotThreshold == 0 {
 		p.Addf("snapshot_threshold: must be positive")

@@ -20,11 +20,19 @@ func pauseOnce(t *testing.T, c *devcluster.Cluster, holdMs int64) *pb.Operation 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	resp, err := client(t, c, 0).StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: holdMs, RequestedBy: "test"})
-	if err != nil {
-		t.Fatalf("pause: %v", err)
+	for {
+		// A leadership change between the forward and the apply answers
+		// UNAVAILABLE: nothing was recorded, so retry.
+		resp, err := client(t, c, 0).StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: holdMs, RequestedBy: "test"})
+		if status.Code(err) == codes.Unavailable && ctx.Err() == nil {
+			time.Sleep(50 * time.Millisecond) // back off; the next leader answers
+			continue
+		}
+		if err != nil {
+			t.Fatalf("pause: %v", err)
+		}
+		return watchEnd(t, c, resp.GetOperation().GetOpId(), 30*time.Second)
 	}
-	return watchEnd(t, c, resp.GetOperation().GetOpId(), 30*time.Second)
 }
 
 // waitGossip waits until the leader's gossip view shows name in a status

@@ -61,6 +61,8 @@ type Server struct {
 	// sends never block (a full channel is healed by the periodic full
 	// reconcile).
 	reconcileCh chan gossip.Member
+	// watch is the leader's watch duty's memory (watch.go).
+	watch watchState
 	// bootstrapKick wakes the bootstrap_expect loop on gossip changes.
 	bootstrapKick chan struct{}
 	// alarmKick wakes the leader's alarm evaluator on gossip updates.
@@ -104,6 +106,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.agentConns = newConnPool(cfg.AgentTLS)
 	s.AddLeaderDuty("pause", s.pauseDuty)
 	s.AddLeaderDuty("alarms", s.alarmDuty)
+	s.AddLeaderDuty("watch", s.watchDuty)
 	var err error
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("server %s: gRPC listen on %s: %w", cfg.NodeID, cfg.GRPCAddr, err)

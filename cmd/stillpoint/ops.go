@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -59,11 +60,15 @@ func newOpsListCmd() *cobra.Command {
 				if w := op.GetWindow(); w.GetRestorePoint() != nil {
 					rp, unc = timefmt.UTC(w.GetRestorePoint().AsTime()), timefmt.PlusMinus(time.Duration(w.GetUncertaintyNs()))
 				}
-				reason := op.GetReason()
+				reason, state := op.GetReason(), stateName(op.GetState())
+				if op.GetInvalidatedAfterCompletion() {
+					state += ",INVALIDATED"
+					reason = op.GetInvalidatedReason()
+				}
 				if len(reason) > 80 {
 					reason = reason[:77] + "..."
 				}
-				rows = append(rows, []string{op.GetOpId(), op.GetCluster(), stateName(op.GetState()), fmt.Sprint(len(op.GetTargets())),
+				rows = append(rows, []string{op.GetOpId(), op.GetCluster(), state, fmt.Sprint(len(op.GetTargets())),
 					timefmt.Duration(time.Duration(op.GetHoldNs())), rp, unc, reason})
 			}
 			if len(rows) == 0 {
@@ -189,28 +194,48 @@ func newRPListCmd() *cobra.Command {
 		return unary(cmd, cf, "list restore points", func(ctx context.Context, c *coordinatorClient) (*pb.ListRestorePointsResponse, error) {
 			return c.ListRestorePoints(ctx, &pb.ListRestorePointsRequest{Cluster: cluster, Limit: int32(limit), Stale: stale})
 		}, func(resp *pb.ListRestorePointsResponse) error {
-			header := []string{"OP", "CLUSTER", "RESTORE POINT (UTC)", "±", "EPOCH MS"}
-			loc, _ := timefmt.LoadZone(*zone)
-			if *zone != "" {
-				header = append(header, "IN "+strings.ToUpper(*zone))
-			}
-			var rows [][]string
-			for _, rp := range resp.GetRestorePoints() {
-				t := rp.GetWindow().GetRestorePoint().AsTime()
-				row := []string{rp.GetOpId(), rp.GetCluster(), timefmt.UTC(t), timefmt.PlusMinus(time.Duration(rp.GetWindow().GetUncertaintyNs())), fmt.Sprint(timefmt.EpochMillis(t))}
-				if *zone != "" {
-					row = append(row, timefmt.InZone(t, loc))
-				}
-				rows = append(rows, row)
-			}
-			if len(rows) == 0 {
-				_, err := fmt.Fprintln(cmd.OutOrStdout(), "(no restore points)")
-				return err
-			}
-			return table(cmd.OutOrStdout(), header, rows)
+			return restorePointsTable(cmd.OutOrStdout(), resp.GetRestorePoints(), *zone)
 		})
 	}
 	return cmd
+}
+
+// restorePointsTable lists catalog entries; an entry invalidated after the
+// fact says so in its row and, with its reason, under the table.
+func restorePointsTable(w io.Writer, rps []*pb.RestorePoint, zone string) error {
+	if len(rps) == 0 {
+		_, err := fmt.Fprintln(w, "(no restore points)")
+		return err
+	}
+	header := []string{"OP", "CLUSTER", "RESTORE POINT (UTC)", "±", "EPOCH MS", "VALID"}
+	loc, _ := timefmt.LoadZone(zone)
+	if zone != "" {
+		header = append(header, "IN "+strings.ToUpper(zone))
+	}
+	var rows [][]string
+	var notes []string
+	for _, rp := range rps {
+		t := rp.GetWindow().GetRestorePoint().AsTime()
+		valid := "yes"
+		if rp.GetInvalid() {
+			valid = "NO"
+			notes = append(notes, fmt.Sprintf("%s is INVALID: %s", rp.GetOpId(), rp.GetInvalidReason()))
+		}
+		row := []string{rp.GetOpId(), rp.GetCluster(), timefmt.UTC(t), timefmt.PlusMinus(time.Duration(rp.GetWindow().GetUncertaintyNs())), fmt.Sprint(timefmt.EpochMillis(t)), valid}
+		if zone != "" {
+			row = append(row, timefmt.InZone(t, loc))
+		}
+		rows = append(rows, row)
+	}
+	if err := table(w, header, rows); err != nil {
+		return err
+	}
+	for _, n := range notes {
+		if _, err := fmt.Fprintln(w, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func newRPShowCmd() *cobra.Command {
@@ -243,22 +268,36 @@ func newRPShowCmd() *cobra.Command {
 		if cf.output == outputJSON {
 			return printJSON(cmd.OutOrStdout(), rp)
 		}
-		w := cmd.OutOrStdout()
-		fmt.Fprintf(w, "Operation      %s\nCluster        %s (%s)\n", rp.GetOpId(), rp.GetCluster(), strings.Join(rp.GetTargets(), ", "))
-		if err := instantLines(w, "Restore point", rp.GetWindow().GetRestorePoint(), *zone); err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "%-14s %s\n", "  uncertainty", timefmt.PlusMinus(time.Duration(rp.GetWindow().GetUncertaintyNs())))
-		if err := instantLines(w, "Window start", rp.GetWindow().GetStart(), *zone); err != nil {
-			return err
-		}
-		if err := instantLines(w, "Window end", rp.GetWindow().GetEnd(), *zone); err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "Hold           %s\n", timefmt.Duration(time.Duration(rp.GetHoldNs())))
-		return err
+		return printRestorePoint(cmd.OutOrStdout(), rp, *zone)
 	}
 	return cmd
+}
+
+// printRestorePoint is the human view of one catalog entry.
+func printRestorePoint(w io.Writer, rp *pb.RestorePoint, zone string) error {
+	fmt.Fprintf(w, "Operation      %s\nCluster        %s (%s)\n", rp.GetOpId(), rp.GetCluster(), strings.Join(rp.GetTargets(), ", "))
+	if rp.GetInvalid() {
+		fmt.Fprintf(w, "Status         INVALID: do not restore to this point\n")
+		fmt.Fprintf(w, "%-14s %s\n", "  why", rp.GetInvalidReason())
+		if at := rp.GetInvalidatedAt().GetLocalTime(); at != nil {
+			fmt.Fprintf(w, "%-14s %s\n", "  learned", timefmt.UTC(at.AsTime()))
+		}
+		fmt.Fprintf(w, "%-14s %s\n", "  reported by", rp.GetInvalidatedBy())
+	} else {
+		fmt.Fprintf(w, "Status         valid\n")
+	}
+	if err := instantLines(w, "Restore point", rp.GetWindow().GetRestorePoint(), zone); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%-14s %s\n", "  uncertainty", timefmt.PlusMinus(time.Duration(rp.GetWindow().GetUncertaintyNs())))
+	if err := instantLines(w, "Window start", rp.GetWindow().GetStart(), zone); err != nil {
+		return err
+	}
+	if err := instantLines(w, "Window end", rp.GetWindow().GetEnd(), zone); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "Hold           %s\n", timefmt.Duration(time.Duration(rp.GetHoldNs())))
+	return err
 }
 
 func newDriftCmd() *cobra.Command {

@@ -59,6 +59,13 @@ func printOperation(w io.Writer, op *pb.Operation, zone string) error {
 	if op.GetReason() != "" {
 		fmt.Fprintf(w, "Reason         %s\n", op.GetReason())
 	}
+	if op.GetInvalidatedAfterCompletion() {
+		learned := ""
+		if at := op.GetInvalidatedAt().GetLocalTime(); at != nil {
+			learned = " (learned " + timefmt.UTC(at.AsTime()) + ")"
+		}
+		fmt.Fprintf(w, "INVALIDATED    after completion%s: %s\n", learned, op.GetInvalidatedReason())
+	}
 	if wdw := op.GetWindow(); wdw.GetRestorePoint() != nil {
 		if err := instantLines(w, "Restore point", wdw.GetRestorePoint(), zone); err != nil {
 			return err
@@ -93,6 +100,9 @@ func printOperation(w io.Writer, op *pb.Operation, zone string) error {
 		var note []string
 		if t.GetNodeInterrupted() {
 			note = append(note, "node restarted")
+		}
+		if t.GetInterruptedReportedLate() {
+			note = append(note, "reported after completion")
 		}
 		if t.GetLeaseExpired() {
 			note = append(note, "lease expired")

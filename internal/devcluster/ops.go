@@ -210,6 +210,10 @@ func (c *Cluster) KillAgent(name string) {
 	}
 }
 
+// GossipSeeds are the live servers' gossip addresses, for a test's own
+// gossip member to join.
+func (c *Cluster) GossipSeeds() []string { return c.gossipSeeds() }
+
 // StopAgent stops a node's agent cleanly, as SIGTERM or a systemd restart
 // does: it leaves gossip (memberlist Leave) while its node keeps serving.
 func (c *Cluster) StopAgent(ctx context.Context, name string) error {

@@ -182,7 +182,7 @@ func (s *Server) watchDeadAgents(ctx context.Context) error {
 		msg := fmt.Sprintf("%s: agent is %s and op %s (cluster %s, %s) may have left its node paused: pause %s, unpause %s; the %s lease ran out by %s with no live agent to unpause it. Start the agent (it releases the expired lease), or unpause the node with rpc.Admin/Unpause on its admin port",
 			node, s.agentGone(node), op.GetOpId(), op.GetCluster(), shortStateName(op.GetState()), targetOutcome(t.GetPauseOutcome()), targetOutcome(t.GetUnpauseOutcome()),
 			timefmt.Duration(lease), timefmt.UTC(expiry))
-		_, err := s.Apply(ctx, &pb.RaiseAlarmCommand{Alarm: &pb.Alarm{Id: id, Node: node, Kind: AlarmAgentDead, Message: msg, RaisedAt: now}})
+		_, err := s.Apply(ctx, &pb.RaiseAlarmCommand{Alarm: &pb.Alarm{Id: id, Node: node, Kind: AlarmAgentDead, Severity: SeverityCritical, Cluster: op.GetCluster(), Message: msg, RaisedAt: now, UpdatedAt: now}})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("raise alarm %s: %w", id, err))
 			continue

@@ -73,7 +73,8 @@ func (f *FSM) applyInvalidateRestorePoint(index uint64, cmd *pb.InvalidateRestor
 		f.st.alarmOrder = append(f.st.alarmOrder, id)
 	}
 	f.st.alarms[id] = &pb.Alarm{
-		Id: id, Node: node, Kind: AlarmRestorePointInvalidated, Active: true, RaisedAt: clone(cmd.GetAt()),
+		Id: id, Node: node, Kind: AlarmRestorePointInvalidated, Active: true, RaisedAt: clone(cmd.GetAt()), UpdatedAt: clone(cmd.GetAt()),
+		Severity: "critical", Cluster: op.GetCluster(),
 		Message: fmt.Sprintf("restore point of %s (cluster %s) is invalid: %s", opID, op.GetCluster(), cmd.GetReason()),
 	}
 	f.audit(index, AuditRestorePointInvalidated, by, opID, cmd.GetReason(), cmd.GetAt())

@@ -20,20 +20,29 @@ func newRequestID() string {
 	return "cli-" + hex.EncodeToString(b[:])
 }
 
-// startPauseRetryBackoff is the wait between StartPause attempts.
-const startPauseRetryBackoff = 200 * time.Millisecond
+// StartPause attempts and the wait between them: the servers already wait
+// for a leader, so a few quick retries cover a reply lost in a leader
+// change without keeping a CLI pointed at a dead address waiting long.
+const (
+	startPauseAttempts     = 5
+	startPauseRetryBackoff = 200 * time.Millisecond
+)
 
 // startPause sends req (which carries a request id) and retries, within
-// ctx, while the answer leaves it unknown whether the pause was recorded
+// ctx and startPauseAttempts, while the answer leaves it unknown whether
+// the pause was recorded
 // (UNAVAILABLE: no leader, the leader changed; UNKNOWN: leadership lost
 // while committing). The request id makes a retry of a recorded request
 // return its op instead of starting a second one.
 func startPause(ctx context.Context, c pb.CoordinatorServiceClient, req *pb.StartPauseRequest) (*pb.StartPauseResponse, error) {
-	for {
+	for attempt := 1; ; attempt++ {
 		resp, err := c.StartPause(ctx, req)
 		switch status.Code(err) {
 		case codes.Unavailable, codes.Unknown:
 		default:
+			return resp, err
+		}
+		if attempt == startPauseAttempts {
 			return resp, err
 		}
 		select {

@@ -54,3 +54,15 @@ func TestStartPauseRetriesWithTheSameRequestID(t *testing.T) {
 		t.Errorf("request ids %q, %q: want unique, at most 128 bytes", a, b)
 	}
 }
+
+func TestStartPauseGivesUpAfterAFewAttempts(t *testing.T) {
+	var errs []error
+	for range 10 {
+		errs = append(errs, status.Error(codes.Unavailable, "connection refused"))
+	}
+	f := &flakyCoordinator{errs: errs}
+	_, err := startPause(context.Background(), f, &pb.StartPauseRequest{Cluster: "ledger", RequestId: newRequestID()})
+	if status.Code(err) != codes.Unavailable || len(f.ids) != startPauseAttempts {
+		t.Errorf("err %v after %d attempts, want UNAVAILABLE after %d", err, len(f.ids), startPauseAttempts)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -387,7 +388,13 @@ func TestLeaderKilledMidHoldEndsAtRecordedDeadline(t *testing.T) {
 // until it answers, so its node is unpaused by the op (not left to its
 // lease) before the op ends.
 func TestAgentBackDuringUnpauseIsUnpausedByRetry(t *testing.T) {
-	c := startDev(t, nil)
+	c := startDev(t, func(cfg *devcluster.Config) {
+		base := cfg.Runtime
+		cfg.Runtime = func(rc *pb.RuntimeConfig) {
+			base(rc)
+			rc.LeaseNs = int64(6 * time.Second) // room for the agent to come back
+		}
+	})
 	resp, err := client(t, c, 0).StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 1500})
 	if err != nil {
 		t.Fatal(err)
@@ -396,6 +403,9 @@ func TestAgentBackDuringUnpauseIsUnpausedByRetry(t *testing.T) {
 	waitState(t, c, opID, pb.OperationState_OPERATION_STATE_HOLDING)
 	c.KillAgent("ledger-2")
 	waitState(t, c, opID, pb.OperationState_OPERATION_STATE_UNPAUSING)
+	// The scenario: the agent stays down a while into the unpause (past
+	// gRPC's first reconnect backoff and a few quick tries), then returns.
+	<-time.After(1500 * time.Millisecond)
 	if err := c.RestartAgent(context.Background(), "ledger-2"); err != nil {
 		t.Fatal(err)
 	}
@@ -403,16 +413,30 @@ func TestAgentBackDuringUnpauseIsUnpausedByRetry(t *testing.T) {
 	if c.Node("ledger-2").Sim.Paused() {
 		t.Errorf("ledger-2 still paused when op %s ended %s (%s): left to its lease", opID, op.GetState(), op.GetReason())
 	}
+	// The agent answered the retry: either it unpaused its node for the
+	// op, or (a slow restart) it found its lease run out and says so, and
+	// the op names it as released by its own lease.
 	for _, tg := range op.GetTargets() {
 		if tg.GetUnpauseOutcome() != pb.NodeOutcome_NODE_OUTCOME_UNPAUSED {
 			t.Errorf("%s: unpause outcome %s (%s), want unpaused", tg.GetNode(), tg.GetUnpauseOutcome(), tg.GetUnpauseMessage())
 		}
+		if released := slices.Contains(op.GetLeaseReleased(), tg.GetNode()); released != tg.GetLeaseExpired() {
+			t.Errorf("%s: in lease_released %v, but the agent reported lease_expired=%v", tg.GetNode(), op.GetLeaseReleased(), tg.GetLeaseExpired())
+		}
 	}
-	if len(op.GetLeaseReleased()) != 0 {
-		t.Errorf("lease_released = %v, want none", op.GetLeaseReleased())
-	}
-	if s := op.GetState(); s != pb.OperationState_OPERATION_STATE_INVALID || !strings.Contains(op.GetReason(), "ledger-2") {
-		t.Errorf("op ended %s (%s), want INVALID naming ledger-2", s, op.GetReason())
+	t.Logf("op %s ended %s; lease_released %v", opID, op.GetState(), op.GetLeaseReleased())
+	// The hold may have ended before anything noticed the crash: the
+	// node stayed paused throughout, and the agent back from its crash
+	// confirms it before unpausing, so a window may be certified.
+	switch op.GetState() {
+	case pb.OperationState_OPERATION_STATE_COMPLETED:
+		checkOracle(t, c, op)
+	case pb.OperationState_OPERATION_STATE_INVALID:
+		if !strings.Contains(op.GetReason(), "ledger-2") {
+			t.Errorf("op invalid (%s) without naming ledger-2", op.GetReason())
+		}
+	default:
+		t.Errorf("op ended %s (%s), want completed (oracle holding) or invalid", op.GetState(), op.GetReason())
 	}
 }
 

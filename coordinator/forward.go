@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -53,6 +54,9 @@ type forwarder struct {
 	// applyTimeout bounds a forwarded call without a deadline of its own.
 	applyTimeout time.Duration
 	toStatus     func(error) error
+	// read: the request changes nothing, so any UNAVAILABLE may be
+	// retried on the next leader.
+	read bool
 }
 
 func (s *Server) forwarder() forwarder {
@@ -92,7 +96,7 @@ func forwardVia[Req, Resp any](ctx context.Context, f forwarder, req Req,
 		}
 		var sent bool
 		resp, sent, err = forwardOnce(ctx, f, md, id, addr, hold, req, call)
-		if err == nil || (sent && !notApplied(err)) || !time.Now().Before(hold) {
+		if err == nil || (sent && !notApplied(err) && !(f.read && status.Code(err) == codes.Unavailable)) || !time.Now().Before(hold) {
 			return resp, true, err
 		}
 		f.log.Debug("forward not applied; retrying", zap.String("leader", id), zap.Int("attempt", attempt), zap.Bool("sent", sent), zap.Error(err))
@@ -180,7 +184,9 @@ func forwardRead[Req, Resp any](ctx context.Context, s *Server, stale bool, req 
 	if stale {
 		return resp, false, nil
 	}
-	return forward(ctx, s, req, call)
+	f := s.forwarder()
+	f.read = true
+	return forwardVia(ctx, f, req, call)
 }
 
 // Leader returns the current leader's id and gRPC address, as far as this

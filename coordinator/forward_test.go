@@ -178,3 +178,38 @@ func TestNotAppliedReasonSurvivesToStatus(t *testing.T) {
 		}
 	}
 }
+
+// A read may be retried on any UNAVAILABLE: it changes nothing.
+func TestForwardRetriesReadsOnUnavailable(t *testing.T) {
+	leader := &fakeLeader{answer: func(n int) error {
+		if n == 1 {
+			return status.Error(codes.Unavailable, "transport is closing")
+		}
+		return nil
+	}}
+	addr := startFakeLeader(t, leader)
+	f := testForwarder(t, func() string { return addr })
+	f.read = true
+	resp, err := forwardStartPause(t, f)
+	if err != nil || resp.GetOperation().GetOpId() != "op-1" || leader.callCount() != 2 {
+		t.Fatalf("resp %v, err %v, %d calls; want a retried read", resp, err, leader.callCount())
+	}
+}
+
+func TestCommitContextOutlivesTheClient(t *testing.T) {
+	client, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "v"))
+	cancel() // the client went away
+	ctx, done := commitContext(client, time.Minute)
+	defer done()
+	if ctx.Err() != nil {
+		t.Fatalf("commit context is done (%v) with the client's cancellation", ctx.Err())
+	}
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > time.Minute {
+		t.Errorf("commit context deadline %v, %v: want the apply timeout", dl, ok)
+	}
+	if ctx.Value(ctxKey{}) != "v" {
+		t.Error("commit context lost the request's values")
+	}
+}
+
+type ctxKey struct{}

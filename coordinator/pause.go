@@ -101,9 +101,9 @@ const (
 // write for good (a stale epoch, an op that already ended).
 func (r *pauseRunner) persist(ctx context.Context, op *pb.Operation) error {
 	op.Epoch = r.epoch
-	r.recordForce(op)
 	backoff := persistBackoffMin
 	for attempt := 1; ; attempt++ {
+		r.recordForce(op) // also one that came while an attempt failed
 		err := r.ops.updateOperation(ctx, proto.Clone(op).(*pb.Operation))
 		if err == nil {
 			return nil

@@ -600,12 +600,25 @@ func (h *faultHarness) check() []string {
 // drain must survive a takeover right after HOLDING is recorded: the new
 // leader ends the op ABORTED instead of holding it to completion.
 func TestForceUnpauseSurvivesTakeover(t *testing.T) {
-	for _, after := range []bool{false, true} {
-		s := &schedule{seed: 1, nodes: 2, leaseMs: 1501, holdMs: 1010, maxWaitMs: 500, gaps: []time.Duration{0},
-			faults: []fault{
-				{kind: kindForce, node: 0, method: "pause", call: 0, after: after},
-				{kind: kindLeaderLoss, node: -1, persist: 1, after: true}, // HOLDING committed, then the leader is lost
-			}}
+	for _, tc := range []struct {
+		name   string
+		faults []fault
+	}{
+		{"force before the node's Pause", []fault{
+			{kind: kindForce, node: 0, method: "pause"},
+			{kind: kindLeaderLoss, node: -1, persist: 1, after: true}, // HOLDING committed, then the leader is lost
+		}},
+		{"force after the node's Pause", []fault{
+			{kind: kindForce, node: 0, method: "pause", after: true},
+			{kind: kindLeaderLoss, node: -1, persist: 1, after: true},
+		}},
+		{"force while recording HOLDING is retried", []fault{
+			{kind: kindPersistFail, node: -1, persist: 1, times: 2},
+			{kind: kindForce, node: -1, persist: 2, after: true},
+			{kind: kindLeaderLoss, node: -1, persist: 3, after: true},
+		}},
+	} {
+		s := &schedule{seed: 1, nodes: 2, leaseMs: 1501, holdMs: 1010, maxWaitMs: 500, gaps: []time.Duration{0}, faults: tc.faults}
 		var v []string
 		var last *pb.Operation
 		synctest.Test(t, func(t *testing.T) {
@@ -614,11 +627,10 @@ func TestForceUnpauseSurvivesTakeover(t *testing.T) {
 			last = h.last()
 		})
 		if last.GetState() != pb.OperationState_OPERATION_STATE_ABORTED || !strings.Contains(last.GetReason(), "force-unpaused") {
-			t.Errorf("force while pausing (after the Pause's effect: %v), takeover once HOLDING is recorded: op ended %s (%q), want ABORTED by the force",
-				after, last.GetState(), last.GetReason())
+			t.Errorf("%s, takeover once HOLDING is recorded: op ended %s (%q), want ABORTED by the force", tc.name, last.GetState(), last.GetReason())
 		}
 		if len(v) > 0 {
-			t.Errorf("invariants: %q", v)
+			t.Errorf("%s: invariants: %q", tc.name, v)
 		}
 	}
 }

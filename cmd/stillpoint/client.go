@@ -73,7 +73,7 @@ func (cf *clientFlags) prepare(cmd *cobra.Command) error {
 	if cf.addr == "" {
 		p.Addf("--addr: must not be empty")
 	}
-	return p.Err()
+	return asUsage(p.Err())
 }
 
 func (cf *clientFlags) tlsConfig() grpcx.TLS {

@@ -22,14 +22,18 @@ func init() {
 }
 
 // exitNotSynchronized is the exit status of `clock probe` when the
-// estimate is not synchronized.
-const exitNotSynchronized = 2
+// estimate is not synchronized: the command ran and the answer is no.
+const exitNotSynchronized = exitNotCompleted
 
 func newClockCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "clock",
 		Short: "Measure this host's clock against NTP servers",
-		Args:  cobra.NoArgs,
+		Long: `Measure this host's clock the way an agent does: sample NTP servers, select
+the majority with the intersection algorithm and print the offset with its
+certified error bound.`,
+		Example: `  stillpoint clock probe --server 0.pool.ntp.org:123 --server 1.pool.ntp.org:123 --server 2.pool.ntp.org:123`,
+		Args:    cobra.NoArgs,
 	}
 	cmd.AddCommand(newClockProbeCmd())
 	return cmd
@@ -70,8 +74,8 @@ reply T3−T2 > T4−T1, kiss-of-death, bad stratum, dispersion above
 --max-dispersion), with the reason. -o json gives per server the root delay,
 root dispersion, precision and RTT the bound is made of.
 
-Exit status: 0 when the estimate is synchronized, 2 when it is not (the
-estimate is still printed), 1 on a usage error.`,
+Exit status: 0 when the estimate is synchronized, 3 when it is not (the
+estimate is still printed), 2 on a usage error, 1 when it cannot run.`,
 		Example: `  stillpoint clock probe --server 0.pool.ntp.org:123 --server 1.pool.ntp.org:123 --server 2.pool.ntp.org:123
   stillpoint clock probe --server 127.0.0.1:12301 --server 127.0.0.1:12302 --server 127.0.0.1:12303 -o json
 
@@ -96,8 +100,11 @@ estimate is still printed), 1 on a usage error.`,
 }
 
 func runProbe(ctx context.Context, w io.Writer, f probeFlags) error {
+	if f.output == outputTable {
+		f.output = "text" // the coordinator commands' name for it
+	}
 	if f.output != "text" && f.output != "json" {
-		return fmt.Errorf("--output %q: want text or json", f.output)
+		return usagef("--output %q: want text or json", f.output)
 	}
 	if ctx == nil {
 		ctx = context.Background()

@@ -46,11 +46,11 @@ removes the temporary data.`,
 		cfg.APIAddr = api
 		var err error
 		if cfg.Skews, err = parseSkews(skews); err != nil {
-			return err
+			return asUsage(err)
 		}
 		log, err := logging.New(logging.Config{Level: logLevel, Format: "console"})
 		if err != nil {
-			return fmt.Errorf("--log-level: %w", err)
+			return usagef("--log-level: %w", err)
 		}
 		defer func() { _ = log.Sync() }()
 		cfg.Logger = log

@@ -3,24 +3,36 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
+	"io"
 	"os"
 )
 
 func main() {
-	root := newRootCmd()
-	if err := root.Execute(); err != nil {
-		var ee exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
-	}
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// exitError carries an exit code for errors already reported.
-type exitError struct{ code int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+// run executes the command line args and returns the exit status (see
+// exitCodesHelp). Errors are printed here, once, on stderr; a usage error
+// adds where to read the command's help.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	code := exitCode(err)
+	if err != nil {
+		if _, reported := err.(exitError); !reported {
+			fmt.Fprintln(stderr, "error:", err)
+		}
+		if code == exitUsage && cmd != nil {
+			if cmd.Name() == "help" && cmd.HasParent() {
+				cmd = cmd.Root()
+			}
+			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		}
+	}
+	return code
+}

@@ -249,19 +249,6 @@ func TestOperatorRaftCommands(t *testing.T) {
 	}
 }
 
-func TestCoordinatorCommandsHaveHelpAndExamples(t *testing.T) {
-	root := newRootCmd()
-	for _, path := range [][]string{{"members"}, {"server"}, {"operator"}, {"operator", "raft"}, {"operator", "raft", "list-peers"}, {"operator", "raft", "remove-peer"}, {"operator", "raft", "transfer-leader"}} {
-		cmd, _, err := root.Find(path)
-		if err != nil {
-			t.Fatalf("%v: %v", path, err)
-		}
-		if cmd.Short == "" || cmd.Example == "" || !strings.Contains(cmd.Example, "stillpoint "+path[0]) {
-			t.Errorf("%v: Short %q, Example %q", path, cmd.Short, cmd.Example)
-		}
-	}
-}
-
 func TestMembersRemoveCommand(t *testing.T) {
 	var l2 *testcluster.StandIn
 	c := testcluster.New(t, 1, testcluster.WithExtra(func(t testing.TB, c *testcluster.Cluster) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -48,8 +49,8 @@ func newOpsListCmd() *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 20, "at most this many (0: all)")
 	cmd.Flags().BoolVar(&stale, "stale", false, "answer from the asked server's replica (no leader needed)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if limit < 0 {
-			return fmt.Errorf("--limit %d: must not be negative", limit)
+		if err := checkLimit(limit); err != nil {
+			return err
 		}
 		return unary(cmd, cf, "list operations", func(ctx context.Context, c *coordinatorClient) (*pb.ListOperationsResponse, error) {
 			return c.ListOperations(ctx, &pb.ListOperationsRequest{Cluster: cluster, Limit: int32(limit), Stale: stale})
@@ -147,7 +148,17 @@ func checkZone(zone string) error {
 		return nil
 	}
 	if _, err := timefmt.LoadZone(zone); err != nil {
-		return fmt.Errorf("--tz: %w", err)
+		return usagef("--tz: %w", err)
+	}
+	return nil
+}
+
+// maxLimit is the most entries a list asks for (the API takes an int32).
+const maxLimit = math.MaxInt32
+
+func checkLimit(limit int) error {
+	if limit < 0 || limit > maxLimit {
+		return usagef("--limit %d: want 0 (all) to %d", limit, maxLimit)
 	}
 	return nil
 }
@@ -188,8 +199,8 @@ func newRPListCmd() *cobra.Command {
 		if err := checkZone(*zone); err != nil {
 			return err
 		}
-		if limit < 0 {
-			return fmt.Errorf("--limit %d: must not be negative", limit)
+		if err := checkLimit(limit); err != nil {
+			return err
 		}
 		return unary(cmd, cf, "list restore points", func(ctx context.Context, c *coordinatorClient) (*pb.ListRestorePointsResponse, error) {
 			return c.ListRestorePoints(ctx, &pb.ListRestorePointsRequest{Cluster: cluster, Limit: int32(limit), Stale: stale})

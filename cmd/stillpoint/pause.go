@@ -17,13 +17,6 @@ import (
 
 func init() { subcommands = append(subcommands, newPauseCmd, newUnpauseCmd) }
 
-// exitNotCompleted is the exit status of a pause that ended aborted or
-// invalid; exitDetached of a CLI detached by Ctrl-C.
-const (
-	exitNotCompleted = 3
-	exitDetached     = 130
-)
-
 func newPauseCmd() *cobra.Command {
 	var cluster, requestedBy string
 	var hold, wait time.Duration
@@ -88,7 +81,7 @@ func checkPauseFlags(cluster string, hold, wait time.Duration, zone string) erro
 	if wait <= 0 {
 		errs = append(errs, fmt.Errorf("--wait %v: must be positive", wait))
 	}
-	return errors.Join(append(errs, checkZone(zone))...)
+	return asUsage(errors.Join(append(errs, checkZone(zone))...))
 }
 
 // waitAndReport follows op to its end with progress on stderr, then prints
@@ -144,11 +137,11 @@ is audited. On an operation that already ended it changes nothing.`,
 		Args:    cobra.NoArgs,
 	}
 	cf := addClientFlags(cmd)
-	cmd.Flags().StringVar(&opID, "op", "", "operation id (required; see `stillpoint ops list`)")
+	cmd.Flags().StringVar(&opID, "op", "", "operation `ID` (required; see 'stillpoint ops list')")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if opID == "" {
-			return errors.New("--op is required (see `stillpoint ops list`)")
+			return usagef("--op is required (see 'stillpoint ops list')")
 		}
 		c, err := cf.dial(cmd)
 		if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -22,28 +23,51 @@ measured uncertainty requires, unpauses, and records a restore point with its
 ± bound.
 
 One binary runs the coordinator servers, the sidecar agents, the operator CLI,
-a simulated node and a whole dev cluster.`,
+a simulated node and a whole dev cluster.
+
+Commands that talk to the coordinator take --addr (or STILLPOINT_ADDR) and
+-o json, which prints the API's message (protojson, .proto field names).
+
+` + exitCodesHelp,
 		Example: `  stillpoint dev                       # a whole cluster in one process
   stillpoint pause --cluster ledger    # (in another terminal) print a restore point`,
+		Version:       version.Get().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("stillpoint {{.Version}}\n")
 	root.AddCommand(newVersionCmd())
 	for _, f := range subcommands {
 		root.AddCommand(f())
 	}
+	finishTree(root)
 	return root
 }
 
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print the stillpoint version",
-		Example: "  stillpoint version",
-		Args:    cobra.NoArgs,
+	var output string
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print the stillpoint version, commit and Go version",
+		Long: `Print the version this binary was built as (make build stamps it from git
+describe), the commit and the Go toolchain; the same line as --version.`,
+		Example: `  stillpoint version
+  stillpoint version -o json | jq -r .commit`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "stillpoint %s\n", version.Version)
-			return err
+			info := version.Get()
+			switch output {
+			case outputJSON:
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(info)
+			case "", outputTable, "text":
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "stillpoint %s\n", info)
+				return err
+			}
+			return usagef("--output %q: want text or json", output)
 		},
 	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
 }

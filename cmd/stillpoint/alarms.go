@@ -30,6 +30,8 @@ servers), a pending leap second, an absent agent, an unreachable node, a node
 paused with no operation holding it or past its lease. An alarm is raised once
 its condition has held for alarm_for and cleared once it has been clear for
 alarm_clear_for; it lives in the replicated state, so it survives failover.`,
+		Example: `  stillpoint alarms list
+  stillpoint alarms watch --addr 10.0.0.5:7400 -o json`,
 		Args: cobra.NoArgs,
 	}
 	cmd.AddCommand(newAlarmsListCmd(), newAlarmsWatchCmd())

@@ -11,10 +11,12 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/config"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -106,17 +108,32 @@ func (c *coordinatorClient) call(ctx context.Context) (context.Context, context.
 	return context.WithTimeout(ctx, c.cf.timeout)
 }
 
-// rpcError turns a gRPC error into a message that says what to do.
+// rpcError turns a call's error into a message that says what to do. It
+// decides on the gRPC code, the coordinator's ErrorInfo reason and the
+// connection's state, never on the message text. An error that is not a
+// gRPC status (the CLI's own) passes through, prefixed with what.
 func (c *coordinatorClient) rpcError(what string, err error) error {
-	st := status.Convert(err)
+	st, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	reason := coordinator.ReasonOf(err)
+	// No reason and no connection: the call never reached a server, so
+	// the status is grpc's own account of the failed connection.
+	unreached := reason == "" && c.cc.GetState() != connectivity.Ready
 	switch st.Code() {
 	case codes.Unavailable:
-		if strings.Contains(st.Message(), "connection refused") || strings.Contains(st.Message(), "error while dialing") ||
-			strings.Contains(strings.ToLower(st.Message()), "dialing") {
+		switch {
+		case reason == coordinator.ReasonNotApplied:
+			return fmt.Errorf("%s: not served, nothing changed (%s): retry in a moment (a leader election or takeover may be under way)", what, st.Message())
+		case unreached:
 			return fmt.Errorf("%s: cannot reach a coordinator server at %s (is `stillpoint server` running there? set --addr or STILLPOINT_ADDR): %s", what, c.cf.addr, st.Message())
 		}
 	case codes.DeadlineExceeded:
-		return fmt.Errorf("%s: no answer from %s within %v (raise --timeout?): %s", what, c.cf.addr, c.cf.timeout, st.Message())
+		if unreached {
+			return fmt.Errorf("%s: cannot reach a coordinator server at %s within --timeout %v (is `stillpoint server` running there? set --addr or STILLPOINT_ADDR): %s", what, c.cf.addr, c.cf.timeout, st.Message())
+		}
+		return fmt.Errorf("%s: no answer from %s within --timeout %v (raise it?): %s", what, c.cf.addr, c.cf.timeout, st.Message())
 	}
 	return fmt.Errorf("%s: %s: %s", what, st.Code(), st.Message())
 }

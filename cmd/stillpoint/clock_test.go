@@ -116,7 +116,7 @@ func TestClockProbe(t *testing.T) {
 		}
 	})
 
-	t.Run("text unsynchronized exits 2", func(t *testing.T) {
+	t.Run("text unsynchronized exits 3", func(t *testing.T) {
 		out, err := runCLI(t, "clock", "probe", "--server", a, "--server", down, "--server", kod, "--timeout", "300ms")
 		var ee exitError
 		if !errors.As(err, &ee) || ee.code != exitNotSynchronized {

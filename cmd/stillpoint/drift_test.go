@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -30,5 +31,23 @@ func TestFalsetickerCell(t *testing.T) {
 		if got := falsetickerCell(tc.ck); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// drift --cluster with a name no agent ever joined says the cluster is
+// unknown and lists the known ones, instead of claiming the pool is empty.
+func TestDriftUnknownClusterListsKnownOnes(t *testing.T) {
+	c := membersCluster(t)
+	addr := "--addr=" + c.Server(0).GRPCAddr()
+	_, err := runCoordCLI(t, "drift", "--cluster", "nosuch", addr)
+	if err == nil || !strings.Contains(err.Error(), `cluster "nosuch" is unknown`) || !strings.Contains(err.Error(), "known clusters: auditor, ledger") {
+		t.Fatalf("drift --cluster nosuch: %v", err)
+	}
+	if code := exitCode(err); code != exitFailed {
+		t.Errorf("exit %d, want %d", code, exitFailed)
+	}
+	_, err = runCoordCLI(t, "drift", "--cluster", "nosuch", "--stale", "-o", "json", addr)
+	if err == nil || !strings.Contains(err.Error(), `cluster "nosuch" is unknown`) {
+		t.Fatalf("drift --cluster nosuch --stale -o json: %v", err)
 	}
 }

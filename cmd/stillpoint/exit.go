@@ -15,8 +15,8 @@ const (
 	// flag value out of range, wrong number of arguments). Nothing was sent.
 	exitUsage = 2
 	// exitNotCompleted: the command ran, and its answer is "no": a pause
-	// or watched operation ended aborted or invalid, a clock probe is not
-	// synchronized.
+	// or watched operation ended aborted or invalid, drift found a node
+	// that would not be admitted, a clock probe is not synchronized.
 	exitNotCompleted = 3
 	// exitDetached: interrupted (Ctrl-C) or --wait ran out while following
 	// an operation; the operation goes on on the coordinator.
@@ -30,8 +30,8 @@ const exitCodesHelp = `Exit status (every command):
        a configuration is invalid
   2    usage: unknown command or flag, bad flag value, wrong arguments
        (nothing was sent)
-  3    done, but the answer is no: a pause ended aborted or invalid, a clock
-       is not synchronized
+  3    done, but the answer is no: a pause ended aborted or invalid, a node
+       would not be admitted (drift), a clock is not synchronized
   130  interrupted or detached (Ctrl-C, --wait ran out): an operation goes
        on on the coordinator`
 

@@ -321,8 +321,9 @@ func newDriftCmd() *cobra.Command {
 from the agent, as admission does), the offset spread per cluster, and why each
 node would or would not be admitted to a pause with the current limits.
 
-Exit status: 0 when every node would be admitted, 2 when any would not (so a
-cron line or a monitoring check can use it), 1 on any other error.`,
+Exit status: 0 when every node would be admitted, 3 when any would not (so a
+cron line or a monitoring check can use it), 1 when the cluster is unknown or
+on any other error, 2 on a usage error.`,
 		Example: `  stillpoint drift
   stillpoint drift --cluster ledger -o json
   */5 * * * * stillpoint drift --cluster ledger >/dev/null || echo "ledger would not pause" | mail -s drift ops`,
@@ -335,6 +336,9 @@ cron line or a monitoring check can use it), 1 on any other error.`,
 		var got *pb.GetDriftResponse
 		err := unary(cmd, cf, "drift", func(ctx context.Context, c *coordinatorClient) (*pb.GetDriftResponse, error) {
 			resp, err := c.GetDrift(ctx, &pb.GetDriftRequest{Cluster: cluster, Stale: stale})
+			if err == nil && len(resp.GetEntries()) == 0 {
+				return nil, noDriftEntries(ctx, c, cluster, stale)
+			}
 			got = resp
 			return resp, err
 		}, func(resp *pb.GetDriftResponse) error {
@@ -354,9 +358,6 @@ cron line or a monitoring check can use it), 1 on any other error.`,
 				rows = append(rows, []string{m.GetName(), m.GetCluster(), offset, bound,
 					strings.ToLower(strings.TrimPrefix(ck.GetStatus().String(), "CLOCK_STATUS_")), timefmt.Duration(time.Duration(ck.GetAgeNs()).Round(time.Millisecond)),
 					falsetickerCell(ck), verdict})
-			}
-			if len(rows) == 0 {
-				return errors.New("no agents in the gossip pool (start agents, then try again)")
 			}
 			if err := table(w, []string{"NODE", "CLUSTER", "OFFSET", "±BOUND", "STATUS", "AGE", "FALSETICKERS", "ADMITTED"}, rows); err != nil {
 				return err
@@ -383,9 +384,40 @@ cron line or a monitoring check can use it), 1 on any other error.`,
 	return cmd
 }
 
+// errNoAgents: drift found no agent to show.
+var errNoAgents = errors.New("no agents")
+
+// noDriftEntries says why drift has nothing to show: the cluster asked for
+// is unknown (naming the known ones, from the members list), or no agent
+// joined at all.
+func noDriftEntries(ctx context.Context, c *coordinatorClient, cluster string, stale bool) error {
+	if cluster == "" {
+		return fmt.Errorf("%w in the gossip pool of %s (start agents, then try again)", errNoAgents, c.cf.addr)
+	}
+	resp, err := c.ListMembers(ctx, &pb.ListMembersRequest{Stale: stale})
+	if err != nil {
+		return fmt.Errorf("%w of cluster %q (listing the known clusters failed: %w)", errNoAgents, cluster, err)
+	}
+	known := map[string]bool{}
+	for _, m := range resp.GetMembers() {
+		if m.GetCluster() != "" {
+			known[m.GetCluster()] = true
+		}
+	}
+	if len(known) == 0 {
+		return fmt.Errorf("cluster %q is unknown: %w in the gossip pool of %s (start agents, then try again)", cluster, errNoAgents, c.cf.addr)
+	}
+	names := make([]string, 0, len(known))
+	for k := range known {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return fmt.Errorf("cluster %q is unknown: %w ever joined it; known clusters: %s", cluster, errNoAgents, strings.Join(names, ", "))
+}
+
 // exitNotAdmitted is drift's exit status when any node would not be
 // admitted to a pause now.
-const exitNotAdmitted = 2
+const exitNotAdmitted = exitNotCompleted
 
 // driftExit fails with exitNotAdmitted, naming the nodes on stderr, when
 // any entry is not admissible.

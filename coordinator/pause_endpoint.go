@@ -147,7 +147,12 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 	}
 	who := actor(ctx, req.GetRequestedBy())
 	cfg := s.fsm.Config()
-	targets, err := admit(req.GetCluster(), s.candidates(ctx, req.GetCluster()), cfg)
+	cands := s.candidates(ctx, req.GetCluster())
+	if err := s.flagReportedInterrupts(ctx, cands); err != nil {
+		// Pausing now would make the agent forget its report.
+		return nil, status.Errorf(codes.Unavailable, "pause of %s not started: %v; retry", req.GetCluster(), err)
+	}
+	targets, err := admit(req.GetCluster(), cands, cfg)
 	if err != nil {
 		s.log.Warn("pause refused", zap.String("cluster", req.GetCluster()), zap.String("actor", who), zap.Error(err))
 		actx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)

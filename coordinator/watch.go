@@ -88,26 +88,49 @@ func (s *Server) watchLateInterrupts(ctx context.Context) error {
 		if m.MetaErr != nil || m.Meta.Role == RoleServer || m.Meta.InterruptedOpID == "" {
 			continue
 		}
-		opID := m.Meta.InterruptedOpID
-		op, ok := s.fsm.Operation(opID)
-		if !ok || op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
-			continue
+		if err := s.flagLateInterrupt(ctx, m.Name, m.Meta.InterruptedOpID, "gossip"); err != nil {
+			errs = append(errs, err)
 		}
-		t := targetOf(op, m.Name)
-		if t == nil || t.GetInterruptedReportedLate() {
-			continue
-		}
-		reason := fmt.Sprintf("%s: node came back unpaused during op %s (its agent reported it after the op had completed): restore point %s is not inside its paused interval",
-			m.Name, opID, timefmt.UTC(op.GetWindow().GetRestorePoint().AsTime()))
-		_, err := s.Apply(ctx, &pb.InvalidateRestorePointCommand{OpId: opID, Node: m.Name, Reason: reason, At: s.Stamp(), RecordedBy: s.cfg.NodeID})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("invalidate restore point of %s reported by %s: %w", opID, m.Name, err))
-			continue
-		}
-		s.log.Error("completed restore point invalidated after the fact", zap.String("op_id", opID), zap.String("node", m.Name),
-			zap.String("cluster", op.GetCluster()), zap.String("reason", reason))
 	}
 	return errors.Join(errs...)
+}
+
+// flagReportedInterrupts acts on the interruption reports in the agents'
+// live Status at admission: the Pause that follows makes an agent forget
+// its report, and its gossip may not have carried it yet.
+func (s *Server) flagReportedInterrupts(ctx context.Context, cands []candidate) error {
+	var errs []error
+	for _, c := range cands {
+		if op := c.state.GetInterruptedOpId(); op != "" {
+			if err := s.flagLateInterrupt(ctx, c.name, op, "Status"); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// flagLateInterrupt records node's report that it came back unpaused during
+// opID, if opID completed with node as a target and the report is new.
+func (s *Server) flagLateInterrupt(ctx context.Context, node, opID, via string) error {
+	op, ok := s.fsm.Operation(opID)
+	if !ok || op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+		return nil
+	}
+	t := targetOf(op, node)
+	if t == nil || t.GetInterruptedReportedLate() {
+		return nil
+	}
+	reason := fmt.Sprintf("%s: node came back unpaused during op %s (its agent reported it in its %s after the op had completed): restore point %s is not inside its paused interval",
+		node, opID, via, timefmt.UTC(op.GetWindow().GetRestorePoint().AsTime()))
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	if _, err := s.Apply(cctx, &pb.InvalidateRestorePointCommand{OpId: opID, Node: node, Reason: reason, At: s.Stamp(), RecordedBy: s.cfg.NodeID}); err != nil {
+		return fmt.Errorf("record %s's report that its node came back unpaused during completed op %s: %w", node, opID, err)
+	}
+	s.log.Error("completed restore point invalidated after the fact", zap.String("op_id", opID), zap.String("node", node),
+		zap.String("cluster", op.GetCluster()), zap.String("reason", reason))
+	return nil
 }
 
 // watchDeadAgents raises an alarm for every node whose agent is gone while

@@ -229,6 +229,9 @@ func (a *fakeAgent) inject(f fault, method string, now time.Time) error {
 			return status.Errorf(codes.Internal, "agent %s: internal error (injected)", a.name)
 		case 4:
 			a.drainFails = true
+		case 6:
+			// Held in the network: it lands after the op ended.
+			return errDelayed
 		case 5:
 			a.cutOffUntil = now.Add(f.delay)
 			return status.Errorf(codes.Unavailable, "agent %s unreachable (injected partition for %v)", a.name, f.delay)

@@ -90,7 +90,7 @@ func (f fault) String() string {
 	return s
 }
 
-var agentErrorNames = []string{"unreachable", "timeout-after-effect", "outage", "internal", "drain-timed-out", "partition"}
+var agentErrorNames = []string{"unreachable", "timeout-after-effect", "outage", "internal", "drain-timed-out", "partition", "pause-delayed"}
 
 // schedule is everything one seed decides.
 type schedule struct {
@@ -171,7 +171,7 @@ func newSchedule(seed uint64, kinds []faultKind) *schedule {
 			}
 		case kindAgentError:
 			f.variant = rng.IntN(len(agentErrorNames))
-			if f.variant == 4 && f.method != "pause" {
+			if (f.variant == 4 || f.variant == 6) && f.method != "pause" {
 				f.variant = 0
 			}
 			// partition: the agent is cut off from the coordinators for a

@@ -587,7 +587,7 @@ func (h *faultHarness) check() []string {
 			// it: its lease bounds the damage. One that was reached must
 			// refuse it.
 			if h.reachedAfterLate(a) {
-				v = append(v, fmt.Sprintf("%s paused for a whole lease by a late Pause of op %s from a deposed leader, after the op ended %s", a.name, id, last.GetState()))
+				v = append(v, fmt.Sprintf("%s paused for a whole lease by a late Pause of op %s (delayed in the network) after the op ended %s, although a runner reached its agent since", a.name, id, last.GetState()))
 			}
 		case paused && terminal(last.GetState()) && outage == 0 && enabled(checkUnpauseRetried):
 			v = append(v, fmt.Sprintf("%s left paused until its lease (op %s ended %s) although its agent answers", a.name, lease.op, last.GetState()))

@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
 	"github.com/stillpoint-dev/stillpoint/internal/logging/logtest"
@@ -209,10 +211,7 @@ func waitState(t *testing.T, c *devcluster.Cluster, opID string, want pb.Operati
 func TestLeaderKilledMidHoldNeverLeavesNodesPaused(t *testing.T) {
 	c := startDev(t, nil)
 	leader := c.Leader()
-	resp, err := client(t, c, leader).StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 2000})
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := startPauseT(t, client(t, c, leader), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 2000})
 	opID := resp.GetOperation().GetOpId()
 	waitState(t, c, opID, pb.OperationState_OPERATION_STATE_HOLDING)
 	killedAt := time.Now()
@@ -355,10 +354,7 @@ func TestLeaderKilledMidHoldEndsAtRecordedDeadline(t *testing.T) {
 	const hold, intoHold, holdSlack = 5 * time.Second, 2 * time.Second, 1800 * time.Millisecond
 	c := startDev(t, nil)
 	leader := c.Leader()
-	resp, err := client(t, c, leader).StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: hold.Milliseconds()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := startPauseT(t, client(t, c, leader), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: hold.Milliseconds()})
 	opID := resp.GetOperation().GetOpId()
 	waitState(t, c, opID, pb.OperationState_OPERATION_STATE_HOLDING)
 	<-time.After(intoHold) // the scenario: a crash part-way into the hold
@@ -468,4 +464,22 @@ func TestStartPauseIsIdempotentOnRequestID(t *testing.T) {
 	if err != nil || late.GetOperation().GetOpId() != op.GetOpId() {
 		t.Fatalf("late retry: %v, %v; want %s", late.GetOperation().GetOpId(), err, op.GetOpId())
 	}
+}
+
+// startPauseT starts a pause, retrying while the server answers that it
+// applied nothing (a leader still taking over its term).
+func startPauseT(t *testing.T, cl pb.CoordinatorServiceClient, req *pb.StartPauseRequest) *pb.StartPauseResponse {
+	t.Helper()
+	var resp *pb.StartPauseResponse
+	testcluster.WaitFor(t, 20*time.Second, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var err error
+		resp, err = cl.StartPause(ctx, req)
+		if err != nil && coordinator.ReasonOf(err) != coordinator.ReasonNotApplied {
+			t.Fatalf("StartPause: %v", err)
+		}
+		return err == nil, fmt.Sprint(err)
+	})
+	return resp
 }

@@ -133,10 +133,10 @@ func (s *Server) flagLateInterrupt(ctx context.Context, node, opID, via string) 
 	return nil
 }
 
-// watchDeadAgents raises an alarm for every node whose agent is gone while
+// watchDeadAgents raises an alarm for every node whose agent died while
 // its latest op may have left it paused, once that op's lease has surely
 // run out (only the agent unpauses its node), and clears it when the
-// agent is back or the node has left the roster.
+// agent is back (or left cleanly) or the node has left the roster.
 func (s *Server) watchDeadAgents(ctx context.Context) error {
 	now := s.Stamp()
 	nowT := now.GetLocalTime().AsTime()
@@ -156,7 +156,7 @@ func (s *Server) watchDeadAgents(ctx context.Context) error {
 			continue
 		}
 		_, onRoster := s.fsm.Member(a.GetNode())
-		if !s.agentAlive(a.GetNode()) && onRoster {
+		if s.agentDead(a.GetNode()) && onRoster {
 			continue
 		}
 		if _, err := s.Apply(ctx, &pb.ClearAlarmCommand{Id: a.GetId(), ClearedAt: now}); err != nil {
@@ -174,7 +174,7 @@ func (s *Server) watchDeadAgents(ctx context.Context) error {
 	}
 	for node, lt := range latest {
 		op, t := lt.op, lt.target
-		if s.agentAlive(node) || !mayBeLeftPaused(t) {
+		if !s.agentDead(node) || !mayBeLeftPaused(t) {
 			delete(s.watch.absentSince, node)
 			continue
 		}
@@ -250,19 +250,18 @@ func targetOf(op *pb.Operation, node string) *pb.TargetRecord {
 	return nil
 }
 
-// agentAlive: the node's agent is alive in this server's gossip view.
-func (s *Server) agentAlive(node string) bool {
+// agentDead: the node's agent is neither alive in this server's gossip
+// view nor left it gracefully. An agent that stops cleanly releases its
+// lease first (it unpauses its node, or keeps the lease on disk for its
+// next start); the roster's agent_absent alarm covers its absence.
+func (s *Server) agentDead(node string) bool {
 	m, ok := s.pool.Member(node)
-	return ok && m.Status == gossip.StatusAlive
+	return !ok || (m.Status != gossip.StatusAlive && m.Status != gossip.StatusLeft)
 }
 
 func (s *Server) agentGone(node string) string {
-	m, ok := s.pool.Member(node)
-	switch {
-	case !ok:
+	if _, ok := s.pool.Member(node); !ok {
 		return "not in the gossip view"
-	case m.Status == gossip.StatusLeft:
-		return "gone (left gossip)"
 	}
 	return "dead (failed in gossip)"
 }

@@ -157,20 +157,43 @@ func alarmConditions(members []alarmMember, cfg *pb.RuntimeConfig, active map[st
 			continue
 		}
 		extremes := fmt.Sprintf("%s %s .. %s %s", f.lo.name, timefmt.Signed(f.lo.d), f.hi.name, timefmt.Signed(f.hi.d))
-		nodes := []string{f.lo.name, f.hi.name}
 		if spreadExceeds(f.spread, set.MaxDrift) {
-			c := newCond(AlarmSpreadCritical, SeverityCritical, cl, "", float64(f.spread), float64(set.MaxDrift), unitNs,
-				fmt.Sprintf("cluster %s: offset spread %s > max_drift %s (%s): a pause would be refused", cl, timefmt.Duration(f.spread), timefmt.Duration(set.MaxDrift), extremes))
-			c.alarm.Nodes = nodes
-			add(c)
+			for _, c := range spreadConds(AlarmSpreadCritical, SeverityCritical, cl, f, set.MaxDrift,
+				fmt.Sprintf("offset spread %s > max_drift %s (%s): a pause would be refused", timefmt.Duration(f.spread), timefmt.Duration(set.MaxDrift), extremes)) {
+				add(c)
+			}
 		}
 		if spreadExceeds(f.spread, set.WarnSpread) {
-			c := newCond(AlarmSpreadWarning, SeverityWarning, cl, "", float64(f.spread), float64(set.WarnSpread), unitNs,
-				fmt.Sprintf("cluster %s: offset spread %s > warning %s (%.0f%% of max_drift %s) (%s)", cl, timefmt.Duration(f.spread), timefmt.Duration(set.WarnSpread),
-					set.WarningRatio*100, timefmt.Duration(set.MaxDrift), extremes))
-			c.alarm.Nodes = nodes
-			add(c)
+			for _, c := range spreadConds(AlarmSpreadWarning, SeverityWarning, cl, f, set.WarnSpread,
+				fmt.Sprintf("offset spread %s > warning %s (%.0f%% of max_drift %s) (%s)", timefmt.Duration(f.spread), timefmt.Duration(set.WarnSpread),
+					set.WarningRatio*100, timefmt.Duration(set.MaxDrift), extremes)) {
+				add(c)
+			}
 		}
+	}
+	return out
+}
+
+// spreadConds are the spread alarms of one cluster over limit: one per
+// node more than limit/2 from the median (the node admission blames,
+// named in the alarm's node), else one for the cluster naming the
+// extremes.
+func spreadConds(kind, severity, cluster string, f spreadFigures, limit time.Duration, what string) []alarmCond {
+	var out []alarmCond
+	for _, o := range f.offs {
+		dev := o.d - f.median
+		if dev <= limit/2 && -dev <= limit/2 {
+			continue
+		}
+		c := newCond(kind, severity, cluster, o.name, float64(f.spread), float64(limit), unitNs,
+			fmt.Sprintf("%s (cluster %s): clock offset %s is %s from the cluster median %s; %s", o.name, cluster, timefmt.Signed(o.d), timefmt.Signed(dev), timefmt.Signed(f.median), what))
+		c.alarm.Nodes = []string{o.name}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		c := newCond(kind, severity, cluster, "", float64(f.spread), float64(limit), unitNs, fmt.Sprintf("cluster %s: %s", cluster, what))
+		c.alarm.Nodes = []string{f.lo.name, f.hi.name}
+		out = append(out, c)
 	}
 	return out
 }

@@ -123,9 +123,9 @@ func TestAlarmKinds(t *testing.T) {
 		{name: "error bound critical", mod: func(ms []alarmMember) { ms[1].cand.state.Clock.ErrorBoundNs = int64(12 * time.Millisecond) },
 			wantID: AlarmID(AlarmErrorBoundCritical, "c1", "l2"), wantSev: SeverityCritical, wantFigure: 12e6, wantLimit: 10e6, wantText: []string{"l2", "12ms", "10ms", "refused"}},
 		{name: "spread warning", mod: func(ms []alarmMember) { ms[2].cand.state.Clock.OffsetNs = int64(-85 * time.Millisecond) },
-			wantID: AlarmID(AlarmSpreadWarning, "c1", ""), wantSev: SeverityWarning, wantFigure: 86e6, wantLimit: 80e6, wantText: []string{"l3", "l2", "86ms"}, wantNodes: []string{"l3", "l2"}},
+			wantID: AlarmID(AlarmSpreadWarning, "c1", "l3"), wantSev: SeverityWarning, wantFigure: 86e6, wantLimit: 80e6, wantText: []string{"l3", "l2", "86ms"}, wantNodes: []string{"l3"}},
 		{name: "spread critical", mod: func(ms []alarmMember) { ms[0].cand.state.Clock.OffsetNs = int64(150 * time.Millisecond) },
-			wantID: AlarmID(AlarmSpreadCritical, "c1", ""), wantSev: SeverityCritical, wantFigure: 151e6, wantLimit: 100e6, wantText: []string{"l3", "l1", "151ms", "100ms"}, wantNodes: []string{"l3", "l1"}},
+			wantID: AlarmID(AlarmSpreadCritical, "c1", "l1"), wantSev: SeverityCritical, wantFigure: 151e6, wantLimit: 100e6, wantText: []string{"l3", "l1", "151ms", "100ms"}, wantNodes: []string{"l1"}},
 		{name: "clock stale", mod: func(ms []alarmMember) {
 			ms[0].cand.state.Clock.Status = pb.ClockStatus_CLOCK_STATUS_STALE
 			ms[0].cand.state.Clock.Reason = "no fresh sample for 3 polls"
@@ -301,8 +301,18 @@ func TestAlarmCriticalAgreesWithAdmission(t *testing.T) {
 			if refusedBound != alarmed {
 				t.Fatalf("case %d %s bound %d: admission refuses=%v, critical alarm=%v", i, c.name, c.state.GetClock().GetErrorBoundNs(), refusedBound, alarmed)
 			}
+			blamed := false
+			for _, why := range ev.perNode[c.name] {
+				blamed = blamed || strings.HasPrefix(why, "clock offset")
+			}
+			if _, named := conds[AlarmID(AlarmSpreadCritical, "c", c.name)]; blamed != named {
+				t.Fatalf("case %d %s offset %d: admission blames it for the spread=%v, spread alarm names it=%v", i, c.name, c.state.GetClock().GetOffsetNs(), blamed, named)
+			}
 		}
-		_, alarmed := conds[AlarmID(AlarmSpreadCritical, "c", "")]
+		alarmed := false
+		for id := range conds {
+			alarmed = alarmed || strings.HasPrefix(id, AlarmSpreadCritical+"/")
+		}
 		if refused := ev.spread > cfg.GetMaxDriftNs(); refused != alarmed {
 			t.Fatalf("case %d spread %d: admission refuses=%v, critical alarm=%v", i, ev.spread, refused, alarmed)
 		}

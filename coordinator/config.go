@@ -113,6 +113,9 @@ type Config struct {
 	// Go runtime). Optional.
 	MetricsGatherer prometheus.Gatherer
 
+	// Alerting pushes the alarms to Alertmanager and webhooks (leader only).
+	Alerting AlertingConfig
+
 	// AgentTLS is the client side of links to agents' AgentService.
 	AgentTLS grpcx.TLS
 	// StatusTimeout bounds each live agent Status call at admission.
@@ -245,6 +248,9 @@ func (c Config) Validate() error {
 	}
 	if c.SnapshotRetain < 1 {
 		p.Addf("snapshot_retain: %d, want at least 1", c.SnapshotRetain)
+	}
+	if err := c.Alerting.Validate(); err != nil {
+		p.Addf("alerting: %v", err)
 	}
 	if c.WALSegmentSize < 0 {
 		p.Addf("wal_segment_size: %d is negative", c.WALSegmentSize)

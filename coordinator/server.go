@@ -106,6 +106,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.agentConns = newConnPool(cfg.AgentTLS)
 	s.AddLeaderDuty("pause", s.pauseDuty)
 	s.AddLeaderDuty("alarms", s.alarmDuty)
+	s.AddLeaderDuty("notify", s.notifyDuty)
 	s.AddLeaderDuty("watch", s.watchDuty)
 	var err error
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {

@@ -57,6 +57,9 @@ type serverFile struct {
 	// NTPServers, when set, give the server its own clock estimate: every
 	// time it records (op created/ended, audit) carries it.
 	NTPServers []string `yaml:"ntp_servers" flag:"ntp-servers"`
+	// Alerting pushes the leader's alarms to Alertmanager's v2 API and to
+	// webhooks (Alertmanager's receiver JSON).
+	Alerting coordinator.AlertingConfig `yaml:"alerting"`
 }
 
 func defaultServerFile() serverFile {
@@ -86,6 +89,7 @@ func (f serverFile) toConfig() (coordinator.Config, error) {
 	c.BootstrapExpect = f.BootstrapExpect
 	c.LeaveOnShutdown = f.LeaveOnTerminate
 	c.TLS = f.GRPCTLS
+	c.Alerting = f.Alerting
 	c.ClientTLS = f.PeerTLS
 	c.AgentTLS = f.AgentTLS
 	for _, a := range f.NTPServers {

@@ -83,3 +83,39 @@ func TestServerConfigUnknownFileKey(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// The server file's alerting section reaches the coordinator config.
+func TestServerConfigAlerting(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "server.yaml")
+	yaml := `node_id: s1
+data_dir: ` + dir + `
+bootstrap: true
+alerting:
+  alertmanager_urls: [http://127.0.0.1:9093]
+  webhook_urls: [https://hooks.example/stillpoint]
+  resend_interval: 30s
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := resolveServer(t, "--config", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := file.toConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Alerting
+	if len(a.AlertmanagerURLs) != 1 || a.AlertmanagerURLs[0] != "http://127.0.0.1:9093" || len(a.WebhookURLs) != 1 || a.ResendInterval.Seconds() != 30 {
+		t.Fatalf("alerting = %+v", a)
+	}
+	cfg.Alerting.WebhookURLs = []string{"not a url"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "not a url") {
+		t.Fatalf("a bad webhook URL: %v", err)
+	}
+}

@@ -71,6 +71,8 @@ type Config struct {
 	// AgentCheckPausedInterval is how often each agent polls its node's
 	// gate (default 50 ms; production agents poll every second).
 	AgentCheckPausedInterval time.Duration
+	// Alerting is every server's notifier config (Alertmanager, webhooks).
+	Alerting coordinator.AlertingConfig
 	// DataDir holds every component's data; empty means a temporary
 	// directory removed by Stop.
 	DataDir string
@@ -254,6 +256,7 @@ func (c *Cluster) startServer(clkCtx context.Context, i int) error {
 		cfg.GRPCAddr = c.cfg.APIAddr
 	}
 	cfg.HTTPAddr = "127.0.0.1:0" // /metrics, /healthz, /readyz
+	cfg.Alerting = c.cfg.Alerting
 	// Tolerant of a loaded 2-core box: leadership must not flap mid-op.
 	cfg.Raft = coordinator.RaftTimings{
 		HeartbeatTimeout:   500 * time.Millisecond,

@@ -31,7 +31,8 @@ type fakeAgent struct {
 	h    *faultHarness
 	idx  int
 	name string
-	rng  *rand.Rand
+	rng  *rand.Rand // drains
+	lrng *rand.Rand // network latency
 
 	mu sync.Mutex
 	// Clock: true time = local + thetaTrue; the agent believes thetaEst ± eps.
@@ -165,8 +166,57 @@ func (a *fakeAgent) trueTime(st *pb.StampedTime) time.Time {
 	return st.GetLocalTime().AsTime().Add(a.thetaTrue)
 }
 
-// call runs one agent RPC under the schedule's faults at this site.
+// call runs one agent RPC under the schedule's faults at this site: the
+// request travels, the agent serves it, the reply travels.
 func (a *fakeAgent) call(ctx context.Context, method string, effect func(now time.Time) (proto.Message, error)) (proto.Message, error) {
+	if err := a.transit(ctx); err != nil {
+		return nil, err
+	}
+	resp, err := a.serve(ctx, method, effect)
+	if err == nil {
+		if terr := a.transit(ctx); terr != nil {
+			return nil, terr // the reply is lost with the caller
+		}
+	}
+	return resp, err
+}
+
+// transit waits out one network leg when the schedule has latency: mostly
+// a millisecond or two, sometimes tens, rarely hundreds.
+func (a *fakeAgent) transit(ctx context.Context) error {
+	if !a.h.sched.latency {
+		return nil
+	}
+	a.mu.Lock()
+	var d time.Duration
+	switch p := a.lrng.IntN(100); {
+	case p < 70:
+		d = time.Duration(a.lrng.Int64N(int64(2 * time.Millisecond)))
+	case p < 95:
+		d = time.Duration(a.lrng.Int64N(int64(50 * time.Millisecond)))
+	default:
+		// Up to a quarter of what the lease leaves after the longest
+		// drain: slower legs can outrun a lease armed on arrival before
+		// its first renewal lands, whatever the runner does (a config
+		// with max_pause_wait close to the lease invites that).
+		margin := (a.h.sched.leaseMs - a.h.sched.maxWaitMs) * int64(time.Millisecond)
+		d = time.Duration(a.lrng.Int64N(margin / 4))
+	}
+	a.mu.Unlock()
+	if d <= 0 {
+		return nil
+	}
+	t := a.h.clk.agentTimer(d)
+	select {
+	case <-t.Chan():
+		return nil
+	case <-ctx.Done():
+		t.Stop()
+		return status.Error(codes.Canceled, ctx.Err().Error())
+	}
+}
+
+func (a *fakeAgent) serve(ctx context.Context, method string, effect func(now time.Time) (proto.Message, error)) (proto.Message, error) {
 	n := a.h.count(a.idx, method)
 	if ctx.Err() != nil {
 		return nil, status.Error(codes.Canceled, ctx.Err().Error())
@@ -268,7 +318,7 @@ func (a *fakeAgent) Pause(ctx context.Context, req *pb.PauseRequest, _ ...grpc.C
 	}
 	a.mu.Unlock()
 	if drain > 0 {
-		t := a.h.clk.NewTimer(drain)
+		t := a.h.clk.agentTimer(drain)
 		select {
 		case <-t.Chan():
 		case <-ctx.Done():

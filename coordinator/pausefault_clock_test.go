@@ -35,6 +35,7 @@ type stepEvent struct {
 	period time.Duration
 	seq    int
 	fn     func()
+	agent  bool
 }
 
 func (c *stepClock) Now() time.Time {
@@ -121,16 +122,19 @@ func (c *stepClock) advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// step advances to the earliest armed timer and fires it, like time's
-// timers: into a one-slot buffer, dropped when the slot is full. Call it
-// only once every goroutine of the bubble is durably blocked
-// (synctest.Wait), so the runner handles one event before the next. It
-// reports false when no timer is armed.
+// step fires the next timer, like time's timers: into a one-slot buffer,
+// dropped when the slot is full. Call it only once every goroutine of the
+// bubble is durably blocked (synctest.Wait), so the runner handles one
+// event before the next. While an agent call is in flight (a fake agent
+// waits on its own timer) the runner is blocked in a fan-out: the agents'
+// timers fire first, and a runner timer that falls due meanwhile fires
+// once the runner is free, alone, so that its select never chooses at
+// random between two ready timers. It reports false when no timer is armed.
 func (c *stepClock) step() bool {
 	c.mu.Lock()
 	var next *stepEvent
 	for e := range c.timers {
-		if next == nil || e.at.Before(next.at) || (e.at.Equal(next.at) && e.seq < next.seq) {
+		if next == nil || e.agent && !next.agent || e.agent == next.agent && (e.at.Before(next.at) || e.at.Equal(next.at) && e.seq < next.seq) {
 			next = e
 		}
 	}
@@ -143,7 +147,9 @@ func (c *stepClock) step() bool {
 	}
 	now := c.now
 	if next.period > 0 {
-		next.at = next.at.Add(next.period)
+		for !next.at.After(now) { // ticks missed while the runner was busy are dropped
+			next.at = next.at.Add(next.period)
+		}
 	} else {
 		delete(c.timers, next)
 	}
@@ -157,4 +163,13 @@ func (c *stepClock) step() bool {
 	default:
 	}
 	return true
+}
+
+// agentTimer is a timer of a fake agent (a network leg, a drain).
+func (c *stepClock) agentTimer(d time.Duration) clockwork.Timer {
+	e := c.arm(d, 0, nil)
+	c.mu.Lock()
+	e.agent = true
+	c.mu.Unlock()
+	return stepTimer{e}
 }

@@ -102,6 +102,8 @@ type schedule struct {
 	// acks at once); maxWaitMs is the runtime max_pause_wait.
 	maxDrain  time.Duration
 	maxWaitMs int64
+	// latency: agent calls take network time (drawn per call).
+	latency bool
 	// gaps[i] is how long the i-th leader election takes.
 	gaps   []time.Duration
 	faults []fault
@@ -112,8 +114,8 @@ func (s *schedule) String() string {
 	for i, f := range s.faults {
 		fs[i] = f.String()
 	}
-	return fmt.Sprintf("nodes=%d lease=%dms hold=%dms max_drain=%v max_pause_wait=%dms elections=%v faults=[%s]",
-		s.nodes, s.leaseMs, s.holdMs, s.maxDrain, s.maxWaitMs, s.gaps, strings.Join(fs, "; "))
+	return fmt.Sprintf("nodes=%d lease=%dms hold=%dms max_drain=%v max_pause_wait=%dms latency=%v elections=%v faults=[%s]",
+		s.nodes, s.leaseMs, s.holdMs, s.maxDrain, s.maxWaitMs, s.latency, s.gaps, strings.Join(fs, "; "))
 }
 
 func (s *schedule) kinds() map[faultKind]bool {
@@ -143,6 +145,8 @@ func newSchedule(seed uint64, kinds []faultKind) *schedule {
 	for range 4 {
 		s.gaps = append(s.gaps, []time.Duration{0, 150 * time.Millisecond, time.Duration(s.leaseMs/2) * time.Millisecond, time.Duration(2*s.leaseMs) * time.Millisecond}[rng.IntN(4)])
 	}
+	// Drawn from its own stream so adding it left earlier seeds alone.
+	s.latency = rand.New(rand.NewPCG(seed, 0x1a7)).IntN(2) == 0
 	methods := []string{"pause", "renew", "unpause"}
 	nf := 1 + rng.IntN(3)
 	if rng.IntN(8) == 0 {

@@ -160,17 +160,19 @@ func (r *pauseRunner) run(ctx context.Context, op *pb.Operation) (*pb.Operation,
 		if !r.pauseAll(ctx, op) {
 			return r.rollback(ctx, op)
 		}
+		// Renew at once, before the hold is recorded: a target that acked
+		// early has spent part of its lease waiting for the slowest drain,
+		// and the record may take a while. A lease lost here ends the op
+		// before any hold: ABORTED.
+		if why := r.renewAll(ctx, op); why != "" {
+			return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, "before the hold: "+why, mayBePaused)
+		}
 		hold := r.chooseHold(op)
 		start := r.clock.Now()
 		op.HoldDeadline = holdDeadline(r.stamp(), hold)
 		op.State = pb.OperationState_OPERATION_STATE_HOLDING
 		if err := r.persist(ctx, op); err != nil {
 			return nil, err
-		}
-		// Renew at once: a target that acked early has spent part of its
-		// lease waiting for the slowest drain.
-		if why := r.renewAll(ctx, op); why != "" {
-			return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
 		}
 		return r.holdAndFinish(ctx, op, hold-r.clock.Since(start))
 	case pb.OperationState_OPERATION_STATE_PAUSING:

@@ -119,12 +119,7 @@ func TestLateInterruptReportFlagsCompletedRestorePoint(t *testing.T) {
 func TestDeadAgentLeavesNodePausedRaisesAlarm(t *testing.T) {
 	c := startDev(t, nil)
 	ctx := context.Background()
-	resp, err := client(t, c, 0).StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 1500})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opID := resp.GetOperation().GetOpId()
-	waitState(t, c, opID, pb.OperationState_OPERATION_STATE_HOLDING)
+	opID := startHeldPause(t, c, 1500*time.Millisecond)
 	c.KillAgent("ledger-2")
 	if op := watchEnd(t, c, opID, 30*time.Second); op.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED {
 		t.Fatalf("op completed with ledger-2's agent dead mid-hold")

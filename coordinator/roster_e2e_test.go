@@ -59,6 +59,24 @@ func waitNotAlive(t *testing.T, c *devcluster.Cluster, name string) {
 	})
 }
 
+// waitOnlyInadmissible waits until drift shows every ledger node but the
+// named one admissible.
+func waitOnlyInadmissible(t *testing.T, c *devcluster.Cluster, name string) {
+	t.Helper()
+	testcluster.WaitFor(t, 20*time.Second, func() (bool, string) {
+		resp, err := client(t, c, 0).GetDrift(context.Background(), &pb.GetDriftRequest{Cluster: "ledger"})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, e := range resp.GetEntries() {
+			if e.GetMember().GetName() != name && !e.GetAdmissible() {
+				return false, e.GetMember().GetName() + ": " + strings.Join(e.GetReasons(), "; ")
+			}
+		}
+		return true, ""
+	})
+}
+
 // TestAgentLeftRefusesPauseUntilRemoved: an agent stopped cleanly (it
 // leaves gossip) while its node keeps serving stays on its cluster's
 // roster; the next pause is refused naming it until an operator removes it.
@@ -73,22 +91,32 @@ func TestAgentLeftRefusesPauseUntilRemoved(t *testing.T) {
 	waitNotAlive(t, c, "ledger-2")
 
 	cl := client(t, c, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	resp, err := cl.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", RequestedBy: "test"})
-	if err == nil {
-		op := watchEnd(t, c, resp.GetOperation().GetOpId(), 30*time.Second)
-		t.Fatalf("pause with ledger-2's agent gone was admitted: ended %s with %d targets (ledger-2 kept serving unpaused)", op.GetState(), len(op.GetTargets()))
-	}
-	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "ledger-2") {
-		t.Fatalf("pause: %v, want FailedPrecondition naming ledger-2", err)
-	}
-	if msg := status.Convert(err).Message(); strings.Contains(msg, "ledger-1:") || strings.Contains(msg, "ledger-3:") {
-		t.Errorf("refusal %q blames a present node", msg)
+	for attempt := 1; ; attempt++ {
+		resp, err := cl.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", RequestedBy: "test"})
+		if err == nil {
+			op := watchEnd(t, c, resp.GetOperation().GetOpId(), 30*time.Second)
+			t.Fatalf("pause with ledger-2's agent gone was admitted: ended %s with %d targets (ledger-2 kept serving unpaused)", op.GetState(), len(op.GetTargets()))
+		}
+		msg := status.Convert(err).Message()
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(msg, "ledger-2: on the ledger roster but its agent") {
+			t.Fatalf("pause: %v, want FailedPrecondition naming ledger-2 as an absent roster member", err)
+		}
+		if !strings.Contains(msg, "ledger-1:") && !strings.Contains(msg, "ledger-3:") {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("refusal %q blames a present node", msg)
+		}
+		// A loaded box's clock readings wobble past a limit now and then:
+		// wait until only ledger-2 is inadmissible, then ask again.
+		t.Logf("refusal also names a present node (%s); again", msg)
+		waitOnlyInadmissible(t, c, "ledger-2")
 	}
 
 	// A live member cannot be removed: its agent would rejoin at once.
-	_, err = cl.RemoveRosterMember(ctx, &pb.RemoveRosterMemberRequest{Name: "ledger-1", RequestedBy: "test"})
+	_, err := cl.RemoveRosterMember(ctx, &pb.RemoveRosterMemberRequest{Name: "ledger-1", RequestedBy: "test"})
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "ledger-1") {
 		t.Fatalf("removing live ledger-1: %v, want FailedPrecondition naming it", err)
 	}

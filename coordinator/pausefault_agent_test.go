@@ -52,6 +52,10 @@ type fakeAgent struct {
 	drainFails  bool // the next drain times out
 	served      int  // calls that reached the agent
 	cutOffUntil time.Time
+	// v1 server: no CheckPaused; a restart leaves it unreachable for down.
+	v1        bool
+	down      time.Duration
+	downUntil time.Time
 }
 
 type fakeLease struct {
@@ -103,9 +107,20 @@ func (a *fakeAgent) sync(now time.Time) {
 // restart: the node comes back unpaused; an agent holding a lease notices.
 func (a *fakeAgent) restart(at time.Time) {
 	a.gate(false, at)
+	seen := at
+	if a.v1 {
+		// No CheckPaused: the agent notices only if one of its polls (every
+		// second) falls while the node is down.
+		a.downUntil = at.Add(a.down)
+		phase := a.h.t0.Add(time.Duration(a.idx) * 137 * time.Millisecond)
+		polls := (at.Sub(phase) + time.Second - 1) / time.Second
+		if seen = phase.Add(polls * time.Second); !seen.Before(a.downUntil) {
+			return
+		}
+	}
 	if a.lease != nil {
 		if _, ok := a.interrupted[a.lease.op]; !ok {
-			a.interrupted[a.lease.op] = at
+			a.interrupted[a.lease.op] = seen
 		}
 	}
 }
@@ -286,7 +301,10 @@ func (a *fakeAgent) inject(f fault, method string, now time.Time) error {
 			a.cutOffUntil = now.Add(f.delay)
 			return status.Errorf(codes.Unavailable, "agent %s unreachable (injected partition for %v)", a.name, f.delay)
 		}
-	case kindRestart:
+	case kindRestart, kindRestartV1:
+		if f.kind == kindRestartV1 {
+			a.v1, a.down = true, f.down
+		}
 		if f.delay == 0 {
 			a.restart(now)
 		} else {
@@ -414,7 +432,10 @@ func (a *fakeAgent) Unpause(ctx context.Context, req *pb.UnpauseRequest, _ ...gr
 		// Stamp, then confirm the node is still paused, then unpause.
 		sent := a.stampAt(now, "unpause")
 		res := &pb.UnpauseResponse{Node: a.name, Outcome: pb.NodeOutcome_NODE_OUTCOME_UNPAUSED, SentAt: sent, Message: "unpaused"}
-		if _, ok := a.interrupted[op]; ok || !a.paused {
+		// A v2 node answers CheckPaused; a v1 node only tells by being
+		// unreachable.
+		seen, ok := a.interrupted[op]
+		if ok && !now.Before(seen) || !a.v1 && !a.paused || a.v1 && now.Before(a.downUntil) {
 			res.Interrupted = true
 			res.Message = fmt.Sprintf("unpaused; but node %s was seen unpaused during op %s (it restarted): the window is invalid", a.name, op)
 		}

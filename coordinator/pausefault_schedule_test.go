@@ -29,13 +29,17 @@ const (
 	// kindClock: the agent's reading at the ack or the unpause stamp is
 	// taken under a non-synchronized estimate whose bound does not hold.
 	kindClock
+	// kindRestartV1: like kindRestart on a v1 server (no CheckPaused):
+	// the node is down for a while, and its agent, polling every second,
+	// can only notice it while it is unreachable.
+	kindRestartV1
 	// kindForce: an operator force-unpauses the op (ForceUnpause) at the
 	// step; the op must not complete.
 	kindForce
 	numKinds
 )
 
-var kindNames = [numKinds]string{"leader-loss", "persist-failure", "agent-error", "node-restart", "clock-failure", "operator-force"}
+var kindNames = [numKinds]string{"leader-loss", "persist-failure", "agent-error", "node-restart", "clock-failure", "v1-node-restart", "operator-force"}
 
 func (k faultKind) String() string { return kindNames[k] }
 
@@ -55,6 +59,7 @@ type fault struct {
 	delay   time.Duration // restart: after the step
 	gossip  time.Duration // restart: until the hold watch hears of it
 	reading string        // clock: "ack" or "unpause"
+	down    time.Duration // v1 restart: how long the node is unreachable
 	status  pb.ClockStatus
 }
 
@@ -84,6 +89,8 @@ func (f fault) String() string {
 		}
 	case kindRestart:
 		s += fmt.Sprintf(" delay=%v gossip=%v", f.delay, f.gossip)
+	case kindRestartV1:
+		s += fmt.Sprintf(" delay=%v gossip=%v down=%v", f.delay, f.gossip, f.down)
 	case kindClock:
 		s += fmt.Sprintf(" reading=%s status=%s", f.reading, f.status)
 	}
@@ -183,7 +190,10 @@ func newSchedule(seed uint64, kinds []faultKind) *schedule {
 			f.delay = time.Duration(rng.Int64N(2 * s.leaseMs * int64(time.Millisecond)))
 			f.after = f.variant == 1
 			f.times = 1 + rng.IntN(5)
-		case kindRestart:
+		case kindRestart, kindRestartV1:
+			if f.kind == kindRestartV1 {
+				f.down = time.Duration(20+rng.IntN(2000)) * time.Millisecond
+			}
 			if rng.IntN(2) == 0 {
 				f.delay = time.Duration(rng.Int64N(int64(3 * time.Second)))
 			}

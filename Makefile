@@ -25,15 +25,22 @@ build:
 test: proto-check lint
 	$(GO) test -race -count=1 -timeout 25m ./...
 
-# bench: every Go benchmark, then the pause fan-out table
+# bench: every Go benchmark, the alarm latency (BenchmarkAlarmLatency),
+# then the pause fan-out table
 # (BenchmarkPauseFanout: 3, 30 and 100 in-process agents, a fixed number of
 # pauses each). FANOUT_PAUSES and FANOUT_FLAGS (e.g. -fanout.agents=3,30
 # -fanout.perpause) shape it; TMPDIR=/dev/shm takes the shared disk's fsyncs
 # out of the agents' lease writes.
 FANOUT_PAUSES ?= 25
 FANOUT_FLAGS ?=
+# BenchmarkAlarmLatency: a clock step injected at one of 100 agents (lan
+# gossip profile) until the leader commits the alarm, ALARM_INJECTIONS
+# times; ALARM_FLAGS e.g. -alarm.agents=30 -alarm.ntppoll=500ms.
+ALARM_INJECTIONS ?= 20
+ALARM_FLAGS ?=
 bench:
-	$(GO) test -run '^$$' -bench . -skip '^BenchmarkPauseFanout$$' -benchmem -count 1 ./...
+	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkPauseFanout|BenchmarkAlarmLatency)$$' -benchmem -count 1 ./...
+	$(GO) test -run '^$$' -bench '^BenchmarkAlarmLatency$$' -benchtime $(ALARM_INJECTIONS)x -count 1 -timeout 15m ./coordinator -args $(ALARM_FLAGS)
 	$(GO) test -run '^$$' -bench '^BenchmarkPauseFanout$$' -benchtime $(FANOUT_PAUSES)x -count 1 -timeout 10m ./coordinator -args $(FANOUT_FLAGS)
 
 dev: build

@@ -49,6 +49,7 @@ func (a *Agent) localMeta() gossip.Meta {
 type metaDigest struct {
 	status        clock.Status
 	boundNS       int64
+	offsetNS      int64
 	reachable     bool
 	gate          gate
 	draining      bool
@@ -63,14 +64,15 @@ func (a *Agent) digest() metaDigest {
 	e := a.clockSrc().Current()
 	s := a.core.snapshot(false)
 	return metaDigest{
-		status: e.Status, boundNS: int64(e.BoundAt(now)),
+		status: e.Status, boundNS: int64(e.BoundAt(now)), offsetNS: int64(e.Offset),
 		reachable: s.node.reachable, gate: s.node.gate, draining: s.draining,
 		opID: s.opID, leaseDeadline: s.leaseDeadlineNS, interrupted: s.interruptedOp, leasesExpired: s.leasesExpired,
 	}
 }
 
 // meaningful says whether next differs from last enough to gossip: a
-// status change, a bound change over 10% or over 1 ms, a node state change,
+// status change, a bound change over 10% or over 1 ms, an offset change
+// over 1 ms, a node state change,
 // a new or renewed lease, an interrupted op, an expired lease.
 func meaningful(last, next metaDigest) bool {
 	if last.status != next.status || last.reachable != next.reachable || last.gate != next.gate ||
@@ -82,7 +84,16 @@ func meaningful(last, next metaDigest) bool {
 	if d < 0 {
 		d = -d
 	}
-	return d > int64(time.Millisecond) || 10*d > last.boundNS
+	if d > int64(time.Millisecond) || 10*d > last.boundNS {
+		return true
+	}
+	// The offset too: the leader's drift alarms and metrics read it from
+	// gossip, and a clock can drift with its bound unchanged.
+	o := next.offsetNS - last.offsetNS
+	if o < 0 {
+		o = -o
+	}
+	return o > int64(time.Millisecond)
 }
 
 // kickGossip asks the gossip loop to look for a change now.

@@ -28,7 +28,7 @@ func startDev(t *testing.T, edit func(*devcluster.Config)) *devcluster.Cluster {
 	cfg := devcluster.DefaultConfig()
 	cfg.APIAddr = "127.0.0.1:0"
 	cfg.Nodes = cfg.Nodes[:3]
-	cfg.NTPPoll = 200 * time.Millisecond
+	cfg.NTPPoll = 500 * time.Millisecond // stale after 4 polls: 800 ms went stale on a box at load 12
 	cfg.DataDir = t.TempDir()
 	cfg.Logger = logtest.New(t, zap.ErrorLevel)
 	// A loaded 2-core box can push loopback NTP bounds past the

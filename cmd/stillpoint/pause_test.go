@@ -20,7 +20,7 @@ func startDevCluster(t *testing.T, skews map[string]time.Duration) *devcluster.C
 	t.Helper()
 	cfg := devcluster.DefaultConfig()
 	cfg.APIAddr = "127.0.0.1:0"
-	cfg.NTPPoll = 200 * time.Millisecond
+	cfg.NTPPoll = 500 * time.Millisecond // stale after 4 polls: 800 ms went stale on a box at load 12
 	cfg.DataDir = t.TempDir()
 	cfg.Skews = skews
 	cfg.Logger = logtest.New(t, zap.ErrorLevel)

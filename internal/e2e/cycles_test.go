@@ -30,7 +30,7 @@ func startCluster(ctx context.Context, t *testing.T, pair map[string]storePair) 
 	for _, n := range ledgerNodes {
 		cfg.Nodes = append(cfg.Nodes, devcluster.NodeSpec{Name: n, Role: "ledger", Cluster: "ledger"})
 	}
-	cfg.NTPPoll = 200 * time.Millisecond
+	cfg.NTPPoll = 500 * time.Millisecond // stale after 4 polls: 800 ms went stale on a box at load 12
 	cfg.DataDir = t.TempDir()
 	cfg.Logger = testLogger(t, zap.ErrorLevel)
 	// Each of 4 workers starts a transfer every 40 ms and spends the 25 ms

@@ -204,7 +204,7 @@ func waitState(t *testing.T, c *devcluster.Cluster, opID string, want pb.Operati
 			return false, err.Error()
 		}
 		op := resp.GetOperation()
-		return op.GetState() == want, fmt.Sprintf("%s (%s)", op.GetState(), op.GetReason())
+		return op.GetState() == want, fmt.Sprintf("%s (%s; epoch %d, leader %s)", op.GetState(), op.GetReason(), op.GetEpoch(), op.GetLeader())
 	})
 }
 

@@ -144,7 +144,7 @@ func alarmAlert(a *pb.Alarm, now time.Time, cfg AlertingConfig) amAlert {
 	if len(a.GetNodes()) > 0 {
 		ann["nodes"] = strings.Join(a.GetNodes(), ", ")
 	}
-	ann["runbook_url"] = "https://github.com/stillpoint-dev/stillpoint/blob/main/deploy/prometheus/README.md#" + runbookAnchor(a.GetKind())
+	ann["runbook_url"] = RunbookURL(a.GetKind())
 	out := amAlert{Labels: labels, Annotations: ann, GeneratorURL: cfg.ExternalURL}
 	if t := a.GetRaisedAt().GetLocalTime(); t != nil {
 		out.StartsAt = t.AsTime().UTC()
@@ -170,6 +170,12 @@ func alarmFigureText(v float64, unit string) string {
 	return fmt.Sprintf("%g", v)
 }
 
+// RunbookURL is the runbook of an alarm kind: its section of
+// deploy/prometheus/README.md.
+func RunbookURL(kind string) string {
+	return "https://github.com/stillpoint-dev/stillpoint/blob/main/deploy/prometheus/README.md#" + runbookAnchor(kind)
+}
+
 // runbookAnchor is the deploy/prometheus/README.md section of a kind.
 func runbookAnchor(kind string) string {
 	switch kind {
@@ -185,7 +191,7 @@ func runbookAnchor(kind string) string {
 		return "node-unreachable"
 	case AlarmPausedWithoutOp:
 		return "node-paused-without-an-operation"
-	case AlarmPausedPastLease:
+	case AlarmPausedPastLease, AlarmAgentDead:
 		return "node-paused-past-its-lease"
 	}
 	return "operation-interrupted"

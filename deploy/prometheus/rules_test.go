@@ -83,6 +83,15 @@ func TestRulesHaveRunbooks(t *testing.T) {
 			anchors[githubAnchor(h)] = true
 		}
 	}
+	// The coordinator's own alerts (its notifier) point at sections too.
+	for _, kind := range []string{coordinator.AlarmErrorBoundWarning, coordinator.AlarmErrorBoundCritical, coordinator.AlarmSpreadWarning,
+		coordinator.AlarmSpreadCritical, coordinator.AlarmClockStatus, coordinator.AlarmFalseticker, coordinator.AlarmLeapPending,
+		coordinator.AlarmAgentAbsent, coordinator.AlarmNodeUnreachable, coordinator.AlarmPausedWithoutOp, coordinator.AlarmPausedPastLease,
+		coordinator.AlarmAgentDead, "restore_point_invalidated"} {
+		if _, anchor, _ := strings.Cut(coordinator.RunbookURL(kind), "#"); !anchors[anchor] {
+			t.Errorf("alarm kind %s: runbook %s names no section of README.md", kind, coordinator.RunbookURL(kind))
+		}
+	}
 	for _, f := range ruleFiles(t) {
 		b, err := os.ReadFile(f)
 		if err != nil {

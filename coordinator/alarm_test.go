@@ -363,3 +363,16 @@ func TestAlarmNewLeaderNeitherDuplicatesNorDrops(t *testing.T) {
 		t.Fatal("a new leader never cleared the alarm")
 	}
 }
+
+// TestRefusalReasons sorts admission's refusal messages into the bounded
+// reason set of the refusal metric.
+func TestRefusalReasons(t *testing.T) {
+	detail := `pause refused for cluster ledger: ledger-1: error bound 12ms > max 10ms; ledger-2: clock offset -505ms is -503ms from the cluster median -1.8ms (offset spread 506ms > max_drift 100ms); ledger-3: node admin port unreachable (dial refused); ledger-4: on the ledger roster but its agent failed (gossip declared it dead): its node may be serving unpaused; ledger-5: clock stale`
+	got := strings.Join(refusalReasons(detail), ",")
+	if got != "error_bound,offset_spread,node_unreachable,absent,clock_status" {
+		t.Fatalf("reasons = %s", got)
+	}
+	if m := refusedCluster.FindStringSubmatch(detail); m == nil || m[1] != "ledger" {
+		t.Fatalf("cluster = %v", m)
+	}
+}

@@ -95,7 +95,7 @@ var _ prometheus.Collector = coordinatorCollector{}
 func (c coordinatorCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMemberUp, descOffset, descBound, descSynced, descPaused, descHeld, descSpread, descMaxBound, descMaxDrift,
 		descRatio, descAlarms, descOps, descOpDuration, descHold, descWindow, descDrain, descLastRP, descLeader, descHasLeader, descCommit, descApplied,
-		descLastContact, descGossip, descDropped} {
+		descLastContact, descGossip, descDropped, descRefusals} {
 		ch <- d
 	}
 }
@@ -146,6 +146,7 @@ func (c coordinatorCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	c.collectOperations(ch, now)
+	c.collectRefusals(ch)
 
 	leaderID := ""
 	if _, id := s.raft.LeaderWithID(); id != "" {

@@ -248,11 +248,14 @@ func (s *Server) notifyDuty(ctx context.Context, epoch uint64) {
 	}
 	tick := time.NewTicker(cfg.ResendInterval)
 	defer tick.Stop()
+	resend := true
+	lastSig := ""
 	for {
 		ch := s.fsm.Changed()
 		now := s.cfg.Now()
 		all := s.fsm.Alarms(true)
 		var batch []amAlert
+		var sig strings.Builder
 		for _, a := range all {
 			if !a.GetActive() {
 				if t := a.GetClearedAt().GetLocalTime(); t != nil && now.Sub(t.AsTime()) > cfg.ResolvedFor {
@@ -260,11 +263,18 @@ func (s *Server) notifyDuty(ctx context.Context, epoch uint64) {
 				}
 			}
 			batch = append(batch, alarmAlert(a, now, cfg))
+			fmt.Fprintf(&sig, "%s|%s|%d;", a.GetId(), transitionKey(a), a.GetUpdatedAt().GetLocalTime().AsTime().UnixNano())
 		}
-		if body, err := json.Marshal(batch); err == nil && len(batch) > 0 {
-			for _, sd := range ams {
-				sd.offer(body)
+		// Alertmanager hears of every alarm change at once and of the
+		// whole set every resend interval; other FSM changes (operations,
+		// members) send nothing.
+		if resend || sig.String() != lastSig {
+			if body, err := json.Marshal(batch); err == nil && len(batch) > 0 {
+				for _, sd := range ams {
+					sd.offer(body)
+				}
 			}
+			lastSig, resend = sig.String(), false
 		}
 		for _, a := range all {
 			key := transitionKey(a)
@@ -289,6 +299,7 @@ func (s *Server) notifyDuty(ctx context.Context, epoch uint64) {
 			return
 		case <-ch:
 		case <-tick.C:
+			resend = true
 		}
 	}
 }

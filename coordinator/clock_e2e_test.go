@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
 	"github.com/stillpoint-dev/stillpoint/internal/ntptest"
@@ -39,55 +36,6 @@ func setDrop(t *testing.T, servers []*ntptest.Server, drop bool) {
 	}
 }
 
-// startHeldPause starts a pause of cluster ledger and waits until it
-// holds. A pause that aborts before holding (a node too slow to drain on a
-// loaded box) is retried: these tests are about what happens mid-hold.
-func startHeldPause(t *testing.T, c *devcluster.Cluster, hold time.Duration) string {
-	t.Helper()
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		resp, err := client(t, c, 0).StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: hold.Milliseconds(), RequestedBy: "test"})
-		cancel()
-		if status.Code(err) == codes.FailedPrecondition && attempt < 5 {
-			// Refused at admission: this box's clock readings wobble by
-			// tens of ms under load, and a spread over max_drift refuses.
-			t.Logf("pause refused (%v); again", err)
-			waitAdmissible(t, c)
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		opID := resp.GetOperation().GetOpId()
-		var last *pb.Operation
-		testcluster.WaitFor(t, 20*time.Second, func() (bool, string) {
-			cl, err := c.Client(c.Leader())
-			if err != nil {
-				return false, err.Error()
-			}
-			r, err := cl.GetOperation(context.Background(), &pb.GetOperationRequest{OpId: opID, Stale: true})
-			if err != nil {
-				return false, err.Error()
-			}
-			last = r.GetOperation()
-			switch last.GetState() {
-			case pb.OperationState_OPERATION_STATE_HOLDING, pb.OperationState_OPERATION_STATE_ABORTED,
-				pb.OperationState_OPERATION_STATE_INVALID, pb.OperationState_OPERATION_STATE_COMPLETED:
-				return true, ""
-			}
-			return false, last.GetState().String()
-		})
-		if last.GetState() == pb.OperationState_OPERATION_STATE_HOLDING {
-			return opID
-		}
-		if attempt >= 5 {
-			t.Fatalf("%d pauses ended %s before holding, the last: %s", attempt, last.GetState(), last.GetReason())
-		}
-		t.Logf("pause %s ended %s before holding (%s); again", opID, last.GetState(), last.GetReason())
-		waitAdmissible(t, c)
-	}
-}
-
 // Every NTP server of one agent goes silent mid-hold. Its unpause reading
 // carries the last good estimate aged by drift while that is fresh (the op
 // may complete, and the oracle holds); once the estimate is stale the op
@@ -101,7 +49,7 @@ func TestNTPLostMidHoldNeverCertifiesAGuess(t *testing.T) {
 
 	// Hold well past the point where ledger-2's estimate goes stale (4
 	// polls of 200 ms): the op must be INVALID, naming ledger-2.
-	opID := startHeldPause(t, c, 2500*time.Millisecond)
+	opID := startPause(t, c, client(t, c, 0), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 2500}, holding).GetOpId()
 	setDrop(t, ntp, true)
 	op := watchEnd(t, c, opID, 30*time.Second)
 	switch op.GetState() {
@@ -124,7 +72,7 @@ func TestNTPLostMidHoldNeverCertifiesAGuess(t *testing.T) {
 	// invalid, but a completed window holds.
 	setDrop(t, ntp, false)
 	waitAdmissible(t, c)
-	opID = startHeldPause(t, c, 300*time.Millisecond)
+	opID = startPause(t, c, client(t, c, 0), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 300}, holding).GetOpId()
 	for _, srv := range ntp { // closed: every query is refused at once, a round fails every poll
 		_ = srv.Close()
 	}
@@ -165,7 +113,7 @@ func TestClockStepMidHoldIsNeverCertified(t *testing.T) {
 	if !ok {
 		t.Fatal("ledger-1 has no steppable clock")
 	}
-	opID := startHeldPause(t, c, 1500*time.Millisecond)
+	opID := startPause(t, c, client(t, c, 0), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 1500}, holding).GetOpId()
 	skewed.Jump(time.Second)
 	op := watchEnd(t, c, opID, 30*time.Second)
 	if op.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED {
@@ -206,7 +154,7 @@ func TestSlewingHostWidensItsReadings(t *testing.T) {
 		cfg.Kernels = map[string]clock.Kernel{"ledger-1": slewing}
 		cfg.NTPPoll = 2 * time.Second // a slower poll: readings age, the slew shows
 	})
-	opID := startHeldPause(t, c, 500*time.Millisecond)
+	opID := startPause(t, c, client(t, c, 0), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 500}, holding).GetOpId()
 	op := watchEnd(t, c, opID, 30*time.Second)
 	if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
 		t.Fatalf("op ended %s (%s)", op.GetState(), op.GetReason())

@@ -15,36 +15,6 @@ import (
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
-// pauseOnce starts a pause of the ledger cluster and follows it to its end.
-// A load hiccup is retried (at most 5 attempts): UNAVAILABLE (a leadership
-// change, nothing recorded), a refusal while the clocks wobble, or an op
-// that did not complete (a lease run out on a starved box); the tests
-// using it are about what follows a completed pause.
-func pauseOnce(t *testing.T, c *devcluster.Cluster, holdMs int64) *pb.Operation {
-	t.Helper()
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		resp, err := client(t, c, 0).StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: holdMs, RequestedBy: "test"})
-		cancel()
-		code := status.Code(err)
-		if (code == codes.Unavailable || code == codes.FailedPrecondition) && attempt < 5 {
-			t.Logf("pause: %v; again", err)
-			waitAdmissible(t, c)
-			continue
-		}
-		if err != nil {
-			t.Fatalf("pause: %v", err)
-		}
-		op := watchEnd(t, c, resp.GetOperation().GetOpId(), 30*time.Second)
-		if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED && attempt < 5 {
-			t.Logf("pause %s ended %s (%s); again", op.GetOpId(), op.GetState(), op.GetReason())
-			waitAdmissible(t, c)
-			continue
-		}
-		return op
-	}
-}
-
 // waitGossip waits until the leader's gossip view shows name in a status
 // other than alive (left or dead).
 func waitNotAlive(t *testing.T, c *devcluster.Cluster, name string) {
@@ -82,7 +52,7 @@ func waitOnlyInadmissible(t *testing.T, c *devcluster.Cluster, name string) {
 // roster; the next pause is refused naming it until an operator removes it.
 func TestAgentLeftRefusesPauseUntilRemoved(t *testing.T) {
 	c := startDev(t, nil)
-	if op := pauseOnce(t, c, 0); op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || len(op.GetTargets()) != 3 {
+	if op := startPause(t, c, client(t, c, 0), &pb.StartPauseRequest{Cluster: "ledger"}, completed); op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || len(op.GetTargets()) != 3 {
 		t.Fatalf("first pause ended %s with %d targets: %s", op.GetState(), len(op.GetTargets()), op.GetReason())
 	}
 	if err := c.StopAgent(context.Background(), "ledger-2"); err != nil {
@@ -141,7 +111,7 @@ func TestAgentLeftRefusesPauseUntilRemoved(t *testing.T) {
 		t.Errorf("no roster-remove audit record by ops-alice naming ledger-2: %v", audit.GetRecords())
 	}
 
-	op := pauseOnce(t, c, 0)
+	op := startPause(t, c, client(t, c, 0), &pb.StartPauseRequest{Cluster: "ledger"}, completed)
 	if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || len(op.GetTargets()) != 2 {
 		t.Fatalf("pause after removing ledger-2 ended %s with %d targets: %s", op.GetState(), len(op.GetTargets()), op.GetReason())
 	}
@@ -158,7 +128,7 @@ func TestAgentLeftRefusesPauseUntilRemoved(t *testing.T) {
 		m, ok := c.Servers()[c.Leader()].FSM().Member("ledger-2")
 		return ok && m.GetStatus() == pb.MemberRecordStatus_MEMBER_RECORD_STATUS_ALIVE, "ledger-2 not back on the roster"
 	})
-	if op := pauseOnce(t, c, 0); op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || len(op.GetTargets()) != 3 {
+	if op := startPause(t, c, client(t, c, 0), &pb.StartPauseRequest{Cluster: "ledger"}, completed); op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || len(op.GetTargets()) != 3 {
 		t.Fatalf("pause after ledger-2 returned ended %s with %d targets: %s", op.GetState(), len(op.GetTargets()), op.GetReason())
 	}
 }

@@ -19,7 +19,7 @@ import (
 // op record flagged and an alarm raised naming the node and the op.
 func TestLateInterruptReportFlagsCompletedRestorePoint(t *testing.T) {
 	c := startDev(t, nil)
-	op := pauseOnce(t, c, 0)
+	op := startPause(t, c, client(t, c, 0), &pb.StartPauseRequest{Cluster: "ledger"}, completed)
 	if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
 		t.Fatalf("pause ended %s: %s", op.GetState(), op.GetReason())
 	}
@@ -119,7 +119,7 @@ func TestLateInterruptReportFlagsCompletedRestorePoint(t *testing.T) {
 func TestDeadAgentLeavesNodePausedRaisesAlarm(t *testing.T) {
 	c := startDev(t, nil)
 	ctx := context.Background()
-	opID := startHeldPause(t, c, 1500*time.Millisecond)
+	opID := startPause(t, c, client(t, c, 0), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 1500}, holding).GetOpId()
 	c.KillAgent("ledger-2")
 	if op := watchEnd(t, c, opID, 30*time.Second); op.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED {
 		t.Fatalf("op completed with ledger-2's agent dead mid-hold")

@@ -18,8 +18,13 @@ type raftParts struct {
 	raft      *raft.Raft
 	wal       *wal.WAL
 	transport *raft.NetworkTransport
+	stream    *drainStream
 	notify    chan bool
 }
+
+// raftDrainTimeout bounds how long close waits for the transport's
+// connection handlers before it closes the log.
+const raftDrainTimeout = 5 * time.Second
 
 func (s *Server) setupRaft() (*raftParts, error) {
 	hlog := logging.HCLog(s.log.Named("raft"))
@@ -49,10 +54,12 @@ func (s *Server) setupRaft() (*raftParts, error) {
 			return fail(fmt.Errorf("server %s: raft advertise address %q: %w", s.cfg.NodeID, s.cfg.RaftAdvertiseAddr, err))
 		}
 	}
-	trans, err := raft.NewTCPTransportWithLogger(s.cfg.RaftBindAddr, advertise, 3, 10*time.Second, hlog.Named("transport"))
+	stream, err := newDrainStream(s.cfg.RaftBindAddr, advertise)
 	if err != nil {
 		return fail(fmt.Errorf("server %s: raft transport on %s: %w", s.cfg.NodeID, s.cfg.RaftBindAddr, err))
 	}
+	parts.stream = stream
+	trans := raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hlog.Named("transport"))
 	parts.transport = trans
 
 	rc := raft.DefaultConfig()
@@ -91,7 +98,8 @@ func (s *Server) setupRaft() (*raftParts, error) {
 	return parts, nil
 }
 
-// close shuts Raft down, then its transport and log. Safe on partial parts.
+// close shuts Raft down, then its transport, waits for the transport's
+// connection handlers (bounded), then closes the log. Safe on partial parts.
 func (p *raftParts) close() error {
 	var first error
 	keep := func(err error) {
@@ -104,6 +112,12 @@ func (p *raftParts) close() error {
 	}
 	if p.transport != nil {
 		keep(p.transport.Close())
+	}
+	if p.stream != nil && !p.stream.drain(raftDrainTimeout) {
+		// A handler still holds a connection: it could write to the log
+		// after a close (a panic). Leave the log to the process's exit.
+		keep(fmt.Errorf("raft transport: a connection handler still running after %v; raft log left open", raftDrainTimeout))
+		return first
 	}
 	if p.wal != nil {
 		keep(p.wal.Close())

@@ -343,7 +343,17 @@ func TestForceUnpauseEndsHoldAborted(t *testing.T) {
 // clock bounds, unpause); a hold restarted from zero would last 7s or more.
 func TestLeaderKilledMidHoldEndsAtRecordedDeadline(t *testing.T) {
 	const hold, intoHold, holdSlack = 5 * time.Second, 2 * time.Second, 1800 * time.Millisecond
-	c := startDev(t, nil)
+	c := startDev(t, func(cfg *devcluster.Config) {
+		base := cfg.Runtime
+		cfg.Runtime = func(rc *pb.RuntimeConfig) {
+			base(rc)
+			// Leases outlive the failover: the dev cluster's Raft (1s
+			// heartbeat and election timeouts) can take 3s to elect on a
+			// loaded box, which ran a 3s lease out (INVALID: "lease of op
+			// ran out"). The subject is the recorded deadline.
+			rc.LeaseNs = int64(6 * time.Second)
+		}
+	})
 	leader := c.Leader()
 	opID := startPause(t, c, client(t, c, leader), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: hold.Milliseconds()}, holding).GetOpId()
 	<-time.After(intoHold) // the scenario: a crash part-way into the hold

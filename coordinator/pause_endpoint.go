@@ -21,8 +21,12 @@ import (
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
-// maxHoldMs caps a requested hold: a pause is minutes at most.
-const maxHoldMs = int64(time.Hour / time.Millisecond)
+// MaxHold caps a requested hold: a pause is minutes at most. The CLI
+// checks --hold against it before sending.
+const MaxHold = time.Hour
+
+// maxHoldMs is MaxHold in StartPauseRequest.hold_ms's unit.
+const maxHoldMs = int64(MaxHold / time.Millisecond)
 
 // maxRequestIDLen bounds StartPauseRequest.request_id.
 const maxRequestIDLen = 128

@@ -130,8 +130,8 @@ pause' does. Ctrl-C detaches; the operation is not affected.`,
 	zone := addZoneFlag(cmd)
 	cmd.Flags().DurationVar(&wait, "wait", 10*time.Minute, "stop waiting after this long")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := checkZone(*zone); err != nil {
-			return err
+		if err := errors.Join(checkZone(*zone), checkWait(wait)); err != nil {
+			return asUsage(err)
 		}
 		c, err := cf.dial(cmd)
 		if err != nil {

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -44,7 +46,7 @@ detaches: the operation goes on on the coordinator (follow it with
 	cf := addClientFlags(cmd)
 	zone := addZoneFlag(cmd)
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster to pause (required), e.g. ledger")
-	cmd.Flags().DurationVar(&hold, "hold", 0, "hold at least this long (default: the minimum the measured uncertainty requires)")
+	cmd.Flags().DurationVar(&hold, "hold", 0, fmt.Sprintf("hold at least this long, in whole milliseconds up to %s (default: the minimum the measured uncertainty requires)", flagDuration(coordinator.MaxHold)))
 	cmd.Flags().DurationVar(&wait, "wait", 10*time.Minute, "give up waiting for the operation after this long (it goes on)")
 	cmd.Flags().StringVar(&requestedBy, "requested-by", "", "who asks, for the audit log (default: your TLS identity or address)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -70,17 +72,41 @@ detaches: the operation goes on on the coordinator (follow it with
 	return cmd
 }
 
+// flagDuration writes d as a duration flag takes it, without Go's zero
+// units: "99999h", "1h30m", "1.5ms".
+func flagDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// checkWait checks a --wait flag.
+func checkWait(wait time.Duration) error {
+	if wait <= 0 {
+		return fmt.Errorf("--wait %s: must be positive", flagDuration(wait))
+	}
+	return nil
+}
+
 func checkPauseFlags(cluster string, hold, wait time.Duration, zone string) error {
 	var errs []error
 	if cluster == "" {
 		errs = append(errs, errors.New("--cluster is required (e.g. --cluster ledger; see `stillpoint members`)"))
 	}
-	if hold < 0 {
-		errs = append(errs, fmt.Errorf("--hold %v: must not be negative", hold))
+	switch {
+	case hold < 0:
+		errs = append(errs, fmt.Errorf("--hold %s: must not be negative (0: the minimum the clock bounds require)", flagDuration(hold)))
+	case hold > coordinator.MaxHold:
+		errs = append(errs, fmt.Errorf("--hold %s: at most %s (a pause stops the cluster's writes; run a long backup in a hook)", flagDuration(hold), flagDuration(coordinator.MaxHold)))
+	case hold%time.Millisecond != 0:
+		errs = append(errs, fmt.Errorf("--hold %s: the hold is set in whole milliseconds (e.g. %s)", flagDuration(hold), flagDuration(hold.Round(time.Millisecond))))
 	}
-	if wait <= 0 {
-		errs = append(errs, fmt.Errorf("--wait %v: must be positive", wait))
-	}
+	errs = append(errs, checkWait(wait))
 	return asUsage(errors.Join(append(errs, checkZone(zone))...))
 }
 

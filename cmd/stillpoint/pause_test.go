@@ -164,3 +164,42 @@ func TestPauseCommandBadInput(t *testing.T) {
 		}
 	}
 }
+
+// Flag values out of range are refused before anything is sent, by a
+// message that names the flag and the limit in the flag's own units.
+func TestPauseFlagLimitsNameTheFlag(t *testing.T) {
+	noServer := []string{"--addr", "127.0.0.1:1", "--timeout", "1s"}
+	tests := []struct {
+		args   []string
+		want   []string
+		reject []string
+	}{
+		{[]string{"pause", "--cluster", "ledger", "--hold", "99999h"}, []string{"--hold 99999h", "at most 1h"}, []string{"hold_ms", "cannot reach"}},
+		{[]string{"pause", "--cluster", "ledger", "--hold", "1500us"}, []string{"--hold 1.5ms", "whole milliseconds"}, []string{"cannot reach"}},
+		{[]string{"ops", "watch", "op-1", "--wait", "0s"}, []string{"--wait 0s", "must be positive"}, []string{"cannot reach"}},
+		{[]string{"ops", "list", "--limit", "3000000000"}, []string{"--limit 3000000000", "2147483647"}, []string{"cannot reach"}},
+		{[]string{"members", "--timeout", "-1s"}, []string{"--timeout -1s", "must be positive"}, []string{"cannot reach"}},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			args := append(append([]string(nil), tc.args...), noServer...)
+			if tc.args[0] == "members" {
+				args = append([]string{"members", "--addr", "127.0.0.1:1"}, tc.args[1:]...)
+			}
+			code, _, errOut := runMain(t, args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d: %s", code, exitUsage, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr lacks %q: %s", w, errOut)
+				}
+			}
+			for _, r := range tc.reject {
+				if strings.Contains(errOut, r) {
+					t.Errorf("stderr says %q: %s", r, errOut)
+				}
+			}
+		})
+	}
+}

@@ -41,8 +41,8 @@ func InZone(t time.Time, loc *time.Location) string {
 		loc = time.UTC
 	}
 	s := t.In(loc).Format(zoneLayout)
-	name := loc.String()
-	if name == "" || name == s[len(s)-len("+00:00"):] {
+	name := zoneName(t, loc)
+	if name == "" || name == "Local" || name == s[len(s)-len("+00:00"):] {
 		return s
 	}
 	return s + " (" + name + ")"

@@ -16,7 +16,8 @@ var ErrUnknownZone = errors.New("unknown time zone")
 const maxOffsetHours = 23
 
 // LoadZone resolves a zone name as an operator would type it:
-//   - "UTC" (also "utc", "Z") and "Local";
+//   - "UTC" (also "utc", "Z") and "Local" (under its real name, from TZ
+//     or the /etc/localtime link, when one can be found);
 //   - an IANA name such as "Asia/Tokyo" or "America/New_York";
 //   - a fixed offset "+09:00", "-05:30", "+0930" or "+09".
 //
@@ -30,7 +31,7 @@ func LoadZone(name string) (*time.Location, error) {
 	case strings.EqualFold(n, "UTC") || n == "Z":
 		return time.UTC, nil
 	case strings.EqualFold(n, "Local"):
-		return time.Local, nil
+		return localZone(), nil
 	case n[0] == '+' || n[0] == '-':
 		off, err := parseOffset(n)
 		if err != nil {

@@ -42,8 +42,8 @@ func TestLoadZone(t *testing.T) {
 		})
 	}
 	loc, err := LoadZone("Local")
-	if err != nil || loc != time.Local {
-		t.Errorf("LoadZone(Local) = %v, %v; want time.Local", loc, err)
+	if _, off := at.In(time.Local).Zone(); err != nil || func() bool { _, o := at.In(loc).Zone(); return o != off }() {
+		t.Errorf("LoadZone(Local) = %v, %v; want the offset of time.Local", loc, err)
 	}
 }
 
@@ -78,6 +78,42 @@ func TestLoadZoneErrors(t *testing.T) {
 			}
 			if !strings.Contains(msg, `"+09:00"`) || !strings.Contains(msg, "Asia/Tokyo") {
 				t.Errorf("error %q does not say what is accepted", msg)
+			}
+		})
+	}
+}
+
+// "Local" prints as the zone it is, never as "(Local)".
+func TestLocalZoneHasItsRealName(t *testing.T) {
+	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	got := InZone(at, mustZone(t, "Local"))
+	if strings.Contains(got, "(Local)") {
+		t.Errorf("InZone(Local) = %q: names the zone Local", got)
+	}
+	_, off := at.In(time.Local).Zone()
+	if want := formatOffset(off); !strings.Contains(got, want) {
+		t.Errorf("InZone(Local) = %q lacks the offset %s", got, want)
+	}
+
+	tests := []struct {
+		name  string
+		local *time.Location // as the runtime named it
+		tz    string
+		tzSet bool
+		link  string // /etc/localtime's target
+		want  string
+	}{
+		{"localtime symlink", time.FixedZone("Local", 9*3600), "", false, "/usr/share/zoneinfo/Asia/Tokyo", "Asia/Tokyo"},
+		{"relative symlink", time.FixedZone("Local", 3600), "", false, "../usr/share/zoneinfo/Europe/Berlin", "Europe/Berlin"},
+		{"TZ=/etc/localtime", time.FixedZone("Local", 3600), "/etc/localtime", true, "/usr/share/zoneinfo/Europe/Berlin", "Europe/Berlin"},
+		{"TZ is a zoneinfo path", time.FixedZone("/usr/share/zoneinfo/America/New_York", -5*3600), "/usr/share/zoneinfo/America/New_York", true, "", "America/New_York"},
+		{"TZ names a zone", mustZone(t, "Asia/Kolkata"), "Asia/Kolkata", true, "/usr/share/zoneinfo/Etc/UTC", "Asia/Kolkata"},
+		{"copied file, no name", time.FixedZone("Local", 0), "", false, "", "Local"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := resolveLocal(tt.local, tt.tz, tt.tzSet, tt.link).String(); got != tt.want {
+				t.Errorf("resolveLocal = %q, want %q", got, tt.want)
 			}
 		})
 	}

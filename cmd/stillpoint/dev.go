@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
 	"github.com/stillpoint-dev/stillpoint/internal/logging"
@@ -48,7 +49,8 @@ removes the temporary data.`,
 		if cfg.Skews, err = parseSkews(skews); err != nil {
 			return asUsage(err)
 		}
-		log, err := logging.New(logging.Config{Level: logLevel, Format: "console"})
+		level := zap.NewAtomicLevel()
+		log, err := logging.New(logging.Config{Level: logLevel, Format: "console", Output: cmd.ErrOrStderr(), AtomicLevel: &level})
 		if err != nil {
 			return usagef("--log-level: %w", err)
 		}
@@ -68,14 +70,20 @@ removes the temporary data.`,
 			}
 			return err
 		}
-		defer func() {
-			fmt.Fprintln(out, "stopping ...")
-			c.Stop(context.Background())
-			fmt.Fprintln(out, "stopped; temporary data removed")
-		}()
 		printDevSummary(cmd, c, cfg, time.Since(started))
 		<-ctx.Done()
-		return nil
+		// A second Ctrl-C kills the process at once.
+		stop()
+		// Going down, peers that are already gone are not news: the
+		// components' complaints about them (memberlist probes, Raft
+		// heartbeats) are not shown. Stop goes in order: agents, then the
+		// coordinator's followers, then its leader.
+		level.SetLevel(zap.FatalLevel)
+		stopping := time.Now()
+		c.Stop(context.Background())
+		_, err = fmt.Fprintf(out, "stopped in %s (agents, then coordinator followers, then the leader); temporary data removed\n",
+			time.Since(stopping).Round(time.Millisecond))
+		return err
 	}
 	return cmd
 }
@@ -121,12 +129,25 @@ func printDevSummary(cmd *cobra.Command, c *devcluster.Cluster, cfg devcluster.C
 NTP servers: %s
 
 Try, in another terminal:
-  stillpoint members%[2]s
-  stillpoint drift%[2]s
-  stillpoint pause --cluster ledger%[2]s
-  stillpoint restore-points list%[2]s --tz Local
-  stillpoint operator raft list-peers%[2]s
+  %[3]s members%[2]s
+  %[3]s drift%[2]s
+  %[3]s pause --cluster ledger%[2]s
+  %[3]s restore-points list%[2]s --tz Local
+  %[3]s operator raft list-peers%[2]s
 
 Ctrl-C stops the cluster.
-`, strings.Join(c.NTPAddrs(), ", "), addr)
+`, strings.Join(c.NTPAddrs(), ", "), addr, invokedAs(os.Args[0]))
+}
+
+// invokedAs is how to run this binary again, as the user typed it: the
+// path when one was given (".bin/stillpoint", "./stillpoint"), the name
+// when the shell found it on PATH, and for `go run` the go command.
+func invokedAs(arg0 string) string {
+	switch {
+	case arg0 == "":
+		return "stillpoint"
+	case strings.Contains(arg0, "/go-build"):
+		return "go run ./cmd/stillpoint"
+	}
+	return arg0
 }

@@ -234,10 +234,14 @@ func (c *Cluster) RestartAgent(ctx context.Context, name string) error {
 	return c.startAgent(ctx, n)
 }
 
-// Stop stops everything and removes a temporary data dir.
+// Stop stops everything, in order, and removes a temporary data dir: the
+// agents (they leave gossip) and their nodes, then the coordinator's
+// followers, then its leader last, so that no election starts while the
+// cluster goes down.
 func (c *Cluster) Stop(ctx context.Context) {
 	ctx, cancel := withDefaultTimeout(ctx, 30*time.Second)
 	defer cancel()
+	leader := c.Leader()
 	c.mu.Lock()
 	if c.stopped {
 		c.mu.Unlock()
@@ -268,6 +272,9 @@ func (c *Cluster) Stop(ctx context.Context) {
 		for _, s := range n.NTP {
 			_ = s.Close()
 		}
+	}
+	if leader >= 0 && leader < len(servers) {
+		servers = append(append(servers[:leader:leader], servers[leader+1:]...), servers[leader])
 	}
 	for _, s := range servers {
 		if s != nil {

@@ -5,6 +5,7 @@ package logging
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"go.uber.org/zap"
@@ -17,9 +18,14 @@ type Config struct {
 	Level string
 	// Format is "json" (default) or "console".
 	Format string
+	// Output receives the log lines (nil: stderr).
+	Output io.Writer
+	// AtomicLevel, when set, is used as the logger's level (Level above sets
+	// it), so that the caller can change it later.
+	AtomicLevel *zap.AtomicLevel
 }
 
-// New returns a zap logger writing to stderr.
+// New returns a zap logger writing to stderr (or cfg.Output).
 func New(cfg Config) (*zap.Logger, error) {
 	level := zapcore.InfoLevel
 	if cfg.Level != "" {
@@ -39,6 +45,15 @@ func New(cfg Config) (*zap.Logger, error) {
 	default:
 		return nil, fmt.Errorf("log format %q: want json or console", cfg.Format)
 	}
-	core := zapcore.NewCore(enc, zapcore.Lock(os.Stderr), level)
+	var out zapcore.WriteSyncer = os.Stderr
+	if cfg.Output != nil {
+		out = zapcore.AddSync(cfg.Output)
+	}
+	var enabler zapcore.LevelEnabler = level
+	if cfg.AtomicLevel != nil {
+		cfg.AtomicLevel.SetLevel(level)
+		enabler = cfg.AtomicLevel
+	}
+	core := zapcore.NewCore(enc, zapcore.Lock(out), enabler)
 	return zap.New(core), nil
 }

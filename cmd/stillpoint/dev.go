@@ -125,18 +125,26 @@ func printDevSummary(cmd *cobra.Command, c *devcluster.Cluster, cfg devcluster.C
 	if c.APIAddr() != defaultCoordinatorAddr {
 		addr = " --addr " + c.APIAddr()
 	}
+	var metrics []string
+	for _, s := range c.Servers() {
+		if a := s.HTTPAddr(); a != "" {
+			metrics = append(metrics, "http://"+a+"/metrics")
+		}
+	}
 	fmt.Fprintf(w, `
 NTP servers: %s
+Coordinator metrics: %[4]s
 
 Try, in another terminal:
   %[3]s members%[2]s
   %[3]s drift%[2]s
+  %[3]s alarms watch%[2]s
   %[3]s pause --cluster ledger%[2]s
   %[3]s restore-points list%[2]s --tz Local
   %[3]s operator raft list-peers%[2]s
 
 Ctrl-C stops the cluster.
-`, strings.Join(c.NTPAddrs(), ", "), addr, invokedAs(os.Args[0]))
+`, strings.Join(c.NTPAddrs(), ", "), addr, invokedAs(os.Args[0]), strings.Join(metrics, " "))
 }
 
 // invokedAs is how to run this binary again, as the user typed it: the

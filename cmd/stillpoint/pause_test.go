@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -52,6 +53,15 @@ func runCLI3(t *testing.T, args ...string) (stdout, stderr string, err error) {
 func TestPauseCommandAgainstDevCluster(t *testing.T) {
 	c := startDevCluster(t, nil)
 	addr := "--addr=" + c.APIAddr()
+
+	// The dev summary points at every server's /metrics and at the alarms.
+	var summary bytes.Buffer
+	sc := &cobra.Command{}
+	sc.SetOut(&summary)
+	printDevSummary(sc, c, devcluster.Config{}, 0)
+	if strings.Count(summary.String(), "/metrics") != 3 || !strings.Contains(summary.String(), "stillpoint alarms watch") {
+		t.Fatalf("dev summary:\n%s", summary.String())
+	}
 
 	out, progress, err := runCLI3(t, "pause", "--cluster", "ledger", "--tz", "Asia/Tokyo", addr)
 	if err != nil {

@@ -84,10 +84,11 @@ func TestCoordinatorHTTP(t *testing.T) {
 		})
 	}
 	// Two servers gone: the last one has no leader and is not ready.
-	followers := c.Followers()
-	last := followers[0]
-	c.Kill(c.Index(leader))
-	c.Kill(c.Index(followers[1]))
+	// Chosen by index, not by role: leadership may have moved since
+	// WaitForLeader, and a stale role picked the same server twice.
+	last := c.Server(0)
+	c.Kill(1)
+	c.Kill(2)
 	testcluster.WaitFor(t, testcluster.DefaultTimeout, func() (bool, string) {
 		code, b := httpGet(t, "http://"+last.HTTPAddr()+"/readyz")
 		return code == http.StatusServiceUnavailable && strings.Contains(b, "leader"), fmt.Sprintf("%s /readyz = %d %s", last.ID(), code, b)

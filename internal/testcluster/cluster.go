@@ -210,7 +210,12 @@ func (c *Cluster) WaitForLeader(t testing.TB) *coordinator.Server {
 
 // Kill stops server i abruptly (no gossip leave); its data dir stays.
 func (c *Cluster) Kill(i int) {
+	c.t.Helper()
 	c.mu.Lock()
+	if i < 0 || i >= len(c.servers) {
+		c.mu.Unlock() // a panic under the lock would hang the cleanup's shutdown
+		c.t.Fatalf("testcluster: Kill(%d): no such server (0..%d)", i, len(c.servers)-1)
+	}
 	s := c.servers[i]
 	c.servers[i] = nil
 	c.mu.Unlock()

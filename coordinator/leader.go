@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"sort"
 	"sync"
 	"time"
 
@@ -32,7 +33,13 @@ type leaderState struct {
 	wg     *sync.WaitGroup
 	// done is closed when the term's establish/duties have all returned.
 	done chan struct{}
+	// running counts the duties of the current term still running, by name.
+	running map[string]int
 }
+
+// dutyStopTimeout bounds how long a shutdown waits for the leader term's
+// duties to return once their ctx is cancelled.
+const dutyStopTimeout = 10 * time.Second
 
 // AddLeaderDuty registers fn to run each time this server becomes leader.
 // Registered while leading, it starts at once for the current term.
@@ -48,8 +55,19 @@ func (s *Server) AddLeaderDuty(name string, fn LeaderDuty) {
 func (s *Server) startDutyLocked(d namedDuty) {
 	ctx, epoch, wg := s.leader.ctx, s.leader.epoch, s.leader.wg
 	wg.Add(1)
+	if s.leader.running == nil {
+		s.leader.running = map[string]int{}
+	}
+	s.leader.running[d.name]++
 	go func() {
 		defer wg.Done()
+		defer func() {
+			s.leader.mu.Lock()
+			if s.leader.running[d.name]--; s.leader.running[d.name] <= 0 {
+				delete(s.leader.running, d.name)
+			}
+			s.leader.mu.Unlock()
+		}()
 		s.log.Debug("leader duty started", zap.String("duty", d.name), zap.Uint64("epoch", epoch))
 		d.fn(ctx, epoch)
 	}()
@@ -104,17 +122,43 @@ func (s *Server) startLeading() {
 }
 
 // stopLeading cancels the current term and waits for its duties to return.
-func (s *Server) stopLeading() {
+func (s *Server) stopLeading() { s.stopLeadingWithin(0) }
+
+// stopLeadingWithin is stopLeading bounded by timeout (0: unbounded), for
+// a shutdown, which must end even if a duty ignores its cancelled ctx: it
+// logs the duties still running and reports false.
+func (s *Server) stopLeadingWithin(timeout time.Duration) bool {
 	s.leader.mu.Lock()
 	cancel, done := s.leader.cancel, s.leader.done
 	s.leader.cancel, s.leader.done, s.leader.ctx = nil, nil, nil
 	s.leader.mu.Unlock()
 	if cancel == nil {
-		return
+		return true
 	}
 	cancel()
-	<-done
-	s.log.Info("leader duties stopped")
+	if timeout <= 0 {
+		<-done
+		s.log.Info("leader duties stopped")
+		return true
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		s.log.Info("leader duties stopped")
+		return true
+	case <-t.C:
+		s.leader.mu.Lock()
+		running := make([]string, 0, len(s.leader.running))
+		for name := range s.leader.running {
+			running = append(running, name)
+		}
+		s.leader.mu.Unlock()
+		sort.Strings(running)
+		s.log.Error("leader duties still running after their term was cancelled; shutting down without them",
+			zap.Duration("waited", timeout), zap.Strings("duties", running))
+		return false
+	}
 }
 
 // leaderTerm establishes the term (Barrier, BumpEpoch), starts the duties

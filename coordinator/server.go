@@ -208,14 +208,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.httpSrv != nil {
 			_ = s.httpSrv.Shutdown(ctx)
 		}
-		s.stopLeading()
+		s.stopLeadingWithin(dutyStopTimeout)
 		if s.rp != nil {
 			if e := s.rp.close(); e != nil {
 				err = errors.Join(err, fmt.Errorf("server %s: raft shutdown: %w", s.cfg.NodeID, e))
 			}
 		}
 		s.wg.Wait()
-		s.stopLeading()
+		s.stopLeadingWithin(dutyStopTimeout)
 		s.conns.close()
 		s.agentConns.close()
 	})
@@ -242,12 +242,12 @@ func (s *Server) Kill() {
 		if s.httpSrv != nil {
 			_ = s.httpSrv.Close()
 		}
-		s.stopLeading()
+		s.stopLeadingWithin(dutyStopTimeout)
 		if s.rp != nil {
 			_ = s.rp.close()
 		}
 		s.wg.Wait()
-		s.stopLeading()
+		s.stopLeadingWithin(dutyStopTimeout)
 		s.conns.close()
 		s.agentConns.close()
 	})

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -105,6 +106,22 @@ type drainConn struct {
 	net.Conn
 	s    *drainStream
 	once sync.Once
+}
+
+// Read reports a connection closed by drain as io.EOF, the end Raft's
+// transport expects of a connection, rather than an error it logs.
+func (c *drainConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err != nil && errors.Is(err, net.ErrClosed) && c.s.draining() {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (s *drainStream) draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
 
 func (c *drainConn) Close() error {

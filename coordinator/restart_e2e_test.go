@@ -3,13 +3,11 @@ package coordinator_test
 import (
 	"context"
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
@@ -19,7 +17,11 @@ import (
 
 var (
 	restartSeed = flag.Uint64("restart.seed", 0, "seed of TestSimnodeRestartAnywhereInHoldNeverCompletesUnsound (0: from the clock)")
-	restartRuns = flag.Int("restart.runs", 20, "runs of TestSimnodeRestartAnywhereInHoldNeverCompletesUnsound")
+	// 8 runs (4 anywhere in the hold, 4 in its last 300 ms) keep make test
+	// on 2 cores in budget (20 runs took 80 s of the package's 225 s); each
+	// run draws a new seed, so CI sweeps the hold over time. A sweep:
+	// -restart.runs=200.
+	restartRuns = flag.Int("restart.runs", 8, "runs of TestSimnodeRestartAnywhereInHoldNeverCompletesUnsound")
 )
 
 // TestSimnodeRestartAnywhereInHoldNeverCompletesUnsound restarts one
@@ -47,9 +49,9 @@ func TestSimnodeRestartAnywhereInHoldNeverCompletesUnsound(t *testing.T) {
 			at = hold - 300*time.Millisecond + time.Duration(rng.Int64N(int64(300*time.Millisecond)))
 		}
 		op := restartDuringHold(t, c, victim, hold, at)
-		if op == nil { // aborted before the hold (a leader change on a loaded box): not this test's subject
-			if retried++; retried > 5 {
-				t.Fatalf("%d ops aborted before holding", retried)
+		if op == nil { // refused or aborted before the hold (clock wobble, a leader change on a loaded box): not this test's subject
+			if retried++; retried > 10 {
+				t.Fatalf("%d pauses refused or aborted before holding", retried)
 			}
 			run--
 			continue
@@ -83,31 +85,25 @@ func TestSimnodeRestartAnywhereInHoldNeverCompletesUnsound(t *testing.T) {
 			})
 		}
 	}
-	t.Logf("%d runs: %d completed (oracle held), %d invalid; %d ops aborted before holding and re-run", *restartRuns, completed, invalid, retried)
+	t.Logf("%d runs: %d completed (oracle held), %d invalid; %d pauses refused or aborted before holding and re-run", *restartRuns, completed, invalid, retried)
 }
 
 // restartDuringHold starts a pause holding for hold, restarts victim's
 // simnode at (about) at into the hold, and returns the ended op, or nil
-// when the op ended before it held.
+// when the pause was refused (clock wobble) or the op ended before it held.
 func restartDuringHold(t *testing.T, c *devcluster.Cluster, victim string, hold, at time.Duration) *pb.Operation {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var cl pb.CoordinatorServiceClient
-	var resp *pb.StartPauseResponse
-	testcluster.WaitFor(t, 20*time.Second, func() (bool, string) { // a leader still taking over answers UNAVAILABLE
-		cl = client(t, c, c.Leader())
-		var err error
-		resp, err = cl.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: hold.Milliseconds(), RequestedBy: "test"})
-		if status.Code(err) == codes.Unavailable {
-			return false, err.Error()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return true, ""
-	})
-	opID := resp.GetOperation().GetOpId()
+	cl := client(t, c, c.Leader())
+	op, refused := admitPause(t, cl, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: hold.Milliseconds(), RequestedBy: "test",
+		RequestId: fmt.Sprintf("test-%d", time.Now().UnixNano())})
+	if refused != nil {
+		t.Logf("pause refused (%v); again once every agent is admissible", refused)
+		waitAdmissible(t, c)
+		return nil
+	}
+	opID := op.GetOpId()
 	stream, err := cl.WatchOperation(ctx, &pb.WatchOperationRequest{OpId: opID})
 	if err != nil {
 		t.Fatal(err)

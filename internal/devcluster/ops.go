@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator"
@@ -162,18 +164,41 @@ func (c *Cluster) UpdateRuntime(ctx context.Context, edit func(*pb.RuntimeConfig
 	if err != nil {
 		return err
 	}
-	ctx, cancel := withDefaultTimeout(ctx, 10*time.Second)
+	ctx, cancel := withDefaultTimeout(ctx, 20*time.Second)
 	defer cancel()
-	got, err := cl.GetConfig(ctx, &pb.GetConfigRequest{})
-	if err != nil {
-		return fmt.Errorf("dev cluster: get config: %w", err)
+	// Reading the config and writing the edited whole is idempotent, so a
+	// write whose outcome is unknown (leadership lost while committing, on
+	// a loaded box) is simply done again.
+	var lastErr error
+	err = poll(ctx, "the runtime config to be written", func() (bool, string) {
+		got, err := cl.GetConfig(ctx, &pb.GetConfigRequest{})
+		if err != nil {
+			lastErr = fmt.Errorf("dev cluster: get config: %w", err)
+			return !retryable(err), lastErr.Error()
+		}
+		cfg := proto.Clone(got.GetConfig()).(*pb.RuntimeConfig)
+		edit(cfg)
+		if _, err := cl.UpdateConfig(ctx, &pb.UpdateConfigRequest{Config: cfg, RequestedBy: "devcluster"}); err != nil {
+			lastErr = fmt.Errorf("dev cluster: update config: %w", err)
+			return !retryable(err), lastErr.Error()
+		}
+		lastErr = nil
+		return true, ""
+	})
+	if lastErr != nil {
+		return lastErr
 	}
-	cfg := proto.Clone(got.GetConfig()).(*pb.RuntimeConfig)
-	edit(cfg)
-	if _, err := cl.UpdateConfig(ctx, &pb.UpdateConfigRequest{Config: cfg, RequestedBy: "devcluster"}); err != nil {
-		return fmt.Errorf("dev cluster: update config: %w", err)
+	return err
+}
+
+// retryable: the call changed nothing, or changed the state in a way
+// repeating it does not alter (no leader yet, leadership lost mid-commit).
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Unknown, codes.DeadlineExceeded:
+		return true
 	}
-	return nil
+	return false
 }
 
 // KillServer crashes server i (no leave, no graceful stop).

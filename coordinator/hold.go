@@ -49,7 +49,13 @@ func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation, left 
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-r.force:
-			return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, "force-unpaused: "+r.forceReason, allTargets)
+			if r.forceAbort {
+				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, forceAbortedPrefix+r.forceReason, allTargets)
+			}
+			if op.GetEndState() == pb.OperationState_OPERATION_STATE_UNSPECIFIED {
+				markEnd(op, false, r.forceReason)
+			}
+			return r.finishHold(ctx, op)
 		case <-renew.Chan():
 			if why := r.renewAll(ctx, op); why != "" {
 				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
@@ -60,12 +66,32 @@ func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation, left 
 				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
 			}
 		case <-deadline.Chan():
-			if why := r.watch(op); why != "" {
-				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
+			if op.GetUntilUnpaused() && op.GetReason() == "" {
+				op.Reason = fmt.Sprintf("no unpause came within the maximum hold %s: the hold ended there", holdSpan(op))
 			}
-			return r.unpauseAndFinish(ctx, op)
+			return r.finishHold(ctx, op)
 		}
 	}
+}
+
+// finishHold ends the hold: a problem the watch sees ends the op INVALID
+// without a window; otherwise every target is unpaused and the window
+// decides.
+func (r *pauseRunner) finishHold(ctx context.Context, op *pb.Operation) (*pb.Operation, error) {
+	if why := r.watch(op); why != "" {
+		return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
+	}
+	return r.unpauseAndFinish(ctx, op)
+}
+
+// holdSpan is how long op holds unless an operator ends it: its hold, or
+// for a pause held until unpaused its maximum hold (never below the
+// minimum).
+func holdSpan(op *pb.Operation) time.Duration {
+	if op.GetUntilUnpaused() {
+		return max(time.Duration(op.GetMaxHoldNs()), time.Duration(op.GetHoldNs()))
+	}
+	return time.Duration(op.GetHoldNs())
 }
 
 // holdPollInterval is how often the hold checks membership: often enough

@@ -35,7 +35,7 @@ func holdDeadline(now *pb.StampedTime, hold time.Duration) *pb.StampedTime {
 // no synchronized estimate the two wall clocks cannot be compared: the
 // whole hold is held again, as if it had just begun.
 func holdLeft(op *pb.Operation, now *pb.StampedTime) time.Duration {
-	hold := time.Duration(op.GetHoldNs())
+	hold := holdSpan(op)
 	d := op.GetHoldDeadline()
 	if clock.ValidateStamp(d) != nil || clock.ValidateStamp(now) != nil {
 		return hold

@@ -47,11 +47,14 @@ type pauseRunner struct {
 	clock clockwork.Clock
 	// stamp reads the coordinator's wall clock with its estimate.
 	stamp func() *pb.StampedTime
-	// force is closed to end the hold early (operator force-unpause);
-	// forceReason says why.
+	// force is closed when an operator ends the hold (unpause --op):
+	// forceAbort says whether the op is aborted (ABORTED, no window) or its
+	// hold just ends now (the window decides), forceReason says why. The
+	// first request wins.
 	force       chan struct{}
 	forceOnce   sync.Once
 	forceReason string
+	forceAbort  bool
 	// leases is what this runner knows of each target's lease.
 	leases leaseBook
 }
@@ -62,29 +65,71 @@ const renewFraction = 3
 // rpcSlack is added to node-side waits to bound an agent call.
 const rpcSlack = 5 * time.Second
 
-func (r *pauseRunner) forceUnpause(reason string) {
+// forceUnpause aborts the op: its targets are unpaused and it ends
+// ABORTED with no window (unpause --op --abort).
+func (r *pauseRunner) forceUnpause(reason string) { r.endHold(true, reason) }
+
+// endHoldNow ends the op's hold now: its targets are unpaused and the op
+// completes with its window when the window is valid (unpause --op).
+func (r *pauseRunner) endHoldNow(reason string) { r.endHold(false, reason) }
+
+func (r *pauseRunner) endHold(abort bool, reason string) {
 	r.forceOnce.Do(func() {
-		r.forceReason = reason
+		r.forceReason, r.forceAbort = reason, abort
 		close(r.force)
 	})
 }
 
-// recordForce writes an operator's force-unpause into a record the runner
-// makes before it could act on it (PAUSING, HOLDING), so that a leader
-// taking over ends the op ABORTED too instead of holding it to completion.
-func (r *pauseRunner) recordForce(op *pb.Operation) {
+// forced reports whether an operator ended the hold, and whether to abort.
+func (r *pauseRunner) forced() (ended, abort bool) {
 	select {
 	case <-r.force:
+		return true, r.forceAbort
 	default:
+		return false, false
+	}
+}
+
+// Reasons an operator's end of the hold leaves on the op.
+const (
+	forceAbortedPrefix = "force-unpaused: "
+	holdEndedPrefix    = "hold ended by the operator: "
+)
+
+// recordForce writes an operator's end of the hold into a record the
+// runner makes before it could act on it (PAUSING, HOLDING), so that a
+// leader taking over ends the op the intended way (end_state ABORTED, or
+// COMPLETED: the hold ends now and the window decides) instead of holding
+// it to its deadline.
+func (r *pauseRunner) recordForce(op *pb.Operation) {
+	ended, abort := r.forced()
+	if !ended {
 		return
 	}
 	switch op.GetState() {
 	case pb.OperationState_OPERATION_STATE_PAUSING, pb.OperationState_OPERATION_STATE_HOLDING:
 		if op.GetEndState() == pb.OperationState_OPERATION_STATE_UNSPECIFIED {
-			op.EndState = pb.OperationState_OPERATION_STATE_ABORTED
-			op.Reason = "force-unpaused: " + r.forceReason
+			markEnd(op, abort, r.forceReason)
 		}
 	}
+}
+
+// markEnd records the operator's intended end on op.
+func markEnd(op *pb.Operation, abort bool, reason string) {
+	if abort {
+		op.EndState = pb.OperationState_OPERATION_STATE_ABORTED
+		op.Reason = forceAbortedPrefix + reason
+		return
+	}
+	op.EndState = pb.OperationState_OPERATION_STATE_COMPLETED
+	op.Reason = holdEndedPrefix + reason
+}
+
+// cutShort reports whether an end state recorded on op ends it without a
+// window (ABORTED, INVALID). COMPLETED means the hold was ended now and
+// the window decides; unset, a full hold.
+func cutShort(end pb.OperationState) bool {
+	return end != pb.OperationState_OPERATION_STATE_UNSPECIFIED && end != pb.OperationState_OPERATION_STATE_COMPLETED
 }
 
 // Persist retry backoff: a failed write is retried while this runner's
@@ -167,22 +212,26 @@ func (r *pauseRunner) run(ctx context.Context, op *pb.Operation) (*pb.Operation,
 		if why := r.renewAll(ctx, op); why != "" {
 			return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, "before the hold: "+why, mayBePaused)
 		}
-		hold := r.chooseHold(op)
+		r.chooseHold(op)
+		span := holdSpan(op)
 		start := r.clock.Now()
-		op.HoldDeadline = holdDeadline(r.stamp(), hold)
+		op.HoldDeadline = holdDeadline(r.stamp(), span)
 		op.State = pb.OperationState_OPERATION_STATE_HOLDING
 		if err := r.persist(ctx, op); err != nil {
 			return nil, err
 		}
-		return r.holdAndFinish(ctx, op, hold-r.clock.Since(start))
+		return r.holdAndFinish(ctx, op, span-r.clock.Since(start))
 	case pb.OperationState_OPERATION_STATE_PAUSING:
 		// A new leader cannot know which pauses landed: abort.
 		op.Reason = "taken over while pausing (leader change, or the runner stopped on an error); aborted"
 		return r.rollback(ctx, op)
 	case pb.OperationState_OPERATION_STATE_HOLDING:
-		if end := op.GetEndState(); end != pb.OperationState_OPERATION_STATE_UNSPECIFIED {
+		if end := op.GetEndState(); cutShort(end) {
 			// Force-unpaused before the last leader could act on it.
 			return r.endEarly(ctx, op, end, op.GetReason(), allTargets)
+		} else if end == pb.OperationState_OPERATION_STATE_COMPLETED {
+			// The hold was ended before the last leader could act on it.
+			return r.finishHold(ctx, op)
 		}
 		if why := r.renewAll(ctx, op); why != "" {
 			return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
@@ -196,7 +245,7 @@ func (r *pauseRunner) run(ctx context.Context, op *pb.Operation) (*pb.Operation,
 		return r.holdAndFinish(ctx, op, left)
 	case pb.OperationState_OPERATION_STATE_UNPAUSING:
 		r.log.Info("resuming unpause after leader change", zap.String("end_state", op.GetEndState().String()))
-		if end := op.GetEndState(); end != pb.OperationState_OPERATION_STATE_UNSPECIFIED {
+		if end := op.GetEndState(); cutShort(end) {
 			// Cut short before the failover: end it the way it was meant to.
 			return r.endEarly(ctx, op, end, op.GetReason(), mayBePaused)
 		}

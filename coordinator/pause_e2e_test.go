@@ -315,7 +315,7 @@ func TestForceUnpauseEndsHoldAborted(t *testing.T) {
 	opID := startPause(t, c, cl, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 20000}, holding).GetOpId()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	fu, err := cl.ForceUnpause(ctx, &pb.ForceUnpauseRequest{OpId: opID, Reason: "hook hung"})
+	fu, err := cl.ForceUnpause(ctx, &pb.ForceUnpauseRequest{OpId: opID, Reason: "hook hung", Abort: true})
 	if err != nil {
 		t.Fatal(err)
 	}

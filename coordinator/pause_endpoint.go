@@ -178,6 +178,10 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 		Leader:          s.cfg.NodeID,
 		RequestId:       req.GetRequestId(),
 	}
+	if req.GetUntilUnpaused() {
+		op.UntilUnpaused = true
+		op.MaxHoldNs = int64(fsm.MaxHold(cfg))
+	}
 	// The commit must not depend on the client staying: a cancel after
 	// Raft took the entry would leave the op without a runner (the
 	// re-drive loop would still find it, but the client would be told it
@@ -207,8 +211,10 @@ func commitContext(ctx context.Context, timeout time.Duration) (context.Context,
 }
 
 // ForceUnpause ends an operation's hold now: every target is unpaused and
-// the op ends ABORTED. For an operation that already ended it re-sends
-// Unpause to its targets (idempotent) and returns the record.
+// the op completes with its window when the window is valid (INVALID with
+// why when not), or with abort it ends ABORTED without a window. The
+// intended end is recorded with the op, so a new leader ends it the same
+// way. For an operation that already ended it returns the record.
 func (s *Server) ForceUnpause(ctx context.Context, req *pb.ForceUnpauseRequest) (*pb.ForceUnpauseResponse, error) {
 	if req.GetOpId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "op_id is required")
@@ -234,8 +240,13 @@ func (s *Server) ForceUnpause(ctx context.Context, req *pb.ForceUnpauseRequest) 
 	if r == nil {
 		return nil, notAppliedError("operation %s is not driven by leader %s yet; retry", op.GetOpId(), s.cfg.NodeID)
 	}
-	s.log.Warn("force unpause requested", zap.String("op_id", op.GetOpId()), zap.String("actor", who), zap.String("reason", req.GetReason()))
-	r.forceUnpause(reason)
+	if req.GetAbort() {
+		s.log.Warn("force unpause (abort) requested", zap.String("op_id", op.GetOpId()), zap.String("actor", who), zap.String("reason", req.GetReason()))
+		r.forceUnpause(reason)
+	} else {
+		s.log.Info("end of hold requested", zap.String("op_id", op.GetOpId()), zap.String("actor", who), zap.String("reason", req.GetReason()))
+		r.endHoldNow(reason)
+	}
 	final, err := s.waitTerminal(ctx, op.GetOpId())
 	if err != nil {
 		return nil, err

@@ -317,7 +317,7 @@ func (a *fakeAgent) inject(f fault, method string, now time.Time) error {
 		a.h.force(map[string]pb.OperationState{
 			"pause": pb.OperationState_OPERATION_STATE_PAUSING, "renew": pb.OperationState_OPERATION_STATE_HOLDING,
 			"unpause": pb.OperationState_OPERATION_STATE_UNPAUSING,
-		}[method])
+		}[method], f.variant == 0)
 	}
 	return nil
 }

@@ -33,8 +33,9 @@ const (
 	// the node is down for a while, and its agent, polling every second,
 	// can only notice it while it is unreachable.
 	kindRestartV1
-	// kindForce: an operator force-unpauses the op (ForceUnpause) at the
-	// step; the op must not complete.
+	// kindForce: an operator ends the op's hold (ForceUnpause) at the
+	// step: variant 0 aborts it (it must not complete), variant 1 ends the
+	// hold now (it may complete, only with a sound window).
 	kindForce
 	numKinds
 )
@@ -93,6 +94,8 @@ func (f fault) String() string {
 		s += fmt.Sprintf(" delay=%v gossip=%v down=%v", f.delay, f.gossip, f.down)
 	case kindClock:
 		s += fmt.Sprintf(" reading=%s status=%s", f.reading, f.status)
+	case kindForce:
+		s += map[int]string{0: " (abort)", 1: " (end the hold now)"}[f.variant]
 	}
 	return s
 }
@@ -111,6 +114,9 @@ type schedule struct {
 	maxWaitMs int64
 	// latency: agent calls take network time (drawn per call).
 	latency bool
+	// untilUnpaused: the op holds until an operator ends it, at most
+	// untilUnpausedMaxLeases leases.
+	untilUnpaused bool
 	// gaps[i] is how long the i-th leader election takes.
 	gaps   []time.Duration
 	faults []fault
@@ -121,8 +127,8 @@ func (s *schedule) String() string {
 	for i, f := range s.faults {
 		fs[i] = f.String()
 	}
-	return fmt.Sprintf("nodes=%d lease=%dms hold=%dms max_drain=%v max_pause_wait=%dms latency=%v elections=%v faults=[%s]",
-		s.nodes, s.leaseMs, s.holdMs, s.maxDrain, s.maxWaitMs, s.latency, s.gaps, strings.Join(fs, "; "))
+	return fmt.Sprintf("nodes=%d lease=%dms hold=%dms until_unpaused=%v max_drain=%v max_pause_wait=%dms latency=%v elections=%v faults=[%s]",
+		s.nodes, s.leaseMs, s.holdMs, s.untilUnpaused, s.maxDrain, s.maxWaitMs, s.latency, s.gaps, strings.Join(fs, "; "))
 }
 
 func (s *schedule) kinds() map[faultKind]bool {
@@ -206,6 +212,16 @@ func newSchedule(seed uint64, kinds []faultKind) *schedule {
 			f.after = false
 		}
 		s.faults = append(s.faults, f)
+	}
+	// Drawn from their own stream so adding them left earlier seeds alone:
+	// which operator action a force is, and whether the op is held until
+	// unpaused (at most a few leases).
+	x := rand.New(rand.NewPCG(seed, 0xe4d))
+	for i := range s.faults {
+		if s.faults[i].kind == kindForce {
+			s.faults[i].variant = x.IntN(2)
+			s.untilUnpaused = s.untilUnpaused || s.faults[i].variant == 1 && x.IntN(2) == 0
+		}
 	}
 	return s
 }

@@ -162,6 +162,7 @@ type faultHarness struct {
 	// forced: where the runner was when an operator force-unpaused the
 	// op, and the number of runners started by then.
 	forced        pb.OperationState
+	forcedAbort   bool
 	forcedRunners int
 	// forceRecordable: the runner that received the force committed a
 	// record after it, so a takeover must honour it.
@@ -232,19 +233,28 @@ func (h *faultHarness) lateTo(a *fakeAgent) bool {
 // force is an operator's ForceUnpause reaching the runner that drives the
 // op (the endpoint calls forceUnpause on it).
 // at is where the runner is: the state it is recording or working in.
-func (h *faultHarness) force(at pb.OperationState) {
+func (h *faultHarness) force(at pb.OperationState, abort bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.forceLocked(at)
+	h.forceLocked(at, abort)
 }
 
-func (h *faultHarness) forceLocked(at pb.OperationState) {
+// untilUnpausedMaxLeases: a schedule's op held until unpaused holds at
+// most this many leases.
+const untilUnpausedMaxLeases = 3
+
+// forceLocked: abort (unpause --abort) or end the hold now (unpause).
+func (h *faultHarness) forceLocked(at pb.OperationState, abort bool) {
 	if h.forced != pb.OperationState_OPERATION_STATE_UNSPECIFIED {
 		return
 	}
-	h.forced = at
+	h.forced, h.forcedAbort = at, abort
 	h.forcedRunners = len(h.starts)
-	h.runner.forceUnpause("by operator (injected)")
+	if abort {
+		h.runner.forceUnpause("by operator (injected)")
+	} else {
+		h.runner.endHoldNow("by operator (injected)")
+	}
 }
 
 // reachedAfterLate: a runner reached a after a Pause to it was delayed.
@@ -284,7 +294,7 @@ func (l faultOpLog) updateOperation(ctx context.Context, op *pb.Operation) error
 	for _, f := range h.sched.atPersist(n) {
 		switch f.kind {
 		case kindForce:
-			h.forceLocked(op.GetState())
+			h.forceLocked(op.GetState(), f.variant == 0)
 		case kindLeaderLoss:
 			if f.after {
 				commit()
@@ -348,6 +358,9 @@ func newFaultHarness(s *schedule, log *zap.Logger) *faultHarness {
 	op := &pb.Operation{
 		OpId: fmt.Sprintf("op-fault-%d", s.seed), Cluster: "ledger", State: pb.OperationState_OPERATION_STATE_PENDING,
 		Epoch: 1, RequestedHoldMs: s.holdMs, LeaseMs: s.leaseMs, RequestedBy: "fault harness", CreatedAt: h.stamp(),
+	}
+	if s.untilUnpaused {
+		op.UntilUnpaused, op.MaxHoldNs = true, untilUnpausedMaxLeases*s.leaseMs*int64(time.Millisecond)
 	}
 	for i := range s.nodes {
 		eps := time.Duration(500+rng.IntN(4500)) * time.Microsecond
@@ -520,7 +533,8 @@ func (h *faultHarness) check() []string {
 			}
 		}
 	case pb.OperationState_OPERATION_STATE_ABORTED, pb.OperationState_OPERATION_STATE_INVALID:
-		named := strings.Contains(last.GetReason(), "leader") || strings.Contains(last.GetReason(), "force-unpaused")
+		named := strings.Contains(last.GetReason(), "leader") || strings.Contains(last.GetReason(), "force-unpaused") ||
+			strings.Contains(last.GetReason(), "hold ended")
 		for _, t := range last.GetTargets() {
 			named = named || strings.Contains(last.GetReason(), t.GetNode())
 		}
@@ -533,16 +547,30 @@ func (h *faultHarness) check() []string {
 		// A force that reached a runner deposed before it could record
 		// anything is lost with it (the operator is answered with the
 		// final state); one it recorded must survive a takeover.
-		if last.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED && (len(h.starts) == h.forcedRunners || h.forceRecordable) {
-			v = append(v, fmt.Sprintf("force-unpaused while %s (%d runner(s) after it), but the op COMPLETED", h.forced, len(h.starts)-h.forcedRunners))
+		// Aborted: it must not complete. The hold ended now: it may
+		// complete (the window checks above judge it), but it is never
+		// aborted for it, and an op held until unpaused is not held on to
+		// its maximum.
+		recorded := len(h.starts) == h.forcedRunners || h.forceRecordable
+		switch {
+		case h.forcedAbort && last.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED && recorded:
+			v = append(v, fmt.Sprintf("force-unpaused (abort) while %s (%d runner(s) after it), but the op COMPLETED", h.forced, len(h.starts)-h.forcedRunners))
+		case !h.forcedAbort && strings.Contains(last.GetReason(), forceAbortedPrefix):
+			v = append(v, fmt.Sprintf("the hold was ended now while %s, but the op was aborted: %s", h.forced, last.GetReason()))
+		case !h.forcedAbort && recorded && strings.Contains(last.GetReason(), "maximum hold"):
+			v = append(v, fmt.Sprintf("the hold was ended now while %s, but the op held on to its maximum hold", h.forced))
 		}
+	}
+	if h.forcedAbort && h.forced != pb.OperationState_OPERATION_STATE_UNSPECIFIED && last.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED &&
+		last.GetEndState() == pb.OperationState_OPERATION_STATE_ABORTED {
+		v = append(v, "the op was recorded to end ABORTED but COMPLETED")
 	}
 	var everHolding, endedEarly bool
 	for _, c := range h.records {
 		if c.op.GetState() == pb.OperationState_OPERATION_STATE_HOLDING && !everHolding {
 			everHolding = true
 		}
-		if c.op.GetState() == pb.OperationState_OPERATION_STATE_UNPAUSING && c.op.GetReason() != "" {
+		if c.op.GetState() == pb.OperationState_OPERATION_STATE_UNPAUSING && cutShort(c.op.GetEndState()) {
 			endedEarly = true
 		}
 	}
@@ -633,6 +661,44 @@ func TestForceUnpauseSurvivesTakeover(t *testing.T) {
 		})
 		if last.GetState() != pb.OperationState_OPERATION_STATE_ABORTED || !strings.Contains(last.GetReason(), "force-unpaused") {
 			t.Errorf("%s, takeover once HOLDING is recorded: op ended %s (%q), want ABORTED by the force", tc.name, last.GetState(), last.GetReason())
+		}
+		if len(v) > 0 {
+			t.Errorf("%s: invariants: %q", tc.name, v)
+		}
+	}
+}
+
+// An operator's end of the hold (not an abort) that reaches the runner
+// while its nodes drain survives a takeover the same way: the new leader
+// ends the hold at once and the window decides (here the hold ended before
+// its minimum: INVALID, saying so). It is never aborted, never held on to
+// its maximum, never an unsound COMPLETED.
+func TestEndHoldNowSurvivesTakeover(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		faults []fault
+	}{
+		{"end before the node's Pause", []fault{
+			{kind: kindForce, node: 0, method: "pause", variant: 1},
+			{kind: kindLeaderLoss, node: -1, persist: 1, after: true},
+		}},
+		{"end while recording HOLDING is retried", []fault{
+			{kind: kindPersistFail, node: -1, persist: 1, times: 2},
+			{kind: kindForce, node: -1, persist: 2, after: true, variant: 1},
+			{kind: kindLeaderLoss, node: -1, persist: 3, after: true},
+		}},
+	} {
+		s := &schedule{seed: 1, nodes: 2, leaseMs: 1501, holdMs: 1010, maxWaitMs: 500, gaps: []time.Duration{0}, faults: tc.faults, untilUnpaused: true}
+		var v []string
+		var last *pb.Operation
+		synctest.Test(t, func(t *testing.T) {
+			h := newFaultHarness(s, zaptest.NewLogger(t))
+			v = h.play()
+			last = h.last()
+		})
+		if last.GetState() == pb.OperationState_OPERATION_STATE_ABORTED || last.GetEndState() != pb.OperationState_OPERATION_STATE_COMPLETED ||
+			!strings.Contains(last.GetReason(), "hold ended") {
+			t.Errorf("%s, takeover once HOLDING is recorded: op ended %s (end_state %s, %q), want the hold ended by the operator", tc.name, last.GetState(), last.GetEndState(), last.GetReason())
 		}
 		if len(v) > 0 {
 			t.Errorf("%s: invariants: %q", tc.name, v)

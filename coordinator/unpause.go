@@ -79,13 +79,19 @@ func (r *pauseRunner) unpauseAndFinish(ctx context.Context, op *pb.Operation) (*
 	}
 	if len(unconfirmed) > 0 {
 		op.State = pb.OperationState_OPERATION_STATE_INVALID
-		op.Reason = "unpause not confirmed: " + strings.Join(unconfirmed, "; ") + leaseReleasedNote(op)
+		op.Reason = "unpause not confirmed: " + strings.Join(unconfirmed, "; ") + leaseReleasedNote(op) + endedNote(op)
+		return op, r.persist(ctx, op)
+	}
+	if why := r.endedBeforeMinimum(op); why != "" {
+		op.State = pb.OperationState_OPERATION_STATE_INVALID
+		op.Reason = why + endedNote(op)
+		r.log.Warn("hold ended before its minimum", zap.String("reason", op.Reason))
 		return op, r.persist(ctx, op)
 	}
 	w, err := computeWindow(op, r.cfg)
 	if err != nil {
 		op.State = pb.OperationState_OPERATION_STATE_INVALID
-		op.Reason = err.Error()
+		op.Reason = err.Error() + endedNote(op)
 		r.log.Warn("window invalid", zap.Error(err))
 		return op, r.persist(ctx, op)
 	}
@@ -96,6 +102,37 @@ func (r *pauseRunner) unpauseAndFinish(ctx context.Context, op *pb.Operation) (*
 		zap.Duration("uncertainty", time.Duration(w.GetUncertaintyNs())),
 		zap.Duration("width", time.Duration(w.GetWidthNs())))
 	return op, r.persist(ctx, op)
+}
+
+// endedNote says, for an op whose hold an operator ended (end_state
+// COMPLETED) and that ends INVALID, who ended it ("" otherwise).
+func endedNote(op *pb.Operation) string {
+	if op.GetEndState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+		return ""
+	}
+	if strings.HasPrefix(op.GetReason(), holdEndedPrefix) {
+		return "; " + op.GetReason()
+	}
+	return "; " + holdEndedPrefix + op.GetReason()
+}
+
+// endedBeforeMinimum reports, for an op whose hold an operator ended,
+// why it ended before the minimum hold the clocks' uncertainty requires
+// ("" when it did not, or nobody ended it). The minimum still applies: such
+// an op ends INVALID.
+func (r *pauseRunner) endedBeforeMinimum(op *pb.Operation) string {
+	d := op.GetHoldDeadline()
+	if op.GetEndState() != pb.OperationState_OPERATION_STATE_COMPLETED || d == nil {
+		return ""
+	}
+	start := d.GetLocalTime().AsTime().Add(-holdSpan(op))
+	held := r.stamp().GetLocalTime().AsTime().Sub(start)
+	need := minHold(0, maxAckBound(op), r.cfg)
+	if held >= need {
+		return ""
+	}
+	return fmt.Sprintf("the hold ended after %s, before the minimum hold %s the clocks' uncertainty requires (max error bound %s)",
+		held, need, maxAckBound(op))
 }
 
 // Unpause retry backoff: unpauseBackoffMin doubling to unpauseBackoffMax.

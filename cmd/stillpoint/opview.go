@@ -79,8 +79,14 @@ func printOperation(w io.Writer, op *pb.Operation, zone string) error {
 		if op.GetRequestedHoldMs() > 0 {
 			requested = "requested " + timefmt.Duration(time.Duration(op.GetRequestedHoldMs())*time.Millisecond)
 		}
+		if op.GetUntilUnpaused() {
+			requested = "until unpaused, at most " + timefmt.Duration(time.Duration(op.GetMaxHoldNs())) + "; minimum " + timefmt.Duration(time.Duration(op.GetHoldNs()))
+		}
 		fmt.Fprintf(w, "Hold           %s (%s); pause fan-out %s\n", timefmt.Duration(time.Duration(op.GetHoldNs())),
 			requested, timefmt.Duration(time.Duration(op.GetFanoutNs())))
+	}
+	if d := op.GetHoldDeadline().GetLocalTime(); d != nil && !fsm.IsTerminal(op.GetState()) {
+		fmt.Fprintf(w, "Hold ends      %s%s\n", timefmt.UTC(d.AsTime()), holdEndsNote(op))
 	}
 	if c, e := op.GetCreatedAt(), op.GetEndedAt(); c != nil && e != nil {
 		fmt.Fprintf(w, "Took           %s (created %s)\n", timefmt.Duration(e.GetLocalTime().AsTime().Sub(c.GetLocalTime().AsTime())), timefmt.UTC(c.GetLocalTime().AsTime()))
@@ -115,6 +121,15 @@ func printOperation(w io.Writer, op *pb.Operation, zone string) error {
 	return table(w, header, rows)
 }
 
+// holdEndsNote qualifies a hold's end: an op held until unpaused ends
+// there only if nobody unpauses it first.
+func holdEndsNote(op *pb.Operation) string {
+	if op.GetUntilUnpaused() {
+		return fmt.Sprintf(" at the latest (the maximum hold; end it now: stillpoint unpause --op %s)", op.GetOpId())
+	}
+	return ""
+}
+
 // progressLine is one line of progress while an operation runs.
 func progressLine(op *pb.Operation) string {
 	switch op.GetState() {
@@ -123,7 +138,11 @@ func progressLine(op *pb.Operation) string {
 	case pb.OperationState_OPERATION_STATE_PAUSING:
 		return "pausing (wait for in-flight transactions to drain)"
 	case pb.OperationState_OPERATION_STATE_HOLDING:
-		return fmt.Sprintf("all %d targets paused and drained in %s; holding", len(op.GetTargets()), timefmt.Duration(time.Duration(op.GetFanoutNs())))
+		line := fmt.Sprintf("all %d targets paused and drained in %s; holding", len(op.GetTargets()), timefmt.Duration(time.Duration(op.GetFanoutNs())))
+		if d := op.GetHoldDeadline().GetLocalTime(); d != nil {
+			line += " until " + timefmt.UTC(d.AsTime()) + holdEndsNote(op)
+		}
+		return line
 	case pb.OperationState_OPERATION_STATE_UNPAUSING:
 		return "unpausing"
 	}

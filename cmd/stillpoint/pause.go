@@ -22,6 +22,7 @@ func init() { subcommands = append(subcommands, newPauseCmd, newUnpauseCmd) }
 func newPauseCmd() *cobra.Command {
 	var cluster, requestedBy string
 	var hold, wait time.Duration
+	var untilUnpaused bool
 	cmd := &cobra.Command{
 		Use:   "pause --cluster NAME",
 		Short: "Pause a cluster and print a certified restore point",
@@ -34,19 +35,28 @@ The coordinator refuses the pause when any node's clock is not synchronized,
 its error bound is over the limit, the offsets spread too far, or a node is
 missing; the refusal names each node and figure, and nothing is paused.
 
+With --until-unpaused the hold lasts until 'stillpoint unpause --op ID' ends
+it (at least the minimum hold; at most the coordinator's max_hold_ns, 1h by
+default, after which the hold ends by itself), while the coordinator keeps
+renewing the nodes' leases: pause, take your snapshots, unpause. The op then
+completes with its restore point. The progress line says when the hold ends.
+
 The command waits for the operation to end and shows its progress. Ctrl-C
 detaches: the operation goes on on the coordinator (follow it with
 'stillpoint ops watch ID'). Exit status: 0 completed, 3 aborted or invalid,
 130 detached, 1 refused or failed.`,
 		Example: `  stillpoint pause --cluster ledger
   stillpoint pause --cluster ledger --hold 30s --tz Asia/Tokyo   # hold for a snapshot
-  stillpoint pause --cluster ledger -o json | jq -r .window.restore_point`,
+  stillpoint pause --cluster ledger -o json | jq -r .window.restore_point
+  stillpoint pause --cluster ledger --until-unpaused   # then, once snapshots are taken:
+  stillpoint unpause --op ID                           # (from another terminal)`,
 		Args: cobra.NoArgs,
 	}
 	cf := addClientFlags(cmd)
 	zone := addZoneFlag(cmd)
 	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster to pause (required), e.g. ledger")
 	cmd.Flags().DurationVar(&hold, "hold", 0, fmt.Sprintf("hold at least this long, in whole milliseconds up to %s (default: the minimum the measured uncertainty requires)", flagDuration(coordinator.MaxHold)))
+	cmd.Flags().BoolVar(&untilUnpaused, "until-unpaused", false, "hold until 'stillpoint unpause --op ID' ends the hold (at most the coordinator's max hold, default 1h); the op then completes with its restore point")
 	cmd.Flags().DurationVar(&wait, "wait", 10*time.Minute, "give up waiting for the operation after this long (it goes on)")
 	cmd.Flags().StringVar(&requestedBy, "requested-by", "", "who asks, for the audit log (default: your TLS identity or address)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -62,7 +72,11 @@ detaches: the operation goes on on the coordinator (follow it with
 		}
 		defer c.Close()
 		ctx, cancel := c.call(cmd.Context())
-		resp, err := startPause(ctx, c, &pb.StartPauseRequest{Cluster: cluster, HoldMs: hold.Milliseconds(), RequestedBy: requestedBy, RequestId: newRequestID()})
+		if untilUnpaused && !cmd.Flags().Changed("wait") {
+			wait = 25 * time.Hour // longer than any max hold: follow the op to its end
+		}
+		resp, err := startPause(ctx, c, &pb.StartPauseRequest{Cluster: cluster, HoldMs: hold.Milliseconds(), RequestedBy: requestedBy, RequestId: newRequestID(),
+			UntilUnpaused: untilUnpaused})
 		cancel()
 		if err != nil {
 			return c.rpcError("pause "+cluster, err)
@@ -152,19 +166,32 @@ func outputOf(cmd *cobra.Command) string {
 
 func newUnpauseCmd() *cobra.Command {
 	var opID, reason string
+	var abort bool
 	cmd := &cobra.Command{
-		Use:   "unpause --op ID",
-		Short: "Force an operation's hold to end now (every target is unpaused)",
-		Long: `Release the nodes of a running operation now, before its hold ends: the
-leader unpauses every target and records the operation aborted (no restore
-point). Use it when a backup hook hangs or the hold was too long. The action
-is audited. On an operation that already ended it changes nothing.`,
-		Example: `  stillpoint unpause --op op-20261124T101500.123Z-3f9a1c2d --reason "snapshot hook hung"`,
-		Args:    cobra.NoArgs,
+		Use:   "unpause --op ID [--abort]",
+		Short: "End an operation's hold now (it completes with its restore point), or abort it",
+		Long: `End a running operation's hold now: the leader unpauses every target and the
+operation completes with its restore point when the window is valid — the
+normal end of 'stillpoint pause --until-unpaused' once your snapshots are
+taken. A hold ended before the minimum the clocks' uncertainty requires, or
+whose window is otherwise not valid, ends INVALID with why.
+
+--abort releases the nodes and records the operation ABORTED: no restore
+point, no catalog entry. Use it when a backup hook hangs or the pause was a
+mistake.
+
+Either intent is recorded with the operation, so a leader change ends it the
+same way. The action is audited. On an operation that already ended it
+changes nothing and prints it. Exit status: 0 completed, 3 aborted or
+invalid, 1 failed.`,
+		Example: `  stillpoint unpause --op op-20261124T101500.123Z-3f9a1c2d --reason "snapshots taken"
+  stillpoint unpause --op op-20261124T101500.123Z-3f9a1c2d --abort --reason "snapshot hook hung"`,
+		Args: cobra.NoArgs,
 	}
 	cf := addClientFlags(cmd)
 	cmd.Flags().StringVar(&opID, "op", "", "operation `ID` (required; see 'stillpoint ops list')")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
+	cmd.Flags().BoolVar(&abort, "abort", false, "abort instead: the operation ends ABORTED with no restore point")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if opID == "" {
 			return usagef("--op is required (see 'stillpoint ops list')")
@@ -176,14 +203,24 @@ is audited. On an operation that already ended it changes nothing.`,
 		defer c.Close()
 		ctx, cancel := c.call(cmd.Context())
 		defer cancel()
-		resp, err := c.ForceUnpause(ctx, &pb.ForceUnpauseRequest{OpId: opID, Reason: reason})
+		resp, err := c.ForceUnpause(ctx, &pb.ForceUnpauseRequest{OpId: opID, Reason: reason, Abort: abort})
 		if err != nil {
 			return c.rpcError("unpause "+opID, err)
 		}
+		op := resp.GetOperation()
 		if cf.output == outputJSON {
-			return printJSON(cmd.OutOrStdout(), resp.GetOperation())
+			err = printJSON(cmd.OutOrStdout(), op)
+		} else {
+			err = printOperation(cmd.OutOrStdout(), op, "")
 		}
-		return printOperation(cmd.OutOrStdout(), resp.GetOperation(), "")
+		if err != nil {
+			return err
+		}
+		if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+			fmt.Fprintf(cmd.ErrOrStderr(), "operation %s ended %s: %s\n", op.GetOpId(), stateName(op.GetState()), op.GetReason())
+			return exitError{exitNotCompleted}
+		}
+		return nil
 	}
 	return cmd
 }

@@ -28,7 +28,24 @@ func DefaultRuntimeConfig() *pb.RuntimeConfig {
 		AlarmClearForNs:     int64(DefaultAlarmClearFor),
 		AlarmRetentionNs:    int64(DefaultAlarmRetention),
 		AlarmEvalIntervalNs: int64(DefaultAlarmEvalInterval),
+		MaxHoldNs:           int64(DefaultMaxHold),
 	}
+}
+
+// The maximum hold of a pause held until unpaused: its default (and the
+// value of a config stored before the field existed) and its bounds.
+const (
+	DefaultMaxHold = time.Hour
+	minMaxHold     = time.Second
+	maxMaxHold     = 24 * time.Hour
+)
+
+// MaxHold is c's maximum hold of a pause held until unpaused.
+func MaxHold(c *pb.RuntimeConfig) time.Duration {
+	if h := c.GetMaxHoldNs(); h > 0 {
+		return time.Duration(h)
+	}
+	return DefaultMaxHold
 }
 
 // ValidateRuntimeConfig reports every problem with c, joined, each wrapping
@@ -66,6 +83,9 @@ func ValidateRuntimeConfig(c *pb.RuntimeConfig) error {
 		bad("target_clock_bound_ns is %d; it must not be negative", c.GetTargetClockBoundNs())
 	}
 	validateAlarmConfig(c, bad)
+	if h := c.GetMaxHoldNs(); h != 0 && (h < int64(minMaxHold) || h > int64(maxMaxHold)) {
+		bad("max_hold_ns is %d (%s); it must be within %s..%s (0: the default %s)", h, time.Duration(h), minMaxHold, maxMaxHold, DefaultMaxHold)
+	}
 	if c.GetLeaseNs() > 0 && c.GetLeaseNs() < int64(time.Second) {
 		bad("lease_ns is %s; below 1s a lease cannot be renewed reliably", time.Duration(c.GetLeaseNs()))
 	}

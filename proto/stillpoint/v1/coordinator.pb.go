@@ -942,6 +942,13 @@ type Operation struct {
 	InvalidatedReason          string `protobuf:"bytes,21,opt,name=invalidated_reason,json=invalidatedReason,proto3" json:"invalidated_reason,omitempty"`
 	// When the leader learned it, with its clock estimate.
 	InvalidatedAt *StampedTime `protobuf:"bytes,22,opt,name=invalidated_at,json=invalidatedAt,proto3" json:"invalidated_at,omitempty"`
+	// Held until an operator ends the hold (`stillpoint unpause --op`),
+	// bounded by max_hold_ns; hold_ns is then the minimum hold, and
+	// hold_deadline is when the maximum hold runs out.
+	UntilUnpaused bool `protobuf:"varint,23,opt,name=until_unpaused,json=untilUnpaused,proto3" json:"until_unpaused,omitempty"`
+	// The maximum hold of an until_unpaused op, from the runtime config when
+	// it was admitted.
+	MaxHoldNs     int64 `protobuf:"varint,24,opt,name=max_hold_ns,json=maxHoldNs,proto3" json:"max_hold_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1130,6 +1137,20 @@ func (x *Operation) GetInvalidatedAt() *StampedTime {
 	return nil
 }
 
+func (x *Operation) GetUntilUnpaused() bool {
+	if x != nil {
+		return x.UntilUnpaused
+	}
+	return false
+}
+
+func (x *Operation) GetMaxHoldNs() int64 {
+	if x != nil {
+		return x.MaxHoldNs
+	}
+	return 0
+}
+
 type StartPauseRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Cluster string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
@@ -1138,7 +1159,10 @@ type StartPauseRequest struct {
 	RequestedBy string `protobuf:"bytes,3,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	// Chosen by the client, unique per intended pause (e.g. a UUID): a retry
 	// of the same request returns the op it started. Empty: no idempotency.
-	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Hold until ForceUnpause ends the hold (at least the minimum hold, or
+	// hold_ms when set; at most the runtime config's max_hold_ns).
+	UntilUnpaused bool `protobuf:"varint,6,opt,name=until_unpaused,json=untilUnpaused,proto3" json:"until_unpaused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1201,6 +1225,13 @@ func (x *StartPauseRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *StartPauseRequest) GetUntilUnpaused() bool {
+	if x != nil {
+		return x.UntilUnpaused
+	}
+	return false
+}
+
 type StartPauseResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Operation     *Operation             `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
@@ -1246,9 +1277,13 @@ func (x *StartPauseResponse) GetOperation() *Operation {
 }
 
 type ForceUnpauseRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OpId          string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	OpId   string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// false: end the hold now; the op completes with its window when the
+	// window is valid (INVALID with why when not). true: abort, the op ends
+	// ABORTED with no catalog entry.
+	Abort         bool `protobuf:"varint,3,opt,name=abort,proto3" json:"abort,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1295,6 +1330,13 @@ func (x *ForceUnpauseRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *ForceUnpauseRequest) GetAbort() bool {
+	if x != nil {
+		return x.Abort
+	}
+	return false
 }
 
 type ForceUnpauseResponse struct {
@@ -1991,8 +2033,12 @@ type RuntimeConfig struct {
 	// The leader evaluates alarms on every gossip update and at least this
 	// often.
 	AlarmEvalIntervalNs int64 `protobuf:"varint,22,opt,name=alarm_eval_interval_ns,json=alarmEvalIntervalNs,proto3" json:"alarm_eval_interval_ns,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The longest hold of a pause held until unpaused (StartPauseRequest
+	// until_unpaused): the hold ends there and the op completes with its
+	// window. 0 means the default, 1h; 1s..24h.
+	MaxHoldNs     int64 `protobuf:"varint,26,opt,name=max_hold_ns,json=maxHoldNs,proto3" json:"max_hold_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RuntimeConfig) Reset() {
@@ -2121,6 +2167,13 @@ func (x *RuntimeConfig) GetAlarmRetentionNs() int64 {
 func (x *RuntimeConfig) GetAlarmEvalIntervalNs() int64 {
 	if x != nil {
 		return x.AlarmEvalIntervalNs
+	}
+	return 0
+}
+
+func (x *RuntimeConfig) GetMaxHoldNs() int64 {
+	if x != nil {
+		return x.MaxHoldNs
 	}
 	return 0
 }
@@ -3453,7 +3506,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12?\n" +
 	"\rrestore_point\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\frestorePoint\x12%\n" +
 	"\x0euncertainty_ns\x18\x04 \x01(\x03R\runcertaintyNs\x12\x19\n" +
-	"\bwidth_ns\x18\x05 \x01(\x03R\awidthNs\"\xab\a\n" +
+	"\bwidth_ns\x18\x05 \x01(\x03R\awidthNs\"\xf2\a\n" +
 	"\tOperation\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x123\n" +
@@ -3479,18 +3532,22 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"request_id\x18\x13 \x01(\tR\trequestId\x12@\n" +
 	"\x1cinvalidated_after_completion\x18\x14 \x01(\bR\x1ainvalidatedAfterCompletion\x12-\n" +
 	"\x12invalidated_reason\x18\x15 \x01(\tR\x11invalidatedReason\x12A\n" +
-	"\x0einvalidated_at\x18\x16 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\rinvalidatedAt\"\x88\x01\n" +
+	"\x0einvalidated_at\x18\x16 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\rinvalidatedAt\x12%\n" +
+	"\x0euntil_unpaused\x18\x17 \x01(\bR\runtilUnpaused\x12\x1e\n" +
+	"\vmax_hold_ns\x18\x18 \x01(\x03R\tmaxHoldNs\"\xaf\x01\n" +
 	"\x11StartPauseRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x17\n" +
 	"\ahold_ms\x18\x02 \x01(\x03R\x06holdMs\x12!\n" +
 	"\frequested_by\x18\x03 \x01(\tR\vrequestedBy\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tR\trequestId\"L\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\x12%\n" +
+	"\x0euntil_unpaused\x18\x06 \x01(\bR\runtilUnpaused\"L\n" +
 	"\x12StartPauseResponse\x126\n" +
-	"\toperation\x18\x01 \x01(\v2\x18.stillpoint.v1.OperationR\toperation\"B\n" +
+	"\toperation\x18\x01 \x01(\v2\x18.stillpoint.v1.OperationR\toperation\"X\n" +
 	"\x13ForceUnpauseRequest\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"N\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05abort\x18\x03 \x01(\bR\x05abort\"N\n" +
 	"\x14ForceUnpauseResponse\x126\n" +
 	"\toperation\x18\x01 \x01(\v2\x18.stillpoint.v1.OperationR\toperation\"@\n" +
 	"\x13GetOperationRequest\x12\x13\n" +
@@ -3533,7 +3590,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x14\n" +
 	"\x05stale\x18\x02 \x01(\bR\x05stale\"[\n" +
 	"\x17GetRestorePointResponse\x12@\n" +
-	"\rrestore_point\x18\x01 \x01(\v2\x1b.stillpoint.v1.RestorePointR\frestorePoint\"\xf5\x05\n" +
+	"\rrestore_point\x18\x01 \x01(\v2\x1b.stillpoint.v1.RestorePointR\frestorePoint\"\x95\x06\n" +
 	"\rRuntimeConfig\x12+\n" +
 	"\x12max_error_bound_ns\x18\x01 \x01(\x03R\x0fmaxErrorBoundNs\x12 \n" +
 	"\fmax_drift_ns\x18\x02 \x01(\x03R\n" +
@@ -3550,7 +3607,8 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"alarmForNs\x12+\n" +
 	"\x12alarm_clear_for_ns\x18\x14 \x01(\x03R\x0falarmClearForNs\x12,\n" +
 	"\x12alarm_retention_ns\x18\x15 \x01(\x03R\x10alarmRetentionNs\x123\n" +
-	"\x16alarm_eval_interval_ns\x18\x16 \x01(\x03R\x13alarmEvalIntervalNs\x1ab\n" +
+	"\x16alarm_eval_interval_ns\x18\x16 \x01(\x03R\x13alarmEvalIntervalNs\x12\x1e\n" +
+	"\vmax_hold_ns\x18\x1a \x01(\x03R\tmaxHoldNs\x1ab\n" +
 	"\x14ExpectedMembersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
 	"\x05value\x18\x02 \x01(\v2\x1e.stillpoint.v1.ExpectedMembersR\x05value:\x028\x01\"'\n" +

@@ -67,6 +67,7 @@ proto-check: proto
 
 lint: $(BIN)/buf $(BIN)/staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff >/dev/null || (echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit" >&2; $(GO) mod tidy -diff; exit 1)
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
 	$(BIN)/buf lint

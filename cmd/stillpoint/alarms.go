@@ -127,6 +127,7 @@ itself when the server it is connected to goes away.`,
 // watchAlarms streams alarms until ctx ends, reconnecting when the server
 // goes away; after a reconnect the initial set is printed again.
 func watchAlarms(ctx context.Context, c *coordinatorClient, all bool, emit func(*pb.WatchAlarmsResponse) error) error {
+	heard := false
 	for {
 		stream, err := c.WatchAlarms(ctx, &pb.WatchAlarmsRequest{IncludeCleared: all})
 		if err == nil {
@@ -136,6 +137,7 @@ func watchAlarms(ctx context.Context, c *coordinatorClient, all bool, emit func(
 					err = rerr
 					break
 				}
+				heard = true
 				if perr := emit(resp); perr != nil {
 					return perr
 				}
@@ -143,6 +145,11 @@ func watchAlarms(ctx context.Context, c *coordinatorClient, all bool, emit func(
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		// A server never reached is a wrong --addr (or one that is down):
+		// say so instead of retrying in silence.
+		if !heard && c.unreached(err) {
+			return c.rpcError("watch alarms", err)
 		}
 		if code := status.Code(err); code == codes.Unimplemented || code == codes.PermissionDenied || code == codes.Unauthenticated {
 			return c.rpcError("watch alarms", err)

@@ -118,9 +118,7 @@ func (c *coordinatorClient) rpcError(what string, err error) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	reason := coordinator.ReasonOf(err)
-	// No reason and no connection: the call never reached a server, so
-	// the status is grpc's own account of the failed connection.
-	unreached := reason == "" && c.cc.GetState() != connectivity.Ready
+	unreached := c.unreached(err)
 	switch st.Code() {
 	case codes.Unavailable:
 		switch {
@@ -136,6 +134,17 @@ func (c *coordinatorClient) rpcError(what string, err error) error {
 		return fmt.Errorf("%s: no answer from %s within --timeout %v (raise it?): %s", what, c.cf.addr, c.cf.timeout, st.Message())
 	}
 	return fmt.Errorf("%s: %s: %s", what, st.Code(), st.Message())
+}
+
+// unreached reports whether err is grpc's own account of a call that
+// reached no server: UNAVAILABLE or DEADLINE_EXCEEDED without a
+// coordinator reason while the connection is not up.
+func (c *coordinatorClient) unreached(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return coordinator.ReasonOf(err) == "" && c.cc.GetState() != connectivity.Ready
+	}
+	return false
 }
 
 // printJSON writes msg as protojson with the .proto field names.

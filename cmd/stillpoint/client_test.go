@@ -93,3 +93,20 @@ func TestRPCErrorsByCodeAndReason(t *testing.T) {
 		t.Fatalf("unreachable: %v", err)
 	}
 }
+
+// A watch whose server is not there fails at once, instead of retrying
+// silently until --wait runs out (ops watch: exit 130) or forever (alarms
+// watch: exit 0 when interrupted).
+func TestWatchOfUnreachableServerFails(t *testing.T) {
+	for _, args := range [][]string{
+		{"ops", "watch", "op-1", "--wait", "20s"},
+		{"alarms", "watch"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, _, errOut := runMain(t, append(args, "--addr", "127.0.0.1:1")...)
+			if code != exitFailed || !strings.Contains(errOut, "cannot reach a coordinator server at 127.0.0.1:1") {
+				t.Fatalf("exit %d, stderr %q; want %d and 'cannot reach'", code, errOut, exitFailed)
+			}
+		})
+	}
+}

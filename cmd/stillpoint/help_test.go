@@ -86,6 +86,9 @@ func TestEveryCommandHelp(t *testing.T) {
 					t.Errorf("flag --%s renders the value placeholder %q (a backquoted phrase in its usage)", f.Name, name)
 				}
 			}
+			if c.Flags().Lookup("addr") != nil && c.Flags().Lookup("output") == nil {
+				t.Errorf("talks to the coordinator (--addr) but has no -o/--output")
+			}
 			c.LocalFlags().VisitAll(check)
 			c.InheritedFlags().VisitAll(check)
 

@@ -176,6 +176,11 @@ func followOperation(ctx context.Context, c *coordinatorClient, opID string, pro
 		if ctx.Err() != nil {
 			return last, ctx.Err()
 		}
+		// A server that was never reached is a wrong --addr (or a server
+		// that is down), not a leader change to wait out.
+		if last == nil && c.unreached(err) {
+			return last, c.rpcError("watch "+opID, err)
+		}
 		if code := status.Code(err); code == codes.NotFound || code == codes.InvalidArgument || code == codes.PermissionDenied {
 			return last, c.rpcError("watch "+opID, err)
 		}

@@ -15,6 +15,18 @@ import (
 // offending node and the figure against its bound.
 var ErrRefused = errors.New("pause refused")
 
+// ErrUnknownCluster marks a refusal of a cluster that has no agent and no
+// roster member: a name nobody ever joined (a typo). Its status carries
+// the ErrorInfo reason ReasonUnknownCluster.
+var ErrUnknownCluster = errors.New("unknown cluster")
+
+// unknownClusterError is a refusal that is also ErrUnknownCluster, with
+// the refusal's message.
+type unknownClusterError struct{ error }
+
+func (e unknownClusterError) Is(target error) bool { return target == ErrUnknownCluster }
+func (e unknownClusterError) Unwrap() error        { return e.error }
+
 // candidate is one agent considered for a pause: its gossip view and, when
 // the live Status call succeeded, its fresh state.
 type candidate struct {
@@ -114,7 +126,11 @@ func admit(cluster string, cands []candidate, cfg *pb.RuntimeConfig) ([]*pb.Targ
 		}
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("%w for cluster %s: %s", ErrRefused, cluster, strings.Join(problems, "; "))
+		err := fmt.Errorf("%w for cluster %s: %s", ErrRefused, cluster, strings.Join(problems, "; "))
+		if len(cands) == 0 {
+			return nil, unknownClusterError{err}
+		}
+		return nil, err
 	}
 	targets := make([]*pb.TargetRecord, 0, len(sorted))
 	for _, c := range sorted {

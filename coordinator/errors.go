@@ -33,6 +33,10 @@ const ErrorDomain = "coordinator.stillpoint.dev"
 // be retried as it is, here or on another server.
 const ReasonNotApplied = "NOT_APPLIED"
 
+// ReasonUnknownCluster marks a refusal of a cluster no agent ever joined,
+// so that a client can list the known ones.
+const ReasonUnknownCluster = "UNKNOWN_CLUSTER"
+
 // notAppliedErrors are the internal errors that leave a write unapplied.
 var notAppliedErrors = []error{ErrNoLeader, ErrLeaderUnreachable, ErrForwardLoop,
 	raft.ErrNotLeader, raft.ErrLeadershipTransferInProgress, raft.ErrEnqueueTimeout}
@@ -101,7 +105,8 @@ func (s *Server) toStatus(err error) error {
 	case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrAbortedByRestore):
 		code = codes.Unavailable
 		msg = fmt.Sprintf("server %s is shutting down or restoring (%v): retry on another server", s.cfg.NodeID, err)
-	case errors.Is(err, fsm.ErrClusterLocked), errors.Is(err, fsm.ErrOperationEnded), errors.Is(err, fsm.ErrStaleEpoch):
+	case errors.Is(err, fsm.ErrClusterLocked), errors.Is(err, fsm.ErrOperationEnded), errors.Is(err, fsm.ErrStaleEpoch),
+		errors.Is(err, ErrRefused):
 		code = codes.FailedPrecondition
 	case errors.Is(err, fsm.ErrOperationNotFound), errors.Is(err, fsm.ErrAlarmNotFound), errors.Is(err, fsm.ErrMemberNotFound):
 		code = codes.NotFound
@@ -115,6 +120,9 @@ func (s *Server) toStatus(err error) error {
 		code = codes.Canceled
 	}
 	st := status.New(code, msg)
+	if errors.Is(err, ErrUnknownCluster) {
+		return withReason(st, ReasonUnknownCluster).Err()
+	}
 	for _, e := range notAppliedErrors {
 		if errors.Is(err, e) {
 			st = withReason(st, ReasonNotApplied)

@@ -49,6 +49,26 @@ func TestToStatus(t *testing.T) {
 	}
 }
 
+// A refusal is FAILED_PRECONDITION; the refusal of a cluster nobody
+// joined also carries UNKNOWN_CLUSTER, which the CLI switches on.
+func TestToStatusRefusals(t *testing.T) {
+	s := &Server{cfg: Config{NodeID: "server-2"}}
+	_, unknown := admit("ledgr", nil, admitCfg)
+	_, skewed := admit("ledger", []candidate{{name: "a"}}, admitCfg)
+	for _, tc := range []struct {
+		err    error
+		reason string
+	}{{unknown, ReasonUnknownCluster}, {skewed, ""}} {
+		err := s.toStatus(tc.err)
+		if st := status.Convert(err); st.Code() != codes.FailedPrecondition || st.Message() != tc.err.Error() || ReasonOf(err) != tc.reason {
+			t.Errorf("toStatus(%v) = %v %q reason %q, want FailedPrecondition, the same message, reason %q", tc.err, st.Code(), st.Message(), ReasonOf(err), tc.reason)
+		}
+	}
+	if !errors.Is(unknown, ErrUnknownCluster) || !errors.Is(unknown, ErrRefused) || errors.Is(skewed, ErrUnknownCluster) {
+		t.Errorf("sentinels: unknown %v, skewed %v", unknown, skewed)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	valid := DefaultConfig()
 	valid.NodeID = "s1"

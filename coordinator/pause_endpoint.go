@@ -162,7 +162,7 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 		actx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 		defer cancel()
 		_, _ = s.Apply(actx, &pb.AppendAuditCommand{Record: &pb.AuditRecord{Action: "pause_refused", Actor: who, Detail: err.Error(), At: s.Stamp()}})
-		return nil, status.Error(codes.FailedPrecondition, err.Error())
+		return nil, s.toStatus(err) // FAILED_PRECONDITION; UNKNOWN_CLUSTER for a name nobody joined
 	}
 	now := s.Stamp()
 	op := &pb.Operation{

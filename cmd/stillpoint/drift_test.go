@@ -51,3 +51,16 @@ func TestDriftUnknownClusterListsKnownOnes(t *testing.T) {
 		t.Fatalf("drift --cluster nosuch --stale -o json: %v", err)
 	}
 }
+
+// pause --cluster with an unknown name says so and lists the known ones;
+// the CLI learns it from the refusal's ErrorInfo reason, not its text.
+func TestPauseUnknownClusterListsKnownOnes(t *testing.T) {
+	c := membersCluster(t)
+	_, err := runCoordCLI(t, "pause", "--cluster", "nosuch", "--addr", c.Server(0).GRPCAddr())
+	if err == nil || !strings.Contains(err.Error(), `cluster "nosuch" is unknown`) || !strings.Contains(err.Error(), "known clusters: auditor, ledger") {
+		t.Fatalf("pause --cluster nosuch: %v", err)
+	}
+	if code := exitCode(err); code != exitFailed {
+		t.Errorf("exit %d, want %d", code, exitFailed)
+	}
+}

@@ -384,35 +384,13 @@ on any other error, 2 on a usage error.`,
 	return cmd
 }
 
-// errNoAgents: drift found no agent to show.
-var errNoAgents = errors.New("no agents")
-
 // noDriftEntries says why drift has nothing to show: the cluster asked for
-// is unknown (naming the known ones, from the members list), or no agent
-// joined at all.
+// is unknown (naming the known ones), or no agent joined at all.
 func noDriftEntries(ctx context.Context, c *coordinatorClient, cluster string, stale bool) error {
 	if cluster == "" {
 		return fmt.Errorf("%w in the gossip pool of %s (start agents, then try again)", errNoAgents, c.cf.addr)
 	}
-	resp, err := c.ListMembers(ctx, &pb.ListMembersRequest{Stale: stale})
-	if err != nil {
-		return fmt.Errorf("%w of cluster %q (listing the known clusters failed: %w)", errNoAgents, cluster, err)
-	}
-	known := map[string]bool{}
-	for _, m := range resp.GetMembers() {
-		if m.GetCluster() != "" {
-			known[m.GetCluster()] = true
-		}
-	}
-	if len(known) == 0 {
-		return fmt.Errorf("cluster %q is unknown: %w in the gossip pool of %s (start agents, then try again)", cluster, errNoAgents, c.cf.addr)
-	}
-	names := make([]string, 0, len(known))
-	for k := range known {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return fmt.Errorf("cluster %q is unknown: %w ever joined it; known clusters: %s", cluster, errNoAgents, strings.Join(names, ", "))
+	return unknownClusterError(ctx, c, cluster, stale)
 }
 
 // exitNotAdmitted is drift's exit status when any node would not be

@@ -72,12 +72,15 @@ detaches: the operation goes on on the coordinator (follow it with
 		}
 		defer c.Close()
 		ctx, cancel := c.call(cmd.Context())
+		defer cancel()
 		if untilUnpaused && !cmd.Flags().Changed("wait") {
 			wait = 25 * time.Hour // longer than any max hold: follow the op to its end
 		}
 		resp, err := startPause(ctx, c, &pb.StartPauseRequest{Cluster: cluster, HoldMs: hold.Milliseconds(), RequestedBy: requestedBy, RequestId: newRequestID(),
 			UntilUnpaused: untilUnpaused})
-		cancel()
+		if coordinator.ReasonOf(err) == coordinator.ReasonUnknownCluster {
+			return fmt.Errorf("pause %s: %w", cluster, unknownClusterError(ctx, c, cluster, false))
+		}
 		if err != nil {
 			return c.rpcError("pause "+cluster, err)
 		}

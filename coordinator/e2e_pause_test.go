@@ -40,7 +40,7 @@ const pauseAttempts = 5
 //     the op a first attempt may have started;
 //   - FAILED_PRECONDITION (this box's clock readings wobble by tens of ms
 //     under load, and a spread over max_drift refuses): once every agent is
-//     admissible again, with a new request id;
+//     admissible again, with the same request id (a refusal starts nothing);
 //   - an op that ended before goal (a node slow to drain, a lease run out on
 //     a starved box, a leadership change "taken over while pausing"): once
 //     every agent is admissible again, with a new request id.
@@ -52,10 +52,14 @@ func startPause(t *testing.T, c *devcluster.Cluster, cl pb.CoordinatorServiceCli
 	if req.GetRequestedBy() == "" {
 		req.RequestedBy = "test"
 	}
+	id := req.GetRequestId() // a caller's own id is kept while nothing is started with it
+	if id == "" {
+		id = fmt.Sprintf("test-%d", time.Now().UnixNano())
+	}
 	for attempt := 1; ; attempt++ {
-		req.RequestId = fmt.Sprintf("test-%d-%d", time.Now().UnixNano(), attempt)
+		req.RequestId = id
 		op, err := admitPause(t, cl, req)
-		if err != nil {
+		if err != nil { // refused: nothing started, the id is free
 			if attempt >= pauseAttempts {
 				t.Fatalf("pause refused %d times, the last: %v", attempt, err)
 			}
@@ -76,6 +80,7 @@ func startPause(t *testing.T, c *devcluster.Cluster, cl pb.CoordinatorServiceCli
 			t.Fatalf("%d pauses did not reach %s, the last ended %s: %s", attempt, goal, op.GetState(), op.GetReason())
 		}
 		t.Logf("pause %s ended %s before %s (%s); again", op.GetOpId(), op.GetState(), goal, op.GetReason())
+		id = fmt.Sprintf("%s-%d", id, attempt) // the id now names the ended op
 		waitAdmissible(t, c)
 	}
 }

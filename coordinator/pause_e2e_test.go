@@ -186,15 +186,12 @@ func TestPauseRefusedWhenClockSkewExceedsMaxDrift(t *testing.T) {
 func TestSecondConcurrentPauseIsRefused(t *testing.T) {
 	c := startDev(t, nil)
 	cl := client(t, c, 0)
-	first, err := cl.StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 1500})
-	if err != nil {
-		t.Fatal(err)
+	first := startPause(t, c, cl, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 1500}, admitted)
+	_, err := cl.StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger"})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), first.GetOpId()) {
+		t.Fatalf("second pause: %v, want FailedPrecondition naming %s", err, first.GetOpId())
 	}
-	_, err = cl.StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger"})
-	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), first.GetOperation().GetOpId()) {
-		t.Fatalf("second pause: %v, want FailedPrecondition naming %s", err, first.GetOperation().GetOpId())
-	}
-	if op := watchEnd(t, c, first.GetOperation().GetOpId(), 30*time.Second); op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+	if op := watchEnd(t, c, first.GetOpId(), 30*time.Second); op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
 		t.Fatalf("first op ended %s: %s", op.GetState(), op.GetReason())
 	}
 }
@@ -280,12 +277,9 @@ func TestSimnodeRestartedMidHoldInvalidates(t *testing.T) {
 func TestClientGoneMidOpDoesNotAffectIt(t *testing.T) {
 	c := startDev(t, nil)
 	cl := client(t, c, 0)
-	resp, err := cl.StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 300})
-	if err != nil {
-		t.Fatal(err)
-	}
+	opID := startPause(t, c, cl, &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 300}, admitted).GetOpId()
 	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := cl.WatchOperation(ctx, &pb.WatchOperationRequest{OpId: resp.GetOperation().GetOpId()})
+	stream, err := cl.WatchOperation(ctx, &pb.WatchOperationRequest{OpId: opID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +298,7 @@ func TestClientGoneMidOpDoesNotAffectIt(t *testing.T) {
 		}
 		break
 	}
-	if op := watchEnd(t, c, resp.GetOperation().GetOpId(), 30*time.Second); op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+	if op := watchEnd(t, c, opID, 30*time.Second); op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
 		t.Fatalf("op ended %s: %s", op.GetState(), op.GetReason())
 	}
 }
@@ -437,18 +431,15 @@ func TestStartPauseIsIdempotentOnRequestID(t *testing.T) {
 	c := startDev(t, nil)
 	cl := client(t, c, 1) // through a follower or the leader
 	req := &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 1500, RequestId: "cli-3f2a9c"}
-	first, err := cl.StartPause(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := startPause(t, c, cl, req, admitted)
 	again, err := cl.StartPause(context.Background(), req)
 	if err != nil {
 		t.Fatalf("retry with the same request id: %v", err)
 	}
-	if a, b := first.GetOperation().GetOpId(), again.GetOperation().GetOpId(); a != b {
+	if a, b := first.GetOpId(), again.GetOperation().GetOpId(); a != b {
 		t.Fatalf("retry started %s, the first attempt %s", b, a)
 	}
-	op := watchEnd(t, c, first.GetOperation().GetOpId(), 30*time.Second)
+	op := watchEnd(t, c, first.GetOpId(), 30*time.Second)
 	if op.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED {
 		checkOracle(t, c, op)
 	} else { // a leader change on a loaded box: not this test's subject

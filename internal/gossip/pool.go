@@ -36,6 +36,10 @@ type Pool struct {
 	encoded atomic.Pointer[[]byte]
 	dropped atomic.Uint64
 	leaving atomic.Bool
+	// updateMu serializes memberlist.UpdateNode, which is not safe to call
+	// concurrently (it reads the local node's state unlocked while another
+	// call's aliveNode writes it): metaLoop's pushes and Leave's last one.
+	updateMu sync.Mutex
 
 	mu      sync.Mutex
 	members map[string]Member
@@ -186,7 +190,9 @@ func (p *Pool) metaLoop() {
 		if cur := p.encoded.Load(); b == nil || bytes.Equal(*cur, b) {
 			continue
 		}
+		p.updateMu.Lock()
 		if p.leaving.Load() {
+			p.updateMu.Unlock()
 			continue // Leave pushed its final metadata itself
 		}
 		p.encoded.Store(&b)
@@ -195,6 +201,7 @@ func (p *Pool) metaLoop() {
 		// gossip rounds and push-pull repairs any peer it misses, and a
 		// long wait would hold up Shutdown.
 		_ = p.ml.UpdateNode(time.Millisecond)
+		p.updateMu.Unlock()
 	}
 }
 
@@ -351,6 +358,7 @@ func (p *Pool) Leave(timeout time.Duration) error {
 		return fmt.Errorf("gossip %s: leave: %w", p.name, ErrClosed)
 	}
 	start := time.Now()
+	p.updateMu.Lock() // a metadata push in flight ends first; none starts after
 	p.leaving.Store(true)
 	if b, err := p.encodeLocal(); err == nil {
 		p.mu.Lock()
@@ -361,6 +369,7 @@ func (p *Pool) Leave(timeout time.Duration) error {
 			p.log.Debug("leaving flag broadcast not confirmed", zap.Error(err))
 		}
 	}
+	p.updateMu.Unlock()
 	rest := timeout - time.Since(start)
 	if rest <= 0 {
 		rest = time.Millisecond

@@ -123,6 +123,8 @@ func TestUnknownCommandsAndBadUsageExit2(t *testing.T) {
 		{[]string{"members", "remvoe", "x"}, []string{`unknown command "remvoe" for "stillpoint members"`, "remove"}},
 		{[]string{"clock", "prboe"}, []string{`unknown command "prboe" for "stillpoint clock"`, "probe"}},
 		{[]string{"help", "nosuch"}, []string{`unknown help topic "nosuch"`}},
+		{[]string{"ops", "lsit", "--help"}, []string{`unknown command "lsit" for "stillpoint ops"`, "list"}},
+		{[]string{"operator", "raft", "nosuch", "-h"}, []string{`unknown command "nosuch" for "stillpoint operator raft"`}},
 		{[]string{"ops", "list", "--bogus"}, []string{"unknown flag: --bogus", "Run 'stillpoint ops list --help'"}},
 		{[]string{"pause", "--cluster", "ledger", "--hold", "soon"}, []string{`invalid argument "soon" for "--hold"`}},
 		{[]string{"ops", "show"}, []string{"accepts 1 arg"}},

@@ -21,7 +21,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	helpErr := strictHelpFlag(root)
 	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		err = helpErr()
+	}
 	code := exitCode(err)
 	if err != nil {
 		if _, reported := err.(exitError); !reported {

@@ -87,6 +87,23 @@ func unknownCommand(c *cobra.Command, arg string) error {
 	return usageError{fmt.Errorf("%s", msg)}
 }
 
+// strictHelpFlag makes `stillpoint ops lsit --help` an unknown command
+// instead of the group's help with exit 0: cobra answers --help before it
+// checks arguments and its Execute returns no error for help, so the
+// error is kept here for run to return.
+func strictHelpFlag(root *cobra.Command) (helpErr func() error) {
+	var err error
+	show := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		if rest := c.Flags().Args(); c.HasAvailableSubCommands() && len(rest) > 0 && c.Flags().Parsed() {
+			err = unknownCommand(c, rest[0])
+			return
+		}
+		show(c, args)
+	})
+	return func() error { return err }
+}
+
 // strictHelp makes `stillpoint help X` fail on an unknown X instead of
 // printing the root help and exiting 0.
 func strictHelp(help *cobra.Command) {

@@ -129,7 +129,9 @@ func TestClockStepMidHoldIsNeverCertified(t *testing.T) {
 func waitAdmissible(t *testing.T, c *devcluster.Cluster) {
 	t.Helper()
 	testcluster.WaitFor(t, 20*time.Second, func() (bool, string) {
-		resp, err := client(t, c, 0).GetDrift(context.Background(), &pb.GetDriftRequest{Cluster: "ledger"})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := client(t, c, 0).GetDrift(ctx, &pb.GetDriftRequest{Cluster: "ledger"})
 		if err != nil {
 			return false, err.Error()
 		}

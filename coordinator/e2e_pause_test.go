@@ -131,7 +131,9 @@ func waitHoldingOrEnd(t *testing.T, c *devcluster.Cluster, opID string) *pb.Oper
 		if err != nil {
 			return false, err.Error()
 		}
-		r, err := cl.GetOperation(context.Background(), &pb.GetOperationRequest{OpId: opID, Stale: true})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, err := cl.GetOperation(ctx, &pb.GetOperationRequest{OpId: opID, Stale: true})
 		if err != nil {
 			return false, err.Error()
 		}

@@ -204,7 +204,9 @@ func waitState(t *testing.T, c *devcluster.Cluster, opID string, want pb.Operati
 		if err != nil {
 			return false, err.Error()
 		}
-		resp, err := cl.GetOperation(context.Background(), &pb.GetOperationRequest{OpId: opID, Stale: true})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := cl.GetOperation(ctx, &pb.GetOperationRequest{OpId: opID, Stale: true})
 		if err != nil {
 			return false, err.Error()
 		}

@@ -118,7 +118,8 @@ func TestLateInterruptReportFlagsCompletedRestorePoint(t *testing.T) {
 // failover and clears when the agent returns.
 func TestDeadAgentLeavesNodePausedRaisesAlarm(t *testing.T) {
 	c := startDev(t, nil)
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // bounds every step
+	defer cancel()
 	opID := startPause(t, c, client(t, c, 0), &pb.StartPauseRequest{Cluster: "ledger", HoldMs: 1500}, holding).GetOpId()
 	c.KillAgent("ledger-2")
 	if op := watchEnd(t, c, opID, 30*time.Second); op.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED {
@@ -133,7 +134,9 @@ func TestDeadAgentLeavesNodePausedRaisesAlarm(t *testing.T) {
 		if err != nil {
 			return nil, err.Error()
 		}
-		resp, err := cl.ListAlarms(ctx, &pb.ListAlarmsRequest{IncludeCleared: true, Stale: true})
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a call never outlives the test's wait
+		defer cancel()
+		resp, err := cl.ListAlarms(cctx, &pb.ListAlarmsRequest{IncludeCleared: true, Stale: true})
 		if err != nil {
 			return nil, err.Error()
 		}

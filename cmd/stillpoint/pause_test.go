@@ -76,9 +76,9 @@ func TestPauseCommandAgainstDevCluster(t *testing.T) {
 		t.Errorf("no progress on stderr:\n%s", progress)
 	}
 
-	out, _, err = runCLI3(t, "pause", "--cluster", "ledger", "-o", "json", addr)
+	out, progress, err = runCLI3(t, "pause", "--cluster", "ledger", "-o", "json", addr)
 	if err != nil {
-		t.Fatalf("pause -o json: %v", err)
+		t.Fatalf("pause -o json: %v\n%s\n%s", err, out, progress)
 	}
 	var op pb.Operation
 	if err := protojson.Unmarshal([]byte(out), &op); err != nil {

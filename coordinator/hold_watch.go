@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -30,8 +31,8 @@ func (s *Server) holdProblems(op *pb.Operation, incarnations map[string]uint64) 
 		}
 	}
 	for _, m := range s.pool.Members() {
-		if m.Status == gossip.StatusAlive && m.Meta.Cluster == op.GetCluster() && m.Meta.Role != RoleServer && !targets[m.Name] {
-			why = append(why, fmt.Sprintf("%s: a new node of cluster %s joined during the hold (it runs unpaused)", m.Name, op.GetCluster()))
+		if m.Status == gossip.StatusAlive && fsm.PausesCluster(op, m.Meta.Cluster) && m.Meta.Role != RoleServer && !targets[m.Name] {
+			why = append(why, fmt.Sprintf("%s: a new node of cluster %s joined during the hold (it runs unpaused)", m.Name, m.Meta.Cluster))
 		}
 	}
 	sort.Strings(why)

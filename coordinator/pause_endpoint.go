@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -113,10 +114,7 @@ func newOpID(now time.Time) string {
 // 1-2). It returns as soon as the operation is recorded; follow it with
 // WatchOperation.
 func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb.StartPauseResponse, error) {
-	var bad []string
-	if req.GetCluster() == "" {
-		bad = append(bad, "cluster is required")
-	}
+	names, bad := requestClusters(req)
 	if h := req.GetHoldMs(); h < 0 || h > maxHoldMs {
 		bad = append(bad, fmt.Sprintf("hold_ms %d is outside 0..%d", h, maxHoldMs))
 	}
@@ -138,27 +136,47 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 	if prev, ok := s.fsm.OperationByRequest(req.GetRequestId()); ok {
 		// A retry of a request that was recorded: its op, whatever became
 		// of it.
-		if prev.GetCluster() != req.GetCluster() {
+		if !slices.Equal(fsm.Clusters(prev), names) {
 			return nil, status.Errorf(codes.InvalidArgument, "request_id %q already started operation %s on cluster %s, not %s",
-				req.GetRequestId(), prev.GetOpId(), prev.GetCluster(), req.GetCluster())
+				req.GetRequestId(), prev.GetOpId(), fsm.ClusterNames(prev), strings.Join(names, ", "))
 		}
 		s.log.Info("StartPause retried; returning the op it started", zap.String("op_id", prev.GetOpId()), zap.String("request_id", req.GetRequestId()))
 		return &pb.StartPauseResponse{Operation: prev}, nil
 	}
-	if holder, locked := s.fsm.Lock(req.GetCluster()); locked {
-		return nil, status.Errorf(codes.FailedPrecondition, "cluster %s is held by operation %s; one operation at a time per cluster (watch it with `stillpoint ops watch %s`)",
-			req.GetCluster(), holder, holder)
+	var held []string
+	for _, c := range names {
+		if holder, locked := s.fsm.Lock(c); locked {
+			held = append(held, fmt.Sprintf("cluster %s is held by operation %s (watch it with `stillpoint ops watch %s`)", c, holder, holder))
+		}
+	}
+	if len(held) > 0 {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s; one operation at a time per cluster, nothing was paused", strings.Join(held, "; "))
 	}
 	who := actor(ctx, req.GetRequestedBy())
 	cfg := s.fsm.Config()
-	cands := s.candidates(ctx, req.GetCluster())
+	// One admission over every cluster's roster: one window over all
+	// targets needs every clock within the bounds together.
+	var cands []candidate
+	var empty []string
+	for _, c := range names {
+		cs := s.candidates(ctx, c)
+		if len(cs) == 0 {
+			empty = append(empty, c)
+		}
+		cands = append(cands, cs...)
+	}
+	label := strings.Join(names, "+")
 	if err := s.flagReportedInterrupts(ctx, cands); err != nil {
 		// Pausing now would make the agent forget its report.
-		return nil, status.Errorf(codes.Unavailable, "pause of %s not started: %v; retry", req.GetCluster(), err)
+		return nil, status.Errorf(codes.Unavailable, "pause of %s not started: %v; retry", label, err)
 	}
-	targets, err := admit(req.GetCluster(), cands, cfg)
+	targets, err := admit(label, cands, cfg)
+	if len(empty) > 0 && len(names) > 1 {
+		// Every cluster must have agents, not just all of them together.
+		targets, err = nil, unknownClusterError{fmt.Errorf("%w for cluster %s: cluster %s has no agents", ErrRefused, label, strings.Join(empty, ", "))}
+	}
 	if err != nil {
-		s.log.Warn("pause refused", zap.String("cluster", req.GetCluster()), zap.String("actor", who), zap.Error(err))
+		s.log.Warn("pause refused", zap.String("cluster", label), zap.String("actor", who), zap.Error(err))
 		actx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 		defer cancel()
 		_, _ = s.Apply(actx, &pb.AppendAuditCommand{Record: &pb.AuditRecord{Action: "pause_refused", Actor: who, Detail: err.Error(), At: s.Stamp()}})
@@ -167,7 +185,7 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 	now := s.Stamp()
 	op := &pb.Operation{
 		OpId:            newOpID(now.GetLocalTime().AsTime()),
-		Cluster:         req.GetCluster(),
+		Cluster:         names[0],
 		State:           pb.OperationState_OPERATION_STATE_PENDING,
 		Epoch:           epoch,
 		Targets:         targets,
@@ -177,6 +195,9 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 		CreatedAt:       now,
 		Leader:          s.cfg.NodeID,
 		RequestId:       req.GetRequestId(),
+	}
+	if len(names) > 1 {
+		op.Clusters = names
 	}
 	if req.GetUntilUnpaused() {
 		op.UntilUnpaused = true
@@ -196,12 +217,36 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 	if stored == nil {
 		stored = op
 	}
-	s.log.Info("pause admitted and recorded", zap.String("op_id", op.GetOpId()), zap.String("cluster", op.GetCluster()),
+	s.log.Info("pause admitted and recorded", zap.String("op_id", op.GetOpId()), zap.String("cluster", label),
 		zap.Int("targets", len(targets)), zap.String("actor", who), zap.Uint64("epoch", epoch))
 	if !s.startRunner(stored) {
 		return nil, status.Errorf(codes.Unavailable, "server %s lost leadership after recording %s; the next leader takes it over", s.cfg.NodeID, op.GetOpId())
 	}
 	return &pb.StartPauseResponse{Operation: stored}, nil
+}
+
+// requestClusters is every cluster req names (cluster, then clusters),
+// and what is wrong with them: none, an empty name, or one named twice
+// (never silently collapsed).
+func requestClusters(req *pb.StartPauseRequest) (names, bad []string) {
+	if req.GetCluster() != "" {
+		names = append(names, req.GetCluster())
+	}
+	names = append(names, req.GetClusters()...)
+	if len(names) == 0 {
+		return nil, []string{"cluster is required"}
+	}
+	seen := map[string]bool{}
+	for _, c := range names {
+		switch {
+		case c == "":
+			bad = append(bad, "clusters names an empty cluster")
+		case seen[c]:
+			bad = append(bad, fmt.Sprintf("cluster %s is named twice; name each cluster once", c))
+		}
+		seen[c] = true
+	}
+	return names, bad
 }
 
 // commitContext is ctx's values without its cancellation, bounded by the

@@ -84,3 +84,22 @@ func TestPauseUntilUnpausedThenUnpause(t *testing.T) {
 		}
 	}
 }
+
+// pause --cluster ledger --cluster auditor: one operation, one restore
+// point over both clusters' nodes.
+func TestPauseTwoClusters(t *testing.T) {
+	c := startDevCluster(t, nil)
+	out, progress, err := runCLI3(t, "pause", "--cluster", "ledger", "--cluster", "auditor", "--addr", c.APIAddr())
+	if err != nil {
+		t.Fatalf("pause of two clusters: %v\n%s\n%s", err, out, progress)
+	}
+	for _, want := range []string{"State          completed", "Cluster        ledger, auditor (5 targets)", "auditor-2", "ledger-3", "Restore point"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	list, _, err := runCLI3(t, "ops", "list", "--cluster", "auditor", "--addr", c.APIAddr())
+	if err != nil || !strings.Contains(list, "ledger,auditor") {
+		t.Fatalf("ops list --cluster auditor: %v\n%s", err, list)
+	}
+}

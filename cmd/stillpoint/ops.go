@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -69,7 +70,7 @@ func newOpsListCmd() *cobra.Command {
 				if len(reason) > 80 {
 					reason = reason[:77] + "..."
 				}
-				rows = append(rows, []string{op.GetOpId(), op.GetCluster(), state, fmt.Sprint(len(op.GetTargets())),
+				rows = append(rows, []string{op.GetOpId(), strings.Join(fsm.Clusters(op), ","), state, fmt.Sprint(len(op.GetTargets())),
 					timefmt.Duration(time.Duration(op.GetHoldNs())), rp, unc, reason})
 			}
 			if len(rows) == 0 {

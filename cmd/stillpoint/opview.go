@@ -54,7 +54,7 @@ func instantLines(w io.Writer, label string, ts *timestamppb.Timestamp, zone str
 func printOperation(w io.Writer, op *pb.Operation, zone string) error {
 	fmt.Fprintf(w, "Operation      %s\n", op.GetOpId())
 	fmt.Fprintf(w, "Cluster        %s (%d targets), requested by %s, epoch %d, leader %s\n",
-		op.GetCluster(), len(op.GetTargets()), op.GetRequestedBy(), op.GetEpoch(), op.GetLeader())
+		fsm.ClusterNames(op), len(op.GetTargets()), op.GetRequestedBy(), op.GetEpoch(), op.GetLeader())
 	fmt.Fprintf(w, "State          %s\n", stateName(op.GetState()))
 	if op.GetReason() != "" {
 		fmt.Fprintf(w, "Reason         %s\n", op.GetReason())

@@ -20,11 +20,12 @@ import (
 func init() { subcommands = append(subcommands, newPauseCmd, newUnpauseCmd) }
 
 func newPauseCmd() *cobra.Command {
-	var cluster, requestedBy string
+	var clusters []string
+	var requestedBy string
 	var hold, wait time.Duration
 	var untilUnpaused bool
 	cmd := &cobra.Command{
-		Use:   "pause --cluster NAME",
+		Use:   "pause --cluster NAME [--cluster NAME...]",
 		Short: "Pause a cluster and print a certified restore point",
 		Long: `Pause every node of a cluster through its agent, hold exactly as long as the
 measured clock uncertainty requires (or --hold), unpause, and print the restore
@@ -34,6 +35,11 @@ and drained, with its ± uncertainty, in UTC (RFC 3339, ns), epoch ms and --tz.
 The coordinator refuses the pause when any node's clock is not synchronized,
 its error bound is over the limit, the offsets spread too far, or a node is
 missing; the refusal names each node and figure, and nothing is paused.
+
+Repeat --cluster to pause several clusters in one operation (e.g. the Ledger
+and the Auditor clusters): every cluster is admitted together, all are paused
+and held together and the restore point is one window over all their nodes.
+A cluster named twice is refused.
 
 With --until-unpaused the hold lasts until 'stillpoint unpause --op ID' ends
 it (at least the minimum hold; at most the coordinator's max_hold_ns, 1h by
@@ -48,19 +54,20 @@ detaches: the operation goes on on the coordinator (follow it with
 		Example: `  stillpoint pause --cluster ledger
   stillpoint pause --cluster ledger --hold 30s --tz Asia/Tokyo   # hold for a snapshot
   stillpoint pause --cluster ledger -o json | jq -r .window.restore_point
+  stillpoint pause --cluster ledger --cluster auditor  # one restore point for both
   stillpoint pause --cluster ledger --until-unpaused   # then, once snapshots are taken:
   stillpoint unpause --op ID                           # (from another terminal)`,
 		Args: cobra.NoArgs,
 	}
 	cf := addClientFlags(cmd)
 	zone := addZoneFlag(cmd)
-	cmd.Flags().StringVar(&cluster, "cluster", "", "cluster to pause (required), e.g. ledger")
+	cmd.Flags().StringArrayVar(&clusters, "cluster", nil, "cluster to pause (required), e.g. ledger; repeat it to pause several clusters in one operation")
 	cmd.Flags().DurationVar(&hold, "hold", 0, fmt.Sprintf("hold at least this long, in whole milliseconds up to %s (default: the minimum the measured uncertainty requires)", flagDuration(coordinator.MaxHold)))
 	cmd.Flags().BoolVar(&untilUnpaused, "until-unpaused", false, "hold until 'stillpoint unpause --op ID' ends the hold (at most the coordinator's max hold, default 1h); the op then completes with its restore point")
 	cmd.Flags().DurationVar(&wait, "wait", 10*time.Minute, "give up waiting for the operation after this long (it goes on)")
 	cmd.Flags().StringVar(&requestedBy, "requested-by", "", "who asks, for the audit log (default: your TLS identity or address)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := checkPauseFlags(cluster, hold, wait, *zone); err != nil {
+		if err := checkPauseFlags(clusters, hold, wait, *zone); err != nil {
 			return err
 		}
 		if requestedBy == "" {
@@ -76,13 +83,13 @@ detaches: the operation goes on on the coordinator (follow it with
 		if untilUnpaused && !cmd.Flags().Changed("wait") {
 			wait = 25 * time.Hour // longer than any max hold: follow the op to its end
 		}
-		resp, err := startPause(ctx, c, &pb.StartPauseRequest{Cluster: cluster, HoldMs: hold.Milliseconds(), RequestedBy: requestedBy, RequestId: newRequestID(),
+		resp, err := startPause(ctx, c, &pb.StartPauseRequest{Cluster: clusters[0], Clusters: clusters[1:], HoldMs: hold.Milliseconds(), RequestedBy: requestedBy, RequestId: newRequestID(),
 			UntilUnpaused: untilUnpaused})
-		if coordinator.ReasonOf(err) == coordinator.ReasonUnknownCluster {
-			return fmt.Errorf("pause %s: %w", cluster, unknownClusterError(ctx, c, cluster, false))
+		if coordinator.ReasonOf(err) == coordinator.ReasonUnknownCluster && len(clusters) == 1 {
+			return fmt.Errorf("pause %s: %w", clusters[0], unknownClusterError(ctx, c, clusters[0], false))
 		}
 		if err != nil {
-			return c.rpcError("pause "+cluster, err)
+			return c.rpcError("pause "+strings.Join(clusters, ", "), err)
 		}
 		return waitAndReport(cmd, c, resp.GetOperation(), wait, *zone)
 	}
@@ -110,10 +117,20 @@ func checkWait(wait time.Duration) error {
 	return nil
 }
 
-func checkPauseFlags(cluster string, hold, wait time.Duration, zone string) error {
+func checkPauseFlags(clusters []string, hold, wait time.Duration, zone string) error {
 	var errs []error
-	if cluster == "" {
+	if len(clusters) == 0 {
 		errs = append(errs, errors.New("--cluster is required (e.g. --cluster ledger; see `stillpoint members`)"))
+	}
+	seen := map[string]bool{}
+	for _, c := range clusters {
+		switch {
+		case c == "":
+			errs = append(errs, errors.New("--cluster '': a cluster name is required (e.g. --cluster ledger)"))
+		case seen[c]:
+			errs = append(errs, fmt.Errorf("--cluster %s is given twice: name each cluster once", c))
+		}
+		seen[c] = true
 	}
 	switch {
 	case hold < 0:

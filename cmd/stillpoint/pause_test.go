@@ -163,6 +163,7 @@ func TestPauseCommandBadInput(t *testing.T) {
 		{[]string{"pause", "--cluster", "x", "--hold", "-1s", "--tz", "Mars/Olympus"}, "--hold -1s"},
 		{[]string{"pause", "--cluster", "x", "--tz", "Mars/Olympus"}, "--tz"},
 		{[]string{"unpause"}, "--op is required"},
+		{[]string{"pause", "--cluster", "ledger", "--cluster", "auditor", "--cluster", "ledger"}, "--cluster ledger is given twice: name each cluster once"},
 		{[]string{"ops", "show"}, "accepts 1 arg"},
 		{[]string{"dev", "--skew", "ledger-1"}, "want NODE=DURATION"},
 		{[]string{"pause", "--cluster", "ledger", "--addr", "127.0.0.1:1", "--timeout", "2s"}, "cannot reach a coordinator server at 127.0.0.1:1"},

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -22,16 +23,16 @@ func (f *FSM) applyCreateOperation(index uint64, cmd *pb.CreateOperationCommand)
 	switch {
 	case op.GetOpId() == "":
 		return nil, fmt.Errorf("%w: create operation without op_id", ErrInvalidCommand)
-	case op.GetCluster() == "":
-		return nil, fmt.Errorf("%w: create operation %s without cluster", ErrInvalidCommand, op.GetOpId())
+	case checkClusters(op) != nil:
+		return nil, fmt.Errorf("create: %w", checkClusters(op))
 	case IsTerminal(op.GetState()):
 		return nil, fmt.Errorf("%w: create operation %s in terminal state %s", ErrInvalidCommand, op.GetOpId(), op.GetState())
 	}
 	// A retried StartPause whose first attempt was committed: the op it
 	// started, unchanged.
 	if prev := f.byRequestLocked(op.GetRequestId()); prev != nil {
-		if prev.GetCluster() != op.GetCluster() {
-			return nil, fmt.Errorf("%w: request id %q already started operation %s on cluster %q, not %q", ErrInvalidCommand, op.GetRequestId(), prev.GetOpId(), prev.GetCluster(), op.GetCluster())
+		if !slices.Equal(Clusters(prev), Clusters(op)) {
+			return nil, fmt.Errorf("%w: request id %q already started operation %s on cluster %s, not %s", ErrInvalidCommand, op.GetRequestId(), prev.GetOpId(), ClusterNames(prev), ClusterNames(op))
 		}
 		return clone(prev), nil
 	}
@@ -41,19 +42,28 @@ func (f *FSM) applyCreateOperation(index uint64, cmd *pb.CreateOperationCommand)
 	if _, ok := f.st.ops[op.GetOpId()]; ok {
 		return nil, fmt.Errorf("%w: %s", ErrOperationExists, op.GetOpId())
 	}
-	if holder, ok := f.st.locks[op.GetCluster()]; ok {
-		return nil, fmt.Errorf("%w: cluster %q is held by operation %s", ErrClusterLocked, op.GetCluster(), holder)
+	// Every cluster's lock, or none: one held cluster refuses the op.
+	var held []string
+	for _, c := range Clusters(op) {
+		if holder, ok := f.st.locks[c]; ok {
+			held = append(held, fmt.Sprintf("cluster %q is held by operation %s", c, holder))
+		}
+	}
+	if len(held) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrClusterLocked, strings.Join(held, "; "))
 	}
 	stored := clone(op)
 	f.st.ops[op.GetOpId()] = stored
 	f.st.opsOrder = append(f.st.opsOrder, op.GetOpId())
-	f.st.locks[op.GetCluster()] = op.GetOpId()
+	for _, c := range Clusters(op) {
+		f.st.locks[c] = op.GetOpId()
+	}
 	targets := make([]string, 0, len(op.GetTargets()))
 	for _, t := range op.GetTargets() {
 		targets = append(targets, t.GetNode())
 	}
 	f.audit(index, AuditPause, cmd.GetActor(), op.GetOpId(),
-		fmt.Sprintf("cluster %s, targets [%s], requested hold %dms, epoch %d", op.GetCluster(), strings.Join(targets, ", "), op.GetRequestedHoldMs(), op.GetEpoch()),
+		fmt.Sprintf("cluster %s, targets [%s], requested hold %dms, epoch %d", ClusterNames(op), strings.Join(targets, ", "), op.GetRequestedHoldMs(), op.GetEpoch()),
 		op.GetCreatedAt())
 	return clone(stored), nil
 }
@@ -70,8 +80,8 @@ func (f *FSM) applyUpdateOperation(index uint64, cmd *pb.UpdateOperationCommand)
 	if IsTerminal(cur.GetState()) {
 		return nil, fmt.Errorf("%w: %s is %s", ErrOperationEnded, op.GetOpId(), cur.GetState())
 	}
-	if op.GetCluster() != cur.GetCluster() {
-		return nil, fmt.Errorf("%w: operation %s belongs to cluster %q, update names %q", ErrInvalidCommand, op.GetOpId(), cur.GetCluster(), op.GetCluster())
+	if !slices.Equal(Clusters(op), Clusters(cur)) {
+		return nil, fmt.Errorf("%w: operation %s belongs to cluster %s, update names %s", ErrInvalidCommand, op.GetOpId(), ClusterNames(cur), ClusterNames(op))
 	}
 	if op.GetEpoch() != f.st.epoch {
 		return nil, fmt.Errorf("%w: update of operation %s carries epoch %d, current epoch is %d", ErrStaleEpoch, op.GetOpId(), op.GetEpoch(), f.st.epoch)
@@ -85,8 +95,10 @@ func (f *FSM) applyUpdateOperation(index uint64, cmd *pb.UpdateOperationCommand)
 
 	ended := IsTerminal(op.GetState())
 	if ended {
-		if f.st.locks[op.GetCluster()] == op.GetOpId() {
-			delete(f.st.locks, op.GetCluster())
+		for _, c := range Clusters(op) {
+			if f.st.locks[c] == op.GetOpId() {
+				delete(f.st.locks, c)
+			}
 		}
 		if completed {
 			f.catalogLocked(stored)
@@ -99,9 +111,9 @@ func (f *FSM) applyUpdateOperation(index uint64, cmd *pb.UpdateOperationCommand)
 	switch {
 	case cmd.GetForceUnpause():
 		f.audit(index, AuditForceUnpause, cmd.GetActor(), op.GetOpId(),
-			fmt.Sprintf("cluster %s, state %s: %s", op.GetCluster(), shortState(op.GetState()), op.GetReason()), at)
+			fmt.Sprintf("cluster %s, state %s: %s", ClusterNames(op), shortState(op.GetState()), op.GetReason()), at)
 	case ended:
-		detail := fmt.Sprintf("cluster %s ended %s", op.GetCluster(), shortState(op.GetState()))
+		detail := fmt.Sprintf("cluster %s ended %s", ClusterNames(op), shortState(op.GetState()))
 		if op.GetReason() != "" {
 			detail += ": " + op.GetReason()
 		}

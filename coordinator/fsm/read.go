@@ -64,7 +64,7 @@ func (f *FSM) Operations(cluster string, limit int) []*pb.Operation {
 	var out []*pb.Operation
 	for i := len(f.st.opsOrder) - 1; i >= 0; i-- {
 		op := f.st.ops[f.st.opsOrder[i]]
-		if cluster != "" && op.GetCluster() != cluster {
+		if cluster != "" && !PausesCluster(op, cluster) {
 			continue
 		}
 		out = append(out, clone(op))
@@ -116,7 +116,7 @@ func (f *FSM) RestorePoints(cluster string, limit int) []*pb.RestorePoint {
 	var out []*pb.RestorePoint
 	for i := len(f.st.rpOrder) - 1; i >= 0; i-- {
 		rp := f.st.restorePoints[f.st.rpOrder[i]]
-		if cluster != "" && rp.GetCluster() != cluster {
+		if op, ok := f.st.ops[rp.GetOpId()]; cluster != "" && rp.GetCluster() != cluster && (!ok || !PausesCluster(op, cluster)) {
 			continue
 		}
 		out = append(out, clone(rp))

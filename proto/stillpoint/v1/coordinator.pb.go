@@ -948,7 +948,11 @@ type Operation struct {
 	UntilUnpaused bool `protobuf:"varint,23,opt,name=until_unpaused,json=untilUnpaused,proto3" json:"until_unpaused,omitempty"`
 	// The maximum hold of an until_unpaused op, from the runtime config when
 	// it was admitted.
-	MaxHoldNs     int64 `protobuf:"varint,24,opt,name=max_hold_ns,json=maxHoldNs,proto3" json:"max_hold_ns,omitempty"`
+	MaxHoldNs int64 `protobuf:"varint,24,opt,name=max_hold_ns,json=maxHoldNs,proto3" json:"max_hold_ns,omitempty"`
+	// Every cluster the op pauses, when it pauses more than one (cluster is
+	// then the first); empty for an op of one cluster. The op holds every
+	// cluster's lock and has one window over all their targets.
+	Clusters      []string `protobuf:"bytes,25,rep,name=clusters,proto3" json:"clusters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1151,6 +1155,13 @@ func (x *Operation) GetMaxHoldNs() int64 {
 	return 0
 }
 
+func (x *Operation) GetClusters() []string {
+	if x != nil {
+		return x.Clusters
+	}
+	return nil
+}
+
 type StartPauseRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Cluster string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
@@ -1163,6 +1174,10 @@ type StartPauseRequest struct {
 	// Hold until ForceUnpause ends the hold (at least the minimum hold, or
 	// hold_ms when set; at most the runtime config's max_hold_ns).
 	UntilUnpaused bool `protobuf:"varint,6,opt,name=until_unpaused,json=untilUnpaused,proto3" json:"until_unpaused,omitempty"`
+	// More clusters to pause in the same op (after cluster when that is
+	// set): one admission over every cluster's roster, every lock taken at
+	// once, one window over all targets. A cluster named twice is refused.
+	Clusters      []string `protobuf:"bytes,7,rep,name=clusters,proto3" json:"clusters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1230,6 +1245,13 @@ func (x *StartPauseRequest) GetUntilUnpaused() bool {
 		return x.UntilUnpaused
 	}
 	return false
+}
+
+func (x *StartPauseRequest) GetClusters() []string {
+	if x != nil {
+		return x.Clusters
+	}
+	return nil
 }
 
 type StartPauseResponse struct {
@@ -3506,7 +3528,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12?\n" +
 	"\rrestore_point\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\frestorePoint\x12%\n" +
 	"\x0euncertainty_ns\x18\x04 \x01(\x03R\runcertaintyNs\x12\x19\n" +
-	"\bwidth_ns\x18\x05 \x01(\x03R\awidthNs\"\xf2\a\n" +
+	"\bwidth_ns\x18\x05 \x01(\x03R\awidthNs\"\x8e\b\n" +
 	"\tOperation\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x123\n" +
@@ -3534,14 +3556,16 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x12invalidated_reason\x18\x15 \x01(\tR\x11invalidatedReason\x12A\n" +
 	"\x0einvalidated_at\x18\x16 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\rinvalidatedAt\x12%\n" +
 	"\x0euntil_unpaused\x18\x17 \x01(\bR\runtilUnpaused\x12\x1e\n" +
-	"\vmax_hold_ns\x18\x18 \x01(\x03R\tmaxHoldNs\"\xaf\x01\n" +
+	"\vmax_hold_ns\x18\x18 \x01(\x03R\tmaxHoldNs\x12\x1a\n" +
+	"\bclusters\x18\x19 \x03(\tR\bclusters\"\xcb\x01\n" +
 	"\x11StartPauseRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x17\n" +
 	"\ahold_ms\x18\x02 \x01(\x03R\x06holdMs\x12!\n" +
 	"\frequested_by\x18\x03 \x01(\tR\vrequestedBy\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12%\n" +
-	"\x0euntil_unpaused\x18\x06 \x01(\bR\runtilUnpaused\"L\n" +
+	"\x0euntil_unpaused\x18\x06 \x01(\bR\runtilUnpaused\x12\x1a\n" +
+	"\bclusters\x18\a \x03(\tR\bclusters\"L\n" +
 	"\x12StartPauseResponse\x126\n" +
 	"\toperation\x18\x01 \x01(\v2\x18.stillpoint.v1.OperationR\toperation\"X\n" +
 	"\x13ForceUnpauseRequest\x12\x13\n" +

@@ -70,16 +70,17 @@ type Agent struct {
 	stopping    atomic.Bool
 
 	// Set by Start.
-	startedAt   time.Time
-	sampler     *clock.Sampler
-	admin       *scalaradmin.Client
-	grpcSrv     *grpc.Server
-	grpcAddr    string
-	httpSrv     *http.Server
-	metricsAddr string
-	pool        atomic.Pointer[gossip.Pool]
-	cancel      context.CancelFunc
-	wg          sync.WaitGroup
+	startedAt     time.Time
+	sampler       *clock.Sampler
+	admin         *scalaradmin.Client
+	grpcSrv       *grpc.Server
+	grpcAddr      string
+	grpcAdvertise string
+	httpSrv       *http.Server
+	metricsAddr   string
+	pool          atomic.Pointer[gossip.Pool]
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
 
 	lifeMu  sync.Mutex
 	started bool
@@ -202,6 +203,10 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}
 	pb.RegisterAgentServiceServer(srv, &service{a: a})
 	a.grpcSrv, a.grpcAddr = srv, lis.Addr().String()
+	a.grpcAdvertise = a.grpcAddr
+	if a.cfg.GRPC.Advertise != "" {
+		a.grpcAdvertise = a.cfg.GRPC.Advertise
+	}
 	a.goRun(func() {
 		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			a.log.Error("gRPC server stopped", zap.Error(err))
@@ -237,7 +242,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.goRun(func() { a.core.runWatch(runCtx, a.cfg.CheckPausedInterval) })
 	a.goRun(func() { a.runGossip(runCtx) })
 
-	a.log.Info("agent started", zap.String("grpc_addr", a.grpcAddr), zap.String("gossip_addr", pool.AdvertiseAddr()),
+	a.log.Info("agent started", zap.String("grpc_addr", a.grpcAddr), zap.String("grpc_advertise", a.grpcAdvertise), zap.String("gossip_addr", pool.AdvertiseAddr()),
 		zap.String("metrics_addr", a.metricsAddr), zap.String("admin_addr", a.cfg.Admin.Address),
 		zap.Strings("ntp_servers", a.cfg.NTP.Servers), zap.String("version", version.Version))
 	return nil
@@ -286,6 +291,10 @@ func splitHostPort(s string) (string, int, error) {
 
 // GRPCAddr is the AgentService's bound host:port ("" before Start).
 func (a *Agent) GRPCAddr() string { return a.grpcAddr }
+
+// GRPCAdvertise is the AgentService address published in gossip (what the
+// coordinator dials): grpc.advertise, else the bound address.
+func (a *Agent) GRPCAdvertise() string { return a.grpcAdvertise }
 
 // GossipAddr is the gossip host:port other members join ("" before Start).
 func (a *Agent) GossipAddr() string {
@@ -411,7 +420,7 @@ func (a *Agent) State() *pb.AgentState {
 		Node:        a.cfg.NodeName,
 		Role:        a.cfg.Role,
 		Cluster:     a.cfg.Cluster,
-		GrpcAddress: a.grpcAddr,
+		GrpcAddress: a.grpcAdvertise,
 		Clock:       e.Proto(now),
 		Version:     version.Version,
 	}

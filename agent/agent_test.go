@@ -502,3 +502,31 @@ func checkStamp(t *testing.T, what string, st *pb.StampedTime, before, after tim
 		t.Fatalf("%s true interval [%v, %v] misses the call's true time [%v, %v]", what, lo, hi, before, after)
 	}
 }
+
+// TestGossipCarriesGRPCAdvertise: with grpc.advertise set, the gossiped
+// gRPC address (what the coordinator dials) and the served state are the
+// advertised address, not the bound one; the bound one still serves.
+func TestGossipCarriesGRPCAdvertise(t *testing.T) {
+	ntp := startNTP(t, 3)
+	sim1, sim2 := startSim(t, "ledger-1", nil), startSim(t, "ledger-2", nil)
+	cfg1 := testConfig("ledger-1", sim1.Addr(), t.TempDir(), ntp, nil)
+	cfg1.GRPC.Advertise = "agent-ledger-1:7947"
+	a1 := startAgent(t, cfg1)
+	a2 := startAgent(t, testConfig("ledger-2", sim2.Addr(), t.TempDir(), ntp, []string{a1.GossipAddr()}))
+	for _, obs := range []*agent.Agent{a1, a2} {
+		eventually(t, 20*time.Second, obs.Name()+" sees ledger-1's advertised gRPC address", func() error {
+			m, ok := member(obs, "ledger-1")
+			if !ok || m.Meta.GRPCAddr != "agent-ledger-1:7947" {
+				return fmt.Errorf("%s sees ledger-1 meta %+v (found %v)", obs.Name(), m.Meta, ok)
+			}
+			return nil
+		})
+	}
+	st, err := client(t, a1).Status(rpcCtx(t), &pb.StatusRequest{})
+	if err != nil {
+		t.Fatalf("status over the bound address %s: %v", a1.GRPCAddr(), err)
+	}
+	if got := st.GetState().GetGrpcAddress(); got != "agent-ledger-1:7947" {
+		t.Fatalf("state grpc_address %q, want the advertised agent-ledger-1:7947", got)
+	}
+}

@@ -95,8 +95,21 @@ type GossipConfig struct {
 
 // GRPCConfig is the AgentService listener.
 type GRPCConfig struct {
-	Listen string    `yaml:"listen" flag:"grpc-listen"`
-	TLS    grpcx.TLS `yaml:"tls"`
+	Listen string `yaml:"listen" flag:"grpc-listen"`
+	// Advertise is host:port the coordinator dials, published in gossip
+	// metadata; empty means the bound listen address. Required when Listen
+	// has an unspecified host (0.0.0.0, [::], empty): nobody can dial that.
+	Advertise string    `yaml:"advertise" flag:"grpc-advertise"`
+	TLS       grpcx.TLS `yaml:"tls"`
+}
+
+// advertised is the gRPC address published in gossip before the listener
+// is bound: Advertise, or Listen.
+func (g GRPCConfig) advertised() string {
+	if g.Advertise != "" {
+		return g.Advertise
+	}
+	return g.Listen
 }
 
 // MetricsConfig is the /metrics and /healthz listener; empty Listen turns
@@ -194,9 +207,7 @@ func (c Config) Validate() error {
 		p.Addf("gossip.profile %q: want lan, local or test", c.Gossip.Profile)
 	}
 
-	if err := checkHostPort(c.GRPC.Listen, true); err != nil {
-		p.Addf("grpc.listen %q: %v", c.GRPC.Listen, err)
-	}
+	c.validateGRPCAddrs(&p)
 	tlsProblems(&p, "grpc.tls", c.GRPC.TLS, true)
 	if c.Metrics.Listen != "" {
 		if err := checkHostPort(c.Metrics.Listen, true); err != nil {
@@ -228,6 +239,39 @@ func (c Config) Validate() error {
 	return p.Err()
 }
 
+// validateGRPCAddrs checks grpc.listen and grpc.advertise: the address
+// that will be advertised must be one a coordinator can dial.
+func (c Config) validateGRPCAddrs(p *config.Problems) {
+	if err := checkHostPort(c.GRPC.Listen, true); err != nil {
+		p.Addf("grpc.listen %q: %v", c.GRPC.Listen, err)
+	} else if c.GRPC.Advertise == "" && unspecifiedHost(c.GRPC.Listen) {
+		p.Addf("grpc.advertise: required when grpc.listen %q has an unspecified host: "+
+			"the coordinator cannot dial it; set grpc.advertise (--grpc-advertise) to this agent's reachable host:port", c.GRPC.Listen)
+	}
+	if c.GRPC.Advertise == "" {
+		return
+	}
+	if err := checkHostPort(c.GRPC.Advertise, false); err != nil {
+		p.Addf("grpc.advertise %q: %v", c.GRPC.Advertise, err)
+	} else if unspecifiedHost(c.GRPC.Advertise) {
+		p.Addf("grpc.advertise %q: unspecified host; want an address the coordinator can dial (a host name or a routable IP)", c.GRPC.Advertise)
+	}
+}
+
+// unspecifiedHost reports whether host:port's host is empty, 0.0.0.0 or
+// [::] (a listen-on-every-interface address nobody can dial).
+func unspecifiedHost(hostPort string) bool {
+	host, _, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
 // validateIdentity checks the names that travel in gossip metadata.
 func (c Config) validateIdentity(p *config.Problems) {
 	if c.NodeName == "" {
@@ -251,7 +295,7 @@ func (c Config) validateIdentity(p *config.Problems) {
 	if name == "" {
 		name = "-"
 	}
-	if err := gossip.ValidateMetaLimits(name, c.Role, c.Cluster, c.GRPC.Listen); err != nil {
+	if err := gossip.ValidateMetaLimits(name, c.Role, c.Cluster, c.GRPC.advertised()); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			p.Addf("%s", line)
 		}

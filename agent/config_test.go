@@ -60,6 +60,15 @@ func TestConfigProblems(t *testing.T) {
 		{"gossip key length", func(c *Config) { c.Gossip.EncryptionKey = base64.StdEncoding.EncodeToString(make([]byte, 20)) }, "gossip.encryption_key: decodes to 20 bytes; want 16, 24 or 32"},
 		{"gossip profile", func(c *Config) { c.Gossip.Profile = "wan" }, `gossip.profile "wan": want lan, local or test`},
 		{"grpc listen", func(c *Config) { c.GRPC.Listen = "" }, `grpc.listen "": empty; want host:port`},
+		{"grpc listen on every interface, no advertise", func(c *Config) { c.GRPC.Listen = "0.0.0.0:7947" }, `grpc.advertise: required when grpc.listen "0.0.0.0:7947" has an unspecified host`},
+		{"grpc listen on every IPv6 interface, no advertise", func(c *Config) { c.GRPC.Listen = "[::]:7947" }, `grpc.advertise: required when grpc.listen "[::]:7947" has an unspecified host`},
+		{"grpc listen with empty host, no advertise", func(c *Config) { c.GRPC.Listen = ":7947" }, `grpc.advertise: required when grpc.listen ":7947" has an unspecified host`},
+		{"grpc advertise unspecified", func(c *Config) { c.GRPC.Listen, c.GRPC.Advertise = "0.0.0.0:7947", "0.0.0.0:7947" }, `grpc.advertise "0.0.0.0:7947": unspecified host`},
+		{"grpc advertise IPv6 unspecified", func(c *Config) { c.GRPC.Advertise = "[::]:7947" }, `grpc.advertise "[::]:7947": unspecified host`},
+		{"grpc advertise empty host", func(c *Config) { c.GRPC.Advertise = ":7947" }, `grpc.advertise ":7947": unspecified host`},
+		{"grpc advertise without port", func(c *Config) { c.GRPC.Advertise = "agent-1" }, `grpc.advertise "agent-1": want host:port`},
+		{"grpc advertise port 0", func(c *Config) { c.GRPC.Advertise = "agent-1:0" }, `grpc.advertise "agent-1:0": port 0 is only valid for a listen address`},
+		{"grpc advertise too long for gossip", func(c *Config) { c.GRPC.Advertise = strings.Repeat("h", gossip.MaxGRPCAddrLen) + ":1" }, "grpc address is 162 bytes, limit 160"},
 		{"grpc TLS without cert", func(c *Config) { c.GRPC.TLS.Enabled = true }, "grpc.tls: a TLS server needs cert_file and key_file"},
 		{"metrics listen", func(c *Config) { c.Metrics.Listen = "metrics" }, `metrics.listen "metrics": want host:port`},
 		{"no data dir", func(c *Config) { c.DataDir = " " }, "data_dir: required"},
@@ -85,6 +94,24 @@ func TestConfigProblems(t *testing.T) {
 				t.Fatal("New accepted an invalid config: the agent must not start")
 			}
 		})
+	}
+}
+
+// TestConfigGRPCAdvertiseValid: an advertise address (a service name or an
+// IP) lets the agent listen on every interface.
+func TestConfigGRPCAdvertiseValid(t *testing.T) {
+	for _, tt := range []struct{ listen, advertise string }{
+		{"0.0.0.0:7947", "agent-ledger-1:7947"},
+		{"[::]:7947", "10.0.1.11:7947"},
+		{":7947", "[fd00::11]:7947"},
+		{"127.0.0.1:0", ""},
+		{"10.0.1.11:7947", ""},
+	} {
+		c := validConfig()
+		c.GRPC.Listen, c.GRPC.Advertise = tt.listen, tt.advertise
+		if err := c.Validate(); err != nil {
+			t.Errorf("listen %q advertise %q rejected: %v", tt.listen, tt.advertise, err)
+		}
 	}
 }
 

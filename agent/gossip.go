@@ -23,7 +23,7 @@ func (a *Agent) localMeta() gossip.Meta {
 	m := gossip.Meta{
 		Role:     a.cfg.Role,
 		Cluster:  a.cfg.Cluster,
-		GRPCAddr: a.grpcAddr,
+		GRPCAddr: a.grpcAdvertise,
 		Clock:    gossip.ClockMetaFrom(e, now),
 		Node: gossip.NodeState{
 			Reachable: s.node.reachable,

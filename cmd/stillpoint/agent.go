@@ -60,6 +60,7 @@ and it leaves the gossip pool.`,
 	f.String("gossip-encryption-key", "", "base64 gossip key of 16, 24 or 32 bytes (prefer the env var)")
 	f.String("gossip-profile", d.Gossip.Profile, "gossip timings: lan, local or test")
 	f.String("grpc-listen", d.GRPC.Listen, "AgentService listen host:port")
+	f.String("grpc-advertise", "", "AgentService host:port the coordinator dials, published in gossip (default: the bound listen address; required when listening on 0.0.0.0 or [::])")
 	tlsFlags(f, "grpc-tls", "the AgentService listener (a CA requires client certificates)")
 	f.String("metrics-listen", d.Metrics.Listen, "/metrics and /healthz listen host:port (empty: off)")
 	f.String("data-dir", "", "directory for the persisted lease and highest epoch seen")

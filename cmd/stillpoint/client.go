@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
@@ -36,6 +35,7 @@ const (
 // also come from STILLPOINT_<FLAG> (STILLPOINT_ADDR, STILLPOINT_CA, ...).
 type clientFlags struct {
 	addr       string
+	addrs      []string // addr split at commas, by prepare
 	tls        bool
 	ca         string
 	cert       string
@@ -49,7 +49,7 @@ type clientFlags struct {
 func addClientFlags(cmd *cobra.Command) *clientFlags {
 	cf := &clientFlags{}
 	f := cmd.Flags()
-	f.StringVar(&cf.addr, "addr", defaultCoordinatorAddr, "coordinator server gRPC host:port (env STILLPOINT_ADDR)")
+	f.StringVar(&cf.addr, "addr", defaultCoordinatorAddr, "coordinator server gRPC host:port, or several comma-separated (tried in turn on a connection failure or a not-applied answer) (env STILLPOINT_ADDR)")
 	f.BoolVar(&cf.tls, "tls", false, "use TLS (implied by --ca, --cert, --key)")
 	f.StringVar(&cf.ca, "ca", "", "CA bundle that verifies the server certificate")
 	f.StringVar(&cf.cert, "cert", "", "client certificate (mTLS)")
@@ -74,6 +74,8 @@ func (cf *clientFlags) prepare(cmd *cobra.Command) error {
 	}
 	if cf.addr == "" {
 		p.Addf("--addr: must not be empty")
+	} else {
+		cf.addrs = splitAddrs(cf.addr, &p)
 	}
 	return asUsage(p.Err())
 }
@@ -86,7 +88,7 @@ func (cf *clientFlags) tlsConfig() grpcx.TLS {
 type coordinatorClient struct {
 	pb.CoordinatorServiceClient
 	cf *clientFlags
-	cc *grpc.ClientConn
+	cc *failoverConn
 }
 
 // dial prepares the flags and connects (no I/O until the first call).
@@ -94,7 +96,7 @@ func (cf *clientFlags) dial(cmd *cobra.Command) (*coordinatorClient, error) {
 	if err := cf.prepare(cmd); err != nil {
 		return nil, err
 	}
-	cc, err := grpcx.NewClient(cf.addr, cf.tlsConfig())
+	cc, err := dialFailover(cf.addrs, cf.tlsConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -123,17 +125,26 @@ func (c *coordinatorClient) rpcError(what string, err error) error {
 	case codes.Unavailable:
 		switch {
 		case reason == coordinator.ReasonNotApplied:
-			return fmt.Errorf("%s: not served, nothing changed (%s): retry in a moment (a leader election or takeover may be under way)", what, st.Message())
+			return fmt.Errorf("%s: not served, nothing changed (%s): retry in a moment (a leader election or takeover may be under way)", what, c.notServed(st))
 		case unreached:
-			return fmt.Errorf("%s: cannot reach a coordinator server at %s (is `stillpoint server` running there? set --addr or STILLPOINT_ADDR): %s", what, c.cf.addr, st.Message())
+			return fmt.Errorf("%s: cannot reach a coordinator server at %s (is `stillpoint server` running there? set --addr or STILLPOINT_ADDR): %s", what, c.cc.where(), st.Message())
 		}
 	case codes.DeadlineExceeded:
 		if unreached {
-			return fmt.Errorf("%s: cannot reach a coordinator server at %s within --timeout %v (is `stillpoint server` running there? set --addr or STILLPOINT_ADDR): %s", what, c.cf.addr, c.cf.timeout, st.Message())
+			return fmt.Errorf("%s: cannot reach a coordinator server at %s within --timeout %v (is `stillpoint server` running there? set --addr or STILLPOINT_ADDR): %s", what, c.cc.where(), c.cf.timeout, st.Message())
 		}
-		return fmt.Errorf("%s: no answer from %s within --timeout %v (raise it?): %s", what, c.cf.addr, c.cf.timeout, st.Message())
+		return fmt.Errorf("%s: no answer from %s within --timeout %v (raise it?): %s", what, c.cc.where(), c.cf.timeout, st.Message())
 	}
 	return fmt.Errorf("%s: %s: %s", what, st.Code(), st.Message())
+}
+
+// notServed is the not-applied message, naming every server tried when
+// there were several.
+func (c *coordinatorClient) notServed(st *status.Status) string {
+	if len(c.cc.addrs) == 1 {
+		return st.Message()
+	}
+	return "tried " + c.cc.where()
 }
 
 // unreached reports whether err is grpc's own account of a call that
@@ -142,7 +153,7 @@ func (c *coordinatorClient) rpcError(what string, err error) error {
 func (c *coordinatorClient) unreached(err error) bool {
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded:
-		return coordinator.ReasonOf(err) == "" && c.cc.GetState() != connectivity.Ready
+		return coordinator.ReasonOf(err) == "" && c.cc.lastState() != connectivity.Ready
 	}
 	return false
 }

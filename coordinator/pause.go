@@ -57,6 +57,24 @@ type pauseRunner struct {
 	forceAbort  bool
 	// leases is what this runner knows of each target's lease.
 	leases leaseBook
+	// leader is this server's id, added to the op's leaders with the
+	// runner's first record ("" in tests that do not care).
+	leader string
+}
+
+// noteLeader appends leader to op.leaders unless it is the last one there.
+// An op recorded before leaders existed is seeded with its admitting
+// leader first.
+func noteLeader(op *pb.Operation, leader string) {
+	if leader == "" {
+		return
+	}
+	if len(op.GetLeaders()) == 0 && op.GetLeader() != "" {
+		op.Leaders = []string{op.GetLeader()}
+	}
+	if n := len(op.GetLeaders()); n == 0 || op.GetLeaders()[n-1] != leader {
+		op.Leaders = append(op.Leaders, leader)
+	}
 }
 
 // renewFraction: leases are renewed every lease/renewFraction.
@@ -188,6 +206,7 @@ func permanentPersistError(err error) bool {
 // or the leases release the nodes.
 func (r *pauseRunner) run(ctx context.Context, op *pb.Operation) (*pb.Operation, error) {
 	op = proto.Clone(op).(*pb.Operation)
+	noteLeader(op, r.leader) // recorded with this runner's first persist
 	if op.GetState() != pb.OperationState_OPERATION_STATE_PENDING {
 		// Taking over: the last leader may have armed or renewed any
 		// target's lease up to now.

@@ -121,6 +121,7 @@ func (s *Server) startRunner(op *pb.Operation) bool {
 		clock:  clockwork.NewRealClock(),
 		stamp:  s.Stamp,
 		force:  make(chan struct{}),
+		leader: s.cfg.NodeID,
 	}
 	s.pauses.running[op.GetOpId()] = r
 	s.pauses.wg.Add(1)

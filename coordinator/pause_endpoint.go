@@ -194,6 +194,7 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 		RequestedBy:     who,
 		CreatedAt:       now,
 		Leader:          s.cfg.NodeID,
+		Leaders:         []string{s.cfg.NodeID},
 		RequestId:       req.GetRequestId(),
 	}
 	if len(names) > 1 {

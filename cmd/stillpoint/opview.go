@@ -55,6 +55,16 @@ func printOperation(w io.Writer, op *pb.Operation, zone string) error {
 	fmt.Fprintf(w, "Operation      %s\n", op.GetOpId())
 	fmt.Fprintf(w, "Cluster        %s (%d targets), requested by %s, epoch %d, leader %s\n",
 		fsm.ClusterNames(op), len(op.GetTargets()), op.GetRequestedBy(), op.GetEpoch(), op.GetLeader())
+	if ls := op.GetLeaders(); len(ls) > 0 {
+		took := ""
+		if len(ls) > 1 {
+			took = fmt.Sprintf(" (taken over %d times)", len(ls)-1)
+			if len(ls) == 2 {
+				took = " (taken over once)"
+			}
+		}
+		fmt.Fprintf(w, "Leaders        %s%s\n", strings.Join(ls, " -> "), took)
+	}
 	fmt.Fprintf(w, "State          %s\n", stateName(op.GetState()))
 	if op.GetReason() != "" {
 		fmt.Fprintf(w, "Reason         %s\n", op.GetReason())

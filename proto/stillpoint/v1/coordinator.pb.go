@@ -952,7 +952,11 @@ type Operation struct {
 	// Every cluster the op pauses, when it pauses more than one (cluster is
 	// then the first); empty for an op of one cluster. The op holds every
 	// cluster's lock and has one window over all their targets.
-	Clusters      []string `protobuf:"bytes,25,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	Clusters []string `protobuf:"bytes,25,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	// Every leader (server id) that drove the op, in order: the one that
+	// admitted it, then each that took it over (appended by the new
+	// leader's runner with its first record).
+	Leaders       []string `protobuf:"bytes,27,rep,name=leaders,proto3" json:"leaders,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1158,6 +1162,13 @@ func (x *Operation) GetMaxHoldNs() int64 {
 func (x *Operation) GetClusters() []string {
 	if x != nil {
 		return x.Clusters
+	}
+	return nil
+}
+
+func (x *Operation) GetLeaders() []string {
+	if x != nil {
+		return x.Leaders
 	}
 	return nil
 }
@@ -3528,7 +3539,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12?\n" +
 	"\rrestore_point\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\frestorePoint\x12%\n" +
 	"\x0euncertainty_ns\x18\x04 \x01(\x03R\runcertaintyNs\x12\x19\n" +
-	"\bwidth_ns\x18\x05 \x01(\x03R\awidthNs\"\x8e\b\n" +
+	"\bwidth_ns\x18\x05 \x01(\x03R\awidthNs\"\xa8\b\n" +
 	"\tOperation\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x123\n" +
@@ -3557,7 +3568,8 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x0einvalidated_at\x18\x16 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\rinvalidatedAt\x12%\n" +
 	"\x0euntil_unpaused\x18\x17 \x01(\bR\runtilUnpaused\x12\x1e\n" +
 	"\vmax_hold_ns\x18\x18 \x01(\x03R\tmaxHoldNs\x12\x1a\n" +
-	"\bclusters\x18\x19 \x03(\tR\bclusters\"\xcb\x01\n" +
+	"\bclusters\x18\x19 \x03(\tR\bclusters\x12\x18\n" +
+	"\aleaders\x18\x1b \x03(\tR\aleaders\"\xcb\x01\n" +
 	"\x11StartPauseRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x17\n" +
 	"\ahold_ms\x18\x02 \x01(\x03R\x06holdMs\x12!\n" +

@@ -6,6 +6,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 )
 
 // Error classes of the AgentService. Every error the agent's operations
@@ -91,15 +93,4 @@ func toStatus(node string, err error) error {
 }
 
 // ReasonOf returns the ErrorInfo reason of an AgentService error, or "".
-func ReasonOf(err error) string {
-	st, ok := status.FromError(err)
-	if !ok {
-		return ""
-	}
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
-			return info.GetReason()
-		}
-	}
-	return ""
-}
+func ReasonOf(err error) string { return grpcx.ReasonOf(err, ErrorDomain) }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	"github.com/stillpoint-dev/stillpoint/internal/config"
+	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 )
 
 // Errors of the server itself; converted to gRPC status at the API edge.
@@ -56,18 +57,7 @@ func notAppliedError(format string, args ...any) error {
 }
 
 // ReasonOf returns the ErrorInfo reason of a coordinator error, or "".
-func ReasonOf(err error) string {
-	st, ok := status.FromError(err)
-	if !ok {
-		return ""
-	}
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
-			return info.GetReason()
-		}
-	}
-	return ""
-}
+func ReasonOf(err error) string { return grpcx.ReasonOf(err, ErrorDomain) }
 
 // notApplied reports whether err says the request changed nothing.
 func notApplied(err error) bool { return ReasonOf(err) == ReasonNotApplied }

@@ -125,6 +125,17 @@ func admitPause(t *testing.T, cl pb.CoordinatorServiceClient, req *pb.StartPause
 // replica, and returns it.
 func waitHoldingOrEnd(t *testing.T, c *devcluster.Cluster, opID string) *pb.Operation {
 	t.Helper()
+	return waitOp(t, c, opID, func(op *pb.Operation) bool {
+		s := op.GetState()
+		return s == pb.OperationState_OPERATION_STATE_HOLDING || fsm.IsTerminal(s)
+	})
+}
+
+// waitOp waits until the leader's replica of the op satisfies done, and
+// returns that record. Every read is bounded; a wait that runs out names
+// the op's last state, reason, epoch and leader.
+func waitOp(t *testing.T, c *devcluster.Cluster, opID string, done func(*pb.Operation) bool) *pb.Operation {
+	t.Helper()
 	var last *pb.Operation
 	testcluster.WaitFor(t, 20*time.Second, func() (bool, string) {
 		cl, err := c.Client(c.Leader())
@@ -138,8 +149,7 @@ func waitHoldingOrEnd(t *testing.T, c *devcluster.Cluster, opID string) *pb.Oper
 			return false, err.Error()
 		}
 		last = r.GetOperation()
-		s := last.GetState()
-		return s == pb.OperationState_OPERATION_STATE_HOLDING || fsm.IsTerminal(s), s.String()
+		return done(last), fmt.Sprintf("%s (%s; epoch %d, leader %s)", last.GetState(), last.GetReason(), last.GetEpoch(), last.GetLeader())
 	})
 	return last
 }

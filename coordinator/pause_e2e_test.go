@@ -3,7 +3,6 @@ package coordinator_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -199,20 +198,7 @@ func TestSecondConcurrentPauseIsRefused(t *testing.T) {
 // waitState waits until the op reaches state on the leader's replica.
 func waitState(t *testing.T, c *devcluster.Cluster, opID string, want pb.OperationState) {
 	t.Helper()
-	testcluster.WaitFor(t, 20*time.Second, func() (bool, string) {
-		cl, err := c.Client(c.Leader())
-		if err != nil {
-			return false, err.Error()
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		resp, err := cl.GetOperation(ctx, &pb.GetOperationRequest{OpId: opID, Stale: true})
-		if err != nil {
-			return false, err.Error()
-		}
-		op := resp.GetOperation()
-		return op.GetState() == want, fmt.Sprintf("%s (%s; epoch %d, leader %s)", op.GetState(), op.GetReason(), op.GetEpoch(), op.GetLeader())
-	})
+	waitOp(t, c, opID, func(op *pb.Operation) bool { return op.GetState() == want })
 }
 
 func TestLeaderKilledMidHoldNeverLeavesNodesPaused(t *testing.T) {

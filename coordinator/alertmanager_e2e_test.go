@@ -19,23 +19,10 @@ import (
 	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
+	"github.com/stillpoint-dev/stillpoint/internal/peertest"
 	"github.com/stillpoint-dev/stillpoint/internal/testcluster"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
-
-// debianBinary finds a binary from a Debian package; outside CI a machine
-// without it skips the test, under CI=true it fails.
-func debianBinary(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found under CI=true (Debian package %s, installed by .ci/run): %v", name, pkg, err)
-		}
-		t.Skipf("%s not found (apt-get install %s): %v", name, pkg, err)
-	}
-	return p
-}
 
 func freeLoopbackPort(t *testing.T) int {
 	t.Helper()
@@ -148,7 +135,7 @@ func (s *webhookSink) all() []string {
 // the step is undone: the alert resolves (gone from /api/v2/alerts,
 // resolved notification with the node label).
 func TestAlarmReachesRealAlertmanager(t *testing.T) {
-	bin := debianBinary(t, "prometheus-alertmanager", "prometheus-alertmanager")
+	bin := peertest.Binary(t, "prometheus-alertmanager", "prometheus-alertmanager")
 	receiver := newWebhookSink(t)
 	dir := t.TempDir()
 	conf := fmt.Sprintf(`route:

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator"
+	"github.com/stillpoint-dev/stillpoint/internal/peertest"
 	"github.com/stillpoint-dev/stillpoint/internal/testcluster"
 )
 
@@ -21,7 +22,7 @@ import (
 // expressions are the shipped ones) and fires the error-bound rules for
 // the agent whose bound is over the limit, and only for it.
 func TestShippedRulesFireInRealPrometheus(t *testing.T) {
-	bin := debianBinary(t, "prometheus", "prometheus")
+	bin := peertest.Binary(t, "prometheus", "prometheus")
 	c := testcluster.New(t, 3,
 		testcluster.WithServerConfig(func(_ int, cfg *coordinator.Config) { cfg.HTTPAddr = "127.0.0.1:0" }),
 		testcluster.WithExtra(func(t testing.TB, c *testcluster.Cluster) {

@@ -11,21 +11,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator"
+	"github.com/stillpoint-dev/stillpoint/internal/peertest"
 )
-
-// promtool finds Debian's promtool (package prometheus). Outside CI a
-// machine without it skips; under CI=true a missing promtool fails.
-func promtool(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("promtool not found under CI=true (.ci/run installs Debian's prometheus package): %v", err)
-		}
-		t.Skipf("promtool not found (apt-get install prometheus): %v", err)
-	}
-	return p
-}
 
 func ruleFiles(t *testing.T) []string {
 	files, err := filepath.Glob("stillpoint-*-alerts.yml")
@@ -37,7 +24,7 @@ func ruleFiles(t *testing.T) []string {
 
 // TestPromtoolCheckRules: every shipped rule file is valid.
 func TestPromtoolCheckRules(t *testing.T) {
-	bin := promtool(t)
+	bin := peertest.Binary(t, "promtool", "prometheus")
 	out, err := exec.Command(bin, append([]string{"check", "rules"}, ruleFiles(t)...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool check rules: %v\n%s", err, out)
@@ -47,7 +34,7 @@ func TestPromtoolCheckRules(t *testing.T) {
 // TestPromtoolTestRules: the rules fire where admission refuses (and at
 // the warning ratio), and not below, per tests/*.test.yml.
 func TestPromtoolTestRules(t *testing.T) {
-	bin := promtool(t)
+	bin := peertest.Binary(t, "promtool", "prometheus")
 	tests, err := filepath.Glob("tests/*.test.yml")
 	if err != nil || len(tests) < 2 {
 		t.Fatalf("rule tests: %v %v", tests, err)

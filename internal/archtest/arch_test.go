@@ -59,7 +59,7 @@ func moduleExcept(allowed ...string) func(string) bool {
 }
 
 // harnesses are the simulator and test harnesses production code never links.
-var harnesses = []string{"internal/simnode", "internal/devcluster", "internal/testcluster", "internal/ntptest"}
+var harnesses = []string{"internal/simnode", "internal/devcluster", "internal/testcluster", "internal/ntptest", "internal/peertest"}
 
 var rules = []rule{
 	{name: "agent never imports coordinator", from: under("agent"), forbidden: under("coordinator")},

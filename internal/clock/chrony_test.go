@@ -15,31 +15,14 @@ import (
 	"time"
 
 	"github.com/beevik/ntp"
+
+	"github.com/stillpoint-dev/stillpoint/internal/peertest"
 )
 
 // Against real NTP servers no one here wrote: chrony 4.3 (Debian package
 // chrony), several chronyd on loopback ports only, never touching the
 // system clock (-x). They read the same host clock as the test, so the
 // truth is an offset of 0.
-
-// chronydPath finds chronyd; outside CI a missing one skips, under
-// CI=true it fails (.ci/run installs it).
-func chronydPath(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("chronyd")
-	if err != nil {
-		for _, c := range []string{"/usr/sbin/chronyd", "/sbin/chronyd"} {
-			if _, serr := os.Stat(c); serr == nil {
-				return c
-			}
-		}
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("chronyd not found (CI=true: .ci/run installs the Debian package chrony): %v", err)
-		}
-		t.Skipf("chronyd not found (install the Debian package chrony): %v", err)
-	}
-	return p
-}
 
 // chronyd is one running chronyd serving NTP on 127.0.0.1:port.
 type chronyd struct {
@@ -73,7 +56,7 @@ func freeUDPPort(t *testing.T) int {
 // answers NTP.
 func startChronyd(t *testing.T, name, extra string) *chronyd {
 	t.Helper()
-	c := &chronyd{t: t, bin: chronydPath(t), name: name, dir: t.TempDir(), port: freeUDPPort(t)}
+	c := &chronyd{t: t, bin: peertest.Binary(t, "chronyd", "chrony"), name: name, dir: t.TempDir(), port: freeUDPPort(t)}
 	c.start(extra)
 	t.Cleanup(c.stop)
 	return c

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/stillpoint-dev/stillpoint/internal/version"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -31,6 +33,15 @@ func (s *Server) ListMembers(ctx context.Context, req *pb.ListMembersRequest) (*
 			continue
 		}
 		out = append(out, recordMemberProto(rec))
+	}
+	for _, m := range out {
+		if m.GetRole() != "server" {
+			continue
+		}
+		if age, healthy, ok := s.peerContact(raft.ServerID(m.GetName()), now); ok {
+			ms := age.Milliseconds()
+			m.RaftLastContactMs, m.RaftHealthy = &ms, &healthy
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
 	return &pb.ListMembersResponse{Members: out, ServedBy: s.cfg.NodeID}, nil

@@ -25,11 +25,14 @@ func (s *Server) ListRaftPeers(ctx context.Context, req *pb.ListRaftPeersRequest
 	}
 	_, leader := s.raft.LeaderWithID()
 	out := &pb.ListRaftPeersResponse{ServedBy: s.cfg.NodeID}
+	now := time.Now()
 	for _, srv := range f.Configuration().Servers {
-		out.Peers = append(out.Peers, &pb.RaftPeer{
+		p := &pb.RaftPeer{
 			Id: string(srv.ID), Address: string(srv.Address),
 			Leader: srv.ID == leader, Voter: srv.Suffrage == raft.Voter,
-		})
+		}
+		s.fillPeerContact(p, now)
+		out.Peers = append(out.Peers, p)
 	}
 	return out, nil
 }

@@ -94,6 +94,7 @@ func (s *Server) monitorLeadership() {
 			if isLeader {
 				s.startLeading()
 			} else {
+				s.rp.contacts.reset()
 				s.stopLeading()
 			}
 		case <-s.shutdownCh:

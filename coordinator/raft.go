@@ -18,8 +18,11 @@ type raftParts struct {
 	raft      *raft.Raft
 	wal       *wal.WAL
 	transport *raft.NetworkTransport
-	stream    *drainStream
-	notify    chan bool
+	// contacts is when the leader last heard each follower (see
+	// contactTransport).
+	contacts *peerContacts
+	stream   *drainStream
+	notify   chan bool
 }
 
 // raftDrainTimeout bounds how long close waits for the transport's
@@ -61,6 +64,7 @@ func (s *Server) setupRaft() (*raftParts, error) {
 	parts.stream = stream
 	trans := raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hlog.Named("transport"))
 	parts.transport = trans
+	parts.contacts = newPeerContacts()
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(s.cfg.NodeID)
@@ -83,7 +87,7 @@ func (s *Server) setupRaft() (*raftParts, error) {
 	if err != nil {
 		return fail(fmt.Errorf("server %s: read raft state: %w", s.cfg.NodeID, err))
 	}
-	r, err := raft.NewRaft(rc, s.fsm, w, w, snaps, trans)
+	r, err := raft.NewRaft(rc, s.fsm, w, w, snaps, &contactTransport{NetworkTransport: trans, contacts: parts.contacts})
 	if err != nil {
 		return fail(fmt.Errorf("server %s: start raft: %w", s.cfg.NodeID, err))
 	}

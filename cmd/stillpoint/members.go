@@ -24,6 +24,8 @@ func newMembersCmd() *cobra.Command {
 beside Ledger/Auditor nodes — as the coordinator leader sees it: each agent's
 clock offset and error bound (grown to now), clock status, sample age, whether
 its node is paused, unpaused or unreachable, and the operation holding it.
+For a coordinator server NODE is its Raft health and how long ago the leader
+last heard it ("healthy,12ms"; "unhealthy" past three heartbeat timeouts).
 
 Every agent that ever joined a cluster stays on that cluster's roster — listed
 here as dead or left once its agent is gone — until it is removed with
@@ -110,6 +112,11 @@ func memberRow(m *pb.Member) []string {
 			clockStatus = "alive"
 		}
 	}
+	// A server's NODE is its Raft health and last contact as the serving
+	// coordinator (the leader unless --stale) sees it: "healthy,12ms".
+	if m.GetRole() == "server" && m.RaftLastContactMs != nil {
+		node = healthWord(m.GetRaftHealthy()) + "," + contactAgo(m.GetRaftLastContactMs())
+	}
 	op := dash
 	if m.GetOpId() != "" {
 		op = m.GetOpId()
@@ -150,4 +157,21 @@ and --reason. An agent that starts again later rejoins the roster by itself.`,
 		})
 	}
 	return cmd
+}
+
+// healthWord names a Raft peer's health.
+func healthWord(healthy bool) string {
+	if healthy {
+		return "healthy"
+	}
+	return "unhealthy"
+}
+
+// contactAgo prints how long ago, in milliseconds, a Raft peer was last
+// heard; "now" for the serving server itself.
+func contactAgo(ms int64) string {
+	if ms == 0 {
+		return "now"
+	}
+	return timefmt.Duration(time.Duration(ms) * time.Millisecond)
 }

@@ -86,7 +86,7 @@ func TestMembersCommand(t *testing.T) {
 			{"ledger-1", []string{"ledger", "ledger", "+0.3ms", "±2*", "synchronized", "", "unpaused", "-"}},
 			{"ledger-2", []string{"ledger", "ledger", "-1.5ms", "±4*", "synchronized", "", "paused", "op-42"}},
 			{"auditor-1", []string{"auditor", "auditor", "0ns", "±30*", "stale", "", "unreachable", "-"}},
-			{"server-1", []string{"server", "-", "-", "-", "alive", "-", "-", "-"}},
+			{"server-1", []string{"server", "-", "-", "-", "alive", "-", "healthy,*", "-"}},
 		}
 		for _, tc := range tests {
 			f, ok := rows[tc.name]
@@ -99,7 +99,8 @@ func TestMembersCommand(t *testing.T) {
 					continue // age moves with time
 				}
 				if prefix, ok := strings.CutSuffix(w, "*"); ok {
-					// The bound is grown to now: the gossiped figure or a hair more.
+					// The bound is grown to now: the gossiped figure or a
+					// hair more; a server's last contact moves with time.
 					if !strings.HasPrefix(at(got, j), prefix) {
 						t.Fatalf("%s row = %q; column %d = %q, want %s…", tc.name, f, j, at(got, j), prefix)
 					}
@@ -195,7 +196,7 @@ func TestOperatorRaftCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 4 || strings.Join(strings.Fields(lines[0]), " ") != "ID ADDRESS STATE VOTER" {
+	if len(lines) != 4 || strings.Join(strings.Fields(lines[0]), " ") != "ID ADDRESS STATE VOTER LAST-CONTACT HEALTH" {
 		t.Fatalf("list-peers:\n%s", out)
 	}
 	leaders := 0
@@ -295,5 +296,101 @@ func TestMembersRemoveCommand(t *testing.T) {
 	rec := leader.FSM().Audit(1)
 	if len(rec) != 1 || rec[0].GetAction() != "roster-remove" || !strings.Contains(rec[0].GetActor(), "127.0.0.1") || !strings.Contains(rec[0].GetDetail(), "host retired") {
 		t.Fatalf("audit = %v", rec)
+	}
+}
+
+// TestRaftHealthCommands: list-peers and members show a killed follower
+// unhealthy on the leader with its last contact, the live servers healthy,
+// in the tables and in JSON.
+func TestRaftHealthCommands(t *testing.T) {
+	c := testcluster.New(t, 3)
+	c.WaitForLeader(t)
+	victim := c.Followers()[0]
+	vid := victim.ID()
+	c.Kill(c.Index(victim))
+	testcluster.WaitFor(t, testcluster.DefaultTimeout, func() (bool, string) {
+		leader := c.WaitForLeader(t)
+		out, err := runCoordCLI(t, "operator", "raft", "list-peers", "--addr", leader.GRPCAddr())
+		if err != nil {
+			return false, err.Error()
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 4 {
+			return false, "list-peers:\n" + out
+		}
+		for _, l := range lines[1:] {
+			f := strings.Fields(l)
+			if len(f) != 6 {
+				return false, "list-peers row " + l
+			}
+			id, contact, health := f[0], f[4], f[5]
+			switch {
+			case id == leader.ID():
+				if contact != "now" || health != "healthy" {
+					return false, "leader row " + l
+				}
+			case id == vid:
+				// Known and stale, or unknown to a leader elected since.
+				if health != "unhealthy" && !(health == "unknown" && contact == "-") {
+					return false, "killed follower row " + l
+				}
+			default:
+				if health != "healthy" || contact == "-" {
+					return false, "live follower row " + l
+				}
+			}
+		}
+		return true, ""
+	})
+
+	leader := c.WaitForLeader(t)
+	out, err := runCoordCLI(t, "operator", "raft", "list-peers", "-o", "json", "--addr", leader.GRPCAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"last_contact_ms"`, `"healthy"`} {
+		if !strings.Contains(out, key) {
+			t.Fatalf("list-peers json lacks %s:\n%s", key, out)
+		}
+	}
+	var peers pb.ListRaftPeersResponse
+	if err := protojson.Unmarshal([]byte(out), &peers); err != nil {
+		t.Fatalf("output is not a ListRaftPeersResponse: %v\n%s", err, out)
+	}
+	for _, p := range peers.GetPeers() {
+		if p.GetHealthy() == (p.GetId() == vid) {
+			t.Fatalf("peer %s healthy=%v in:\n%s", p.GetId(), p.GetHealthy(), out)
+		}
+	}
+
+	out, err = runCoordCLI(t, "members", "--addr", leader.GRPCAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) < 10 || f[1] != "server" {
+			continue
+		}
+		want := "healthy,"
+		if f[0] == vid {
+			want = "unhealthy,"
+		}
+		if f[0] == leader.ID() {
+			want = "healthy,now"
+		}
+		if f[0] == vid && f[8] == "-" {
+			continue // unknown to a leader elected since the kill
+		}
+		if !strings.HasPrefix(f[8], want) {
+			t.Fatalf("members row %q: NODE %q, want %s…\n%s", l, f[8], want, out)
+		}
+	}
+	out, err = runCoordCLI(t, "members", "-o", "json", "--addr", leader.GRPCAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, `"raft_last_contact_ms"`) || !strings.Contains(out, `"raft_healthy"`) {
+		t.Fatalf("members json lacks raft health:\n%s", out)
 	}
 }

@@ -42,7 +42,9 @@ func newListPeersCmd() *cobra.Command {
 		Short: "List the Raft peers and which one leads",
 		Long: `List the servers in the Raft configuration, as the leader sees it (or, with
 --stale, as the asked server sees it), with their Raft address, whether each
-is the leader and whether it votes.`,
+is the leader and whether it votes, and its health: how long ago the leader
+last heard it answer a heartbeat, healthy within three heartbeat timeouts.
+With --stale on a follower only the leader's last contact is known.`,
 		Example: `  stillpoint operator raft list-peers
   stillpoint operator raft list-peers --addr 10.0.0.6:7400 --stale -o json`,
 		Args: cobra.NoArgs,
@@ -59,9 +61,14 @@ is the leader and whether it votes.`,
 				if p.GetLeader() {
 					state = "leader"
 				}
-				rows = append(rows, []string{p.GetId(), p.GetAddress(), state, fmt.Sprint(p.GetVoter())})
+				contact, health := "-", "unknown"
+				if p.LastContactMs != nil {
+					contact = contactAgo(p.GetLastContactMs())
+					health = healthWord(p.GetHealthy())
+				}
+				rows = append(rows, []string{p.GetId(), p.GetAddress(), state, fmt.Sprint(p.GetVoter()), contact, health})
 			}
-			return table(cmd.OutOrStdout(), []string{"ID", "ADDRESS", "STATE", "VOTER"}, rows)
+			return table(cmd.OutOrStdout(), []string{"ID", "ADDRESS", "STATE", "VOTER", "LAST-CONTACT", "HEALTH"}, rows)
 		})
 	}
 	return cmd

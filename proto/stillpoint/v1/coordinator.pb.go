@@ -164,7 +164,13 @@ type Member struct {
 	InterruptedOpId  string         `protobuf:"bytes,11,opt,name=interrupted_op_id,json=interruptedOpId,proto3" json:"interrupted_op_id,omitempty"`
 	// Milliseconds since the serving coordinator last heard this member's
 	// metadata.
-	MetaAgeMs     int64 `protobuf:"varint,12,opt,name=meta_age_ms,json=metaAgeMs,proto3" json:"meta_age_ms,omitempty"`
+	MetaAgeMs int64 `protobuf:"varint,12,opt,name=meta_age_ms,json=metaAgeMs,proto3" json:"meta_age_ms,omitempty"`
+	// Servers only, as the serving coordinator (the leader unless stale)
+	// sees them: milliseconds since Raft last heard this server answer
+	// (0 for the serving server itself); unset when not known.
+	RaftLastContactMs *int64 `protobuf:"varint,13,opt,name=raft_last_contact_ms,json=raftLastContactMs,proto3,oneof" json:"raft_last_contact_ms,omitempty"`
+	// Servers only: raft_last_contact_ms is within three heartbeat timeouts.
+	RaftHealthy   *bool `protobuf:"varint,14,opt,name=raft_healthy,json=raftHealthy,proto3,oneof" json:"raft_healthy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -281,6 +287,20 @@ func (x *Member) GetMetaAgeMs() int64 {
 		return x.MetaAgeMs
 	}
 	return 0
+}
+
+func (x *Member) GetRaftLastContactMs() int64 {
+	if x != nil && x.RaftLastContactMs != nil {
+		return *x.RaftLastContactMs
+	}
+	return 0
+}
+
+func (x *Member) GetRaftHealthy() bool {
+	if x != nil && x.RaftHealthy != nil {
+		return *x.RaftHealthy
+	}
+	return false
 }
 
 type ListMembersRequest struct {
@@ -2989,11 +3009,19 @@ func (x *ListAuditResponse) GetRecords() []*AuditRecord {
 }
 
 type RaftPeer struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Leader        bool                   `protobuf:"varint,3,opt,name=leader,proto3" json:"leader,omitempty"`
-	Voter         bool                   `protobuf:"varint,4,opt,name=voter,proto3" json:"voter,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Address string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Leader  bool                   `protobuf:"varint,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	Voter   bool                   `protobuf:"varint,4,opt,name=voter,proto3" json:"voter,omitempty"`
+	// Milliseconds since the serving server's Raft last heard this peer: on
+	// the leader, the follower's last answer to an AppendEntries (heartbeats
+	// go every heartbeat_timeout/10); on a follower (stale), only the leader's
+	// last contact is known. 0 for the serving server itself; unset when not
+	// known.
+	LastContactMs *int64 `protobuf:"varint,5,opt,name=last_contact_ms,json=lastContactMs,proto3,oneof" json:"last_contact_ms,omitempty"`
+	// last_contact_ms is known and within three heartbeat timeouts.
+	Healthy       bool `protobuf:"varint,6,opt,name=healthy,proto3" json:"healthy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3052,6 +3080,20 @@ func (x *RaftPeer) GetLeader() bool {
 func (x *RaftPeer) GetVoter() bool {
 	if x != nil {
 		return x.Voter
+	}
+	return false
+}
+
+func (x *RaftPeer) GetLastContactMs() int64 {
+	if x != nil && x.LastContactMs != nil {
+		return *x.LastContactMs
+	}
+	return 0
+}
+
+func (x *RaftPeer) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
 	}
 	return false
 }
@@ -3474,7 +3516,7 @@ var File_stillpoint_v1_coordinator_proto protoreflect.FileDescriptor
 
 const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\n" +
-	"\x1fstillpoint/v1/coordinator.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19stillpoint/v1/agent.proto\x1a\x19stillpoint/v1/clock.proto\"\xc5\x03\n" +
+	"\x1fstillpoint/v1/coordinator.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19stillpoint/v1/agent.proto\x1a\x19stillpoint/v1/clock.proto\"\xcd\x04\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n" +
@@ -3489,7 +3531,11 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x12lease_remaining_ms\x18\n" +
 	" \x01(\x03R\x10leaseRemainingMs\x12*\n" +
 	"\x11interrupted_op_id\x18\v \x01(\tR\x0finterruptedOpId\x12\x1e\n" +
-	"\vmeta_age_ms\x18\f \x01(\x03R\tmetaAgeMs\"D\n" +
+	"\vmeta_age_ms\x18\f \x01(\x03R\tmetaAgeMs\x124\n" +
+	"\x14raft_last_contact_ms\x18\r \x01(\x03H\x00R\x11raftLastContactMs\x88\x01\x01\x12&\n" +
+	"\fraft_healthy\x18\x0e \x01(\bH\x01R\vraftHealthy\x88\x01\x01B\x17\n" +
+	"\x15_raft_last_contact_msB\x0f\n" +
+	"\r_raft_healthy\"D\n" +
 	"\x12ListMembersRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x14\n" +
 	"\x05stale\x18\x02 \x01(\bR\x05stale\"c\n" +
@@ -3700,12 +3746,15 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x14\n" +
 	"\x05stale\x18\x02 \x01(\bR\x05stale\"I\n" +
 	"\x11ListAuditResponse\x124\n" +
-	"\arecords\x18\x01 \x03(\v2\x1a.stillpoint.v1.AuditRecordR\arecords\"b\n" +
+	"\arecords\x18\x01 \x03(\v2\x1a.stillpoint.v1.AuditRecordR\arecords\"\xbd\x01\n" +
 	"\bRaftPeer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x16\n" +
 	"\x06leader\x18\x03 \x01(\bR\x06leader\x12\x14\n" +
-	"\x05voter\x18\x04 \x01(\bR\x05voter\",\n" +
+	"\x05voter\x18\x04 \x01(\bR\x05voter\x12+\n" +
+	"\x0flast_contact_ms\x18\x05 \x01(\x03H\x00R\rlastContactMs\x88\x01\x01\x12\x18\n" +
+	"\ahealthy\x18\x06 \x01(\bR\ahealthyB\x12\n" +
+	"\x10_last_contact_ms\",\n" +
 	"\x14ListRaftPeersRequest\x12\x14\n" +
 	"\x05stale\x18\x01 \x01(\bR\x05stale\"c\n" +
 	"\x15ListRaftPeersResponse\x12-\n" +
@@ -3945,6 +3994,8 @@ func file_stillpoint_v1_coordinator_proto_init() {
 	}
 	file_stillpoint_v1_agent_proto_init()
 	file_stillpoint_v1_clock_proto_init()
+	file_stillpoint_v1_coordinator_proto_msgTypes[0].OneofWrappers = []any{}
+	file_stillpoint_v1_coordinator_proto_msgTypes[40].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -211,9 +212,9 @@ func spreadProblems(cands []candidate, maxDriftNs int64, perNode map[string][]st
 }
 
 func memberStatusName(s pb.MemberStatus) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "MEMBER_STATUS_"))
+	return enumname.Of(s)
 }
 
 func clockStatusName(s pb.ClockStatus) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "CLOCK_STATUS_"))
+	return enumname.Of(s)
 }

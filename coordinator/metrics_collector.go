@@ -3,13 +3,13 @@ package coordinator
 import (
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -207,7 +207,7 @@ func (c coordinatorCollector) collectOperations(ch chan<- prometheus.Metric, now
 	durations, holds, windows, drains := map[string]*hist{}, map[string]*hist{}, map[string]*hist{}, map[string]*hist{}
 	for _, op := range c.s.fsm.Operations("", 0) {
 		cl := op.GetCluster()
-		counts[[2]string{cl, strings.ToLower(strings.TrimPrefix(op.GetState().String(), "OPERATION_STATE_"))}]++
+		counts[[2]string{cl, enumname.Of(op.GetState())}]++
 		if !fsm.IsTerminal(op.GetState()) {
 			continue
 		}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -368,5 +369,5 @@ func rpcOutcome(err error) pb.NodeOutcome {
 }
 
 func outcomeName(o pb.NodeOutcome) string {
-	return strings.ToLower(strings.TrimPrefix(o.String(), "NODE_OUTCOME_"))
+	return enumname.Of(o)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -267,7 +267,7 @@ func (s *Server) agentGone(node string) string {
 }
 
 func shortStateName(st pb.OperationState) string {
-	return strings.ToLower(strings.TrimPrefix(st.String(), "OPERATION_STATE_"))
+	return enumname.Of(st)
 }
 
 // targetOutcome names an outcome, "unanswered" when none was recorded.

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -75,7 +75,7 @@ func memberRow(m *pb.Member) []string {
 	if c := m.GetClock(); c != nil {
 		offset = timefmt.Signed(time.Duration(c.GetOffsetNs()))
 		bound = timefmt.PlusMinus(time.Duration(c.GetErrorBoundNs()))
-		clockStatus = strings.ToLower(strings.TrimPrefix(c.GetStatus().String(), "CLOCK_STATUS_"))
+		clockStatus = enumname.Of(c.GetStatus())
 		age = timefmt.Duration(time.Duration(c.GetAgeNs()).Round(time.Millisecond))
 	}
 	node := dash
@@ -152,7 +152,7 @@ and --reason. An agent that starts again later rejoins the roster by itself.`,
 		}, func(resp *pb.RemoveRosterMemberResponse) error {
 			m := resp.GetMember()
 			_, err := fmt.Fprintf(cmd.OutOrStdout(), "removed %s from the roster of cluster %s (its agent was %s); pauses of %s no longer wait for it\n",
-				m.GetName(), m.GetCluster(), strings.ToLower(strings.TrimPrefix(m.GetStatus().String(), "MEMBER_STATUS_")), m.GetCluster())
+				m.GetName(), m.GetCluster(), enumname.Of(m.GetStatus()), m.GetCluster())
 			return err
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -357,7 +358,7 @@ on any other error, 2 on a usage error.`,
 					offset, bound = timefmt.Signed(time.Duration(ck.GetOffsetNs())), timefmt.PlusMinus(time.Duration(ck.GetErrorBoundNs()))
 				}
 				rows = append(rows, []string{m.GetName(), m.GetCluster(), offset, bound,
-					strings.ToLower(strings.TrimPrefix(ck.GetStatus().String(), "CLOCK_STATUS_")), timefmt.Duration(time.Duration(ck.GetAgeNs()).Round(time.Millisecond)),
+					enumname.Of(ck.GetStatus()), timefmt.Duration(time.Duration(ck.GetAgeNs()).Round(time.Millisecond)),
 					falsetickerCell(ck), verdict})
 			}
 			if err := table(w, []string{"NODE", "CLUSTER", "OFFSET", "±BOUND", "STATUS", "AGE", "FALSETICKERS", "ADMITTED"}, rows); err != nil {

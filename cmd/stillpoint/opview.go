@@ -13,20 +13,21 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
 // stateName is an operation state in lower case ("completed").
 func stateName(s pb.OperationState) string {
-	return strings.ToLower(strings.TrimPrefix(s.String(), "OPERATION_STATE_"))
+	return enumname.Of(s)
 }
 
 func outcomeLabel(o pb.NodeOutcome) string {
 	if o == pb.NodeOutcome_NODE_OUTCOME_UNSPECIFIED {
 		return "-"
 	}
-	return strings.ToLower(strings.TrimPrefix(o.String(), "NODE_OUTCOME_"))
+	return enumname.Of(o)
 }
 
 // zoneFlag is the --tz flag of commands that print instants.

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -146,5 +147,5 @@ func (f *FSM) catalogLocked(op *pb.Operation) {
 }
 
 func shortState(s pb.OperationState) string {
-	return strings.TrimPrefix(s.String(), "OPERATION_STATE_")
+	return strings.ToUpper(enumname.Of(s))
 }

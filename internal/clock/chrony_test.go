@@ -154,7 +154,14 @@ func TestAgainstChrony(t *testing.T) {
 		}
 		ctx := context.Background()
 		deadline := time.Now().Add(30 * time.Second)
-		for e := s.SampleOnce(ctx); e.Sources[3].Verdict != Selected; e = s.SampleOnce(ctx) {
+		// Settled, not just selected: right after it synchronizes a chained
+		// chronyd still reports the starting root dispersion of about 1 s,
+		// which then grows past our 1 s maximum for a round or two (seen:
+		// 1.000305176s) until its next updates bring it down to microseconds.
+		settled := func(src Source) bool {
+			return src.Verdict == Selected && src.RootDispersion < 100*time.Millisecond
+		}
+		for e := s.SampleOnce(ctx); !settled(e.Sources[3]); e = s.SampleOnce(ctx) {
 			if time.Now().After(deadline) {
 				t.Fatalf("the chained chronyd never synchronized to a: %+v\n%s", e.Sources[3], chained.log.String())
 			}
@@ -233,6 +240,13 @@ func TestAgainstChrony(t *testing.T) {
 				return
 			case NotSynchronized:
 				sawUnsynced = true
+			case Invalid:
+				// Just synchronized, still settling: a chronyd reports about
+				// 1 s of root dispersion at first, over our 1 s maximum
+				// for a round or two. Rejected, and asked again.
+				if !strings.Contains(src.Reason, "root dispersion") {
+					t.Fatalf("restarted chronyd: %+v, want not-synchronized, settling or selected", src)
+				}
 			default:
 				t.Fatalf("restarted chronyd: %+v, want not-synchronized until it is selected", src)
 			}
@@ -241,11 +255,14 @@ func TestAgainstChrony(t *testing.T) {
 			if err == nil && r.Stratum != 0 && r.Leap != ntp.LeapNotInSync {
 				e, at := s.round(ctx, true)
 				s.install(e, at)
-				if got := e.Sources[1]; got.Verdict != Selected {
-					t.Fatalf("chronyd answers stratum %d leap %d, but the next round says %+v (backed off?)", r.Stratum, r.Leap, got)
+				got := e.Sources[1]
+				if !got.Answered {
+					t.Fatalf("chronyd answers stratum %d leap %d, but the next round did not ask it: %+v (backed off?)", r.Stratum, r.Leap, got)
 				}
-				t.Logf("restarted chronyd used the round after it synchronized (seen not synchronized first: %v)", sawUnsynced)
-				return
+				if got.Verdict == Selected {
+					t.Logf("restarted chronyd used the round after it synchronized (seen not synchronized first: %v)", sawUnsynced)
+					return
+				}
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("restarted chronyd never synchronized: %+v\n%s", src, starting.log.String())

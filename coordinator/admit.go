@@ -51,7 +51,7 @@ func assess(c candidate, cfg *pb.RuntimeConfig) []string {
 	}
 	var why []string
 	if c.status != pb.MemberStatus_MEMBER_STATUS_ALIVE {
-		why = append(why, fmt.Sprintf("gossip status %s", memberStatusName(c.status)))
+		why = append(why, fmt.Sprintf("gossip status %s", enumname.Of(c.status)))
 	}
 	if c.stateErr != nil {
 		return append(why, fmt.Sprintf("agent at %s did not answer Status: %v", c.grpcAddr, c.stateErr))
@@ -61,7 +61,7 @@ func assess(c candidate, cfg *pb.RuntimeConfig) []string {
 	}
 	ck := c.state.GetClock()
 	if st := ck.GetStatus(); st != pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED {
-		r := fmt.Sprintf("clock %s", clockStatusName(st))
+		r := fmt.Sprintf("clock %s", enumname.Of(st))
 		if ck.GetReason() != "" {
 			r += " (" + ck.GetReason() + ")"
 		}
@@ -209,12 +209,4 @@ func spreadProblems(cands []candidate, maxDriftNs int64, perNode map[string][]st
 			timefmt.Duration(spread), timefmt.Duration(maxDrift), f.lo.name, timefmt.Signed(f.lo.d), f.hi.name, timefmt.Signed(f.hi.d)))
 	}
 	return int64(spread), general
-}
-
-func memberStatusName(s pb.MemberStatus) string {
-	return enumname.Of(s)
-}
-
-func clockStatusName(s pb.ClockStatus) string {
-	return enumname.Of(s)
 }

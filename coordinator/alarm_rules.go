@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -83,7 +84,7 @@ func alarmConditions(members []alarmMember, cfg *pb.RuntimeConfig, active map[st
 		if c.absent != "" || c.status != pb.MemberStatus_MEMBER_STATUS_ALIVE {
 			why := c.absent
 			if why == "" {
-				why = "gossip status " + memberStatusName(c.status)
+				why = "gossip status " + enumname.Of(c.status)
 			}
 			add(newCond(AlarmAgentAbsent, SeverityCritical, cl, c.name, 0, 0, "", fmt.Sprintf("%s (cluster %s): agent absent: %s", c.name, cl, why)))
 			continue
@@ -94,7 +95,7 @@ func alarmConditions(members []alarmMember, cfg *pb.RuntimeConfig, active map[st
 		byCluster[cl] = append(byCluster[cl], c)
 		ck := c.state.GetClock()
 		if st := ck.GetStatus(); st != pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED {
-			msg := fmt.Sprintf("%s (cluster %s): clock %s", c.name, cl, clockStatusName(st))
+			msg := fmt.Sprintf("%s (cluster %s): clock %s", c.name, cl, enumname.Of(st))
 			if ck == nil || st == pb.ClockStatus_CLOCK_STATUS_UNSPECIFIED {
 				msg = fmt.Sprintf("%s (cluster %s): no clock estimate gossiped yet", c.name, cl)
 			} else if ck.GetReason() != "" {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -23,7 +24,7 @@ func (s *Server) holdProblems(op *pb.Operation, incarnations map[string]uint64) 
 		case !ok:
 			why = append(why, fmt.Sprintf("%s: left the gossip pool during the hold", t.GetNode()))
 		case m.Status != gossip.StatusAlive:
-			why = append(why, fmt.Sprintf("%s: agent is %s during the hold", t.GetNode(), memberStatusName(memberStatus(m.Status))))
+			why = append(why, fmt.Sprintf("%s: agent is %s during the hold", t.GetNode(), enumname.Of(memberStatus(m.Status))))
 		case m.Meta.InterruptedOpID == op.GetOpId():
 			why = append(why, fmt.Sprintf("%s: node came back unpaused during the hold (it restarted)", t.GetNode()))
 		case incarnations[t.GetNode()] != 0 && m.Meta.Incarnation != 0 && m.Meta.Incarnation != incarnations[t.GetNode()]:

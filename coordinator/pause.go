@@ -325,7 +325,7 @@ func (r *pauseRunner) rollback(ctx context.Context, op *pb.Operation) (*pb.Opera
 	var failed []string
 	for _, t := range op.GetTargets() {
 		if o := t.GetPauseOutcome(); o != pb.NodeOutcome_NODE_OUTCOME_PAUSED && o != pb.NodeOutcome_NODE_OUTCOME_UNSPECIFIED {
-			failed = append(failed, fmt.Sprintf("%s: %s (%s)", t.GetNode(), outcomeName(o), t.GetPauseMessage()))
+			failed = append(failed, fmt.Sprintf("%s: %s (%s)", t.GetNode(), enumname.Of(o), t.GetPauseMessage()))
 		}
 	}
 	reason := op.GetReason()
@@ -366,8 +366,4 @@ func rpcOutcome(err error) pb.NodeOutcome {
 		return pb.NodeOutcome_NODE_OUTCOME_UNREACHABLE
 	}
 	return pb.NodeOutcome_NODE_OUTCOME_FAILED
-}
-
-func outcomeName(o pb.NodeOutcome) string {
-	return enumname.Of(o)
 }

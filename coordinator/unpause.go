@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -68,7 +69,7 @@ func (r *pauseRunner) unpauseAndFinish(ctx context.Context, op *pb.Operation) (*
 	var unconfirmed []string
 	for _, t := range op.GetTargets() {
 		if t.GetUnpauseOutcome() != pb.NodeOutcome_NODE_OUTCOME_UNPAUSED || t.GetUnpauseSentAt() == nil {
-			unconfirmed = append(unconfirmed, fmt.Sprintf("%s: %s (%s)", t.GetNode(), outcomeName(t.GetUnpauseOutcome()), t.GetUnpauseMessage()))
+			unconfirmed = append(unconfirmed, fmt.Sprintf("%s: %s (%s)", t.GetNode(), enumname.Of(t.GetUnpauseOutcome()), t.GetUnpauseMessage()))
 		}
 		if t.GetLeaseExpired() {
 			unconfirmed = append(unconfirmed, t.GetNode()+": lease had expired, the agent unpaused on its own")

@@ -203,7 +203,7 @@ func (s *Server) watchDeadAgents(ctx context.Context) error {
 			continue
 		}
 		msg := fmt.Sprintf("%s: agent is %s and op %s (cluster %s, %s) may have left its node paused: pause %s, unpause %s; the %s lease ran out by %s with no live agent to unpause it. Start the agent (it releases the expired lease), or unpause the node with rpc.Admin/Unpause on its admin port",
-			node, s.agentGone(node), op.GetOpId(), op.GetCluster(), shortStateName(op.GetState()), targetOutcome(t.GetPauseOutcome()), targetOutcome(t.GetUnpauseOutcome()),
+			node, s.agentGone(node), op.GetOpId(), op.GetCluster(), enumname.Of(op.GetState()), targetOutcome(t.GetPauseOutcome()), targetOutcome(t.GetUnpauseOutcome()),
 			timefmt.Duration(lease), timefmt.UTC(expiry))
 		_, err := s.Apply(ctx, &pb.RaiseAlarmCommand{Alarm: &pb.Alarm{Id: id, Node: node, Kind: AlarmAgentDead, Severity: SeverityCritical, Cluster: op.GetCluster(), Message: msg, RaisedAt: now, UpdatedAt: now}})
 		if err != nil {
@@ -266,14 +266,10 @@ func (s *Server) agentGone(node string) string {
 	return "dead (failed in gossip)"
 }
 
-func shortStateName(st pb.OperationState) string {
-	return enumname.Of(st)
-}
-
 // targetOutcome names an outcome, "unanswered" when none was recorded.
 func targetOutcome(o pb.NodeOutcome) string {
 	if o == pb.NodeOutcome_NODE_OUTCOME_UNSPECIFIED {
 		return "unanswered"
 	}
-	return outcomeName(o)
+	return enumname.Of(o)
 }

@@ -63,7 +63,7 @@ func newOpsListCmd() *cobra.Command {
 				if w := op.GetWindow(); w.GetRestorePoint() != nil {
 					rp, unc = timefmt.UTC(w.GetRestorePoint().AsTime()), timefmt.PlusMinus(time.Duration(w.GetUncertaintyNs()))
 				}
-				reason, state := op.GetReason(), stateName(op.GetState())
+				reason, state := op.GetReason(), enumname.Of(op.GetState())
 				if op.GetInvalidatedAfterCompletion() {
 					state += ",INVALIDATED"
 					reason = op.GetInvalidatedReason()

@@ -18,11 +18,6 @@ import (
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
-// stateName is an operation state in lower case ("completed").
-func stateName(s pb.OperationState) string {
-	return enumname.Of(s)
-}
-
 func outcomeLabel(o pb.NodeOutcome) string {
 	if o == pb.NodeOutcome_NODE_OUTCOME_UNSPECIFIED {
 		return "-"
@@ -66,7 +61,7 @@ func printOperation(w io.Writer, op *pb.Operation, zone string) error {
 		}
 		fmt.Fprintf(w, "Leaders        %s%s\n", strings.Join(ls, " -> "), took)
 	}
-	fmt.Fprintf(w, "State          %s\n", stateName(op.GetState()))
+	fmt.Fprintf(w, "State          %s\n", enumname.Of(op.GetState()))
 	if op.GetReason() != "" {
 		fmt.Fprintf(w, "Reason         %s\n", op.GetReason())
 	}
@@ -157,7 +152,7 @@ func progressLine(op *pb.Operation) string {
 	case pb.OperationState_OPERATION_STATE_UNPAUSING:
 		return "unpausing"
 	}
-	return stateName(op.GetState())
+	return enumname.Of(op.GetState())
 }
 
 // followOperation streams an operation until it ends, reconnecting across

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator"
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -172,7 +173,7 @@ func waitAndReport(cmd *cobra.Command, c *coordinatorClient, op *pb.Operation, w
 		return err
 	}
 	if final.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
-		fmt.Fprintf(errw, "operation %s ended %s: %s\n", final.GetOpId(), stateName(final.GetState()), final.GetReason())
+		fmt.Fprintf(errw, "operation %s ended %s: %s\n", final.GetOpId(), enumname.Of(final.GetState()), final.GetReason())
 		return exitError{exitNotCompleted}
 	}
 	return nil
@@ -237,7 +238,7 @@ invalid, 1 failed.`,
 			return err
 		}
 		if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
-			fmt.Fprintf(cmd.ErrOrStderr(), "operation %s ended %s: %s\n", op.GetOpId(), stateName(op.GetState()), op.GetReason())
+			fmt.Fprintf(cmd.ErrOrStderr(), "operation %s ended %s: %s\n", op.GetOpId(), enumname.Of(op.GetState()), op.GetReason())
 			return exitError{exitNotCompleted}
 		}
 		return nil

@@ -58,13 +58,22 @@ func (s *Server) HTTPAddr() string {
 // MetricsRegistry holds this server's coordinator metrics.
 func (s *Server) MetricsRegistry() *prometheus.Registry { return s.metricsReg }
 
-// serveHealthz: the process is up and not shutting down.
-func (s *Server) serveHealthz(w http.ResponseWriter, _ *http.Request) {
+// refuseWhileShuttingDown answers 503 once the server is shutting down and
+// reports whether it did.
+func (s *Server) refuseWhileShuttingDown(w http.ResponseWriter) bool {
 	select {
 	case <-s.shutdownCh:
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
-		return
+		return true
 	default:
+		return false
+	}
+}
+
+// serveHealthz: the process is up and not shutting down.
+func (s *Server) serveHealthz(w http.ResponseWriter, _ *http.Request) {
+	if s.refuseWhileShuttingDown(w) {
+		return
 	}
 	_, _ = fmt.Fprintln(w, "ok")
 }
@@ -72,11 +81,8 @@ func (s *Server) serveHealthz(w http.ResponseWriter, _ *http.Request) {
 // serveReadyz: this server can serve the API: it knows a leader, and if it
 // is the leader its term is established (duties running).
 func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) {
-	select {
-	case <-s.shutdownCh:
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+	if s.refuseWhileShuttingDown(w) {
 		return
-	default:
 	}
 	leaderID, _ := s.Leader()
 	switch {

@@ -27,6 +27,13 @@ const (
 	RemoveRosterMemberType MessageType = 10
 	// InvalidateRestorePointType: a late report flags a catalog entry.
 	InvalidateRestorePointType MessageType = 11
+	// SetBackupPlanType and DeleteBackupPlanType: backup plans.
+	SetBackupPlanType    MessageType = 12
+	DeleteBackupPlanType MessageType = 13
+	// RecordScheduleFireType: the leader fired a plan's scheduled instant.
+	RecordScheduleFireType MessageType = 14
+	// PruneBackupsType: a plan's retention dropped catalog entries.
+	PruneBackupsType MessageType = 15
 )
 
 // IgnoreUnknownTypeFlag marks a command that an older server which does not
@@ -58,6 +65,14 @@ func (t MessageType) String() string {
 		return "RemoveRosterMember"
 	case InvalidateRestorePointType:
 		return "InvalidateRestorePoint"
+	case SetBackupPlanType:
+		return "SetBackupPlan"
+	case DeleteBackupPlanType:
+		return "DeleteBackupPlan"
+	case RecordScheduleFireType:
+		return "RecordScheduleFire"
+	case PruneBackupsType:
+		return "PruneBackups"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }

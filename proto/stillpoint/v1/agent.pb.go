@@ -786,8 +786,11 @@ type AgentState struct {
 	InterruptedOpId string                 `protobuf:"bytes,12,opt,name=interrupted_op_id,json=interruptedOpId,proto3" json:"interrupted_op_id,omitempty"`
 	Version         string                 `protobuf:"bytes,13,opt,name=version,proto3" json:"version,omitempty"`
 	StartedAt       *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The hook names defined in the agent's config file (what a backup plan
+	// may name for this agent).
+	Hooks         []string `protobuf:"bytes,15,rep,name=hooks,proto3" json:"hooks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AgentState) Reset() {
@@ -918,11 +921,144 @@ func (x *AgentState) GetStartedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *AgentState) GetHooks() []string {
+	if x != nil {
+		return x.Hooks
+	}
+	return nil
+}
+
+type RunHookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	OpId  string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	Epoch uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The hook's name in the agent's config file.
+	Hook string `protobuf:"bytes,3,opt,name=hook,proto3" json:"hook,omitempty"`
+	// Unique within the op (HookRun.step_id).
+	StepId string `protobuf:"bytes,4,opt,name=step_id,json=stepId,proto3" json:"step_id,omitempty"`
+	// STILLPOINT_* variables only: STILLPOINT_OP_ID, STILLPOINT_PLAN,
+	// STILLPOINT_CLUSTERS, the window so far, STILLPOINT_RESTORE_POINT...
+	Env           map[string]string `protobuf:"bytes,5,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunHookRequest) Reset() {
+	*x = RunHookRequest{}
+	mi := &file_stillpoint_v1_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunHookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunHookRequest) ProtoMessage() {}
+
+func (x *RunHookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunHookRequest.ProtoReflect.Descriptor instead.
+func (*RunHookRequest) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RunHookRequest) GetOpId() string {
+	if x != nil {
+		return x.OpId
+	}
+	return ""
+}
+
+func (x *RunHookRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *RunHookRequest) GetHook() string {
+	if x != nil {
+		return x.Hook
+	}
+	return ""
+}
+
+func (x *RunHookRequest) GetStepId() string {
+	if x != nil {
+		return x.StepId
+	}
+	return ""
+}
+
+func (x *RunHookRequest) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+type RunHookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run as the agent records it (state RUNNING when the call's deadline
+	// passed first).
+	Run           *HookRun `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunHookResponse) Reset() {
+	*x = RunHookResponse{}
+	mi := &file_stillpoint_v1_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunHookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunHookResponse) ProtoMessage() {}
+
+func (x *RunHookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunHookResponse.ProtoReflect.Descriptor instead.
+func (*RunHookResponse) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_agent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RunHookResponse) GetRun() *HookRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
 var File_stillpoint_v1_agent_proto protoreflect.FileDescriptor
 
 const file_stillpoint_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x19stillpoint/v1/agent.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19stillpoint/v1/clock.proto\"\xaa\x01\n" +
+	"\x19stillpoint/v1/agent.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1astillpoint/v1/backup.proto\x1a\x19stillpoint/v1/clock.proto\"\xaa\x01\n" +
 	"\fPauseRequest\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x19\n" +
@@ -965,7 +1101,7 @@ const file_stillpoint_v1_agent_proto_rawDesc = "" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x13\n" +
 	"\x05op_id\x18\x02 \x01(\tR\x04opId\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12*\n" +
-	"\x02at\x18\x04 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"\x8d\x04\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"\xa3\x04\n" +
 	"\n" +
 	"AgentState\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
@@ -984,7 +1120,19 @@ const file_stillpoint_v1_agent_proto_rawDesc = "" +
 	"\x11interrupted_op_id\x18\f \x01(\tR\x0finterruptedOpId\x12\x18\n" +
 	"\aversion\x18\r \x01(\tR\aversion\x129\n" +
 	"\n" +
-	"started_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt*\xd7\x01\n" +
+	"started_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x14\n" +
+	"\x05hooks\x18\x0f \x03(\tR\x05hooks\"\xda\x01\n" +
+	"\x0eRunHookRequest\x12\x13\n" +
+	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x12\n" +
+	"\x04hook\x18\x03 \x01(\tR\x04hook\x12\x17\n" +
+	"\astep_id\x18\x04 \x01(\tR\x06stepId\x128\n" +
+	"\x03env\x18\x05 \x03(\v2&.stillpoint.v1.RunHookRequest.EnvEntryR\x03env\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\";\n" +
+	"\x0fRunHookResponse\x12(\n" +
+	"\x03run\x18\x01 \x01(\v2\x16.stillpoint.v1.HookRunR\x03run*\xd7\x01\n" +
 	"\vNodeOutcome\x12\x1c\n" +
 	"\x18NODE_OUTCOME_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13NODE_OUTCOME_PAUSED\x10\x01\x12\x19\n" +
@@ -997,13 +1145,14 @@ const file_stillpoint_v1_agent_proto_rawDesc = "" +
 	"\x18PAUSED_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PAUSED_STATE_PAUSED\x10\x01\x12\x19\n" +
 	"\x15PAUSED_STATE_UNPAUSED\x10\x02\x12\x18\n" +
-	"\x14PAUSED_STATE_UNKNOWN\x10\x032\xb6\x02\n" +
+	"\x14PAUSED_STATE_UNKNOWN\x10\x032\x80\x03\n" +
 	"\fAgentService\x12B\n" +
 	"\x05Pause\x12\x1b.stillpoint.v1.PauseRequest\x1a\x1c.stillpoint.v1.PauseResponse\x12Q\n" +
 	"\n" +
 	"RenewLease\x12 .stillpoint.v1.RenewLeaseRequest\x1a!.stillpoint.v1.RenewLeaseResponse\x12H\n" +
 	"\aUnpause\x12\x1d.stillpoint.v1.UnpauseRequest\x1a\x1e.stillpoint.v1.UnpauseResponse\x12E\n" +
-	"\x06Status\x12\x1c.stillpoint.v1.StatusRequest\x1a\x1d.stillpoint.v1.StatusResponseBGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
+	"\x06Status\x12\x1c.stillpoint.v1.StatusRequest\x1a\x1d.stillpoint.v1.StatusResponse\x12H\n" +
+	"\aRunHook\x12\x1d.stillpoint.v1.RunHookRequest\x1a\x1e.stillpoint.v1.RunHookResponseBGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
 
 var (
 	file_stillpoint_v1_agent_proto_rawDescOnce sync.Once
@@ -1018,7 +1167,7 @@ func file_stillpoint_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_stillpoint_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_stillpoint_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_stillpoint_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_stillpoint_v1_agent_proto_goTypes = []any{
 	(NodeOutcome)(0),              // 0: stillpoint.v1.NodeOutcome
 	(PausedState)(0),              // 1: stillpoint.v1.PausedState
@@ -1033,35 +1182,43 @@ var file_stillpoint_v1_agent_proto_goTypes = []any{
 	(*NodeState)(nil),             // 10: stillpoint.v1.NodeState
 	(*AgentEvent)(nil),            // 11: stillpoint.v1.AgentEvent
 	(*AgentState)(nil),            // 12: stillpoint.v1.AgentState
-	(*StampedTime)(nil),           // 13: stillpoint.v1.StampedTime
-	(*ClockEstimate)(nil),         // 14: stillpoint.v1.ClockEstimate
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*RunHookRequest)(nil),        // 13: stillpoint.v1.RunHookRequest
+	(*RunHookResponse)(nil),       // 14: stillpoint.v1.RunHookResponse
+	nil,                           // 15: stillpoint.v1.RunHookRequest.EnvEntry
+	(*StampedTime)(nil),           // 16: stillpoint.v1.StampedTime
+	(*ClockEstimate)(nil),         // 17: stillpoint.v1.ClockEstimate
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*HookRun)(nil),               // 19: stillpoint.v1.HookRun
 }
 var file_stillpoint_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: stillpoint.v1.PauseResponse.outcome:type_name -> stillpoint.v1.NodeOutcome
-	13, // 1: stillpoint.v1.PauseResponse.acked_at:type_name -> stillpoint.v1.StampedTime
+	16, // 1: stillpoint.v1.PauseResponse.acked_at:type_name -> stillpoint.v1.StampedTime
 	0,  // 2: stillpoint.v1.UnpauseResponse.outcome:type_name -> stillpoint.v1.NodeOutcome
-	13, // 3: stillpoint.v1.UnpauseResponse.sent_at:type_name -> stillpoint.v1.StampedTime
+	16, // 3: stillpoint.v1.UnpauseResponse.sent_at:type_name -> stillpoint.v1.StampedTime
 	12, // 4: stillpoint.v1.StatusResponse.state:type_name -> stillpoint.v1.AgentState
 	1,  // 5: stillpoint.v1.NodeState.paused:type_name -> stillpoint.v1.PausedState
-	13, // 6: stillpoint.v1.AgentEvent.at:type_name -> stillpoint.v1.StampedTime
-	14, // 7: stillpoint.v1.AgentState.clock:type_name -> stillpoint.v1.ClockEstimate
+	16, // 6: stillpoint.v1.AgentEvent.at:type_name -> stillpoint.v1.StampedTime
+	17, // 7: stillpoint.v1.AgentState.clock:type_name -> stillpoint.v1.ClockEstimate
 	10, // 8: stillpoint.v1.AgentState.node_state:type_name -> stillpoint.v1.NodeState
 	11, // 9: stillpoint.v1.AgentState.events:type_name -> stillpoint.v1.AgentEvent
-	15, // 10: stillpoint.v1.AgentState.started_at:type_name -> google.protobuf.Timestamp
-	2,  // 11: stillpoint.v1.AgentService.Pause:input_type -> stillpoint.v1.PauseRequest
-	4,  // 12: stillpoint.v1.AgentService.RenewLease:input_type -> stillpoint.v1.RenewLeaseRequest
-	6,  // 13: stillpoint.v1.AgentService.Unpause:input_type -> stillpoint.v1.UnpauseRequest
-	8,  // 14: stillpoint.v1.AgentService.Status:input_type -> stillpoint.v1.StatusRequest
-	3,  // 15: stillpoint.v1.AgentService.Pause:output_type -> stillpoint.v1.PauseResponse
-	5,  // 16: stillpoint.v1.AgentService.RenewLease:output_type -> stillpoint.v1.RenewLeaseResponse
-	7,  // 17: stillpoint.v1.AgentService.Unpause:output_type -> stillpoint.v1.UnpauseResponse
-	9,  // 18: stillpoint.v1.AgentService.Status:output_type -> stillpoint.v1.StatusResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	18, // 10: stillpoint.v1.AgentState.started_at:type_name -> google.protobuf.Timestamp
+	15, // 11: stillpoint.v1.RunHookRequest.env:type_name -> stillpoint.v1.RunHookRequest.EnvEntry
+	19, // 12: stillpoint.v1.RunHookResponse.run:type_name -> stillpoint.v1.HookRun
+	2,  // 13: stillpoint.v1.AgentService.Pause:input_type -> stillpoint.v1.PauseRequest
+	4,  // 14: stillpoint.v1.AgentService.RenewLease:input_type -> stillpoint.v1.RenewLeaseRequest
+	6,  // 15: stillpoint.v1.AgentService.Unpause:input_type -> stillpoint.v1.UnpauseRequest
+	8,  // 16: stillpoint.v1.AgentService.Status:input_type -> stillpoint.v1.StatusRequest
+	13, // 17: stillpoint.v1.AgentService.RunHook:input_type -> stillpoint.v1.RunHookRequest
+	3,  // 18: stillpoint.v1.AgentService.Pause:output_type -> stillpoint.v1.PauseResponse
+	5,  // 19: stillpoint.v1.AgentService.RenewLease:output_type -> stillpoint.v1.RenewLeaseResponse
+	7,  // 20: stillpoint.v1.AgentService.Unpause:output_type -> stillpoint.v1.UnpauseResponse
+	9,  // 21: stillpoint.v1.AgentService.Status:output_type -> stillpoint.v1.StatusResponse
+	14, // 22: stillpoint.v1.AgentService.RunHook:output_type -> stillpoint.v1.RunHookResponse
+	18, // [18:23] is the sub-list for method output_type
+	13, // [13:18] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_stillpoint_v1_agent_proto_init() }
@@ -1069,6 +1226,7 @@ func file_stillpoint_v1_agent_proto_init() {
 	if File_stillpoint_v1_agent_proto != nil {
 		return
 	}
+	file_stillpoint_v1_backup_proto_init()
 	file_stillpoint_v1_clock_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1076,7 +1234,7 @@ func file_stillpoint_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stillpoint_v1_agent_proto_rawDesc), len(file_stillpoint_v1_agent_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

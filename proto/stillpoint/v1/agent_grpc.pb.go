@@ -23,6 +23,7 @@ const (
 	AgentService_RenewLease_FullMethodName = "/stillpoint.v1.AgentService/RenewLease"
 	AgentService_Unpause_FullMethodName    = "/stillpoint.v1.AgentService/Unpause"
 	AgentService_Status_FullMethodName     = "/stillpoint.v1.AgentService/Status"
+	AgentService_RunHook_FullMethodName    = "/stillpoint.v1.AgentService/RunHook"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -41,6 +42,14 @@ type AgentServiceClient interface {
 	RenewLease(ctx context.Context, in *RenewLeaseRequest, opts ...grpc.CallOption) (*RenewLeaseResponse, error)
 	Unpause(ctx context.Context, in *UnpauseRequest, opts ...grpc.CallOption) (*UnpauseResponse, error)
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// RunHook runs a hook defined in the agent's own config file and returns
+	// when it has ended (or the call's deadline passes; the hook keeps
+	// running). At most once per (op_id, step_id): a repeated call attaches
+	// to the running hook or returns the ended run. Only variables named
+	// STILLPOINT_* are accepted in env (INVALID_ARGUMENT otherwise); an
+	// unknown hook is NOT_FOUND naming the hooks the agent has; an epoch
+	// lower than the highest seen is FAILED_PRECONDITION.
+	RunHook(ctx context.Context, in *RunHookRequest, opts ...grpc.CallOption) (*RunHookResponse, error)
 }
 
 type agentServiceClient struct {
@@ -91,6 +100,16 @@ func (c *agentServiceClient) Status(ctx context.Context, in *StatusRequest, opts
 	return out, nil
 }
 
+func (c *agentServiceClient) RunHook(ctx context.Context, in *RunHookRequest, opts ...grpc.CallOption) (*RunHookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunHookResponse)
+	err := c.cc.Invoke(ctx, AgentService_RunHook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -107,6 +126,14 @@ type AgentServiceServer interface {
 	RenewLease(context.Context, *RenewLeaseRequest) (*RenewLeaseResponse, error)
 	Unpause(context.Context, *UnpauseRequest) (*UnpauseResponse, error)
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// RunHook runs a hook defined in the agent's own config file and returns
+	// when it has ended (or the call's deadline passes; the hook keeps
+	// running). At most once per (op_id, step_id): a repeated call attaches
+	// to the running hook or returns the ended run. Only variables named
+	// STILLPOINT_* are accepted in env (INVALID_ARGUMENT otherwise); an
+	// unknown hook is NOT_FOUND naming the hooks the agent has; an epoch
+	// lower than the highest seen is FAILED_PRECONDITION.
+	RunHook(context.Context, *RunHookRequest) (*RunHookResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -128,6 +155,9 @@ func (UnimplementedAgentServiceServer) Unpause(context.Context, *UnpauseRequest)
 }
 func (UnimplementedAgentServiceServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedAgentServiceServer) RunHook(context.Context, *RunHookRequest) (*RunHookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunHook not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -222,6 +252,24 @@ func _AgentService_Status_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_RunHook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunHookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).RunHook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_RunHook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).RunHook(ctx, req.(*RunHookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -244,6 +292,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _AgentService_Status_Handler,
+		},
+		{
+			MethodName: "RunHook",
+			Handler:    _AgentService_RunHook_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

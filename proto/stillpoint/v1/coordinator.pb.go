@@ -976,7 +976,9 @@ type Operation struct {
 	// Every leader (server id) that drove the op, in order: the one that
 	// admitted it, then each that took it over (appended by the new
 	// leader's runner with its first record).
-	Leaders       []string `protobuf:"bytes,27,rep,name=leaders,proto3" json:"leaders,omitempty"`
+	Leaders []string `protobuf:"bytes,27,rep,name=leaders,proto3" json:"leaders,omitempty"`
+	// Set for an op started from a backup plan: its hooks and their runs.
+	Backup        *BackupRun `protobuf:"bytes,28,opt,name=backup,proto3" json:"backup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1189,6 +1191,13 @@ func (x *Operation) GetClusters() []string {
 func (x *Operation) GetLeaders() []string {
 	if x != nil {
 		return x.Leaders
+	}
+	return nil
+}
+
+func (x *Operation) GetBackup() *BackupRun {
+	if x != nil {
+		return x.Backup
 	}
 	return nil
 }
@@ -1742,6 +1751,10 @@ type RestorePoint struct {
 	InvalidatedAt *StampedTime `protobuf:"bytes,9,opt,name=invalidated_at,json=invalidatedAt,proto3" json:"invalidated_at,omitempty"`
 	// Who reported it (the agent's node) and which server recorded it.
 	InvalidatedBy string `protobuf:"bytes,10,opt,name=invalidated_by,json=invalidatedBy,proto3" json:"invalidated_by,omitempty"`
+	// Set for a backup: the plan, every hook's run (with its output tail).
+	Backup *BackupRun `protobuf:"bytes,11,opt,name=backup,proto3" json:"backup,omitempty"`
+	// A hook with on_error continue failed: some artefacts may be missing.
+	Partial       bool `protobuf:"varint,12,opt,name=partial,proto3" json:"partial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1844,6 +1857,20 @@ func (x *RestorePoint) GetInvalidatedBy() string {
 		return x.InvalidatedBy
 	}
 	return ""
+}
+
+func (x *RestorePoint) GetBackup() *BackupRun {
+	if x != nil {
+		return x.Backup
+	}
+	return nil
+}
+
+func (x *RestorePoint) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
 }
 
 type ListRestorePointsRequest struct {
@@ -2046,6 +2073,779 @@ func (x *GetRestorePointResponse) GetRestorePoint() *RestorePoint {
 	return nil
 }
 
+type SetBackupPlanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plan          *BackupPlan            `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	RequestedBy   string                 `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBackupPlanRequest) Reset() {
+	*x = SetBackupPlanRequest{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBackupPlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBackupPlanRequest) ProtoMessage() {}
+
+func (x *SetBackupPlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBackupPlanRequest.ProtoReflect.Descriptor instead.
+func (*SetBackupPlanRequest) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SetBackupPlanRequest) GetPlan() *BackupPlan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+func (x *SetBackupPlanRequest) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+type SetBackupPlanResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plan          *PlanRecord            `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBackupPlanResponse) Reset() {
+	*x = SetBackupPlanResponse{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBackupPlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBackupPlanResponse) ProtoMessage() {}
+
+func (x *SetBackupPlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBackupPlanResponse.ProtoReflect.Descriptor instead.
+func (*SetBackupPlanResponse) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SetBackupPlanResponse) GetPlan() *PlanRecord {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+type GetBackupPlanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Stale         bool                   `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBackupPlanRequest) Reset() {
+	*x = GetBackupPlanRequest{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBackupPlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBackupPlanRequest) ProtoMessage() {}
+
+func (x *GetBackupPlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBackupPlanRequest.ProtoReflect.Descriptor instead.
+func (*GetBackupPlanRequest) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetBackupPlanRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GetBackupPlanRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+type GetBackupPlanResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plan          *PlanRecord            `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBackupPlanResponse) Reset() {
+	*x = GetBackupPlanResponse{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBackupPlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBackupPlanResponse) ProtoMessage() {}
+
+func (x *GetBackupPlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBackupPlanResponse.ProtoReflect.Descriptor instead.
+func (*GetBackupPlanResponse) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetBackupPlanResponse) GetPlan() *PlanRecord {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+type ListBackupPlansRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stale         bool                   `protobuf:"varint,1,opt,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackupPlansRequest) Reset() {
+	*x = ListBackupPlansRequest{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackupPlansRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackupPlansRequest) ProtoMessage() {}
+
+func (x *ListBackupPlansRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackupPlansRequest.ProtoReflect.Descriptor instead.
+func (*ListBackupPlansRequest) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListBackupPlansRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+type ListBackupPlansResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plans         []*PlanRecord          `protobuf:"bytes,1,rep,name=plans,proto3" json:"plans,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackupPlansResponse) Reset() {
+	*x = ListBackupPlansResponse{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackupPlansResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackupPlansResponse) ProtoMessage() {}
+
+func (x *ListBackupPlansResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackupPlansResponse.ProtoReflect.Descriptor instead.
+func (*ListBackupPlansResponse) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListBackupPlansResponse) GetPlans() []*PlanRecord {
+	if x != nil {
+		return x.Plans
+	}
+	return nil
+}
+
+type DeleteBackupPlanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	RequestedBy   string                 `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBackupPlanRequest) Reset() {
+	*x = DeleteBackupPlanRequest{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBackupPlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBackupPlanRequest) ProtoMessage() {}
+
+func (x *DeleteBackupPlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBackupPlanRequest.ProtoReflect.Descriptor instead.
+func (*DeleteBackupPlanRequest) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DeleteBackupPlanRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeleteBackupPlanRequest) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+type DeleteBackupPlanResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBackupPlanResponse) Reset() {
+	*x = DeleteBackupPlanResponse{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBackupPlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBackupPlanResponse) ProtoMessage() {}
+
+func (x *DeleteBackupPlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBackupPlanResponse.ProtoReflect.Descriptor instead.
+func (*DeleteBackupPlanResponse) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{33}
+}
+
+type StartBackupRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Plan        string                 `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	RequestedBy string                 `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	// As StartPauseRequest.request_id.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartBackupRequest) Reset() {
+	*x = StartBackupRequest{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartBackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartBackupRequest) ProtoMessage() {}
+
+func (x *StartBackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartBackupRequest.ProtoReflect.Descriptor instead.
+func (*StartBackupRequest) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *StartBackupRequest) GetPlan() string {
+	if x != nil {
+		return x.Plan
+	}
+	return ""
+}
+
+func (x *StartBackupRequest) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *StartBackupRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+type StartBackupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Operation     *Operation             `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartBackupResponse) Reset() {
+	*x = StartBackupResponse{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartBackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartBackupResponse) ProtoMessage() {}
+
+func (x *StartBackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartBackupResponse.ProtoReflect.Descriptor instead.
+func (*StartBackupResponse) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *StartBackupResponse) GetOperation() *Operation {
+	if x != nil {
+		return x.Operation
+	}
+	return nil
+}
+
+type ListBackupsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this plan's entries; empty for all.
+	Plan          string `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	Limit         int32  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Stale         bool   `protobuf:"varint,3,opt,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackupsRequest) Reset() {
+	*x = ListBackupsRequest{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackupsRequest) ProtoMessage() {}
+
+func (x *ListBackupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackupsRequest.ProtoReflect.Descriptor instead.
+func (*ListBackupsRequest) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListBackupsRequest) GetPlan() string {
+	if x != nil {
+		return x.Plan
+	}
+	return ""
+}
+
+func (x *ListBackupsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListBackupsRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+type ListBackupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Backups       []*RestorePoint        `protobuf:"bytes,1,rep,name=backups,proto3" json:"backups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackupsResponse) Reset() {
+	*x = ListBackupsResponse{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackupsResponse) ProtoMessage() {}
+
+func (x *ListBackupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackupsResponse.ProtoReflect.Descriptor instead.
+func (*ListBackupsResponse) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ListBackupsResponse) GetBackups() []*RestorePoint {
+	if x != nil {
+		return x.Backups
+	}
+	return nil
+}
+
+type GetBackupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The backup's id is its op id.
+	BackupId      string `protobuf:"bytes,1,opt,name=backup_id,json=backupId,proto3" json:"backup_id,omitempty"`
+	Stale         bool   `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBackupRequest) Reset() {
+	*x = GetBackupRequest{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBackupRequest) ProtoMessage() {}
+
+func (x *GetBackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBackupRequest.ProtoReflect.Descriptor instead.
+func (*GetBackupRequest) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *GetBackupRequest) GetBackupId() string {
+	if x != nil {
+		return x.BackupId
+	}
+	return ""
+}
+
+func (x *GetBackupRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+type GetBackupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Backup        *RestorePoint          `protobuf:"bytes,1,opt,name=backup,proto3" json:"backup,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBackupResponse) Reset() {
+	*x = GetBackupResponse{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBackupResponse) ProtoMessage() {}
+
+func (x *GetBackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBackupResponse.ProtoReflect.Descriptor instead.
+func (*GetBackupResponse) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *GetBackupResponse) GetBackup() *RestorePoint {
+	if x != nil {
+		return x.Backup
+	}
+	return nil
+}
+
+type GetRestorePlanRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One backup, or several that must all come from the same pause (a mix
+	// is refused, naming the entries).
+	BackupIds     []string `protobuf:"bytes,1,rep,name=backup_ids,json=backupIds,proto3" json:"backup_ids,omitempty"`
+	Stale         bool     `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRestorePlanRequest) Reset() {
+	*x = GetRestorePlanRequest{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRestorePlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRestorePlanRequest) ProtoMessage() {}
+
+func (x *GetRestorePlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRestorePlanRequest.ProtoReflect.Descriptor instead.
+func (*GetRestorePlanRequest) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *GetRestorePlanRequest) GetBackupIds() []string {
+	if x != nil {
+		return x.BackupIds
+	}
+	return nil
+}
+
+func (x *GetRestorePlanRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+type GetRestorePlanResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plan          *RestorePlan           `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRestorePlanResponse) Reset() {
+	*x = GetRestorePlanResponse{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRestorePlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRestorePlanResponse) ProtoMessage() {}
+
+func (x *GetRestorePlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRestorePlanResponse.ProtoReflect.Descriptor instead.
+func (*GetRestorePlanResponse) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *GetRestorePlanResponse) GetPlan() *RestorePlan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
 type RuntimeConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A target's error bound must not exceed this (ε_max).
@@ -2096,7 +2896,7 @@ type RuntimeConfig struct {
 
 func (x *RuntimeConfig) Reset() {
 	*x = RuntimeConfig{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[26]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2108,7 +2908,7 @@ func (x *RuntimeConfig) String() string {
 func (*RuntimeConfig) ProtoMessage() {}
 
 func (x *RuntimeConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[26]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2121,7 +2921,7 @@ func (x *RuntimeConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuntimeConfig.ProtoReflect.Descriptor instead.
 func (*RuntimeConfig) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{26}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RuntimeConfig) GetMaxErrorBoundNs() int64 {
@@ -2240,7 +3040,7 @@ type ExpectedMembers struct {
 
 func (x *ExpectedMembers) Reset() {
 	*x = ExpectedMembers{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[27]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +3052,7 @@ func (x *ExpectedMembers) String() string {
 func (*ExpectedMembers) ProtoMessage() {}
 
 func (x *ExpectedMembers) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[27]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +3065,7 @@ func (x *ExpectedMembers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpectedMembers.ProtoReflect.Descriptor instead.
 func (*ExpectedMembers) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{27}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ExpectedMembers) GetNames() []string {
@@ -2283,7 +3083,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[28]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +3095,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[28]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2308,7 +3108,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{28}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{44}
 }
 
 type GetConfigResponse struct {
@@ -2320,7 +3120,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[29]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2332,7 +3132,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[29]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2345,7 +3145,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{29}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetConfigResponse) GetConfig() *RuntimeConfig {
@@ -2365,7 +3165,7 @@ type UpdateConfigRequest struct {
 
 func (x *UpdateConfigRequest) Reset() {
 	*x = UpdateConfigRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[30]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2377,7 +3177,7 @@ func (x *UpdateConfigRequest) String() string {
 func (*UpdateConfigRequest) ProtoMessage() {}
 
 func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[30]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2390,7 +3190,7 @@ func (x *UpdateConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfigRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConfigRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{30}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UpdateConfigRequest) GetConfig() *RuntimeConfig {
@@ -2416,7 +3216,7 @@ type UpdateConfigResponse struct {
 
 func (x *UpdateConfigResponse) Reset() {
 	*x = UpdateConfigResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[31]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +3228,7 @@ func (x *UpdateConfigResponse) String() string {
 func (*UpdateConfigResponse) ProtoMessage() {}
 
 func (x *UpdateConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[31]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +3241,7 @@ func (x *UpdateConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConfigResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConfigResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{31}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *UpdateConfigResponse) GetConfig() *RuntimeConfig {
@@ -2491,7 +3291,7 @@ type Alarm struct {
 
 func (x *Alarm) Reset() {
 	*x = Alarm{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[32]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2503,7 +3303,7 @@ func (x *Alarm) String() string {
 func (*Alarm) ProtoMessage() {}
 
 func (x *Alarm) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[32]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2516,7 +3316,7 @@ func (x *Alarm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alarm.ProtoReflect.Descriptor instead.
 func (*Alarm) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{32}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Alarm) GetId() string {
@@ -2634,7 +3434,7 @@ type ListAlarmsRequest struct {
 
 func (x *ListAlarmsRequest) Reset() {
 	*x = ListAlarmsRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[33]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2646,7 +3446,7 @@ func (x *ListAlarmsRequest) String() string {
 func (*ListAlarmsRequest) ProtoMessage() {}
 
 func (x *ListAlarmsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[33]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2659,7 +3459,7 @@ func (x *ListAlarmsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlarmsRequest.ProtoReflect.Descriptor instead.
 func (*ListAlarmsRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{33}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListAlarmsRequest) GetIncludeCleared() bool {
@@ -2685,7 +3485,7 @@ type ListAlarmsResponse struct {
 
 func (x *ListAlarmsResponse) Reset() {
 	*x = ListAlarmsResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[34]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2697,7 +3497,7 @@ func (x *ListAlarmsResponse) String() string {
 func (*ListAlarmsResponse) ProtoMessage() {}
 
 func (x *ListAlarmsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[34]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2710,7 +3510,7 @@ func (x *ListAlarmsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlarmsResponse.ProtoReflect.Descriptor instead.
 func (*ListAlarmsResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{34}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListAlarmsResponse) GetAlarms() []*Alarm {
@@ -2730,7 +3530,7 @@ type WatchAlarmsRequest struct {
 
 func (x *WatchAlarmsRequest) Reset() {
 	*x = WatchAlarmsRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[35]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2742,7 +3542,7 @@ func (x *WatchAlarmsRequest) String() string {
 func (*WatchAlarmsRequest) ProtoMessage() {}
 
 func (x *WatchAlarmsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[35]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2755,7 +3555,7 @@ func (x *WatchAlarmsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAlarmsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAlarmsRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{35}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *WatchAlarmsRequest) GetIncludeCleared() bool {
@@ -2779,7 +3579,7 @@ type WatchAlarmsResponse struct {
 
 func (x *WatchAlarmsResponse) Reset() {
 	*x = WatchAlarmsResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[36]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +3591,7 @@ func (x *WatchAlarmsResponse) String() string {
 func (*WatchAlarmsResponse) ProtoMessage() {}
 
 func (x *WatchAlarmsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[36]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2804,7 +3604,7 @@ func (x *WatchAlarmsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAlarmsResponse.ProtoReflect.Descriptor instead.
 func (*WatchAlarmsResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{36}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WatchAlarmsResponse) GetAlarms() []*Alarm {
@@ -2842,7 +3642,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[37]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2854,7 +3654,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[37]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2867,7 +3667,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{37}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AuditRecord) GetIndex() uint64 {
@@ -2922,7 +3722,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[38]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2934,7 +3734,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[38]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2947,7 +3747,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{38}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListAuditRequest) GetLimit() int32 {
@@ -2973,7 +3773,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[39]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2985,7 +3785,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[39]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2998,7 +3798,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{39}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListAuditResponse) GetRecords() []*AuditRecord {
@@ -3028,7 +3828,7 @@ type RaftPeer struct {
 
 func (x *RaftPeer) Reset() {
 	*x = RaftPeer{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[40]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3040,7 +3840,7 @@ func (x *RaftPeer) String() string {
 func (*RaftPeer) ProtoMessage() {}
 
 func (x *RaftPeer) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[40]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3053,7 +3853,7 @@ func (x *RaftPeer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftPeer.ProtoReflect.Descriptor instead.
 func (*RaftPeer) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{40}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RaftPeer) GetId() string {
@@ -3109,7 +3909,7 @@ type ListRaftPeersRequest struct {
 
 func (x *ListRaftPeersRequest) Reset() {
 	*x = ListRaftPeersRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[41]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3121,7 +3921,7 @@ func (x *ListRaftPeersRequest) String() string {
 func (*ListRaftPeersRequest) ProtoMessage() {}
 
 func (x *ListRaftPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[41]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3134,7 +3934,7 @@ func (x *ListRaftPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRaftPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListRaftPeersRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{41}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListRaftPeersRequest) GetStale() bool {
@@ -3155,7 +3955,7 @@ type ListRaftPeersResponse struct {
 
 func (x *ListRaftPeersResponse) Reset() {
 	*x = ListRaftPeersResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[42]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3167,7 +3967,7 @@ func (x *ListRaftPeersResponse) String() string {
 func (*ListRaftPeersResponse) ProtoMessage() {}
 
 func (x *ListRaftPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[42]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3180,7 +3980,7 @@ func (x *ListRaftPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRaftPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListRaftPeersResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{42}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListRaftPeersResponse) GetPeers() []*RaftPeer {
@@ -3206,7 +4006,7 @@ type RemoveRaftPeerRequest struct {
 
 func (x *RemoveRaftPeerRequest) Reset() {
 	*x = RemoveRaftPeerRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[43]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3218,7 +4018,7 @@ func (x *RemoveRaftPeerRequest) String() string {
 func (*RemoveRaftPeerRequest) ProtoMessage() {}
 
 func (x *RemoveRaftPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[43]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3231,7 +4031,7 @@ func (x *RemoveRaftPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRaftPeerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRaftPeerRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{43}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RemoveRaftPeerRequest) GetId() string {
@@ -3249,7 +4049,7 @@ type RemoveRaftPeerResponse struct {
 
 func (x *RemoveRaftPeerResponse) Reset() {
 	*x = RemoveRaftPeerResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[44]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3261,7 +4061,7 @@ func (x *RemoveRaftPeerResponse) String() string {
 func (*RemoveRaftPeerResponse) ProtoMessage() {}
 
 func (x *RemoveRaftPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[44]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3274,7 +4074,7 @@ func (x *RemoveRaftPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRaftPeerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveRaftPeerResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{44}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{60}
 }
 
 type TransferLeadershipRequest struct {
@@ -3287,7 +4087,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[45]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3299,7 +4099,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[45]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3312,7 +4112,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{45}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -3331,7 +4131,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[46]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3343,7 +4143,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[46]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3356,7 +4156,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{46}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeader() string {
@@ -3374,7 +4174,7 @@ type GetServerInfoRequest struct {
 
 func (x *GetServerInfoRequest) Reset() {
 	*x = GetServerInfoRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[47]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3386,7 +4186,7 @@ func (x *GetServerInfoRequest) String() string {
 func (*GetServerInfoRequest) ProtoMessage() {}
 
 func (x *GetServerInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[47]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3399,7 +4199,7 @@ func (x *GetServerInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetServerInfoRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{47}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{63}
 }
 
 type GetServerInfoResponse struct {
@@ -3421,7 +4221,7 @@ type GetServerInfoResponse struct {
 
 func (x *GetServerInfoResponse) Reset() {
 	*x = GetServerInfoResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[48]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3433,7 +4233,7 @@ func (x *GetServerInfoResponse) String() string {
 func (*GetServerInfoResponse) ProtoMessage() {}
 
 func (x *GetServerInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[48]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3446,7 +4246,7 @@ func (x *GetServerInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetServerInfoResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{48}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *GetServerInfoResponse) GetNodeId() string {
@@ -3516,7 +4316,7 @@ var File_stillpoint_v1_coordinator_proto protoreflect.FileDescriptor
 
 const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\n" +
-	"\x1fstillpoint/v1/coordinator.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19stillpoint/v1/agent.proto\x1a\x19stillpoint/v1/clock.proto\"\xcd\x04\n" +
+	"\x1fstillpoint/v1/coordinator.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19stillpoint/v1/agent.proto\x1a\x1astillpoint/v1/backup.proto\x1a\x19stillpoint/v1/clock.proto\"\xcd\x04\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n" +
@@ -3585,7 +4385,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12?\n" +
 	"\rrestore_point\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\frestorePoint\x12%\n" +
 	"\x0euncertainty_ns\x18\x04 \x01(\x03R\runcertaintyNs\x12\x19\n" +
-	"\bwidth_ns\x18\x05 \x01(\x03R\awidthNs\"\xa8\b\n" +
+	"\bwidth_ns\x18\x05 \x01(\x03R\awidthNs\"\xda\b\n" +
 	"\tOperation\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x123\n" +
@@ -3615,7 +4415,8 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x0euntil_unpaused\x18\x17 \x01(\bR\runtilUnpaused\x12\x1e\n" +
 	"\vmax_hold_ns\x18\x18 \x01(\x03R\tmaxHoldNs\x12\x1a\n" +
 	"\bclusters\x18\x19 \x03(\tR\bclusters\x12\x18\n" +
-	"\aleaders\x18\x1b \x03(\tR\aleaders\"\xcb\x01\n" +
+	"\aleaders\x18\x1b \x03(\tR\aleaders\x120\n" +
+	"\x06backup\x18\x1c \x01(\v2\x18.stillpoint.v1.BackupRunR\x06backup\"\xcb\x01\n" +
 	"\x11StartPauseRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x17\n" +
 	"\ahold_ms\x18\x02 \x01(\x03R\x06holdMs\x12!\n" +
@@ -3648,7 +4449,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x15WatchOperationRequest\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\"P\n" +
 	"\x16WatchOperationResponse\x126\n" +
-	"\toperation\x18\x01 \x01(\v2\x18.stillpoint.v1.OperationR\toperation\"\x8c\x03\n" +
+	"\toperation\x18\x01 \x01(\v2\x18.stillpoint.v1.OperationR\toperation\"\xd8\x03\n" +
 	"\fRestorePoint\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x124\n" +
@@ -3661,7 +4462,9 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x0einvalid_reason\x18\b \x01(\tR\rinvalidReason\x12A\n" +
 	"\x0einvalidated_at\x18\t \x01(\v2\x1a.stillpoint.v1.StampedTimeR\rinvalidatedAt\x12%\n" +
 	"\x0einvalidated_by\x18\n" +
-	" \x01(\tR\rinvalidatedBy\"`\n" +
+	" \x01(\tR\rinvalidatedBy\x120\n" +
+	"\x06backup\x18\v \x01(\v2\x18.stillpoint.v1.BackupRunR\x06backup\x12\x18\n" +
+	"\apartial\x18\f \x01(\bR\apartial\"`\n" +
 	"\x18ListRestorePointsRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x14\n" +
@@ -3672,7 +4475,49 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x14\n" +
 	"\x05stale\x18\x02 \x01(\bR\x05stale\"[\n" +
 	"\x17GetRestorePointResponse\x12@\n" +
-	"\rrestore_point\x18\x01 \x01(\v2\x1b.stillpoint.v1.RestorePointR\frestorePoint\"\x95\x06\n" +
+	"\rrestore_point\x18\x01 \x01(\v2\x1b.stillpoint.v1.RestorePointR\frestorePoint\"h\n" +
+	"\x14SetBackupPlanRequest\x12-\n" +
+	"\x04plan\x18\x01 \x01(\v2\x19.stillpoint.v1.BackupPlanR\x04plan\x12!\n" +
+	"\frequested_by\x18\x02 \x01(\tR\vrequestedBy\"F\n" +
+	"\x15SetBackupPlanResponse\x12-\n" +
+	"\x04plan\x18\x01 \x01(\v2\x19.stillpoint.v1.PlanRecordR\x04plan\"@\n" +
+	"\x14GetBackupPlanRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\"F\n" +
+	"\x15GetBackupPlanResponse\x12-\n" +
+	"\x04plan\x18\x01 \x01(\v2\x19.stillpoint.v1.PlanRecordR\x04plan\".\n" +
+	"\x16ListBackupPlansRequest\x12\x14\n" +
+	"\x05stale\x18\x01 \x01(\bR\x05stale\"J\n" +
+	"\x17ListBackupPlansResponse\x12/\n" +
+	"\x05plans\x18\x01 \x03(\v2\x19.stillpoint.v1.PlanRecordR\x05plans\"P\n" +
+	"\x17DeleteBackupPlanRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\frequested_by\x18\x02 \x01(\tR\vrequestedBy\"\x1a\n" +
+	"\x18DeleteBackupPlanResponse\"j\n" +
+	"\x12StartBackupRequest\x12\x12\n" +
+	"\x04plan\x18\x01 \x01(\tR\x04plan\x12!\n" +
+	"\frequested_by\x18\x02 \x01(\tR\vrequestedBy\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\"M\n" +
+	"\x13StartBackupResponse\x126\n" +
+	"\toperation\x18\x01 \x01(\v2\x18.stillpoint.v1.OperationR\toperation\"T\n" +
+	"\x12ListBackupsRequest\x12\x12\n" +
+	"\x04plan\x18\x01 \x01(\tR\x04plan\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x14\n" +
+	"\x05stale\x18\x03 \x01(\bR\x05stale\"L\n" +
+	"\x13ListBackupsResponse\x125\n" +
+	"\abackups\x18\x01 \x03(\v2\x1b.stillpoint.v1.RestorePointR\abackups\"E\n" +
+	"\x10GetBackupRequest\x12\x1b\n" +
+	"\tbackup_id\x18\x01 \x01(\tR\bbackupId\x12\x14\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\"H\n" +
+	"\x11GetBackupResponse\x123\n" +
+	"\x06backup\x18\x01 \x01(\v2\x1b.stillpoint.v1.RestorePointR\x06backup\"L\n" +
+	"\x15GetRestorePlanRequest\x12\x1d\n" +
+	"\n" +
+	"backup_ids\x18\x01 \x03(\tR\tbackupIds\x12\x14\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\"H\n" +
+	"\x16GetRestorePlanResponse\x12.\n" +
+	"\x04plan\x18\x01 \x01(\v2\x1a.stillpoint.v1.RestorePlanR\x04plan\"\x95\x06\n" +
 	"\rRuntimeConfig\x12+\n" +
 	"\x12max_error_bound_ns\x18\x01 \x01(\x03R\x0fmaxErrorBoundNs\x12 \n" +
 	"\fmax_drift_ns\x18\x02 \x01(\x03R\n" +
@@ -3794,7 +4639,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x19OPERATION_STATE_UNPAUSING\x10\x04\x12\x1d\n" +
 	"\x19OPERATION_STATE_COMPLETED\x10\x05\x12\x1b\n" +
 	"\x17OPERATION_STATE_ABORTED\x10\x06\x12\x1b\n" +
-	"\x17OPERATION_STATE_INVALID\x10\a2\xd7\r\n" +
+	"\x17OPERATION_STATE_INVALID\x10\a2\xb1\x13\n" +
 	"\x12CoordinatorService\x12T\n" +
 	"\vListMembers\x12!.stillpoint.v1.ListMembersRequest\x1a\".stillpoint.v1.ListMembersResponse\x12K\n" +
 	"\bGetDrift\x12\x1e.stillpoint.v1.GetDriftRequest\x1a\x1f.stillpoint.v1.GetDriftResponse\x12i\n" +
@@ -3813,6 +4658,14 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"ListAlarms\x12 .stillpoint.v1.ListAlarmsRequest\x1a!.stillpoint.v1.ListAlarmsResponse\x12V\n" +
 	"\vWatchAlarms\x12!.stillpoint.v1.WatchAlarmsRequest\x1a\".stillpoint.v1.WatchAlarmsResponse0\x01\x12N\n" +
 	"\tListAudit\x12\x1f.stillpoint.v1.ListAuditRequest\x1a .stillpoint.v1.ListAuditResponse\x12Z\n" +
+	"\rSetBackupPlan\x12#.stillpoint.v1.SetBackupPlanRequest\x1a$.stillpoint.v1.SetBackupPlanResponse\x12Z\n" +
+	"\rGetBackupPlan\x12#.stillpoint.v1.GetBackupPlanRequest\x1a$.stillpoint.v1.GetBackupPlanResponse\x12`\n" +
+	"\x0fListBackupPlans\x12%.stillpoint.v1.ListBackupPlansRequest\x1a&.stillpoint.v1.ListBackupPlansResponse\x12c\n" +
+	"\x10DeleteBackupPlan\x12&.stillpoint.v1.DeleteBackupPlanRequest\x1a'.stillpoint.v1.DeleteBackupPlanResponse\x12T\n" +
+	"\vStartBackup\x12!.stillpoint.v1.StartBackupRequest\x1a\".stillpoint.v1.StartBackupResponse\x12T\n" +
+	"\vListBackups\x12!.stillpoint.v1.ListBackupsRequest\x1a\".stillpoint.v1.ListBackupsResponse\x12N\n" +
+	"\tGetBackup\x12\x1f.stillpoint.v1.GetBackupRequest\x1a .stillpoint.v1.GetBackupResponse\x12]\n" +
+	"\x0eGetRestorePlan\x12$.stillpoint.v1.GetRestorePlanRequest\x1a%.stillpoint.v1.GetRestorePlanResponse\x12Z\n" +
 	"\rListRaftPeers\x12#.stillpoint.v1.ListRaftPeersRequest\x1a$.stillpoint.v1.ListRaftPeersResponse\x12]\n" +
 	"\x0eRemoveRaftPeer\x12$.stillpoint.v1.RemoveRaftPeerRequest\x1a%.stillpoint.v1.RemoveRaftPeerResponse\x12i\n" +
 	"\x12TransferLeadership\x12(.stillpoint.v1.TransferLeadershipRequest\x1a).stillpoint.v1.TransferLeadershipResponse\x12Z\n" +
@@ -3831,7 +4684,7 @@ func file_stillpoint_v1_coordinator_proto_rawDescGZIP() []byte {
 }
 
 var file_stillpoint_v1_coordinator_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_stillpoint_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_stillpoint_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_stillpoint_v1_coordinator_proto_goTypes = []any{
 	(MemberStatus)(0),                  // 0: stillpoint.v1.MemberStatus
 	(OperationState)(0),                // 1: stillpoint.v1.OperationState
@@ -3861,130 +4714,176 @@ var file_stillpoint_v1_coordinator_proto_goTypes = []any{
 	(*ListRestorePointsResponse)(nil),  // 25: stillpoint.v1.ListRestorePointsResponse
 	(*GetRestorePointRequest)(nil),     // 26: stillpoint.v1.GetRestorePointRequest
 	(*GetRestorePointResponse)(nil),    // 27: stillpoint.v1.GetRestorePointResponse
-	(*RuntimeConfig)(nil),              // 28: stillpoint.v1.RuntimeConfig
-	(*ExpectedMembers)(nil),            // 29: stillpoint.v1.ExpectedMembers
-	(*GetConfigRequest)(nil),           // 30: stillpoint.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),          // 31: stillpoint.v1.GetConfigResponse
-	(*UpdateConfigRequest)(nil),        // 32: stillpoint.v1.UpdateConfigRequest
-	(*UpdateConfigResponse)(nil),       // 33: stillpoint.v1.UpdateConfigResponse
-	(*Alarm)(nil),                      // 34: stillpoint.v1.Alarm
-	(*ListAlarmsRequest)(nil),          // 35: stillpoint.v1.ListAlarmsRequest
-	(*ListAlarmsResponse)(nil),         // 36: stillpoint.v1.ListAlarmsResponse
-	(*WatchAlarmsRequest)(nil),         // 37: stillpoint.v1.WatchAlarmsRequest
-	(*WatchAlarmsResponse)(nil),        // 38: stillpoint.v1.WatchAlarmsResponse
-	(*AuditRecord)(nil),                // 39: stillpoint.v1.AuditRecord
-	(*ListAuditRequest)(nil),           // 40: stillpoint.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),          // 41: stillpoint.v1.ListAuditResponse
-	(*RaftPeer)(nil),                   // 42: stillpoint.v1.RaftPeer
-	(*ListRaftPeersRequest)(nil),       // 43: stillpoint.v1.ListRaftPeersRequest
-	(*ListRaftPeersResponse)(nil),      // 44: stillpoint.v1.ListRaftPeersResponse
-	(*RemoveRaftPeerRequest)(nil),      // 45: stillpoint.v1.RemoveRaftPeerRequest
-	(*RemoveRaftPeerResponse)(nil),     // 46: stillpoint.v1.RemoveRaftPeerResponse
-	(*TransferLeadershipRequest)(nil),  // 47: stillpoint.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 48: stillpoint.v1.TransferLeadershipResponse
-	(*GetServerInfoRequest)(nil),       // 49: stillpoint.v1.GetServerInfoRequest
-	(*GetServerInfoResponse)(nil),      // 50: stillpoint.v1.GetServerInfoResponse
-	nil,                                // 51: stillpoint.v1.GetDriftResponse.SpreadNsEntry
-	nil,                                // 52: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
-	(*ClockEstimate)(nil),              // 53: stillpoint.v1.ClockEstimate
-	(*NodeState)(nil),                  // 54: stillpoint.v1.NodeState
-	(NodeOutcome)(0),                   // 55: stillpoint.v1.NodeOutcome
-	(*StampedTime)(nil),                // 56: stillpoint.v1.StampedTime
-	(*timestamppb.Timestamp)(nil),      // 57: google.protobuf.Timestamp
+	(*SetBackupPlanRequest)(nil),       // 28: stillpoint.v1.SetBackupPlanRequest
+	(*SetBackupPlanResponse)(nil),      // 29: stillpoint.v1.SetBackupPlanResponse
+	(*GetBackupPlanRequest)(nil),       // 30: stillpoint.v1.GetBackupPlanRequest
+	(*GetBackupPlanResponse)(nil),      // 31: stillpoint.v1.GetBackupPlanResponse
+	(*ListBackupPlansRequest)(nil),     // 32: stillpoint.v1.ListBackupPlansRequest
+	(*ListBackupPlansResponse)(nil),    // 33: stillpoint.v1.ListBackupPlansResponse
+	(*DeleteBackupPlanRequest)(nil),    // 34: stillpoint.v1.DeleteBackupPlanRequest
+	(*DeleteBackupPlanResponse)(nil),   // 35: stillpoint.v1.DeleteBackupPlanResponse
+	(*StartBackupRequest)(nil),         // 36: stillpoint.v1.StartBackupRequest
+	(*StartBackupResponse)(nil),        // 37: stillpoint.v1.StartBackupResponse
+	(*ListBackupsRequest)(nil),         // 38: stillpoint.v1.ListBackupsRequest
+	(*ListBackupsResponse)(nil),        // 39: stillpoint.v1.ListBackupsResponse
+	(*GetBackupRequest)(nil),           // 40: stillpoint.v1.GetBackupRequest
+	(*GetBackupResponse)(nil),          // 41: stillpoint.v1.GetBackupResponse
+	(*GetRestorePlanRequest)(nil),      // 42: stillpoint.v1.GetRestorePlanRequest
+	(*GetRestorePlanResponse)(nil),     // 43: stillpoint.v1.GetRestorePlanResponse
+	(*RuntimeConfig)(nil),              // 44: stillpoint.v1.RuntimeConfig
+	(*ExpectedMembers)(nil),            // 45: stillpoint.v1.ExpectedMembers
+	(*GetConfigRequest)(nil),           // 46: stillpoint.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),          // 47: stillpoint.v1.GetConfigResponse
+	(*UpdateConfigRequest)(nil),        // 48: stillpoint.v1.UpdateConfigRequest
+	(*UpdateConfigResponse)(nil),       // 49: stillpoint.v1.UpdateConfigResponse
+	(*Alarm)(nil),                      // 50: stillpoint.v1.Alarm
+	(*ListAlarmsRequest)(nil),          // 51: stillpoint.v1.ListAlarmsRequest
+	(*ListAlarmsResponse)(nil),         // 52: stillpoint.v1.ListAlarmsResponse
+	(*WatchAlarmsRequest)(nil),         // 53: stillpoint.v1.WatchAlarmsRequest
+	(*WatchAlarmsResponse)(nil),        // 54: stillpoint.v1.WatchAlarmsResponse
+	(*AuditRecord)(nil),                // 55: stillpoint.v1.AuditRecord
+	(*ListAuditRequest)(nil),           // 56: stillpoint.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),          // 57: stillpoint.v1.ListAuditResponse
+	(*RaftPeer)(nil),                   // 58: stillpoint.v1.RaftPeer
+	(*ListRaftPeersRequest)(nil),       // 59: stillpoint.v1.ListRaftPeersRequest
+	(*ListRaftPeersResponse)(nil),      // 60: stillpoint.v1.ListRaftPeersResponse
+	(*RemoveRaftPeerRequest)(nil),      // 61: stillpoint.v1.RemoveRaftPeerRequest
+	(*RemoveRaftPeerResponse)(nil),     // 62: stillpoint.v1.RemoveRaftPeerResponse
+	(*TransferLeadershipRequest)(nil),  // 63: stillpoint.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 64: stillpoint.v1.TransferLeadershipResponse
+	(*GetServerInfoRequest)(nil),       // 65: stillpoint.v1.GetServerInfoRequest
+	(*GetServerInfoResponse)(nil),      // 66: stillpoint.v1.GetServerInfoResponse
+	nil,                                // 67: stillpoint.v1.GetDriftResponse.SpreadNsEntry
+	nil,                                // 68: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
+	(*ClockEstimate)(nil),              // 69: stillpoint.v1.ClockEstimate
+	(*NodeState)(nil),                  // 70: stillpoint.v1.NodeState
+	(NodeOutcome)(0),                   // 71: stillpoint.v1.NodeOutcome
+	(*StampedTime)(nil),                // 72: stillpoint.v1.StampedTime
+	(*timestamppb.Timestamp)(nil),      // 73: google.protobuf.Timestamp
+	(*BackupRun)(nil),                  // 74: stillpoint.v1.BackupRun
+	(*BackupPlan)(nil),                 // 75: stillpoint.v1.BackupPlan
+	(*PlanRecord)(nil),                 // 76: stillpoint.v1.PlanRecord
+	(*RestorePlan)(nil),                // 77: stillpoint.v1.RestorePlan
 }
 var file_stillpoint_v1_coordinator_proto_depIdxs = []int32{
 	0,  // 0: stillpoint.v1.Member.status:type_name -> stillpoint.v1.MemberStatus
-	53, // 1: stillpoint.v1.Member.clock:type_name -> stillpoint.v1.ClockEstimate
-	54, // 2: stillpoint.v1.Member.node_state:type_name -> stillpoint.v1.NodeState
+	69, // 1: stillpoint.v1.Member.clock:type_name -> stillpoint.v1.ClockEstimate
+	70, // 2: stillpoint.v1.Member.node_state:type_name -> stillpoint.v1.NodeState
 	2,  // 3: stillpoint.v1.ListMembersResponse.members:type_name -> stillpoint.v1.Member
 	2,  // 4: stillpoint.v1.RemoveRosterMemberResponse.member:type_name -> stillpoint.v1.Member
 	2,  // 5: stillpoint.v1.DriftEntry.member:type_name -> stillpoint.v1.Member
 	7,  // 6: stillpoint.v1.GetDriftResponse.entries:type_name -> stillpoint.v1.DriftEntry
-	51, // 7: stillpoint.v1.GetDriftResponse.spread_ns:type_name -> stillpoint.v1.GetDriftResponse.SpreadNsEntry
-	28, // 8: stillpoint.v1.GetDriftResponse.config:type_name -> stillpoint.v1.RuntimeConfig
-	53, // 9: stillpoint.v1.TargetRecord.admitted_clock:type_name -> stillpoint.v1.ClockEstimate
-	55, // 10: stillpoint.v1.TargetRecord.pause_outcome:type_name -> stillpoint.v1.NodeOutcome
-	56, // 11: stillpoint.v1.TargetRecord.acked_at:type_name -> stillpoint.v1.StampedTime
-	55, // 12: stillpoint.v1.TargetRecord.unpause_outcome:type_name -> stillpoint.v1.NodeOutcome
-	56, // 13: stillpoint.v1.TargetRecord.unpause_sent_at:type_name -> stillpoint.v1.StampedTime
-	57, // 14: stillpoint.v1.RestoreWindow.start:type_name -> google.protobuf.Timestamp
-	57, // 15: stillpoint.v1.RestoreWindow.end:type_name -> google.protobuf.Timestamp
-	57, // 16: stillpoint.v1.RestoreWindow.restore_point:type_name -> google.protobuf.Timestamp
+	67, // 7: stillpoint.v1.GetDriftResponse.spread_ns:type_name -> stillpoint.v1.GetDriftResponse.SpreadNsEntry
+	44, // 8: stillpoint.v1.GetDriftResponse.config:type_name -> stillpoint.v1.RuntimeConfig
+	69, // 9: stillpoint.v1.TargetRecord.admitted_clock:type_name -> stillpoint.v1.ClockEstimate
+	71, // 10: stillpoint.v1.TargetRecord.pause_outcome:type_name -> stillpoint.v1.NodeOutcome
+	72, // 11: stillpoint.v1.TargetRecord.acked_at:type_name -> stillpoint.v1.StampedTime
+	71, // 12: stillpoint.v1.TargetRecord.unpause_outcome:type_name -> stillpoint.v1.NodeOutcome
+	72, // 13: stillpoint.v1.TargetRecord.unpause_sent_at:type_name -> stillpoint.v1.StampedTime
+	73, // 14: stillpoint.v1.RestoreWindow.start:type_name -> google.protobuf.Timestamp
+	73, // 15: stillpoint.v1.RestoreWindow.end:type_name -> google.protobuf.Timestamp
+	73, // 16: stillpoint.v1.RestoreWindow.restore_point:type_name -> google.protobuf.Timestamp
 	1,  // 17: stillpoint.v1.Operation.state:type_name -> stillpoint.v1.OperationState
 	10, // 18: stillpoint.v1.Operation.targets:type_name -> stillpoint.v1.TargetRecord
 	11, // 19: stillpoint.v1.Operation.window:type_name -> stillpoint.v1.RestoreWindow
-	56, // 20: stillpoint.v1.Operation.created_at:type_name -> stillpoint.v1.StampedTime
-	56, // 21: stillpoint.v1.Operation.ended_at:type_name -> stillpoint.v1.StampedTime
+	72, // 20: stillpoint.v1.Operation.created_at:type_name -> stillpoint.v1.StampedTime
+	72, // 21: stillpoint.v1.Operation.ended_at:type_name -> stillpoint.v1.StampedTime
 	1,  // 22: stillpoint.v1.Operation.end_state:type_name -> stillpoint.v1.OperationState
-	56, // 23: stillpoint.v1.Operation.hold_deadline:type_name -> stillpoint.v1.StampedTime
-	56, // 24: stillpoint.v1.Operation.invalidated_at:type_name -> stillpoint.v1.StampedTime
-	12, // 25: stillpoint.v1.StartPauseResponse.operation:type_name -> stillpoint.v1.Operation
-	12, // 26: stillpoint.v1.ForceUnpauseResponse.operation:type_name -> stillpoint.v1.Operation
-	12, // 27: stillpoint.v1.GetOperationResponse.operation:type_name -> stillpoint.v1.Operation
-	12, // 28: stillpoint.v1.ListOperationsResponse.operations:type_name -> stillpoint.v1.Operation
-	12, // 29: stillpoint.v1.WatchOperationResponse.operation:type_name -> stillpoint.v1.Operation
-	11, // 30: stillpoint.v1.RestorePoint.window:type_name -> stillpoint.v1.RestoreWindow
-	56, // 31: stillpoint.v1.RestorePoint.created_at:type_name -> stillpoint.v1.StampedTime
-	56, // 32: stillpoint.v1.RestorePoint.invalidated_at:type_name -> stillpoint.v1.StampedTime
-	23, // 33: stillpoint.v1.ListRestorePointsResponse.restore_points:type_name -> stillpoint.v1.RestorePoint
-	23, // 34: stillpoint.v1.GetRestorePointResponse.restore_point:type_name -> stillpoint.v1.RestorePoint
-	52, // 35: stillpoint.v1.RuntimeConfig.expected_members:type_name -> stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
-	28, // 36: stillpoint.v1.GetConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
-	28, // 37: stillpoint.v1.UpdateConfigRequest.config:type_name -> stillpoint.v1.RuntimeConfig
-	28, // 38: stillpoint.v1.UpdateConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
-	56, // 39: stillpoint.v1.Alarm.raised_at:type_name -> stillpoint.v1.StampedTime
-	56, // 40: stillpoint.v1.Alarm.cleared_at:type_name -> stillpoint.v1.StampedTime
-	56, // 41: stillpoint.v1.Alarm.first_seen:type_name -> stillpoint.v1.StampedTime
-	56, // 42: stillpoint.v1.Alarm.updated_at:type_name -> stillpoint.v1.StampedTime
-	34, // 43: stillpoint.v1.ListAlarmsResponse.alarms:type_name -> stillpoint.v1.Alarm
-	34, // 44: stillpoint.v1.WatchAlarmsResponse.alarms:type_name -> stillpoint.v1.Alarm
-	56, // 45: stillpoint.v1.AuditRecord.at:type_name -> stillpoint.v1.StampedTime
-	39, // 46: stillpoint.v1.ListAuditResponse.records:type_name -> stillpoint.v1.AuditRecord
-	42, // 47: stillpoint.v1.ListRaftPeersResponse.peers:type_name -> stillpoint.v1.RaftPeer
-	29, // 48: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry.value:type_name -> stillpoint.v1.ExpectedMembers
-	3,  // 49: stillpoint.v1.CoordinatorService.ListMembers:input_type -> stillpoint.v1.ListMembersRequest
-	8,  // 50: stillpoint.v1.CoordinatorService.GetDrift:input_type -> stillpoint.v1.GetDriftRequest
-	5,  // 51: stillpoint.v1.CoordinatorService.RemoveRosterMember:input_type -> stillpoint.v1.RemoveRosterMemberRequest
-	13, // 52: stillpoint.v1.CoordinatorService.StartPause:input_type -> stillpoint.v1.StartPauseRequest
-	15, // 53: stillpoint.v1.CoordinatorService.ForceUnpause:input_type -> stillpoint.v1.ForceUnpauseRequest
-	17, // 54: stillpoint.v1.CoordinatorService.GetOperation:input_type -> stillpoint.v1.GetOperationRequest
-	19, // 55: stillpoint.v1.CoordinatorService.ListOperations:input_type -> stillpoint.v1.ListOperationsRequest
-	21, // 56: stillpoint.v1.CoordinatorService.WatchOperation:input_type -> stillpoint.v1.WatchOperationRequest
-	24, // 57: stillpoint.v1.CoordinatorService.ListRestorePoints:input_type -> stillpoint.v1.ListRestorePointsRequest
-	26, // 58: stillpoint.v1.CoordinatorService.GetRestorePoint:input_type -> stillpoint.v1.GetRestorePointRequest
-	30, // 59: stillpoint.v1.CoordinatorService.GetConfig:input_type -> stillpoint.v1.GetConfigRequest
-	32, // 60: stillpoint.v1.CoordinatorService.UpdateConfig:input_type -> stillpoint.v1.UpdateConfigRequest
-	35, // 61: stillpoint.v1.CoordinatorService.ListAlarms:input_type -> stillpoint.v1.ListAlarmsRequest
-	37, // 62: stillpoint.v1.CoordinatorService.WatchAlarms:input_type -> stillpoint.v1.WatchAlarmsRequest
-	40, // 63: stillpoint.v1.CoordinatorService.ListAudit:input_type -> stillpoint.v1.ListAuditRequest
-	43, // 64: stillpoint.v1.CoordinatorService.ListRaftPeers:input_type -> stillpoint.v1.ListRaftPeersRequest
-	45, // 65: stillpoint.v1.CoordinatorService.RemoveRaftPeer:input_type -> stillpoint.v1.RemoveRaftPeerRequest
-	47, // 66: stillpoint.v1.CoordinatorService.TransferLeadership:input_type -> stillpoint.v1.TransferLeadershipRequest
-	49, // 67: stillpoint.v1.CoordinatorService.GetServerInfo:input_type -> stillpoint.v1.GetServerInfoRequest
-	4,  // 68: stillpoint.v1.CoordinatorService.ListMembers:output_type -> stillpoint.v1.ListMembersResponse
-	9,  // 69: stillpoint.v1.CoordinatorService.GetDrift:output_type -> stillpoint.v1.GetDriftResponse
-	6,  // 70: stillpoint.v1.CoordinatorService.RemoveRosterMember:output_type -> stillpoint.v1.RemoveRosterMemberResponse
-	14, // 71: stillpoint.v1.CoordinatorService.StartPause:output_type -> stillpoint.v1.StartPauseResponse
-	16, // 72: stillpoint.v1.CoordinatorService.ForceUnpause:output_type -> stillpoint.v1.ForceUnpauseResponse
-	18, // 73: stillpoint.v1.CoordinatorService.GetOperation:output_type -> stillpoint.v1.GetOperationResponse
-	20, // 74: stillpoint.v1.CoordinatorService.ListOperations:output_type -> stillpoint.v1.ListOperationsResponse
-	22, // 75: stillpoint.v1.CoordinatorService.WatchOperation:output_type -> stillpoint.v1.WatchOperationResponse
-	25, // 76: stillpoint.v1.CoordinatorService.ListRestorePoints:output_type -> stillpoint.v1.ListRestorePointsResponse
-	27, // 77: stillpoint.v1.CoordinatorService.GetRestorePoint:output_type -> stillpoint.v1.GetRestorePointResponse
-	31, // 78: stillpoint.v1.CoordinatorService.GetConfig:output_type -> stillpoint.v1.GetConfigResponse
-	33, // 79: stillpoint.v1.CoordinatorService.UpdateConfig:output_type -> stillpoint.v1.UpdateConfigResponse
-	36, // 80: stillpoint.v1.CoordinatorService.ListAlarms:output_type -> stillpoint.v1.ListAlarmsResponse
-	38, // 81: stillpoint.v1.CoordinatorService.WatchAlarms:output_type -> stillpoint.v1.WatchAlarmsResponse
-	41, // 82: stillpoint.v1.CoordinatorService.ListAudit:output_type -> stillpoint.v1.ListAuditResponse
-	44, // 83: stillpoint.v1.CoordinatorService.ListRaftPeers:output_type -> stillpoint.v1.ListRaftPeersResponse
-	46, // 84: stillpoint.v1.CoordinatorService.RemoveRaftPeer:output_type -> stillpoint.v1.RemoveRaftPeerResponse
-	48, // 85: stillpoint.v1.CoordinatorService.TransferLeadership:output_type -> stillpoint.v1.TransferLeadershipResponse
-	50, // 86: stillpoint.v1.CoordinatorService.GetServerInfo:output_type -> stillpoint.v1.GetServerInfoResponse
-	68, // [68:87] is the sub-list for method output_type
-	49, // [49:68] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	72, // 23: stillpoint.v1.Operation.hold_deadline:type_name -> stillpoint.v1.StampedTime
+	72, // 24: stillpoint.v1.Operation.invalidated_at:type_name -> stillpoint.v1.StampedTime
+	74, // 25: stillpoint.v1.Operation.backup:type_name -> stillpoint.v1.BackupRun
+	12, // 26: stillpoint.v1.StartPauseResponse.operation:type_name -> stillpoint.v1.Operation
+	12, // 27: stillpoint.v1.ForceUnpauseResponse.operation:type_name -> stillpoint.v1.Operation
+	12, // 28: stillpoint.v1.GetOperationResponse.operation:type_name -> stillpoint.v1.Operation
+	12, // 29: stillpoint.v1.ListOperationsResponse.operations:type_name -> stillpoint.v1.Operation
+	12, // 30: stillpoint.v1.WatchOperationResponse.operation:type_name -> stillpoint.v1.Operation
+	11, // 31: stillpoint.v1.RestorePoint.window:type_name -> stillpoint.v1.RestoreWindow
+	72, // 32: stillpoint.v1.RestorePoint.created_at:type_name -> stillpoint.v1.StampedTime
+	72, // 33: stillpoint.v1.RestorePoint.invalidated_at:type_name -> stillpoint.v1.StampedTime
+	74, // 34: stillpoint.v1.RestorePoint.backup:type_name -> stillpoint.v1.BackupRun
+	23, // 35: stillpoint.v1.ListRestorePointsResponse.restore_points:type_name -> stillpoint.v1.RestorePoint
+	23, // 36: stillpoint.v1.GetRestorePointResponse.restore_point:type_name -> stillpoint.v1.RestorePoint
+	75, // 37: stillpoint.v1.SetBackupPlanRequest.plan:type_name -> stillpoint.v1.BackupPlan
+	76, // 38: stillpoint.v1.SetBackupPlanResponse.plan:type_name -> stillpoint.v1.PlanRecord
+	76, // 39: stillpoint.v1.GetBackupPlanResponse.plan:type_name -> stillpoint.v1.PlanRecord
+	76, // 40: stillpoint.v1.ListBackupPlansResponse.plans:type_name -> stillpoint.v1.PlanRecord
+	12, // 41: stillpoint.v1.StartBackupResponse.operation:type_name -> stillpoint.v1.Operation
+	23, // 42: stillpoint.v1.ListBackupsResponse.backups:type_name -> stillpoint.v1.RestorePoint
+	23, // 43: stillpoint.v1.GetBackupResponse.backup:type_name -> stillpoint.v1.RestorePoint
+	77, // 44: stillpoint.v1.GetRestorePlanResponse.plan:type_name -> stillpoint.v1.RestorePlan
+	68, // 45: stillpoint.v1.RuntimeConfig.expected_members:type_name -> stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
+	44, // 46: stillpoint.v1.GetConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
+	44, // 47: stillpoint.v1.UpdateConfigRequest.config:type_name -> stillpoint.v1.RuntimeConfig
+	44, // 48: stillpoint.v1.UpdateConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
+	72, // 49: stillpoint.v1.Alarm.raised_at:type_name -> stillpoint.v1.StampedTime
+	72, // 50: stillpoint.v1.Alarm.cleared_at:type_name -> stillpoint.v1.StampedTime
+	72, // 51: stillpoint.v1.Alarm.first_seen:type_name -> stillpoint.v1.StampedTime
+	72, // 52: stillpoint.v1.Alarm.updated_at:type_name -> stillpoint.v1.StampedTime
+	50, // 53: stillpoint.v1.ListAlarmsResponse.alarms:type_name -> stillpoint.v1.Alarm
+	50, // 54: stillpoint.v1.WatchAlarmsResponse.alarms:type_name -> stillpoint.v1.Alarm
+	72, // 55: stillpoint.v1.AuditRecord.at:type_name -> stillpoint.v1.StampedTime
+	55, // 56: stillpoint.v1.ListAuditResponse.records:type_name -> stillpoint.v1.AuditRecord
+	58, // 57: stillpoint.v1.ListRaftPeersResponse.peers:type_name -> stillpoint.v1.RaftPeer
+	45, // 58: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry.value:type_name -> stillpoint.v1.ExpectedMembers
+	3,  // 59: stillpoint.v1.CoordinatorService.ListMembers:input_type -> stillpoint.v1.ListMembersRequest
+	8,  // 60: stillpoint.v1.CoordinatorService.GetDrift:input_type -> stillpoint.v1.GetDriftRequest
+	5,  // 61: stillpoint.v1.CoordinatorService.RemoveRosterMember:input_type -> stillpoint.v1.RemoveRosterMemberRequest
+	13, // 62: stillpoint.v1.CoordinatorService.StartPause:input_type -> stillpoint.v1.StartPauseRequest
+	15, // 63: stillpoint.v1.CoordinatorService.ForceUnpause:input_type -> stillpoint.v1.ForceUnpauseRequest
+	17, // 64: stillpoint.v1.CoordinatorService.GetOperation:input_type -> stillpoint.v1.GetOperationRequest
+	19, // 65: stillpoint.v1.CoordinatorService.ListOperations:input_type -> stillpoint.v1.ListOperationsRequest
+	21, // 66: stillpoint.v1.CoordinatorService.WatchOperation:input_type -> stillpoint.v1.WatchOperationRequest
+	24, // 67: stillpoint.v1.CoordinatorService.ListRestorePoints:input_type -> stillpoint.v1.ListRestorePointsRequest
+	26, // 68: stillpoint.v1.CoordinatorService.GetRestorePoint:input_type -> stillpoint.v1.GetRestorePointRequest
+	46, // 69: stillpoint.v1.CoordinatorService.GetConfig:input_type -> stillpoint.v1.GetConfigRequest
+	48, // 70: stillpoint.v1.CoordinatorService.UpdateConfig:input_type -> stillpoint.v1.UpdateConfigRequest
+	51, // 71: stillpoint.v1.CoordinatorService.ListAlarms:input_type -> stillpoint.v1.ListAlarmsRequest
+	53, // 72: stillpoint.v1.CoordinatorService.WatchAlarms:input_type -> stillpoint.v1.WatchAlarmsRequest
+	56, // 73: stillpoint.v1.CoordinatorService.ListAudit:input_type -> stillpoint.v1.ListAuditRequest
+	28, // 74: stillpoint.v1.CoordinatorService.SetBackupPlan:input_type -> stillpoint.v1.SetBackupPlanRequest
+	30, // 75: stillpoint.v1.CoordinatorService.GetBackupPlan:input_type -> stillpoint.v1.GetBackupPlanRequest
+	32, // 76: stillpoint.v1.CoordinatorService.ListBackupPlans:input_type -> stillpoint.v1.ListBackupPlansRequest
+	34, // 77: stillpoint.v1.CoordinatorService.DeleteBackupPlan:input_type -> stillpoint.v1.DeleteBackupPlanRequest
+	36, // 78: stillpoint.v1.CoordinatorService.StartBackup:input_type -> stillpoint.v1.StartBackupRequest
+	38, // 79: stillpoint.v1.CoordinatorService.ListBackups:input_type -> stillpoint.v1.ListBackupsRequest
+	40, // 80: stillpoint.v1.CoordinatorService.GetBackup:input_type -> stillpoint.v1.GetBackupRequest
+	42, // 81: stillpoint.v1.CoordinatorService.GetRestorePlan:input_type -> stillpoint.v1.GetRestorePlanRequest
+	59, // 82: stillpoint.v1.CoordinatorService.ListRaftPeers:input_type -> stillpoint.v1.ListRaftPeersRequest
+	61, // 83: stillpoint.v1.CoordinatorService.RemoveRaftPeer:input_type -> stillpoint.v1.RemoveRaftPeerRequest
+	63, // 84: stillpoint.v1.CoordinatorService.TransferLeadership:input_type -> stillpoint.v1.TransferLeadershipRequest
+	65, // 85: stillpoint.v1.CoordinatorService.GetServerInfo:input_type -> stillpoint.v1.GetServerInfoRequest
+	4,  // 86: stillpoint.v1.CoordinatorService.ListMembers:output_type -> stillpoint.v1.ListMembersResponse
+	9,  // 87: stillpoint.v1.CoordinatorService.GetDrift:output_type -> stillpoint.v1.GetDriftResponse
+	6,  // 88: stillpoint.v1.CoordinatorService.RemoveRosterMember:output_type -> stillpoint.v1.RemoveRosterMemberResponse
+	14, // 89: stillpoint.v1.CoordinatorService.StartPause:output_type -> stillpoint.v1.StartPauseResponse
+	16, // 90: stillpoint.v1.CoordinatorService.ForceUnpause:output_type -> stillpoint.v1.ForceUnpauseResponse
+	18, // 91: stillpoint.v1.CoordinatorService.GetOperation:output_type -> stillpoint.v1.GetOperationResponse
+	20, // 92: stillpoint.v1.CoordinatorService.ListOperations:output_type -> stillpoint.v1.ListOperationsResponse
+	22, // 93: stillpoint.v1.CoordinatorService.WatchOperation:output_type -> stillpoint.v1.WatchOperationResponse
+	25, // 94: stillpoint.v1.CoordinatorService.ListRestorePoints:output_type -> stillpoint.v1.ListRestorePointsResponse
+	27, // 95: stillpoint.v1.CoordinatorService.GetRestorePoint:output_type -> stillpoint.v1.GetRestorePointResponse
+	47, // 96: stillpoint.v1.CoordinatorService.GetConfig:output_type -> stillpoint.v1.GetConfigResponse
+	49, // 97: stillpoint.v1.CoordinatorService.UpdateConfig:output_type -> stillpoint.v1.UpdateConfigResponse
+	52, // 98: stillpoint.v1.CoordinatorService.ListAlarms:output_type -> stillpoint.v1.ListAlarmsResponse
+	54, // 99: stillpoint.v1.CoordinatorService.WatchAlarms:output_type -> stillpoint.v1.WatchAlarmsResponse
+	57, // 100: stillpoint.v1.CoordinatorService.ListAudit:output_type -> stillpoint.v1.ListAuditResponse
+	29, // 101: stillpoint.v1.CoordinatorService.SetBackupPlan:output_type -> stillpoint.v1.SetBackupPlanResponse
+	31, // 102: stillpoint.v1.CoordinatorService.GetBackupPlan:output_type -> stillpoint.v1.GetBackupPlanResponse
+	33, // 103: stillpoint.v1.CoordinatorService.ListBackupPlans:output_type -> stillpoint.v1.ListBackupPlansResponse
+	35, // 104: stillpoint.v1.CoordinatorService.DeleteBackupPlan:output_type -> stillpoint.v1.DeleteBackupPlanResponse
+	37, // 105: stillpoint.v1.CoordinatorService.StartBackup:output_type -> stillpoint.v1.StartBackupResponse
+	39, // 106: stillpoint.v1.CoordinatorService.ListBackups:output_type -> stillpoint.v1.ListBackupsResponse
+	41, // 107: stillpoint.v1.CoordinatorService.GetBackup:output_type -> stillpoint.v1.GetBackupResponse
+	43, // 108: stillpoint.v1.CoordinatorService.GetRestorePlan:output_type -> stillpoint.v1.GetRestorePlanResponse
+	60, // 109: stillpoint.v1.CoordinatorService.ListRaftPeers:output_type -> stillpoint.v1.ListRaftPeersResponse
+	62, // 110: stillpoint.v1.CoordinatorService.RemoveRaftPeer:output_type -> stillpoint.v1.RemoveRaftPeerResponse
+	64, // 111: stillpoint.v1.CoordinatorService.TransferLeadership:output_type -> stillpoint.v1.TransferLeadershipResponse
+	66, // 112: stillpoint.v1.CoordinatorService.GetServerInfo:output_type -> stillpoint.v1.GetServerInfoResponse
+	86, // [86:113] is the sub-list for method output_type
+	59, // [59:86] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_stillpoint_v1_coordinator_proto_init() }
@@ -3993,16 +4892,17 @@ func file_stillpoint_v1_coordinator_proto_init() {
 		return
 	}
 	file_stillpoint_v1_agent_proto_init()
+	file_stillpoint_v1_backup_proto_init()
 	file_stillpoint_v1_clock_proto_init()
 	file_stillpoint_v1_coordinator_proto_msgTypes[0].OneofWrappers = []any{}
-	file_stillpoint_v1_coordinator_proto_msgTypes[40].OneofWrappers = []any{}
+	file_stillpoint_v1_coordinator_proto_msgTypes[56].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stillpoint_v1_coordinator_proto_rawDesc), len(file_stillpoint_v1_coordinator_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   51,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,14 @@ const (
 	CoordinatorService_ListAlarms_FullMethodName         = "/stillpoint.v1.CoordinatorService/ListAlarms"
 	CoordinatorService_WatchAlarms_FullMethodName        = "/stillpoint.v1.CoordinatorService/WatchAlarms"
 	CoordinatorService_ListAudit_FullMethodName          = "/stillpoint.v1.CoordinatorService/ListAudit"
+	CoordinatorService_SetBackupPlan_FullMethodName      = "/stillpoint.v1.CoordinatorService/SetBackupPlan"
+	CoordinatorService_GetBackupPlan_FullMethodName      = "/stillpoint.v1.CoordinatorService/GetBackupPlan"
+	CoordinatorService_ListBackupPlans_FullMethodName    = "/stillpoint.v1.CoordinatorService/ListBackupPlans"
+	CoordinatorService_DeleteBackupPlan_FullMethodName   = "/stillpoint.v1.CoordinatorService/DeleteBackupPlan"
+	CoordinatorService_StartBackup_FullMethodName        = "/stillpoint.v1.CoordinatorService/StartBackup"
+	CoordinatorService_ListBackups_FullMethodName        = "/stillpoint.v1.CoordinatorService/ListBackups"
+	CoordinatorService_GetBackup_FullMethodName          = "/stillpoint.v1.CoordinatorService/GetBackup"
+	CoordinatorService_GetRestorePlan_FullMethodName     = "/stillpoint.v1.CoordinatorService/GetRestorePlan"
 	CoordinatorService_ListRaftPeers_FullMethodName      = "/stillpoint.v1.CoordinatorService/ListRaftPeers"
 	CoordinatorService_RemoveRaftPeer_FullMethodName     = "/stillpoint.v1.CoordinatorService/RemoveRaftPeer"
 	CoordinatorService_TransferLeadership_FullMethodName = "/stillpoint.v1.CoordinatorService/TransferLeadership"
@@ -73,6 +81,16 @@ type CoordinatorServiceClient interface {
 	// replica, until the client hangs up.
 	WatchAlarms(ctx context.Context, in *WatchAlarmsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAlarmsResponse], error)
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
+	// Backups: plans (replicated), runs (an op with hooks), the catalog's
+	// backup entries and restore plans.
+	SetBackupPlan(ctx context.Context, in *SetBackupPlanRequest, opts ...grpc.CallOption) (*SetBackupPlanResponse, error)
+	GetBackupPlan(ctx context.Context, in *GetBackupPlanRequest, opts ...grpc.CallOption) (*GetBackupPlanResponse, error)
+	ListBackupPlans(ctx context.Context, in *ListBackupPlansRequest, opts ...grpc.CallOption) (*ListBackupPlansResponse, error)
+	DeleteBackupPlan(ctx context.Context, in *DeleteBackupPlanRequest, opts ...grpc.CallOption) (*DeleteBackupPlanResponse, error)
+	StartBackup(ctx context.Context, in *StartBackupRequest, opts ...grpc.CallOption) (*StartBackupResponse, error)
+	ListBackups(ctx context.Context, in *ListBackupsRequest, opts ...grpc.CallOption) (*ListBackupsResponse, error)
+	GetBackup(ctx context.Context, in *GetBackupRequest, opts ...grpc.CallOption) (*GetBackupResponse, error)
+	GetRestorePlan(ctx context.Context, in *GetRestorePlanRequest, opts ...grpc.CallOption) (*GetRestorePlanResponse, error)
 	// Raft operator commands.
 	ListRaftPeers(ctx context.Context, in *ListRaftPeersRequest, opts ...grpc.CallOption) (*ListRaftPeersResponse, error)
 	RemoveRaftPeer(ctx context.Context, in *RemoveRaftPeerRequest, opts ...grpc.CallOption) (*RemoveRaftPeerResponse, error)
@@ -259,6 +277,86 @@ func (c *coordinatorServiceClient) ListAudit(ctx context.Context, in *ListAuditR
 	return out, nil
 }
 
+func (c *coordinatorServiceClient) SetBackupPlan(ctx context.Context, in *SetBackupPlanRequest, opts ...grpc.CallOption) (*SetBackupPlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetBackupPlanResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_SetBackupPlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) GetBackupPlan(ctx context.Context, in *GetBackupPlanRequest, opts ...grpc.CallOption) (*GetBackupPlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBackupPlanResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_GetBackupPlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) ListBackupPlans(ctx context.Context, in *ListBackupPlansRequest, opts ...grpc.CallOption) (*ListBackupPlansResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBackupPlansResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_ListBackupPlans_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) DeleteBackupPlan(ctx context.Context, in *DeleteBackupPlanRequest, opts ...grpc.CallOption) (*DeleteBackupPlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteBackupPlanResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_DeleteBackupPlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) StartBackup(ctx context.Context, in *StartBackupRequest, opts ...grpc.CallOption) (*StartBackupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartBackupResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_StartBackup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) ListBackups(ctx context.Context, in *ListBackupsRequest, opts ...grpc.CallOption) (*ListBackupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBackupsResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_ListBackups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) GetBackup(ctx context.Context, in *GetBackupRequest, opts ...grpc.CallOption) (*GetBackupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBackupResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_GetBackup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) GetRestorePlan(ctx context.Context, in *GetRestorePlanRequest, opts ...grpc.CallOption) (*GetRestorePlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRestorePlanResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_GetRestorePlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *coordinatorServiceClient) ListRaftPeers(ctx context.Context, in *ListRaftPeersRequest, opts ...grpc.CallOption) (*ListRaftPeersResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListRaftPeersResponse)
@@ -332,6 +430,16 @@ type CoordinatorServiceServer interface {
 	// replica, until the client hangs up.
 	WatchAlarms(*WatchAlarmsRequest, grpc.ServerStreamingServer[WatchAlarmsResponse]) error
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
+	// Backups: plans (replicated), runs (an op with hooks), the catalog's
+	// backup entries and restore plans.
+	SetBackupPlan(context.Context, *SetBackupPlanRequest) (*SetBackupPlanResponse, error)
+	GetBackupPlan(context.Context, *GetBackupPlanRequest) (*GetBackupPlanResponse, error)
+	ListBackupPlans(context.Context, *ListBackupPlansRequest) (*ListBackupPlansResponse, error)
+	DeleteBackupPlan(context.Context, *DeleteBackupPlanRequest) (*DeleteBackupPlanResponse, error)
+	StartBackup(context.Context, *StartBackupRequest) (*StartBackupResponse, error)
+	ListBackups(context.Context, *ListBackupsRequest) (*ListBackupsResponse, error)
+	GetBackup(context.Context, *GetBackupRequest) (*GetBackupResponse, error)
+	GetRestorePlan(context.Context, *GetRestorePlanRequest) (*GetRestorePlanResponse, error)
 	// Raft operator commands.
 	ListRaftPeers(context.Context, *ListRaftPeersRequest) (*ListRaftPeersResponse, error)
 	RemoveRaftPeer(context.Context, *RemoveRaftPeerRequest) (*RemoveRaftPeerResponse, error)
@@ -394,6 +502,30 @@ func (UnimplementedCoordinatorServiceServer) WatchAlarms(*WatchAlarmsRequest, gr
 }
 func (UnimplementedCoordinatorServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) SetBackupPlan(context.Context, *SetBackupPlanRequest) (*SetBackupPlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetBackupPlan not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) GetBackupPlan(context.Context, *GetBackupPlanRequest) (*GetBackupPlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBackupPlan not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) ListBackupPlans(context.Context, *ListBackupPlansRequest) (*ListBackupPlansResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBackupPlans not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) DeleteBackupPlan(context.Context, *DeleteBackupPlanRequest) (*DeleteBackupPlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteBackupPlan not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) StartBackup(context.Context, *StartBackupRequest) (*StartBackupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartBackup not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) ListBackups(context.Context, *ListBackupsRequest) (*ListBackupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBackups not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) GetBackup(context.Context, *GetBackupRequest) (*GetBackupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBackup not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) GetRestorePlan(context.Context, *GetRestorePlanRequest) (*GetRestorePlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRestorePlan not implemented")
 }
 func (UnimplementedCoordinatorServiceServer) ListRaftPeers(context.Context, *ListRaftPeersRequest) (*ListRaftPeersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRaftPeers not implemented")
@@ -684,6 +816,150 @@ func _CoordinatorService_ListAudit_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CoordinatorService_SetBackupPlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetBackupPlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).SetBackupPlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_SetBackupPlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).SetBackupPlan(ctx, req.(*SetBackupPlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_GetBackupPlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBackupPlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).GetBackupPlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_GetBackupPlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).GetBackupPlan(ctx, req.(*GetBackupPlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_ListBackupPlans_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBackupPlansRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).ListBackupPlans(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_ListBackupPlans_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).ListBackupPlans(ctx, req.(*ListBackupPlansRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_DeleteBackupPlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteBackupPlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).DeleteBackupPlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_DeleteBackupPlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).DeleteBackupPlan(ctx, req.(*DeleteBackupPlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_StartBackup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartBackupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).StartBackup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_StartBackup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).StartBackup(ctx, req.(*StartBackupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_ListBackups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBackupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).ListBackups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_ListBackups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).ListBackups(ctx, req.(*ListBackupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_GetBackup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBackupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).GetBackup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_GetBackup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).GetBackup(ctx, req.(*GetBackupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_GetRestorePlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRestorePlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).GetRestorePlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_GetRestorePlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).GetRestorePlan(ctx, req.(*GetRestorePlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _CoordinatorService_ListRaftPeers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListRaftPeersRequest)
 	if err := dec(in); err != nil {
@@ -814,6 +1090,38 @@ var CoordinatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAudit",
 			Handler:    _CoordinatorService_ListAudit_Handler,
+		},
+		{
+			MethodName: "SetBackupPlan",
+			Handler:    _CoordinatorService_SetBackupPlan_Handler,
+		},
+		{
+			MethodName: "GetBackupPlan",
+			Handler:    _CoordinatorService_GetBackupPlan_Handler,
+		},
+		{
+			MethodName: "ListBackupPlans",
+			Handler:    _CoordinatorService_ListBackupPlans_Handler,
+		},
+		{
+			MethodName: "DeleteBackupPlan",
+			Handler:    _CoordinatorService_DeleteBackupPlan_Handler,
+		},
+		{
+			MethodName: "StartBackup",
+			Handler:    _CoordinatorService_StartBackup_Handler,
+		},
+		{
+			MethodName: "ListBackups",
+			Handler:    _CoordinatorService_ListBackups_Handler,
+		},
+		{
+			MethodName: "GetBackup",
+			Handler:    _CoordinatorService_GetBackup_Handler,
+		},
+		{
+			MethodName: "GetRestorePlan",
+			Handler:    _CoordinatorService_GetRestorePlan_Handler,
 		},
 		{
 			MethodName: "ListRaftPeers",

@@ -9,6 +9,7 @@ package stillpointv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -783,6 +784,278 @@ func (x *InvalidateRestorePointCommand) GetRecordedBy() string {
 	return ""
 }
 
+// SetBackupPlanCommand stores (creates or replaces) a validated plan. The
+// plan's schedule state (last fired) is kept when it is replaced.
+type SetBackupPlanCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plan          *BackupPlan            `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	At            *StampedTime           `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBackupPlanCommand) Reset() {
+	*x = SetBackupPlanCommand{}
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBackupPlanCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBackupPlanCommand) ProtoMessage() {}
+
+func (x *SetBackupPlanCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBackupPlanCommand.ProtoReflect.Descriptor instead.
+func (*SetBackupPlanCommand) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_fsm_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SetBackupPlanCommand) GetPlan() *BackupPlan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+func (x *SetBackupPlanCommand) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *SetBackupPlanCommand) GetAt() *StampedTime {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+type DeleteBackupPlanCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	At            *StampedTime           `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBackupPlanCommand) Reset() {
+	*x = DeleteBackupPlanCommand{}
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBackupPlanCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBackupPlanCommand) ProtoMessage() {}
+
+func (x *DeleteBackupPlanCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBackupPlanCommand.ProtoReflect.Descriptor instead.
+func (*DeleteBackupPlanCommand) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_fsm_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeleteBackupPlanCommand) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeleteBackupPlanCommand) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *DeleteBackupPlanCommand) GetAt() *StampedTime {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// RecordScheduleFireCommand records that the leader fired a plan's
+// scheduled instant, before it starts the op: an instant not after the
+// plan's last_fired is rejected, so a failover neither skips nor doubles it.
+type RecordScheduleFireCommand struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Plan    string                 `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	Instant *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=instant,proto3" json:"instant,omitempty"`
+	// The op started for it, when known at record time; or why none was.
+	OpId          string       `protobuf:"bytes,3,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	Reason        string       `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	At            *StampedTime `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordScheduleFireCommand) Reset() {
+	*x = RecordScheduleFireCommand{}
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordScheduleFireCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordScheduleFireCommand) ProtoMessage() {}
+
+func (x *RecordScheduleFireCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordScheduleFireCommand.ProtoReflect.Descriptor instead.
+func (*RecordScheduleFireCommand) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_fsm_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RecordScheduleFireCommand) GetPlan() string {
+	if x != nil {
+		return x.Plan
+	}
+	return ""
+}
+
+func (x *RecordScheduleFireCommand) GetInstant() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Instant
+	}
+	return nil
+}
+
+func (x *RecordScheduleFireCommand) GetOpId() string {
+	if x != nil {
+		return x.OpId
+	}
+	return ""
+}
+
+func (x *RecordScheduleFireCommand) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RecordScheduleFireCommand) GetAt() *StampedTime {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// PruneBackupsCommand removes catalog entries a plan's retention no longer
+// keeps (their ops stay in the op history).
+type PruneBackupsCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plan          string                 `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	BackupIds     []string               `protobuf:"bytes,2,rep,name=backup_ids,json=backupIds,proto3" json:"backup_ids,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	At            *StampedTime           `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneBackupsCommand) Reset() {
+	*x = PruneBackupsCommand{}
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneBackupsCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneBackupsCommand) ProtoMessage() {}
+
+func (x *PruneBackupsCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneBackupsCommand.ProtoReflect.Descriptor instead.
+func (*PruneBackupsCommand) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_fsm_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PruneBackupsCommand) GetPlan() string {
+	if x != nil {
+		return x.Plan
+	}
+	return ""
+}
+
+func (x *PruneBackupsCommand) GetBackupIds() []string {
+	if x != nil {
+		return x.BackupIds
+	}
+	return nil
+}
+
+func (x *PruneBackupsCommand) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PruneBackupsCommand) GetAt() *StampedTime {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 // FSMSnapshot is the whole replicated state.
 type FSMSnapshot struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -796,13 +1069,14 @@ type FSMSnapshot struct {
 	Members       []*MemberRecord `protobuf:"bytes,7,rep,name=members,proto3" json:"members,omitempty"`
 	// cluster -> op_id holding its lock.
 	Locks         map[string]string `protobuf:"bytes,8,rep,name=locks,proto3" json:"locks,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Plans         []*PlanRecord     `protobuf:"bytes,9,rep,name=plans,proto3" json:"plans,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FSMSnapshot) Reset() {
 	*x = FSMSnapshot{}
-	mi := &file_stillpoint_v1_fsm_proto_msgTypes[12]
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +1088,7 @@ func (x *FSMSnapshot) String() string {
 func (*FSMSnapshot) ProtoMessage() {}
 
 func (x *FSMSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_fsm_proto_msgTypes[12]
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +1101,7 @@ func (x *FSMSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FSMSnapshot.ProtoReflect.Descriptor instead.
 func (*FSMSnapshot) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_fsm_proto_rawDescGZIP(), []int{12}
+	return file_stillpoint_v1_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FSMSnapshot) GetEpoch() uint64 {
@@ -886,11 +1160,18 @@ func (x *FSMSnapshot) GetLocks() map[string]string {
 	return nil
 }
 
+func (x *FSMSnapshot) GetPlans() []*PlanRecord {
+	if x != nil {
+		return x.Plans
+	}
+	return nil
+}
+
 var File_stillpoint_v1_fsm_proto protoreflect.FileDescriptor
 
 const file_stillpoint_v1_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x17stillpoint/v1/fsm.proto\x12\rstillpoint.v1\x1a\x19stillpoint/v1/clock.proto\x1a\x1fstillpoint/v1/coordinator.proto\"f\n" +
+	"\x17stillpoint/v1/fsm.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1astillpoint/v1/backup.proto\x1a\x19stillpoint/v1/clock.proto\x1a\x1fstillpoint/v1/coordinator.proto\"f\n" +
 	"\x16CreateOperationCommand\x126\n" +
 	"\toperation\x18\x01 \x01(\v2\x18.stillpoint.v1.OperationR\toperation\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\"\xb7\x01\n" +
@@ -936,7 +1217,27 @@ const file_stillpoint_v1_fsm_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12*\n" +
 	"\x02at\x18\x04 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\x12\x1f\n" +
 	"\vrecorded_by\x18\x05 \x01(\tR\n" +
-	"recordedBy\"\xe5\x03\n" +
+	"recordedBy\"\x87\x01\n" +
+	"\x14SetBackupPlanCommand\x12-\n" +
+	"\x04plan\x18\x01 \x01(\v2\x19.stillpoint.v1.BackupPlanR\x04plan\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"o\n" +
+	"\x17DeleteBackupPlanCommand\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"\xbe\x01\n" +
+	"\x19RecordScheduleFireCommand\x12\x12\n" +
+	"\x04plan\x18\x01 \x01(\tR\x04plan\x124\n" +
+	"\ainstant\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ainstant\x12\x13\n" +
+	"\x05op_id\x18\x03 \x01(\tR\x04opId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12*\n" +
+	"\x02at\x18\x05 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"\x8c\x01\n" +
+	"\x13PruneBackupsCommand\x12\x12\n" +
+	"\x04plan\x18\x01 \x01(\tR\x04plan\x12\x1d\n" +
+	"\n" +
+	"backup_ids\x18\x02 \x03(\tR\tbackupIds\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"\x96\x04\n" +
 	"\vFSMSnapshot\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x124\n" +
 	"\x06config\x18\x02 \x01(\v2\x1c.stillpoint.v1.RuntimeConfigR\x06config\x128\n" +
@@ -947,7 +1248,8 @@ const file_stillpoint_v1_fsm_proto_rawDesc = "" +
 	"\x06alarms\x18\x05 \x03(\v2\x14.stillpoint.v1.AlarmR\x06alarms\x120\n" +
 	"\x05audit\x18\x06 \x03(\v2\x1a.stillpoint.v1.AuditRecordR\x05audit\x125\n" +
 	"\amembers\x18\a \x03(\v2\x1b.stillpoint.v1.MemberRecordR\amembers\x12;\n" +
-	"\x05locks\x18\b \x03(\v2%.stillpoint.v1.FSMSnapshot.LocksEntryR\x05locks\x1a8\n" +
+	"\x05locks\x18\b \x03(\v2%.stillpoint.v1.FSMSnapshot.LocksEntryR\x05locks\x12/\n" +
+	"\x05plans\x18\t \x03(\v2\x19.stillpoint.v1.PlanRecordR\x05plans\x1a8\n" +
 	"\n" +
 	"LocksEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -971,7 +1273,7 @@ func file_stillpoint_v1_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_stillpoint_v1_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_stillpoint_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_stillpoint_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_stillpoint_v1_fsm_proto_goTypes = []any{
 	(MemberRecordStatus)(0),               // 0: stillpoint.v1.MemberRecordStatus
 	(*CreateOperationCommand)(nil),        // 1: stillpoint.v1.CreateOperationCommand
@@ -986,40 +1288,54 @@ var file_stillpoint_v1_fsm_proto_goTypes = []any{
 	(*AppendAuditCommand)(nil),            // 10: stillpoint.v1.AppendAuditCommand
 	(*RemoveRosterMemberCommand)(nil),     // 11: stillpoint.v1.RemoveRosterMemberCommand
 	(*InvalidateRestorePointCommand)(nil), // 12: stillpoint.v1.InvalidateRestorePointCommand
-	(*FSMSnapshot)(nil),                   // 13: stillpoint.v1.FSMSnapshot
-	nil,                                   // 14: stillpoint.v1.FSMSnapshot.LocksEntry
-	(*Operation)(nil),                     // 15: stillpoint.v1.Operation
-	(*StampedTime)(nil),                   // 16: stillpoint.v1.StampedTime
-	(*RuntimeConfig)(nil),                 // 17: stillpoint.v1.RuntimeConfig
-	(*Alarm)(nil),                         // 18: stillpoint.v1.Alarm
-	(*AuditRecord)(nil),                   // 19: stillpoint.v1.AuditRecord
-	(*RestorePoint)(nil),                  // 20: stillpoint.v1.RestorePoint
+	(*SetBackupPlanCommand)(nil),          // 13: stillpoint.v1.SetBackupPlanCommand
+	(*DeleteBackupPlanCommand)(nil),       // 14: stillpoint.v1.DeleteBackupPlanCommand
+	(*RecordScheduleFireCommand)(nil),     // 15: stillpoint.v1.RecordScheduleFireCommand
+	(*PruneBackupsCommand)(nil),           // 16: stillpoint.v1.PruneBackupsCommand
+	(*FSMSnapshot)(nil),                   // 17: stillpoint.v1.FSMSnapshot
+	nil,                                   // 18: stillpoint.v1.FSMSnapshot.LocksEntry
+	(*Operation)(nil),                     // 19: stillpoint.v1.Operation
+	(*StampedTime)(nil),                   // 20: stillpoint.v1.StampedTime
+	(*RuntimeConfig)(nil),                 // 21: stillpoint.v1.RuntimeConfig
+	(*Alarm)(nil),                         // 22: stillpoint.v1.Alarm
+	(*AuditRecord)(nil),                   // 23: stillpoint.v1.AuditRecord
+	(*BackupPlan)(nil),                    // 24: stillpoint.v1.BackupPlan
+	(*timestamppb.Timestamp)(nil),         // 25: google.protobuf.Timestamp
+	(*RestorePoint)(nil),                  // 26: stillpoint.v1.RestorePoint
+	(*PlanRecord)(nil),                    // 27: stillpoint.v1.PlanRecord
 }
 var file_stillpoint_v1_fsm_proto_depIdxs = []int32{
-	15, // 0: stillpoint.v1.CreateOperationCommand.operation:type_name -> stillpoint.v1.Operation
-	15, // 1: stillpoint.v1.UpdateOperationCommand.operation:type_name -> stillpoint.v1.Operation
-	16, // 2: stillpoint.v1.UpdateOperationCommand.at:type_name -> stillpoint.v1.StampedTime
-	17, // 3: stillpoint.v1.SetConfigCommand.config:type_name -> stillpoint.v1.RuntimeConfig
-	16, // 4: stillpoint.v1.SetConfigCommand.at:type_name -> stillpoint.v1.StampedTime
-	18, // 5: stillpoint.v1.RaiseAlarmCommand.alarm:type_name -> stillpoint.v1.Alarm
-	16, // 6: stillpoint.v1.ClearAlarmCommand.cleared_at:type_name -> stillpoint.v1.StampedTime
+	19, // 0: stillpoint.v1.CreateOperationCommand.operation:type_name -> stillpoint.v1.Operation
+	19, // 1: stillpoint.v1.UpdateOperationCommand.operation:type_name -> stillpoint.v1.Operation
+	20, // 2: stillpoint.v1.UpdateOperationCommand.at:type_name -> stillpoint.v1.StampedTime
+	21, // 3: stillpoint.v1.SetConfigCommand.config:type_name -> stillpoint.v1.RuntimeConfig
+	20, // 4: stillpoint.v1.SetConfigCommand.at:type_name -> stillpoint.v1.StampedTime
+	22, // 5: stillpoint.v1.RaiseAlarmCommand.alarm:type_name -> stillpoint.v1.Alarm
+	20, // 6: stillpoint.v1.ClearAlarmCommand.cleared_at:type_name -> stillpoint.v1.StampedTime
 	0,  // 7: stillpoint.v1.MemberRecord.status:type_name -> stillpoint.v1.MemberRecordStatus
 	7,  // 8: stillpoint.v1.UpsertMemberCommand.member:type_name -> stillpoint.v1.MemberRecord
-	19, // 9: stillpoint.v1.AppendAuditCommand.record:type_name -> stillpoint.v1.AuditRecord
-	16, // 10: stillpoint.v1.RemoveRosterMemberCommand.at:type_name -> stillpoint.v1.StampedTime
-	16, // 11: stillpoint.v1.InvalidateRestorePointCommand.at:type_name -> stillpoint.v1.StampedTime
-	17, // 12: stillpoint.v1.FSMSnapshot.config:type_name -> stillpoint.v1.RuntimeConfig
-	15, // 13: stillpoint.v1.FSMSnapshot.operations:type_name -> stillpoint.v1.Operation
-	20, // 14: stillpoint.v1.FSMSnapshot.restore_points:type_name -> stillpoint.v1.RestorePoint
-	18, // 15: stillpoint.v1.FSMSnapshot.alarms:type_name -> stillpoint.v1.Alarm
-	19, // 16: stillpoint.v1.FSMSnapshot.audit:type_name -> stillpoint.v1.AuditRecord
-	7,  // 17: stillpoint.v1.FSMSnapshot.members:type_name -> stillpoint.v1.MemberRecord
-	14, // 18: stillpoint.v1.FSMSnapshot.locks:type_name -> stillpoint.v1.FSMSnapshot.LocksEntry
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	23, // 9: stillpoint.v1.AppendAuditCommand.record:type_name -> stillpoint.v1.AuditRecord
+	20, // 10: stillpoint.v1.RemoveRosterMemberCommand.at:type_name -> stillpoint.v1.StampedTime
+	20, // 11: stillpoint.v1.InvalidateRestorePointCommand.at:type_name -> stillpoint.v1.StampedTime
+	24, // 12: stillpoint.v1.SetBackupPlanCommand.plan:type_name -> stillpoint.v1.BackupPlan
+	20, // 13: stillpoint.v1.SetBackupPlanCommand.at:type_name -> stillpoint.v1.StampedTime
+	20, // 14: stillpoint.v1.DeleteBackupPlanCommand.at:type_name -> stillpoint.v1.StampedTime
+	25, // 15: stillpoint.v1.RecordScheduleFireCommand.instant:type_name -> google.protobuf.Timestamp
+	20, // 16: stillpoint.v1.RecordScheduleFireCommand.at:type_name -> stillpoint.v1.StampedTime
+	20, // 17: stillpoint.v1.PruneBackupsCommand.at:type_name -> stillpoint.v1.StampedTime
+	21, // 18: stillpoint.v1.FSMSnapshot.config:type_name -> stillpoint.v1.RuntimeConfig
+	19, // 19: stillpoint.v1.FSMSnapshot.operations:type_name -> stillpoint.v1.Operation
+	26, // 20: stillpoint.v1.FSMSnapshot.restore_points:type_name -> stillpoint.v1.RestorePoint
+	22, // 21: stillpoint.v1.FSMSnapshot.alarms:type_name -> stillpoint.v1.Alarm
+	23, // 22: stillpoint.v1.FSMSnapshot.audit:type_name -> stillpoint.v1.AuditRecord
+	7,  // 23: stillpoint.v1.FSMSnapshot.members:type_name -> stillpoint.v1.MemberRecord
+	18, // 24: stillpoint.v1.FSMSnapshot.locks:type_name -> stillpoint.v1.FSMSnapshot.LocksEntry
+	27, // 25: stillpoint.v1.FSMSnapshot.plans:type_name -> stillpoint.v1.PlanRecord
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_stillpoint_v1_fsm_proto_init() }
@@ -1027,6 +1343,7 @@ func file_stillpoint_v1_fsm_proto_init() {
 	if File_stillpoint_v1_fsm_proto != nil {
 		return
 	}
+	file_stillpoint_v1_backup_proto_init()
 	file_stillpoint_v1_clock_proto_init()
 	file_stillpoint_v1_coordinator_proto_init()
 	type x struct{}
@@ -1035,7 +1352,7 @@ func file_stillpoint_v1_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stillpoint_v1_fsm_proto_rawDesc), len(file_stillpoint_v1_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -15,6 +15,7 @@ import (
 	"github.com/stillpoint-dev/stillpoint/internal/config"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	"github.com/stillpoint-dev/stillpoint/internal/hook"
 )
 
 // RoleServer is the gossip role of coordinator servers.
@@ -68,6 +69,12 @@ type Config struct {
 	Gossip gossip.Config
 
 	Raft RaftTimings
+
+	// Hooks are the backup hooks this server may run as the leader (a
+	// plan's hook with agent "coordinator"); defined only here, never sent
+	// over the wire.
+	Hooks []hook.Definition
+
 	// SnapshotThreshold is how many log entries trigger a snapshot.
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration

@@ -102,6 +102,10 @@ func TypeOf(cmd proto.Message) (MessageType, error) {
 		return RemoveRosterMemberType, nil
 	case *pb.InvalidateRestorePointCommand:
 		return InvalidateRestorePointType, nil
+	case *pb.SetBackupPlanCommand:
+		return SetBackupPlanType, nil
+	case *pb.DeleteBackupPlanCommand:
+		return DeleteBackupPlanType, nil
 	}
 	return 0, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)
 }

@@ -28,4 +28,6 @@ var (
 	ErrAlarmNotFound = errors.New("alarm not found")
 	// ErrMemberNotFound: no member record with this name.
 	ErrMemberNotFound = errors.New("member not found")
+	// ErrPlanNotFound: no backup plan with this name.
+	ErrPlanNotFound = errors.New("backup plan not found")
 )

@@ -85,6 +85,10 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		val, err = f.applyRemoveRosterMember(l.Index, decode[*pb.RemoveRosterMemberCommand](t, l, body))
 	case InvalidateRestorePointType:
 		val, err = f.applyInvalidateRestorePoint(l.Index, decode[*pb.InvalidateRestorePointCommand](t, l, body))
+	case SetBackupPlanType:
+		val, err = f.applySetBackupPlan(l.Index, decode[*pb.SetBackupPlanCommand](t, l, body))
+	case DeleteBackupPlanType:
+		val, err = f.applyDeleteBackupPlan(l.Index, decode[*pb.DeleteBackupPlanCommand](t, l, body))
 	default:
 		if ignorable {
 			f.log.Warn("skipping unknown ignorable command", zap.Uint8("type", uint8(t)), zap.Uint64("index", l.Index))

@@ -29,6 +29,8 @@ type state struct {
 	audit []*pb.AuditRecord
 
 	members map[string]*pb.MemberRecord
+
+	plans map[string]*pb.PlanRecord
 }
 
 func newState() *state {
@@ -39,6 +41,7 @@ func newState() *state {
 		restorePoints: map[string]*pb.RestorePoint{},
 		alarms:        map[string]*pb.Alarm{},
 		members:       map[string]*pb.MemberRecord{},
+		plans:         map[string]*pb.PlanRecord{},
 	}
 }
 
@@ -66,6 +69,9 @@ func (s *state) toSnapshot() *pb.FSMSnapshot {
 	}
 	for k, v := range s.locks {
 		snap.Locks[k] = v
+	}
+	for _, name := range sortedKeys(s.plans) {
+		snap.Plans = append(snap.Plans, clone(s.plans[name]))
 	}
 	return snap
 }
@@ -96,6 +102,9 @@ func stateFromSnapshot(snap *pb.FSMSnapshot) *state {
 	}
 	for k, v := range snap.GetLocks() {
 		s.locks[k] = v
+	}
+	for _, p := range snap.GetPlans() {
+		s.plans[p.GetPlan().GetName()] = p
 	}
 	return s
 }

@@ -13,7 +13,7 @@ STATICCHECK_VERSION := v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/stillpoint-dev/stillpoint/internal/version.Version=$(VERSION)
 
-.PHONY: all build test lint proto proto-check bench dev tools e2e clean
+.PHONY: all build test lint proto proto-check bench dev tools e2e clean image compose-up compose-down chaos
 
 all: build
 
@@ -42,6 +42,26 @@ bench:
 	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkPauseFanout|BenchmarkAlarmLatency)$$' -benchmem -count 1 ./...
 	$(GO) test -run '^$$' -bench '^BenchmarkAlarmLatency$$' -benchtime $(ALARM_INJECTIONS)x -count 1 -timeout 15m ./coordinator -args $(ALARM_FLAGS)
 	$(GO) test -run '^$$' -bench '^BenchmarkPauseFanout$$' -benchtime $(FANOUT_PAUSES)x -count 1 -timeout 10m ./coordinator -args $(FANOUT_FLAGS)
+
+# image: the FROM scratch container image stillpoint:dev (static binary).
+image: build
+	deploy/docker/build.sh
+
+# compose-up: the docker deployment (deploy/docker/compose.yaml: 3 servers,
+# 3 Ledger + 2 Auditor simulated nodes with sidecar agents, 3 NTP servers),
+# started and waited on until every node would be admitted to a pause. A
+# random gossip key goes into deploy/docker/.env the first time.
+COMPOSE ?= docker-compose
+COMPOSE_PROJECT ?= stillpoint
+DC := $(COMPOSE) -p $(COMPOSE_PROJECT) -f deploy/docker/compose.yaml
+compose-up: image
+	@test -s deploy/docker/.env || printf 'STILLPOINT_GOSSIP_ENCRYPTION_KEY=%s\n' "$$(head -c 32 /dev/urandom | base64)" >deploy/docker/.env
+	$(DC) up -d
+	COMPOSE='$(COMPOSE)' COMPOSE_PROJECT=$(COMPOSE_PROJECT) deploy/docker/wait-ready.sh
+	@echo "now: $(DC) run --rm cli pause --cluster ledger"
+
+compose-down:
+	$(DC) down -v --remove-orphans
 
 dev: build
 	$(BIN)/stillpoint dev

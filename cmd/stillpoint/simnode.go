@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -55,7 +56,13 @@ in store A, waits --gap, then credits an account in store B — two separate
 stores, not atomic together, so only a paused-and-drained moment is a
 consistent backup point. The invariant (total conserved, every transfer has
 both halves) is checked every --verify-every and at every paused-and-drained
-instant, and logged as JSON with every pause and unpause.`,
+instant, and logged as JSON with every pause and unpause. Every interval
+during which the node was paused and drained is logged when it starts
+("paused and drained", drained_unix_ns) and ends ("paused interval ended",
+start_unix_ns, end_unix_ns): an oracle readable from outside the process.
+
+SIGHUP restarts the node in place, as a crashed and restarted process would
+come back: open admin calls fail, every pause is forgotten, the gate opens.`,
 		Example: `  stillpoint simnode                                  # Ledger on 127.0.0.1:50053, in-memory stores
   stillpoint simnode --listen 127.0.0.1:40053 --mode ledger --drain-delay 2s
   stillpoint simnode --mode scalardb --v1 --workers 8 --gap 5ms
@@ -206,6 +213,15 @@ func runSimnode(cmd *cobra.Command, f simnodeFlags, cfg simnode.Config) error {
 		return err
 	}
 
+	// SIGHUP restarts the node in place (Node.Restart: the admin server dies
+	// and comes back, every pause is forgotten, the gate opens): a node
+	// process restart that keeps the container, and with it the network
+	// namespace a sidecar agent shares (the fault suite sends it with
+	// `docker kill -s HUP`).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	var tick <-chan time.Time
 	if f.verifyEvery > 0 {
 		t := time.NewTicker(f.verifyEvery)
@@ -217,6 +233,13 @@ func runSimnode(cmd *cobra.Command, f simnodeFlags, cfg simnode.Config) error {
 		case <-ctx.Done():
 			log.Info("shutting down", zap.String("node_id", cfg.ID))
 			return nil
+		case <-hup:
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := n.Restart(rctx)
+			cancel()
+			if err != nil {
+				log.Error("restart on SIGHUP failed", zap.String("node_id", cfg.ID), zap.Error(err))
+			}
 		case <-tick:
 			verifyAndLog(ctx, log, n, "periodic")
 		case <-drained:

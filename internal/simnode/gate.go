@@ -35,6 +35,8 @@ type gate struct {
 	mode     Mode
 	conflict PauseConflict
 	onDrain  func(time.Time)
+	// onEnd, if set, gets every oracle interval as it ends (gate lock held).
+	onEnd func(Interval)
 	// v1: a drain timeout always reopens the gate, even when an earlier
 	// pause holds it (the behaviour TIMED_OUT_STILL_PAUSED later fixed).
 	v1 bool
@@ -99,6 +101,9 @@ func (g *gate) openLocked() {
 	g.openEpoch++
 	if g.openIdx >= 0 {
 		g.intervals[g.openIdx].End = time.Now()
+		if g.onEnd != nil {
+			g.onEnd(g.intervals[g.openIdx])
+		}
 		g.openIdx = -1
 	}
 	g.broadcastLocked()

@@ -60,7 +60,8 @@ func New(cfg Config) (*Node, error) {
 		n.log = zap.NewNop()
 	}
 	n.log = n.log.With(zap.String("node_id", cfg.ID), zap.Stringer("mode", cfg.Mode))
-	n.gate = newGate(cfg.Mode, cfg.PauseConflict, cfg.V1, cfg.DrainDelay, cfg.OnPausedDrained)
+	n.gate = newGate(cfg.Mode, cfg.PauseConflict, cfg.V1, cfg.DrainDelay, n.logDrained)
+	n.gate.onEnd = n.logInterval
 	if cfg.StoreA == nil {
 		n.memA, n.memB = NewMemoryStores()
 		n.storeA, n.storeB, n.ownStores = n.memA, n.memB, true
@@ -72,6 +73,23 @@ func New(cfg Config) (*Node, error) {
 	n.accountsA = accountNames("a", cfg.Workload.Accounts)
 	n.accountsB = accountNames("b", cfg.Workload.Accounts)
 	return n, nil
+}
+
+// logDrained logs the start of an oracle interval (gate closed, nothing in
+// flight) with its instant in Unix ns, for oracles that read the logs from
+// outside the process (the fault suite), then calls cfg.OnPausedDrained.
+func (n *Node) logDrained(at time.Time) {
+	n.log.Info("paused and drained", zap.Int64("drained_unix_ns", at.UnixNano()))
+	if n.cfg.OnPausedDrained != nil {
+		n.cfg.OnPausedDrained(at)
+	}
+}
+
+// logInterval logs one ended oracle interval: the node was paused and
+// drained from start to end (Unix ns on this host's clock).
+func (n *Node) logInterval(iv Interval) {
+	n.log.Info("paused interval ended", zap.Int64("start_unix_ns", iv.Start.UnixNano()),
+		zap.Int64("end_unix_ns", iv.End.UnixNano()), zap.Duration("paused", iv.End.Sub(iv.Start)))
 }
 
 // Start initializes the stores, starts serving rpc.Admin and, if enabled,

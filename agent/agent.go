@@ -19,6 +19,7 @@ import (
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	"github.com/stillpoint-dev/stillpoint/internal/hook"
 	"github.com/stillpoint-dev/stillpoint/internal/logging"
 	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
 	"github.com/stillpoint-dev/stillpoint/internal/version"
@@ -65,6 +66,7 @@ type Agent struct {
 	baseLog     *zap.Logger // without the node field (gossip adds its own)
 	incarnation uint64
 	core        *core
+	hooks       *hookRunner
 	metrics     *metrics
 	gossipKick  chan struct{}
 	stopping    atomic.Bool
@@ -190,6 +192,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("agent %s: %w", a.cfg.NodeName, err)
 	}
 	a.metrics = newMetrics(a)
+	a.hooks = newHookRunner(a.cfg.NodeName, a.cfg.Hooks,
+		&hook.Executor{Stamp: a.core.stampNow, Label: "agent " + a.cfg.NodeName},
+		a.core.fenceHook, a.log.With(zap.String("component", "hook")), a.metrics.observeHook)
 
 	// gRPC first: its address goes into the gossip metadata.
 	lis, err := net.Listen("tcp", a.cfg.GRPC.Listen)
@@ -334,6 +339,11 @@ func (a *Agent) Stop(ctx context.Context) error {
 	a.ended = true
 	a.stopping.Store(true)
 	var errs []error
+	if a.hooks != nil {
+		if err := a.hooks.shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := a.core.shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -382,6 +392,13 @@ func (a *Agent) Kill() {
 	if a.core != nil {
 		a.core.kill()
 	}
+	if a.hooks != nil {
+		// A crashed agent's hooks would die with its cgroup (systemd
+		// KillMode=control-group); in one process they are killed here.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = a.hooks.shutdown(ctx)
+		cancel()
+	}
 	if a.grpcSrv != nil {
 		a.grpcSrv.Stop()
 	}
@@ -406,6 +423,9 @@ func (a *Agent) teardown() {
 	if a.cancel != nil {
 		a.cancel()
 	}
+	if a.hooks != nil {
+		a.hooks.cancel(fmt.Errorf("agent %s stopped", a.cfg.NodeName))
+	}
 	a.wg.Wait()
 	if a.admin != nil {
 		_ = a.admin.Close()
@@ -423,6 +443,7 @@ func (a *Agent) State() *pb.AgentState {
 		GrpcAddress: a.grpcAdvertise,
 		Clock:       e.Proto(now),
 		Version:     version.Version,
+		Hooks:       hook.Names(a.cfg.Hooks),
 	}
 	if !a.startedAt.IsZero() {
 		st.StartedAt = timestamppb.New(a.startedAt)

@@ -14,6 +14,7 @@ import (
 	"github.com/stillpoint-dev/stillpoint/internal/config"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	"github.com/stillpoint-dev/stillpoint/internal/hook"
 )
 
 // Limits on identifiers, so the gossiped metadata stays under memberlist's
@@ -53,6 +54,12 @@ type Config struct {
 	CheckPausedInterval time.Duration `yaml:"check_paused_interval" flag:"check-paused-interval"`
 
 	Log LogConfig `yaml:"log"`
+
+	// Hooks are the backup hooks this agent may run (a backup plan names
+	// them; the command behind a name is defined only here, so the
+	// coordinator cannot ship a command line to this host). Validated at
+	// start-up with hook.Validate.
+	Hooks []hook.Definition `yaml:"hooks"`
 }
 
 // AdminConfig is the local node's scalar-admin port.
@@ -236,6 +243,7 @@ func (c Config) Validate() error {
 	default:
 		p.Addf("log.level %q: want debug, info, warn or error", c.Log.Level)
 	}
+	p.Merge("", hook.Validate(c.Hooks))
 	return p.Err()
 }
 

@@ -152,3 +152,42 @@ max_lease: 2m
 		t.Fatalf("unknown key: %v", err)
 	}
 }
+
+// TestConfigHooksFromYAML: the `hooks:` list decodes (durations as
+// strings) and a bad hook is a start-up error naming its field.
+func TestConfigHooksFromYAML(t *testing.T) {
+	c := validConfig()
+	yml := `
+hooks:
+  - name: pg-dump
+    command: /etc/stillpoint/hooks/pg-dump.sh
+    args: [ledger]
+    dir: /var/backups/stillpoint
+    timeout: 10m
+    env: {PGHOST: localhost, PGUSER: backup}
+  - name: snapshot
+    command: nodetool
+    args: [snapshot, -t, x]
+    timeout: 5m
+`
+	if err := config.Decode("agent.yaml", []byte(yml), &c); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	h := c.Hooks[0]
+	if len(c.Hooks) != 2 || h.Name != "pg-dump" || h.Timeout != 10*time.Minute || h.Env["PGUSER"] != "backup" || h.Dir != "/var/backups/stillpoint" || h.Args[0] != "ledger" {
+		t.Fatalf("decoded hooks %+v", c.Hooks)
+	}
+	c.Hooks[1].Timeout = 0
+	err := c.Validate()
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), `hooks[1].timeout: must be > 0, got 0s (hook "snapshot")`) {
+		t.Fatalf("hook without a timeout: %v", err)
+	}
+	c = validConfig()
+	err = config.Decode("agent.yaml", []byte("hooks:\n  - name: x\n    cmd: /bin/true\n"), &c)
+	if !errors.Is(err, config.ErrUnknownKey) || !strings.Contains(err.Error(), "hooks[0].cmd") {
+		t.Fatalf("unknown hook key: %v", err)
+	}
+}

@@ -164,6 +164,17 @@ func (c *core) fenceLocked(op string, epoch uint64) error {
 	return nil
 }
 
+// fenceHook fences a RunHook like any other request: an epoch lower than
+// the highest seen is refused, a higher one is persisted first.
+func (c *core) fenceHook(op string, epoch uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping || c.dead {
+		return fmt.Errorf("%w: agent %s refuses a hook of op %s", ErrStopping, c.cfg.Node, op)
+	}
+	return c.fenceLocked(op, epoch)
+}
+
 // unseenLocked reports whether op was asked about before its Pause came.
 func (c *core) unseenLocked(op string) bool {
 	for _, e := range c.p.Ended {

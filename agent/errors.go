@@ -31,6 +31,12 @@ var (
 	ErrOpEnded = errors.New("operation already ended")
 	// ErrStopping: the agent is shutting down. UNAVAILABLE.
 	ErrStopping = errors.New("agent is stopping")
+	// ErrNoSuchHook: RunHook named a hook the agent's config file does not
+	// define. NOT_FOUND.
+	ErrNoSuchHook = errors.New("no such hook")
+	// ErrStepTaken: RunHook named a different hook for an (op_id, step_id)
+	// that already ran one. ALREADY_EXISTS.
+	ErrStepTaken = errors.New("hook step already taken")
 	// ErrPersist: the lease or epoch could not be written durably, so the
 	// node was not touched. INTERNAL.
 	ErrPersist = errors.New("cannot persist agent state")
@@ -50,6 +56,8 @@ const (
 	ReasonOpEnded        = "OP_ENDED"
 	ReasonStopping       = "STOPPING"
 	ReasonPersistFailure = "PERSIST_FAILED"
+	ReasonNoSuchHook     = "NO_SUCH_HOOK"
+	ReasonStepTaken      = "STEP_TAKEN"
 )
 
 var errorClasses = []struct {
@@ -65,6 +73,8 @@ var errorClasses = []struct {
 	{ErrOpEnded, codes.FailedPrecondition, ReasonOpEnded},
 	{ErrStopping, codes.Unavailable, ReasonStopping},
 	{ErrPersist, codes.Internal, ReasonPersistFailure},
+	{ErrNoSuchHook, codes.NotFound, ReasonNoSuchHook},
+	{ErrStepTaken, codes.AlreadyExists, ReasonStepTaken},
 }
 
 // toStatus converts an agent error into a gRPC status error carrying an

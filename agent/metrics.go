@@ -3,13 +3,17 @@ package agent
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
+	"github.com/stillpoint-dev/stillpoint/internal/hook"
 	"github.com/stillpoint-dev/stillpoint/internal/version"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
 // Metric names, also used by deploy/prometheus alert rules.
@@ -34,14 +38,26 @@ const (
 	MetricAgentInfo         = "stillpoint_agent_info"
 	MetricGossipMembers     = "stillpoint_agent_gossip_members"
 	MetricGossipMetaErrors  = "stillpoint_agent_gossip_meta_errors_total"
+	// MetricHookRuns counts ended hook runs by hook and state (succeeded,
+	// failed, timed_out); MetricHookDuration is their durations.
+	MetricHookRuns     = "stillpoint_agent_hook_runs_total"
+	MetricHookDuration = "stillpoint_agent_hook_duration_seconds"
 )
 
 // metrics is one agent's Prometheus registry; a registry per agent lets
 // many agents run in one process (dev mode, tests).
 type metrics struct {
-	reg         *prometheus.Registry
-	interrupted prometheus.Counter
-	metaErrors  prometheus.Counter
+	reg          *prometheus.Registry
+	interrupted  prometheus.Counter
+	metaErrors   prometheus.Counter
+	hookRuns     *prometheus.CounterVec
+	hookDuration *prometheus.HistogramVec
+}
+
+// observeHook counts an ended hook run.
+func (m *metrics) observeHook(name string, run *pb.HookRun) {
+	m.hookRuns.WithLabelValues(name, enumname.Of(run.GetState())).Inc()
+	m.hookDuration.WithLabelValues(name).Observe(time.Duration(run.GetDurationNs()).Seconds())
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -57,11 +73,21 @@ func newMetrics(a *Agent) *metrics {
 			Help: "Operations during which the node was seen unpaused (it restarted): their windows are invalid."}),
 		metaErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricGossipMetaErrors, ConstLabels: labels,
 			Help: "Gossip metadata updates that could not be encoded."}),
+		hookRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricHookRuns, ConstLabels: labels,
+			Help: "Backup hook runs that ended, by hook and state (succeeded, failed, timed_out)."}, []string{"hook", "state"}),
+		hookDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricHookDuration, ConstLabels: labels,
+			Help:    "Durations of backup hook runs (monotonic clock), by hook.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 4, 10)}, []string{"hook"}),
+	}
+	for _, name := range hook.Names(a.cfg.Hooks) {
+		for _, st := range []pb.HookState{pb.HookState_HOOK_STATE_SUCCEEDED, pb.HookState_HOOK_STATE_FAILED, pb.HookState_HOOK_STATE_TIMED_OUT} {
+			m.hookRuns.WithLabelValues(name, enumname.Of(st))
+		}
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.interrupted, m.metaErrors,
+		m.interrupted, m.metaErrors, m.hookRuns, m.hookDuration,
 		gauge(MetricClockOffset, "Estimated offset to add to the local clock to get true time.", func() float64 {
 			return est().Offset.Seconds()
 		}),

@@ -36,3 +36,9 @@ func (s *service) Unpause(ctx context.Context, req *pb.UnpauseRequest) (*pb.Unpa
 func (s *service) Status(context.Context, *pb.StatusRequest) (*pb.StatusResponse, error) {
 	return &pb.StatusResponse{State: s.a.State()}, nil
 }
+
+func (s *service) RunHook(ctx context.Context, req *pb.RunHookRequest) (*pb.RunHookResponse, error) {
+	resp, err := s.a.hooks.RunHook(ctx, req)
+	s.a.kickGossip()
+	return resp, toStatus(s.a.cfg.NodeName, err)
+}

@@ -262,5 +262,6 @@ func (c Config) Validate() error {
 	if c.WALSegmentSize < 0 {
 		p.Addf("wal_segment_size: %d is negative", c.WALSegmentSize)
 	}
+	p.Merge("", hook.Validate(c.Hooks))
 	return p.Err()
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/stillpoint-dev/stillpoint/internal/config"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	"github.com/stillpoint-dev/stillpoint/internal/hook"
 	"github.com/stillpoint-dev/stillpoint/internal/logging"
 )
 
@@ -60,6 +61,9 @@ type serverFile struct {
 	// Alerting pushes the leader's alarms to Alertmanager's v2 API and to
 	// webhooks (Alertmanager's receiver JSON).
 	Alerting coordinator.AlertingConfig `yaml:"alerting"`
+	// Hooks are the backup hooks this server runs when it is the leader
+	// and a plan names agent "coordinator" (same shape as an agent's).
+	Hooks []hook.Definition `yaml:"hooks"`
 }
 
 func defaultServerFile() serverFile {
@@ -92,6 +96,7 @@ func (f serverFile) toConfig() (coordinator.Config, error) {
 	c.Alerting = f.Alerting
 	c.ClientTLS = f.PeerTLS
 	c.AgentTLS = f.AgentTLS
+	c.Hooks = f.Hooks
 	for _, a := range f.NTPServers {
 		if _, _, err := splitPort(a); err != nil {
 			p.Addf("ntp_servers %q: %v (want host:port, e.g. pool.ntp.org:123)", a, err)

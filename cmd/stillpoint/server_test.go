@@ -119,3 +119,44 @@ alerting:
 		t.Fatalf("a bad webhook URL: %v", err)
 	}
 }
+
+// TestServerConfigHooks: the server's `hooks:` (for plan hooks with agent
+// "coordinator") are parsed into coordinator.Config.Hooks and a bad one is
+// a start-up error naming its field.
+func TestServerConfigHooks(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "server.yaml")
+	body := `node_id: s1
+data_dir: ` + dir + `
+bootstrap: true
+hooks:
+  - name: notify-catalog
+    command: /usr/local/bin/notify-catalog
+    args: [--backup]
+    timeout: 1m
+    env: {CATALOG_URL: "https://catalog.example"}
+  - name: bad
+    command: relative/script.sh
+`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := resolveServer(t, "--config", path) // start-up refuses the config
+	for _, want := range []string{
+		`hooks[1].command "relative/script.sh": a path must be absolute (or give a bare program name looked up on PATH) (hook "bad")`,
+		`hooks[1].timeout: must be > 0, got 0s (hook "bad")`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("bad hook: %v, want a problem %q", err, want)
+		}
+	}
+	file.Hooks = file.Hooks[:1]
+	cfg, err := file.toConfig()
+	if err != nil {
+		t.Fatalf("good hooks: %v", err)
+	}
+	h := cfg.Hooks[0]
+	if len(cfg.Hooks) != 1 || h.Name != "notify-catalog" || h.Timeout.Minutes() != 1 || h.Args[0] != "--backup" || h.Env["CATALOG_URL"] != "https://catalog.example" {
+		t.Fatalf("hooks = %+v", cfg.Hooks)
+	}
+}

@@ -134,6 +134,7 @@ func printDevSummary(cmd *cobra.Command, c *devcluster.Cluster, cfg devcluster.C
 	fmt.Fprintf(w, `
 NTP servers: %s
 Coordinator metrics: %[4]s
+Agent hooks (for backup plans): snapshot (writes a file under the node's data dir, prints its path), fail (exits 1)
 
 Try, in another terminal:
   %[3]s members%[2]s

@@ -24,6 +24,7 @@ import (
 	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
+	"github.com/stillpoint-dev/stillpoint/internal/hook"
 	"github.com/stillpoint-dev/stillpoint/internal/ntptest"
 	"github.com/stillpoint-dev/stillpoint/internal/simnode"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -73,6 +74,9 @@ type Config struct {
 	AgentCheckPausedInterval time.Duration
 	// Alerting is every server's notifier config (Alertmanager, webhooks).
 	Alerting coordinator.AlertingConfig
+	// ExtraHooks, when set, adds hooks to a node's agent besides the dev
+	// hooks every agent has (DevHooks); dir is the node's directory.
+	ExtraHooks func(node NodeSpec, dir string) []hook.Definition
 	// DataDir holds every component's data; empty means a temporary
 	// directory removed by Stop.
 	DataDir string
@@ -156,6 +160,10 @@ type Node struct {
 	cfg agent.Config
 	clk clock.Clock
 }
+
+// SnapshotDir is where the node's "snapshot" dev hook writes its
+// artefacts (one file per op and step).
+func (n *Node) SnapshotDir() string { return filepath.Join(n.cfg.DataDir, "snapshots") }
 
 // Clock is the local clock the node's agent reads: a *clock.Skewed for a
 // node in Config.Skews (a test can Jump it), else clock.System.
@@ -356,6 +364,15 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec) error {
 	acfg.GRPC.Listen = "127.0.0.1:0"
 	acfg.Metrics.Listen = "127.0.0.1:0"
 	acfg.DataDir = filepath.Join(c.dir, spec.Name)
+	hooks, err := DevHooks(acfg.DataDir)
+	if err != nil {
+		sim.Stop()
+		return fmt.Errorf("dev cluster: hooks of %s: %w", spec.Name, err)
+	}
+	acfg.Hooks = hooks
+	if c.cfg.ExtraHooks != nil {
+		acfg.Hooks = append(acfg.Hooks, c.cfg.ExtraHooks(spec, acfg.DataDir)...)
+	}
 	acfg.MaxLease = 5 * time.Minute
 	acfg.CheckPausedInterval = 50 * time.Millisecond
 	if c.cfg.AgentCheckPausedInterval > 0 {

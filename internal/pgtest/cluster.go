@@ -136,6 +136,11 @@ func newCluster(t testing.TB, binDir string) *Cluster {
 	return c
 }
 
+// BinDir is the directory of the PostgreSQL binaries the cluster runs
+// (client tools such as pg_dump and pg_restore of the same version are
+// there too).
+func (c *Cluster) BinDir() string { return c.r.binDir }
+
 // Dir is the data directory.
 func (c *Cluster) Dir() string { return c.dataDir }
 

@@ -79,7 +79,7 @@ func (f *FSM) applyUpdateOperation(index uint64, cmd *pb.UpdateOperationCommand)
 		return nil, fmt.Errorf("%w: %s", ErrOperationNotFound, op.GetOpId())
 	}
 	if IsTerminal(cur.GetState()) {
-		return nil, fmt.Errorf("%w: %s is %s", ErrOperationEnded, op.GetOpId(), cur.GetState())
+		return f.applyBackupAfterUpdate(cur, op)
 	}
 	if !slices.Equal(Clusters(op), Clusters(cur)) {
 		return nil, fmt.Errorf("%w: operation %s belongs to cluster %s, update names %s", ErrInvalidCommand, op.GetOpId(), ClusterNames(cur), ClusterNames(op))
@@ -139,6 +139,8 @@ func (f *FSM) catalogLocked(op *pb.Operation) {
 		HoldNs:    op.GetHoldNs(),
 		Targets:   targets,
 		CreatedAt: clone(op.GetEndedAt()),
+		Backup:    clone(op.GetBackup()),
+		Partial:   op.GetBackup().GetPartial(),
 	}
 	if _, ok := f.st.restorePoints[op.GetOpId()]; !ok {
 		f.st.rpOrder = append(f.st.rpOrder, op.GetOpId())

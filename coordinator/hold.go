@@ -35,7 +35,9 @@ func (r *pauseRunner) chooseHold(op *pb.Operation) time.Duration {
 
 // holdAndFinish holds the targets paused for what is left of the hold,
 // renewing leases (a third of the smallest lease left apart) and watching
-// membership, then unpauses and records the window.
+// membership, then unpauses and records the window. A backup's during
+// hooks run here; its hold ends when the last group has ended and the
+// minimum hold has passed.
 func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation, left time.Duration) (*pb.Operation, error) {
 	lease := time.Duration(op.GetLeaseMs()) * time.Millisecond
 	renew := r.clock.NewTimer(r.leases.renewIn(r.clock.Now(), lease))
@@ -44,30 +46,90 @@ func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation, left 
 	defer poll.Stop()
 	deadline := r.clock.NewTimer(max(left, 0))
 	defer deadline.Stop()
+	var hooks *hookDriver
+	var hookUpdates <-chan *pb.HookRun
+	var hooksDone <-chan string
+	if op.GetBackup() != nil {
+		hooks = r.startHooks(ctx, op)
+		defer hooks.stop()
+		hookUpdates, hooksDone = hooks.updates, hooks.done
+	}
+	// interrupt stops the hooks for an end of the hold that did not wait
+	// for them; it reports the interrupted runs that abort the backup.
+	interrupt := func(why string) string {
+		if hooks == nil || hooksDone == nil {
+			return ""
+		}
+		hooks.stop()
+		hookUpdates, hooksDone = nil, nil
+		var abort []string
+		for _, h := range closeRuns(op, func(h *pb.HookRun) bool { return !isAfter(h) }, why) {
+			op.Backup.Partial = true
+			if abortsOnError(h.GetRef()) {
+				abort = append(abort, describeRun(h))
+			}
+		}
+		return strings.Join(abort, "; ")
+	}
+	var minHeld <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-r.force:
 			if r.forceAbort {
+				interrupt("the backup was aborted by the operator")
 				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, forceAbortedPrefix+r.forceReason, allTargets)
 			}
+			// The operator's end of the hold wins over the hooks: those
+			// still running fail (their artefacts are not from inside the
+			// pause) and the entry is partial; --abort discards it.
+			interrupt("the operator ended the hold while it ran (" + r.forceReason + ")")
 			if op.GetEndState() == pb.OperationState_OPERATION_STATE_UNSPECIFIED {
 				markEnd(op, false, r.forceReason)
 			}
 			return r.finishHold(ctx, op)
+		case run := <-hookUpdates:
+			setRun(op, run)
+			if hookFailed(run.GetState()) {
+				op.Backup.Partial = true
+			}
+			if err := r.persist(ctx, op); err != nil {
+				return nil, err
+			}
+		case why := <-hooksDone:
+			hooks.stop()
+			hookUpdates, hooksDone = nil, nil
+			if why != "" {
+				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, why, allTargets)
+			}
+			need := minHoldLeft(op, r.stamp())
+			r.log.Info("every hook group ended", zap.Duration("minimum_hold_left", need))
+			if need <= 0 {
+				return r.finishHold(ctx, op)
+			}
+			t := r.clock.NewTimer(need)
+			defer t.Stop()
+			minHeld = t.Chan()
+		case <-minHeld:
+			return r.finishHold(ctx, op)
 		case <-renew.Chan():
 			if why := r.renewAll(ctx, op); why != "" {
+				interrupt("the hold was invalidated: " + why)
 				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
 			}
 			renew.Reset(r.leases.renewIn(r.clock.Now(), lease))
 		case <-poll.Chan():
 			if why := r.watch(op); why != "" {
+				interrupt("the hold was invalidated: " + why)
 				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
 			}
 		case <-deadline.Chan():
 			if op.GetUntilUnpaused() && op.GetReason() == "" {
 				op.Reason = fmt.Sprintf("no unpause came within the maximum hold %s: the hold ended there", holdSpan(op))
+			}
+			if abort := interrupt(fmt.Sprintf("still running when the maximum hold %s ran out", holdSpan(op))); abort != "" {
+				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, "backup aborted: "+abort, allTargets)
 			}
 			return r.finishHold(ctx, op)
 		}

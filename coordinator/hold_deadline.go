@@ -35,8 +35,25 @@ func holdDeadline(now *pb.StampedTime, hold time.Duration) *pb.StampedTime {
 // no synchronized estimate the two wall clocks cannot be compared: the
 // whole hold is held again, as if it had just begun.
 func holdLeft(op *pb.Operation, now *pb.StampedTime) time.Duration {
-	hold := holdSpan(op)
+	return leftUntil(op.GetHoldDeadline(), holdSpan(op), now)
+}
+
+// minHoldLeft is, as holdLeft, how long op must still be held for its
+// minimum hold (hold_ns) to have surely passed: for a hold that lasts
+// until something ends it (an operator, a backup's last hook).
+func minHoldLeft(op *pb.Operation, now *pb.StampedTime) time.Duration {
 	d := op.GetHoldDeadline()
+	if d == nil {
+		return time.Duration(op.GetHoldNs())
+	}
+	minEnd := proto.Clone(d).(*pb.StampedTime)
+	minEnd.LocalTime = timestamppb.New(d.GetLocalTime().AsTime().Add(time.Duration(op.GetHoldNs()) - holdSpan(op)))
+	return leftUntil(minEnd, time.Duration(op.GetHoldNs()), now)
+}
+
+// leftUntil is how long, from now, until the deadline d of a hold of
+// length hold has surely passed in true time (see holdLeft).
+func leftUntil(d *pb.StampedTime, hold time.Duration, now *pb.StampedTime) time.Duration {
 	if clock.ValidateStamp(d) != nil || clock.ValidateStamp(now) != nil {
 		return hold
 	}

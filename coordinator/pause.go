@@ -61,6 +61,11 @@ type pauseRunner struct {
 	// leader is this server's id, added to the op's leaders with the
 	// runner's first record ("" in tests that do not care).
 	leader string
+	// hookAddr resolves the gRPC address of an agent that runs a backup
+	// hook and is not a target of the op (nil: only targets run hooks).
+	hookAddr func(agent string) (string, error)
+	// localHook runs a hook defined in this server's config (nil: none).
+	localHook localHookFunc
 }
 
 // noteLeader appends leader to op.leaders unless it is the last one there.
@@ -165,6 +170,7 @@ const (
 // write for good (a stale epoch, an op that already ended).
 func (r *pauseRunner) persist(ctx context.Context, op *pb.Operation) error {
 	op.Epoch = r.epoch
+	settleBackup(op)
 	backoff := persistBackoffMin
 	for attempt := 1; ; attempt++ {
 		r.recordForce(op) // also one that came while an attempt failed
@@ -206,6 +212,16 @@ func permanentPersistError(err error) bool {
 // loss, or the log could not be written): then a new leader resumes the op
 // or the leases release the nodes.
 func (r *pauseRunner) run(ctx context.Context, op *pb.Operation) (*pb.Operation, error) {
+	final, err := r.drive(ctx, op)
+	if err != nil || final.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || final.GetBackup() == nil {
+		return final, err
+	}
+	// A backup's after hooks run once its restore point is known.
+	return r.runAfterHooks(ctx, final)
+}
+
+// drive is run up to the op's end.
+func (r *pauseRunner) drive(ctx context.Context, op *pb.Operation) (*pb.Operation, error) {
 	op = proto.Clone(op).(*pb.Operation)
 	noteLeader(op, r.leader) // recorded with this runner's first persist
 	if op.GetState() != pb.OperationState_OPERATION_STATE_PENDING {

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -112,16 +113,18 @@ func (s *Server) startRunner(op *pb.Operation) bool {
 		incarnations[t.GetNode()] = t.GetAgentIncarnation()
 	}
 	r := &pauseRunner{
-		log:    log,
-		ops:    serverOpLog{s},
-		agents: agentConns{s},
-		watch:  func(op *pb.Operation) string { return s.holdProblems(op, incarnations) },
-		cfg:    cfg,
-		epoch:  epoch,
-		clock:  clockwork.NewRealClock(),
-		stamp:  s.Stamp,
-		force:  make(chan struct{}),
-		leader: s.cfg.NodeID,
+		log:       log,
+		ops:       serverOpLog{s},
+		agents:    agentConns{s},
+		watch:     func(op *pb.Operation) string { return s.holdProblems(op, incarnations) },
+		cfg:       cfg,
+		epoch:     epoch,
+		clock:     clockwork.NewRealClock(),
+		stamp:     s.Stamp,
+		force:     make(chan struct{}),
+		leader:    s.cfg.NodeID,
+		hookAddr:  s.agentAddress,
+		localHook: s.runLocalHook,
 	}
 	s.pauses.running[op.GetOpId()] = r
 	s.pauses.wg.Add(1)
@@ -165,4 +168,17 @@ func (a agentConns) agent(addr string) (pb.AgentServiceClient, error) {
 		return nil, err
 	}
 	return pb.NewAgentServiceClient(cc), nil
+}
+
+// agentAddress is the gRPC address of a named agent (one that runs a
+// backup hook): from the gossip view while it is there, else from its
+// roster record.
+func (s *Server) agentAddress(name string) (string, error) {
+	if m, ok := s.pool.Member(name); ok && m.Meta.GRPCAddr != "" && m.Meta.Role != RoleServer {
+		return m.Meta.GRPCAddr, nil
+	}
+	if rec, ok := s.fsm.Member(name); ok && rec.GetGrpcAddress() != "" {
+		return rec.GetGrpcAddress(), nil
+	}
+	return "", fmt.Errorf("no agent named %s is in the gossip view or on any roster", name)
 }

@@ -454,6 +454,10 @@ func (a *fakeAgent) Status(context.Context, *pb.StatusRequest, ...grpc.CallOptio
 	return nil, status.Error(codes.Unimplemented, "the runner does not ask for status")
 }
 
+func (a *fakeAgent) RunHook(context.Context, *pb.RunHookRequest, ...grpc.CallOption) (*pb.RunHookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "the harness's plain pauses run no hooks")
+}
+
 // deliverLate delivers a delayed Pause of a deposed leader.
 func (a *fakeAgent) deliverLate(req *pb.PauseRequest) {
 	a.mu.Lock()

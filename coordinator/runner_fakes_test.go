@@ -50,6 +50,10 @@ type rtAgent struct {
 	remaining func() int64
 	renews    []time.Time
 	unpauses  int
+	// hook runs a backup hook step (nil: succeeds at once); it may block.
+	hook      func(req *pb.RunHookRequest) *pb.HookRun
+	steps     map[string]*rtStep
+	hookCalls int
 }
 
 func (a *rtAgent) Pause(_ context.Context, req *pb.PauseRequest, _ ...grpc.CallOption) (*pb.PauseResponse, error) {
@@ -138,7 +142,7 @@ func (l *rtLog) updateOperation(_ context.Context, op *pb.Operation) error {
 	if op.GetEpoch() != l.epoch {
 		return fsm.ErrStaleEpoch
 	}
-	if l.cur != nil && fsm.IsTerminal(l.cur.GetState()) {
+	if l.cur != nil && fsm.IsTerminal(l.cur.GetState()) && !rtAfterRunsOnly(l.cur, op) {
 		return fsm.ErrOperationEnded
 	}
 	if l.hook != nil {
@@ -155,6 +159,17 @@ func (l *rtLog) updateOperation(_ context.Context, op *pb.Operation) error {
 	}
 	l.store(op)
 	return nil
+}
+
+// rtAfterRunsOnly: as the FSM, a COMPLETED backup takes updates of its
+// backup only (its after runs).
+func rtAfterRunsOnly(cur, op *pb.Operation) bool {
+	if cur.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || cur.GetBackup() == nil {
+		return false
+	}
+	a, b := proto.Clone(cur).(*pb.Operation), proto.Clone(op).(*pb.Operation)
+	a.Backup, b.Backup = nil, nil
+	return proto.Equal(a, b)
 }
 
 func (l *rtLog) store(op *pb.Operation) {
@@ -214,6 +229,8 @@ func rtRunner(t *testing.T, l *rtLog, f rtFleet, epoch uint64, watch holdWatch) 
 		clock:  clockwork.NewRealClock(),
 		stamp:  func() *pb.StampedTime { return rtStamp(time.Now()) },
 		force:  make(chan struct{}),
+		// Agents that are not targets are dialled by name.
+		hookAddr: func(agent string) (string, error) { return agent, nil },
 	}
 }
 
@@ -225,4 +242,69 @@ func rtNonePaused(t *testing.T, f rtFleet) {
 			t.Errorf("%s is still paused", n)
 		}
 	}
+}
+
+// rtStep is one hook step on a fake agent: run once, attached to by every
+// later call with its step id.
+type rtStep struct {
+	starts int
+	req    *pb.RunHookRequest
+	done   chan struct{}
+	run    *pb.HookRun
+}
+
+// RunHook runs a step at most once per (op, step id), as the agent does: a
+// repeat attaches to the running hook and returns its result when it
+// ends, or the caller's context error.
+func (a *rtAgent) RunHook(ctx context.Context, req *pb.RunHookRequest, _ ...grpc.CallOption) (*pb.RunHookResponse, error) {
+	a.mu.Lock()
+	if a.steps == nil {
+		a.steps = map[string]*rtStep{}
+	}
+	key := req.GetOpId() + "/" + req.GetStepId()
+	st, ok := a.steps[key]
+	if !ok {
+		st = &rtStep{req: proto.Clone(req).(*pb.RunHookRequest), done: make(chan struct{})}
+		a.steps[key] = st
+		hook := a.hook
+		a.mu.Unlock()
+		go func() {
+			started := rtStamp(a.now())
+			var run *pb.HookRun
+			if hook != nil {
+				run = hook(req)
+			}
+			if run == nil {
+				run = &pb.HookRun{State: pb.HookState_HOOK_STATE_SUCCEEDED}
+			}
+			run.StartedAt, run.EndedAt = started, rtStamp(a.now())
+			a.mu.Lock()
+			st.run = run
+			a.mu.Unlock()
+			close(st.done)
+		}()
+		a.mu.Lock()
+	}
+	st.starts++
+	a.hookCalls++
+	a.mu.Unlock()
+	select {
+	case <-st.done:
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return &pb.RunHookResponse{Run: proto.Clone(st.run).(*pb.HookRun)}, nil
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// rtStarted is how many times a step was started (1 at most, or the fake
+// is broken) and how many RunHook calls it got.
+func (a *rtAgent) rtStepCalls(opID, step string) (calls int, req *pb.RunHookRequest) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if st, ok := a.steps[opID+"/"+step]; ok {
+		return st.starts, st.req
+	}
+	return 0, nil
 }

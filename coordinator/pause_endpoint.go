@@ -127,20 +127,44 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.StartPause); done {
 		return resp, err
 	}
+	return s.startOp(ctx, opSpec{
+		clusters: names, holdMs: req.GetHoldMs(), untilUnpaused: req.GetUntilUnpaused(),
+		requestID: req.GetRequestId(), requestedBy: req.GetRequestedBy(),
+	})
+}
+
+// opSpec is what StartPause and StartBackup ask of an op.
+type opSpec struct {
+	clusters      []string
+	holdMs        int64
+	untilUnpaused bool
+	requestID     string
+	requestedBy   string
+	// backup is set for an op started from a plan.
+	backup *pb.BackupRun
+}
+
+// startOp admits, records and starts an op on the leader (SPEC steps 1-2).
+func (s *Server) startOp(ctx context.Context, spec opSpec) (*pb.StartPauseResponse, error) {
+	names := spec.clusters
 	s.pauses.mu.Lock()
 	epoch, leading := s.pauses.epoch, s.pauses.ctx != nil && s.pauses.ctx.Err() == nil
 	s.pauses.mu.Unlock()
 	if !leading {
 		return nil, notAppliedError("server %s is still taking over as leader; retry", s.cfg.NodeID)
 	}
-	if prev, ok := s.fsm.OperationByRequest(req.GetRequestId()); ok {
+	if prev, ok := s.fsm.OperationByRequest(spec.requestID); ok {
 		// A retry of a request that was recorded: its op, whatever became
 		// of it.
-		if !slices.Equal(fsm.Clusters(prev), names) {
-			return nil, status.Errorf(codes.InvalidArgument, "request_id %q already started operation %s on cluster %s, not %s",
-				req.GetRequestId(), prev.GetOpId(), fsm.ClusterNames(prev), strings.Join(names, ", "))
+		if prevPlan, plan := prev.GetBackup().GetPlan().GetName(), spec.backup.GetPlan().GetName(); prevPlan != plan {
+			return nil, status.Errorf(codes.InvalidArgument, "request_id %q already started operation %s (plan %q), not one of plan %q",
+				spec.requestID, prev.GetOpId(), prevPlan, plan)
 		}
-		s.log.Info("StartPause retried; returning the op it started", zap.String("op_id", prev.GetOpId()), zap.String("request_id", req.GetRequestId()))
+		if spec.backup == nil && !slices.Equal(fsm.Clusters(prev), names) {
+			return nil, status.Errorf(codes.InvalidArgument, "request_id %q already started operation %s on cluster %s, not %s",
+				spec.requestID, prev.GetOpId(), fsm.ClusterNames(prev), strings.Join(names, ", "))
+		}
+		s.log.Info("StartPause retried; returning the op it started", zap.String("op_id", prev.GetOpId()), zap.String("request_id", spec.requestID))
 		return &pb.StartPauseResponse{Operation: prev}, nil
 	}
 	var held []string
@@ -152,7 +176,7 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 	if len(held) > 0 {
 		return nil, status.Errorf(codes.FailedPrecondition, "%s; one operation at a time per cluster, nothing was paused", strings.Join(held, "; "))
 	}
-	who := actor(ctx, req.GetRequestedBy())
+	who := actor(ctx, spec.requestedBy)
 	cfg := s.fsm.Config()
 	// One admission over every cluster's roster: one window over all
 	// targets needs every clock within the bounds together.
@@ -189,18 +213,19 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 		State:           pb.OperationState_OPERATION_STATE_PENDING,
 		Epoch:           epoch,
 		Targets:         targets,
-		RequestedHoldMs: req.GetHoldMs(),
+		RequestedHoldMs: spec.holdMs,
 		LeaseMs:         cfg.GetLeaseNs() / int64(time.Millisecond),
 		RequestedBy:     who,
 		CreatedAt:       now,
 		Leader:          s.cfg.NodeID,
 		Leaders:         []string{s.cfg.NodeID},
-		RequestId:       req.GetRequestId(),
+		RequestId:       spec.requestID,
 	}
 	if len(names) > 1 {
 		op.Clusters = names
 	}
-	if req.GetUntilUnpaused() {
+	op.Backup = spec.backup
+	if spec.untilUnpaused {
 		op.UntilUnpaused = true
 		op.MaxHoldNs = int64(fsm.MaxHold(cfg))
 	}

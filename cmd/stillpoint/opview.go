@@ -159,6 +159,12 @@ func progressLine(op *pb.Operation) string {
 // leader changes. progress is called on every change. It returns the final
 // record, or ctx's error when the caller detached.
 func followOperation(ctx context.Context, c *coordinatorClient, opID string, progress func(*pb.Operation)) (*pb.Operation, error) {
+	return watchOperation(ctx, c, opID, false, progress)
+}
+
+// watchOperation is followOperation calling progress on every change of
+// the op (every) or on every change of its state.
+func watchOperation(ctx context.Context, c *coordinatorClient, opID string, every bool, progress func(*pb.Operation)) (*pb.Operation, error) {
 	var last *pb.Operation
 	for {
 		stream, err := c.WatchOperation(ctx, &pb.WatchOperationRequest{OpId: opID})
@@ -170,7 +176,7 @@ func followOperation(ctx context.Context, c *coordinatorClient, opID string, pro
 					break
 				}
 				op := resp.GetOperation()
-				if last == nil || op.GetState() != last.GetState() {
+				if every || last == nil || op.GetState() != last.GetState() {
 					progress(op)
 				}
 				last = op

@@ -1,0 +1,23 @@
+package main
+
+import "github.com/spf13/cobra"
+
+func init() { subcommands = append(subcommands, newBackupCmd) }
+
+// newBackupCmd is the backup group.
+func newBackupCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "backup",
+		Short: "Run backups from plans (pause, hooks in order, unpause) and list the catalog",
+		Long: `A backup is a pause with hooks, in the Scalar DL guide's order: pause the
+plan's clusters, run the Ledger database hooks, then the Auditor database
+hooks while every node is held, unpause, then run the 'after' hooks with the
+restore point. Each hook is defined in the config of the agent that runs it.`,
+		Example: `  stillpoint backup run --plan nightly
+  stillpoint backup list --plan nightly
+  stillpoint backup show op-20261202T031500.123Z-3f9a1c2d --tz Asia/Tokyo`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(backupRunSubcommands()...)
+	return cmd
+}

@@ -1,0 +1,106 @@
+package coordinator
+
+import (
+	"context"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// DefaultBackupCluster is the cluster a plan that names none pauses: the
+// Ledger cluster, as the Scalar DL guide says.
+const DefaultBackupCluster = "ledger"
+
+// planClusters is what plan pauses: its clusters, or the Ledger cluster.
+func planClusters(plan *pb.BackupPlan) []string {
+	if len(plan.GetClusters()) == 0 {
+		return []string{DefaultBackupCluster}
+	}
+	return append([]string(nil), plan.GetClusters()...)
+}
+
+// StartBackup starts a backup from a stored plan: an op that pauses the
+// plan's clusters until its hooks have run (at least the minimum hold the
+// clocks require and the plan's min_hold_ms, at most the runtime config's
+// maximum hold), with every step of the plan PENDING. It returns once the
+// op is recorded; follow it with WatchOperation.
+func (s *Server) StartBackup(ctx context.Context, req *pb.StartBackupRequest) (*pb.StartBackupResponse, error) {
+	if req.GetPlan() == "" {
+		return nil, status.Error(codes.InvalidArgument, "plan is required (list them with `stillpoint backup plan list`)")
+	}
+	if id := req.GetRequestId(); len(id) > maxRequestIDLen {
+		return nil, status.Errorf(codes.InvalidArgument, "request_id is %d bytes; at most %d", len(id), maxRequestIDLen)
+	}
+	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.StartBackup); done {
+		return resp, err
+	}
+	rec, ok := s.fsm.Plan(req.GetPlan())
+	if !ok {
+		if prev, found := s.fsm.OperationByRequest(req.GetRequestId()); found && req.GetRequestId() != "" && prev.GetBackup().GetPlan().GetName() == req.GetPlan() {
+			// Retried after the plan was deleted: the op it started.
+			return &pb.StartBackupResponse{Operation: prev}, nil
+		}
+		return nil, status.Errorf(codes.NotFound, "no backup plan named %q (list them with `stillpoint backup plan list`)", req.GetPlan())
+	}
+	plan := rec.GetPlan()
+	minHold := plan.GetMinHoldMs()
+	if minHold < 0 || minHold > maxHoldMs {
+		return nil, status.Errorf(codes.FailedPrecondition, "plan %s: min_hold_ms %d is outside 0..%d", plan.GetName(), minHold, maxHoldMs)
+	}
+	resp, err := s.startOp(ctx, opSpec{
+		clusters: planClusters(plan), holdMs: minHold, untilUnpaused: true,
+		requestID: req.GetRequestId(), requestedBy: req.GetRequestedBy(),
+		backup: newBackupRun(plan),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("backup started", zap.String("op_id", resp.GetOperation().GetOpId()), zap.String("plan", plan.GetName()))
+	return &pb.StartBackupResponse{Operation: resp.GetOperation()}, nil
+}
+
+// ListBackups lists the catalog entries of backups, newest first, of one
+// plan or all.
+func (s *Server) ListBackups(ctx context.Context, req *pb.ListBackupsRequest) (*pb.ListBackupsResponse, error) {
+	if req.GetLimit() < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "limit %d is negative", req.GetLimit())
+	}
+	if resp, done, err := forwardRead(ctx, s, req.GetStale(), req, pb.CoordinatorServiceClient.ListBackups); done {
+		return resp, err
+	}
+	out := &pb.ListBackupsResponse{}
+	for _, rp := range s.fsm.RestorePoints("", 0) {
+		if rp.GetBackup() == nil || (req.GetPlan() != "" && rp.GetBackup().GetPlan().GetName() != req.GetPlan()) {
+			continue
+		}
+		if req.GetLimit() > 0 && len(out.Backups) >= int(req.GetLimit()) {
+			break
+		}
+		out.Backups = append(out.Backups, rp)
+	}
+	return out, nil
+}
+
+// GetBackup returns one backup's catalog entry (its id is its op id).
+func (s *Server) GetBackup(ctx context.Context, req *pb.GetBackupRequest) (*pb.GetBackupResponse, error) {
+	if req.GetBackupId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "backup_id is required")
+	}
+	if resp, done, err := forwardRead(ctx, s, req.GetStale(), req, pb.CoordinatorServiceClient.GetBackup); done {
+		return resp, err
+	}
+	rp, ok := s.fsm.RestorePoint(req.GetBackupId())
+	if ok && rp.GetBackup() != nil {
+		return &pb.GetBackupResponse{Backup: rp}, nil
+	}
+	if op, found := s.fsm.Operation(req.GetBackupId()); found {
+		if op.GetBackup() == nil {
+			return nil, status.Errorf(codes.NotFound, "operation %s is a pause, not a backup (see `stillpoint ops show %s`)", op.GetOpId(), op.GetOpId())
+		}
+		return nil, status.Errorf(codes.NotFound, "backup %s has no catalog entry: it is %s (%s); see `stillpoint ops show %s`", op.GetOpId(), op.GetState(), op.GetReason(), op.GetOpId())
+	}
+	return nil, status.Errorf(codes.NotFound, "no backup %s on server %s", req.GetBackupId(), s.cfg.NodeID)
+}

@@ -14,17 +14,17 @@ import (
 // The environment every hook of a backup gets (STILLPOINT_*). A hook's own
 // config may add variables; these are the backup's.
 const (
-	EnvOpID                     = "STILLPOINT_OP_ID"
-	EnvPlan                     = "STILLPOINT_PLAN"
-	EnvClusters                 = "STILLPOINT_CLUSTERS"
-	EnvHookGroup                = "STILLPOINT_HOOK_GROUP"
-	EnvStepID                   = "STILLPOINT_STEP_ID"
-	EnvWindowStart              = "STILLPOINT_WINDOW_START"
-	EnvWindowStartMS            = "STILLPOINT_WINDOW_START_MS"
-	EnvWindowEnd                = "STILLPOINT_WINDOW_END"
-	EnvWindowEndMS              = "STILLPOINT_WINDOW_END_MS"
-	EnvRestorePoint             = "STILLPOINT_RESTORE_POINT"
-	EnvRestorePointMS           = "STILLPOINT_RESTORE_POINT_MS"
+	EnvOpID                    = "STILLPOINT_OP_ID"
+	EnvPlan                    = "STILLPOINT_PLAN"
+	EnvClusters                = "STILLPOINT_CLUSTERS"
+	EnvHookGroup               = "STILLPOINT_HOOK_GROUP"
+	EnvStepID                  = "STILLPOINT_STEP_ID"
+	EnvWindowStart             = "STILLPOINT_WINDOW_START"
+	EnvWindowStartMS           = "STILLPOINT_WINDOW_START_MS"
+	EnvWindowEnd               = "STILLPOINT_WINDOW_END"
+	EnvWindowEndMS             = "STILLPOINT_WINDOW_END_MS"
+	EnvRestorePoint            = "STILLPOINT_RESTORE_POINT"
+	EnvRestorePointMS          = "STILLPOINT_RESTORE_POINT_MS"
 	EnvRestorePointUncertainty = "STILLPOINT_RESTORE_POINT_UNCERTAINTY_NS"
 )
 

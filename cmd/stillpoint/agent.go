@@ -41,7 +41,7 @@ and it leaves the gossip pool.`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
-	f.String("config", "", "YAML config file (see deploy/systemd/agent.example.yaml)")
+	f.String("config", "", "YAML config file (see deploy/systemd/agent.yaml)")
 	d := agent.DefaultConfig()
 	f.String("node-name", "", "unique name of this agent/node in the gossip pool")
 	f.String("role", d.Role, "node role: ledger, auditor or another label")

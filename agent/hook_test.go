@@ -23,7 +23,6 @@ type hookFixture struct {
 	dir  string
 	core *core
 	r    *hookRunner
-	ran  []*pb.HookRun
 }
 
 func newHookFixture(t *testing.T, defs []hook.Definition) *hookFixture {

@@ -63,6 +63,20 @@ compose-up: image
 compose-down:
 	$(DC) down -v --remove-orphans
 
+# chaos: the fault suite (internal/chaos, build tag chaos, docs/chaos.md):
+# builds the image, starts the compose deployment as project spchaos (so
+# `make compose-down` first: same subnet) and runs RUNS pause cycles per
+# scenario with a fault injected from outside (docker kill/start, network
+# disconnect, tc netem and iptables via nsenter, an NTP falseticker), judged
+# by oracles read from outside; prints the table, fails on any violation.
+# Needs root, docker, nsenter, tc (iproute2) and iptables.
+# CHAOS_FLAGS e.g. -chaos.scenarios=leader-killed,cli-killed -chaos.seed=N.
+RUNS ?= 3
+CHAOS_FLAGS ?=
+chaos: image
+	$(GO) test -tags chaos -count=1 -timeout 180m -run '^TestChaos$$' -v ./internal/chaos \
+		-args -chaos.runs=$(RUNS) -chaos.bin=$(BIN)/stillpoint -chaos.compose='$(COMPOSE)' $(CHAOS_FLAGS)
+
 dev: build
 	$(BIN)/stillpoint dev
 

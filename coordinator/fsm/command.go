@@ -106,6 +106,10 @@ func TypeOf(cmd proto.Message) (MessageType, error) {
 		return SetBackupPlanType, nil
 	case *pb.DeleteBackupPlanCommand:
 		return DeleteBackupPlanType, nil
+	case *pb.RecordScheduleFireCommand:
+		return RecordScheduleFireType, nil
+	case *pb.PruneBackupsCommand:
+		return PruneBackupsType, nil
 	}
 	return 0, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)
 }

@@ -89,6 +89,10 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		val, err = f.applySetBackupPlan(l.Index, decode[*pb.SetBackupPlanCommand](t, l, body))
 	case DeleteBackupPlanType:
 		val, err = f.applyDeleteBackupPlan(l.Index, decode[*pb.DeleteBackupPlanCommand](t, l, body))
+	case RecordScheduleFireType:
+		val, err = f.applyRecordScheduleFire(l.Index, decode[*pb.RecordScheduleFireCommand](t, l, body))
+	case PruneBackupsType:
+		val, err = f.applyPruneBackups(l.Index, decode[*pb.PruneBackupsCommand](t, l, body))
 	default:
 		if ignorable {
 			f.log.Warn("skipping unknown ignorable command", zap.Uint8("type", uint8(t)), zap.Uint64("index", l.Index))

@@ -914,9 +914,14 @@ type RecordScheduleFireCommand struct {
 	Plan    string                 `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
 	Instant *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=instant,proto3" json:"instant,omitempty"`
 	// The op started for it, when known at record time; or why none was.
-	OpId          string       `protobuf:"bytes,3,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Reason        string       `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
-	At            *StampedTime `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	OpId   string       `protobuf:"bytes,3,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	Reason string       `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	At     *StampedTime `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	// Scheduled instants after the plan's last_fired and before this one
+	// that no leader fired (it was down or electing): how many, and the
+	// first. They are never fired later (see the plan's missed_runs).
+	MissedCount   int64                  `protobuf:"varint,6,opt,name=missed_count,json=missedCount,proto3" json:"missed_count,omitempty"`
+	FirstMissed   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=first_missed,json=firstMissed,proto3" json:"first_missed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -982,6 +987,20 @@ func (x *RecordScheduleFireCommand) GetReason() string {
 func (x *RecordScheduleFireCommand) GetAt() *StampedTime {
 	if x != nil {
 		return x.At
+	}
+	return nil
+}
+
+func (x *RecordScheduleFireCommand) GetMissedCount() int64 {
+	if x != nil {
+		return x.MissedCount
+	}
+	return 0
+}
+
+func (x *RecordScheduleFireCommand) GetFirstMissed() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstMissed
 	}
 	return nil
 }
@@ -1225,13 +1244,15 @@ const file_stillpoint_v1_fsm_proto_rawDesc = "" +
 	"\x17DeleteBackupPlanCommand\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12*\n" +
-	"\x02at\x18\x03 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"\xbe\x01\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"\xa0\x02\n" +
 	"\x19RecordScheduleFireCommand\x12\x12\n" +
 	"\x04plan\x18\x01 \x01(\tR\x04plan\x124\n" +
 	"\ainstant\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ainstant\x12\x13\n" +
 	"\x05op_id\x18\x03 \x01(\tR\x04opId\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12*\n" +
-	"\x02at\x18\x05 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"\x8c\x01\n" +
+	"\x02at\x18\x05 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\x12!\n" +
+	"\fmissed_count\x18\x06 \x01(\x03R\vmissedCount\x12=\n" +
+	"\ffirst_missed\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vfirstMissed\"\x8c\x01\n" +
 	"\x13PruneBackupsCommand\x12\x12\n" +
 	"\x04plan\x18\x01 \x01(\tR\x04plan\x12\x1d\n" +
 	"\n" +
@@ -1322,20 +1343,21 @@ var file_stillpoint_v1_fsm_proto_depIdxs = []int32{
 	20, // 14: stillpoint.v1.DeleteBackupPlanCommand.at:type_name -> stillpoint.v1.StampedTime
 	25, // 15: stillpoint.v1.RecordScheduleFireCommand.instant:type_name -> google.protobuf.Timestamp
 	20, // 16: stillpoint.v1.RecordScheduleFireCommand.at:type_name -> stillpoint.v1.StampedTime
-	20, // 17: stillpoint.v1.PruneBackupsCommand.at:type_name -> stillpoint.v1.StampedTime
-	21, // 18: stillpoint.v1.FSMSnapshot.config:type_name -> stillpoint.v1.RuntimeConfig
-	19, // 19: stillpoint.v1.FSMSnapshot.operations:type_name -> stillpoint.v1.Operation
-	26, // 20: stillpoint.v1.FSMSnapshot.restore_points:type_name -> stillpoint.v1.RestorePoint
-	22, // 21: stillpoint.v1.FSMSnapshot.alarms:type_name -> stillpoint.v1.Alarm
-	23, // 22: stillpoint.v1.FSMSnapshot.audit:type_name -> stillpoint.v1.AuditRecord
-	7,  // 23: stillpoint.v1.FSMSnapshot.members:type_name -> stillpoint.v1.MemberRecord
-	18, // 24: stillpoint.v1.FSMSnapshot.locks:type_name -> stillpoint.v1.FSMSnapshot.LocksEntry
-	27, // 25: stillpoint.v1.FSMSnapshot.plans:type_name -> stillpoint.v1.PlanRecord
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	25, // 17: stillpoint.v1.RecordScheduleFireCommand.first_missed:type_name -> google.protobuf.Timestamp
+	20, // 18: stillpoint.v1.PruneBackupsCommand.at:type_name -> stillpoint.v1.StampedTime
+	21, // 19: stillpoint.v1.FSMSnapshot.config:type_name -> stillpoint.v1.RuntimeConfig
+	19, // 20: stillpoint.v1.FSMSnapshot.operations:type_name -> stillpoint.v1.Operation
+	26, // 21: stillpoint.v1.FSMSnapshot.restore_points:type_name -> stillpoint.v1.RestorePoint
+	22, // 22: stillpoint.v1.FSMSnapshot.alarms:type_name -> stillpoint.v1.Alarm
+	23, // 23: stillpoint.v1.FSMSnapshot.audit:type_name -> stillpoint.v1.AuditRecord
+	7,  // 24: stillpoint.v1.FSMSnapshot.members:type_name -> stillpoint.v1.MemberRecord
+	18, // 25: stillpoint.v1.FSMSnapshot.locks:type_name -> stillpoint.v1.FSMSnapshot.LocksEntry
+	27, // 26: stillpoint.v1.FSMSnapshot.plans:type_name -> stillpoint.v1.PlanRecord
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_stillpoint_v1_fsm_proto_init() }

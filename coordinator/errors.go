@@ -98,7 +98,8 @@ func (s *Server) toStatus(err error) error {
 	case errors.Is(err, fsm.ErrClusterLocked), errors.Is(err, fsm.ErrOperationEnded), errors.Is(err, fsm.ErrStaleEpoch),
 		errors.Is(err, ErrRefused):
 		code = codes.FailedPrecondition
-	case errors.Is(err, fsm.ErrOperationNotFound), errors.Is(err, fsm.ErrAlarmNotFound), errors.Is(err, fsm.ErrMemberNotFound):
+	case errors.Is(err, fsm.ErrOperationNotFound), errors.Is(err, fsm.ErrAlarmNotFound), errors.Is(err, fsm.ErrMemberNotFound),
+		errors.Is(err, fsm.ErrPlanNotFound):
 		code = codes.NotFound
 	case errors.Is(err, fsm.ErrOperationExists):
 		code = codes.AlreadyExists

@@ -77,6 +77,9 @@ type Config struct {
 	// ExtraHooks, when set, adds hooks to a node's agent besides the dev
 	// hooks every agent has (DevHooks); dir is the node's directory.
 	ExtraHooks func(node NodeSpec, dir string) []hook.Definition
+	// ServerHooks are the hooks every server's config defines (what a plan
+	// runs with agent "coordinator").
+	ServerHooks []hook.Definition
 	// DataDir holds every component's data; empty means a temporary
 	// directory removed by Stop.
 	DataDir string
@@ -265,6 +268,7 @@ func (c *Cluster) startServer(clkCtx context.Context, i int) error {
 	}
 	cfg.HTTPAddr = "127.0.0.1:0" // /metrics, /healthz, /readyz
 	cfg.Alerting = c.cfg.Alerting
+	cfg.Hooks = c.cfg.ServerHooks
 	// Tolerant of a loaded 2-core box: leadership must not flap mid-op.
 	// 500/500/250 ms flapped 10 times in a minute with the race detector
 	// on a box at load 9 (every op taken over and aborted); these are

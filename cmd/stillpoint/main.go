@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	// The IANA zone database in the binary: plans, restore plans and --tz
+	// name zones, and the image is FROM scratch (no /usr/share/zoneinfo).
+	_ "time/tzdata"
 )
 
 func main() {

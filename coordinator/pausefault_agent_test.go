@@ -459,11 +459,6 @@ func (a *fakeAgent) RunHook(context.Context, *pb.RunHookRequest, ...grpc.CallOpt
 }
 
 // deliverLate delivers a delayed Pause of a deposed leader.
-// RunHook: the fake agent defines no hooks.
-func (a *fakeAgent) RunHook(context.Context, *pb.RunHookRequest, ...grpc.CallOption) (*pb.RunHookResponse, error) {
-	return nil, status.Error(codes.NotFound, "fake agent defines no hooks")
-}
-
 func (a *fakeAgent) deliverLate(req *pb.PauseRequest) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

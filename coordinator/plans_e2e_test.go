@@ -221,3 +221,100 @@ func TestBackupPlanLifecycle(t *testing.T) {
 		t.Fatalf("plan naming a stopped agent: %v", err)
 	}
 }
+
+// TestRestorePlanOfRealBackups: two backups of a plan, each a real pause
+// whose Ledger then Auditor hooks wrote an artefact; the restore plan of
+// one lists both databases in the guide's order with the restore point in
+// each database's zone with its offset and the artefact each hook
+// printed; naming both backups is refused, naming each.
+func TestRestorePlanOfRealBackups(t *testing.T) {
+	c := startPlansDev(t)
+	cl := client(t, c, (c.Leader()+1)%len(c.Servers()))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	p := &pb.BackupPlan{
+		Name: "snap",
+		Groups: []*pb.HookGroup{
+			{Name: "ledger-databases", Hooks: []*pb.HookRef{{Agent: "ledger-1", Hook: "snapshot"}}},
+			{Name: "auditor-databases", Hooks: []*pb.HookRef{{Agent: "auditor-1", Hook: "snapshot"}}},
+		},
+		Databases: []*pb.PlanDatabase{
+			{Name: "auditor-pg", Service: "auditor", Kind: pb.DatabaseKind_DATABASE_KIND_POSTGRES, Method: pb.RestoreMethod_RESTORE_METHOD_DUMP,
+				TimeZone: "America/New_York", Hook: &pb.HookRef{Agent: "auditor-1", Hook: "snapshot"}},
+			{Name: "ledger-pg", Service: "ledger", Kind: pb.DatabaseKind_DATABASE_KIND_POSTGRES, Method: pb.RestoreMethod_RESTORE_METHOD_DUMP,
+				TimeZone: "Asia/Tokyo", Hook: &pb.HookRef{Agent: "ledger-1", Hook: "snapshot"}},
+		},
+	}
+	if _, err := cl.SetBackupPlan(ctx, &pb.SetBackupPlanRequest{Plan: p}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitSynchronized(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for range 2 {
+		resp, err := cl.StartBackup(ctx, &pb.StartBackupRequest{Plan: "snap", RequestedBy: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		op := watchEnd(t, c, resp.GetOperation().GetOpId(), 60*time.Second)
+		if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+			t.Fatalf("backup %s ended %s: %s", op.GetOpId(), op.GetState(), op.GetReason())
+		}
+		ids = append(ids, op.GetOpId())
+	}
+	resp, err := cl.GetRestorePlan(ctx, &pb.GetRestorePlanRequest{BackupIds: []string{ids[0], ids[0]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := resp.GetPlan()
+	got, err := cl.GetBackup(ctx, &pb.GetBackupRequest{BackupId: ids[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := got.GetBackup()
+	point := entry.GetWindow().GetRestorePoint().AsTime()
+	var order []string
+	for _, s := range rp.GetSteps() {
+		order = append(order, strings.TrimSpace(s.GetAction()+" "+s.GetService()+" "+s.GetDatabase()))
+		if s.GetAction() != "restore" {
+			continue
+		}
+		if !s.GetRestoreTo().AsTime().Equal(point) {
+			t.Errorf("%s restores to %v, the restore point is %v", s.GetDatabase(), s.GetRestoreTo().AsTime(), point)
+		}
+		loc, _ := time.LoadLocation(s.GetTimeZone())
+		local, err := time.Parse(time.RFC3339Nano, s.GetRestoreToLocal())
+		if err != nil {
+			t.Fatalf("%s: restore_to_local %q: %v", s.GetDatabase(), s.GetRestoreToLocal(), err)
+		}
+		if _, off := point.In(loc).Zone(); !strings.HasSuffix(s.GetRestoreToLocal(), time.Unix(0, 0).In(time.FixedZone("", off)).Format("-07:00")) {
+			t.Errorf("%s: %s lacks the %s offset", s.GetDatabase(), s.GetRestoreToLocal(), s.GetTimeZone())
+		}
+		if d := local.Sub(point); d > time.Duration(entry.GetWindow().GetUncertaintyNs()) || -d > time.Duration(entry.GetWindow().GetUncertaintyNs()) {
+			t.Errorf("%s: %s is %v from the restore point, outside ±%v", s.GetDatabase(), s.GetRestoreToLocal(), d, time.Duration(entry.GetWindow().GetUncertaintyNs()))
+		}
+		art := string(s.GetArtefact().GetOutputTail())
+		if !strings.Contains(art, ids[0]) || !strings.Contains(s.GetInstructions(), "pg_restore") {
+			t.Errorf("%s: artefact %q, instructions %s", s.GetDatabase(), art, s.GetInstructions())
+		}
+	}
+	if got := strings.Join(order, " | "); got != "stop ledger | stop auditor | restore ledger ledger-pg | restore auditor auditor-pg | start ledger | start auditor" {
+		t.Fatalf("order = %s", got)
+	}
+	if strings.Join(rp.GetBackupIds(), ",") != ids[0] || rp.GetPlan() != "snap" {
+		t.Fatalf("ids %v plan %s", rp.GetBackupIds(), rp.GetPlan())
+	}
+
+	_, err = cl.GetRestorePlan(ctx, &pb.GetRestorePlanRequest{BackupIds: ids})
+	msg := status.Convert(err).Message()
+	if status.Code(err) != codes.FailedPrecondition || coordinator.ReasonOf(err) != coordinator.ReasonRestoreRefused ||
+		!strings.Contains(msg, "different pauses") || !strings.Contains(msg, "backup "+ids[0]+": op "+ids[0]+" (plan snap), restore point ") ||
+		!strings.Contains(msg, "backup "+ids[1]+": op "+ids[1]+" (plan snap), restore point ") {
+		t.Fatalf("a mix of pauses: %v", err)
+	}
+	_, err = cl.GetRestorePlan(ctx, &pb.GetRestorePlanRequest{BackupIds: []string{"op-nope"}})
+	if status.Code(err) != codes.NotFound || !strings.Contains(status.Convert(err).Message(), "no backup op-nope (no catalog entry)") {
+		t.Fatalf("unknown backup: %v", err)
+	}
+}

@@ -7,19 +7,15 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	planpkg "github.com/stillpoint-dev/stillpoint/internal/plan"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
-// DefaultBackupCluster is the cluster a plan that names none pauses: the
-// Ledger cluster, as the Scalar DL guide says.
-const DefaultBackupCluster = "ledger"
-
-// planClusters is what plan pauses: its clusters, or the Ledger cluster.
-func planClusters(plan *pb.BackupPlan) []string {
-	if len(plan.GetClusters()) == 0 {
-		return []string{DefaultBackupCluster}
-	}
-	return append([]string(nil), plan.GetClusters()...)
+// planClusters is what p pauses: its clusters, or the Ledger cluster (the
+// one cluster whose roster members have role ledger, as plan validation
+// resolved it).
+func planClusters(p *pb.BackupPlan, members []*pb.MemberRecord) ([]string, error) {
+	return planpkg.Clusters(p, members)
 }
 
 // StartBackup starts a backup from a stored plan: an op that pauses the
@@ -50,8 +46,12 @@ func (s *Server) StartBackup(ctx context.Context, req *pb.StartBackupRequest) (*
 	if minHold < 0 || minHold > maxHoldMs {
 		return nil, status.Errorf(codes.FailedPrecondition, "plan %s: min_hold_ms %d is outside 0..%d", plan.GetName(), minHold, maxHoldMs)
 	}
+	clusters, err := planClusters(plan, s.fsm.Members())
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "%v: name them in the plan's clusters", err)
+	}
 	resp, err := s.startOp(ctx, opSpec{
-		clusters: planClusters(plan), holdMs: minHold, untilUnpaused: true,
+		clusters: clusters, holdMs: minHold, untilUnpaused: true,
 		requestID: req.GetRequestId(), requestedBy: req.GetRequestedBy(),
 		backup: newBackupRun(plan),
 	})

@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -316,5 +317,34 @@ func TestRestorePlanOfRealBackups(t *testing.T) {
 	_, err = cl.GetRestorePlan(ctx, &pb.GetRestorePlanRequest{BackupIds: []string{"op-nope"}})
 	if status.Code(err) != codes.NotFound || !strings.Contains(status.Convert(err).Message(), "no backup op-nope (no catalog entry)") {
 		t.Fatalf("unknown backup: %v", err)
+	}
+}
+
+// TestBackupOfDefaultLedgerCluster: a plan that names no clusters pauses
+// the Ledger cluster — the cluster whose agents have role ledger, whatever
+// it is called — both when the plan is validated and when it runs.
+func TestBackupOfDefaultLedgerCluster(t *testing.T) {
+	c := startDev(t, func(cfg *devcluster.Config) {
+		cfg.Nodes = []devcluster.NodeSpec{{Name: "ledger-1", Role: "ledger", Cluster: "prod-ledger"}, {Name: "auditor-1", Role: "auditor", Cluster: "prod-auditor"}}
+		cfg.Workload.Enabled = false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.WaitSynchronized(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl := client(t, c, 0)
+	p := &pb.BackupPlan{Name: "default-cluster", Groups: []*pb.HookGroup{{Name: "ledger-databases", Hooks: []*pb.HookRef{{Agent: "ledger-1", Hook: "snapshot"}}}}}
+	testcluster.WaitFor(t, 30*time.Second, func() (bool, string) {
+		_, err := cl.SetBackupPlan(ctx, &pb.SetBackupPlanRequest{Plan: p})
+		return err == nil, fmt.Sprint(err)
+	})
+	resp, err := cl.StartBackup(ctx, &pb.StartBackupRequest{Plan: p.GetName()})
+	if err != nil {
+		t.Fatalf("backup of a plan naming no clusters: %v", err)
+	}
+	op := watchEnd(t, c, resp.GetOperation().GetOpId(), 60*time.Second)
+	if op.GetCluster() != "prod-ledger" || op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+		t.Fatalf("backup paused %q and ended %s: %s", op.GetCluster(), op.GetState(), op.GetReason())
 	}
 }

@@ -40,7 +40,7 @@ Start from 'stillpoint backup plan example', which explains every key.`,
   stillpoint backup plan get nightly`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newPlanSetCmd(), newPlanGetCmd(), newPlanListCmd(), newPlanDeleteCmd(), newPlanExampleCmd())
+	cmd.AddCommand(newPlanSetCmd(), newPlanCheckCmd(), newPlanGetCmd(), newPlanListCmd(), newPlanDeleteCmd(), newPlanExampleCmd())
 	return cmd
 }
 
@@ -86,6 +86,43 @@ time zones valid. A refused plan changes nothing. The change is audited.`,
 			_, err := fmt.Fprintf(cmd.OutOrStdout(), "backup plan %s stored (%s)\n", rp.GetName(), planSummary(rp))
 			return err
 		})
+	}
+	return cmd
+}
+
+func newPlanCheckCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "check -f FILE",
+		Short: "Check a backup plan file offline (no coordinator needed)",
+		Long: `Read a backup plan file strictly, as 'stillpoint backup plan set' does, and
+check everything that needs no coordinator: names, group order and cycles,
+empty groups, databases, the cron schedule and time zones, retention and hold
+figures. Every problem is listed with its field. What only the cluster knows —
+clusters on the roster, agents, the hooks their config files define, the
+maximum hold — is checked by 'set'. Exit status 1 when the plan has problems.`,
+		Example: `  stillpoint backup plan check -f nightly.yaml
+  for f in plans/*.yaml; do stillpoint backup plan check -f "$f" || exit 1; done`,
+		Args: cobra.NoArgs,
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the plan's YAML file, - for standard input (required)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if file == "" {
+			return usagef("--file is required")
+		}
+		b, err := readPlanFile(cmd.InOrStdin(), file)
+		if err != nil {
+			return err
+		}
+		p, err := plan.Decode(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		if err := plan.Validate(p, nil); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: backup plan %s is well formed (%s); agents and hooks are checked by `stillpoint backup plan set`\n", file, p.GetName(), planSummary(p))
+		return err
 	}
 	return cmd
 }

@@ -110,6 +110,29 @@ func TestBackupPlanCommands(t *testing.T) {
 	}
 }
 
+func TestBackupPlanCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte(plan.Example()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCoordCLI(t, "backup", "plan", "check", "-f", good)
+	if err != nil || !strings.Contains(out, "backup plan nightly is well formed (pauses the Ledger cluster; 2 groups, 2 hooks, 0 after hooks; 2 databases)") {
+		t.Fatalf("check example: %q, %v", out, err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	text := strings.Replace(plan.Example(), "    after: [ledger-databases]", "    after: [auditor-databases]", 1) + "schedule: \"0 25 * * *\"\n"
+	if err := os.WriteFile(bad, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runCoordCLI(t, "backup", "plan", "check", "-f", bad)
+	for _, want := range []string{"has 2 problems", "groups[1].after: cycle: auditor-databases → auditor-databases", `schedule: "0 25 * * *" is not a cron schedule`} {
+		if err == nil || exitCode(err) != exitFailed || !strings.Contains(err.Error(), want) {
+			t.Errorf("check bad: missing %q in %v", want, err)
+		}
+	}
+}
+
 func TestBackupPlanExample(t *testing.T) {
 	out, err := runCoordCLI(t, "backup", "plan", "example")
 	if err != nil || out != plan.Example() {

@@ -18,10 +18,10 @@ import (
 
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
-	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	"github.com/stillpoint-dev/stillpoint/internal/hook"
 	"github.com/stillpoint-dev/stillpoint/internal/logging"
 	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
+	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
 	"github.com/stillpoint-dev/stillpoint/internal/version"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -72,9 +72,12 @@ type Agent struct {
 	stopping    atomic.Bool
 
 	// Set by Start.
-	startedAt     time.Time
-	sampler       *clock.Sampler
-	admin         *scalaradmin.Client
+	startedAt time.Time
+	sampler   *clock.Sampler
+	admin     *scalaradmin.Client
+	// tls are the reloadable key pairs of the AgentService listener and
+	// the admin link (nil entries: plaintext).
+	tls           []*tlsx.Source
 	grpcSrv       *grpc.Server
 	grpcAddr      string
 	grpcAdvertise string
@@ -158,7 +161,16 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("agent %s: data dir: %w", a.cfg.NodeName, err)
 	}
-	admin, err := scalaradmin.New(scalaradmin.Config{Address: a.cfg.Admin.Address, TLS: a.cfg.Admin.TLS, CallTimeout: a.cfg.Admin.CallTimeout})
+	adminTLS, err := a.cfg.Admin.TLS.Load()
+	if err != nil {
+		return fmt.Errorf("agent %s: admin.tls: %w", a.cfg.NodeName, err)
+	}
+	grpcTLS, err := a.cfg.GRPC.TLS.Load()
+	if err != nil {
+		return fmt.Errorf("agent %s: grpc.tls: %w", a.cfg.NodeName, err)
+	}
+	a.tls = []*tlsx.Source{grpcTLS, adminTLS}
+	admin, err := scalaradmin.New(scalaradmin.Config{Address: a.cfg.Admin.Address, TLS: a.cfg.Admin.TLS, TLSSource: adminTLS, CallTimeout: a.cfg.Admin.CallTimeout})
 	if err != nil {
 		return fmt.Errorf("agent %s: %w", a.cfg.NodeName, err)
 	}
@@ -201,7 +213,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("agent %s: gRPC listen %s: %w", a.cfg.NodeName, a.cfg.GRPC.Listen, err)
 	}
-	srv, err := grpcx.NewServer(a.cfg.GRPC.TLS)
+	srv, err := a.newGRPCServer(grpcTLS)
 	if err != nil {
 		lis.Close()
 		return fmt.Errorf("agent %s: gRPC server: %w", a.cfg.NodeName, err)
@@ -246,6 +258,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.goRun(func() { a.core.runLeaseTimer(runCtx) })
 	a.goRun(func() { a.core.runWatch(runCtx, a.cfg.CheckPausedInterval) })
 	a.goRun(func() { a.runGossip(runCtx) })
+	a.goRun(func() { a.watchTLS(runCtx) })
 
 	a.log.Info("agent started", zap.String("grpc_addr", a.grpcAddr), zap.String("grpc_advertise", a.grpcAdvertise), zap.String("gossip_addr", pool.AdvertiseAddr()),
 		zap.String("metrics_addr", a.metricsAddr), zap.String("admin_addr", a.cfg.Admin.Address),

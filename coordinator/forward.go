@@ -16,6 +16,7 @@ import (
 
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -274,13 +275,16 @@ func (s *Server) liveServers() map[string]bool {
 
 // connPool keeps one client connection per server address.
 type connPool struct {
-	tls   grpcx.TLS
+	tls grpcx.TLS
+	src *tlsx.Source // nil: plaintext
+	// roles the dialled server's certificate must carry (with a CA).
+	roles []string
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-func newConnPool(t grpcx.TLS) *connPool {
-	return &connPool{tls: t, conns: map[string]*grpc.ClientConn{}}
+func newConnPool(t grpcx.TLS, src *tlsx.Source, roles ...string) *connPool {
+	return &connPool{tls: t, src: src, roles: roles, conns: map[string]*grpc.ClientConn{}}
 }
 
 func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
@@ -289,7 +293,11 @@ func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
 	if cc, ok := p.conns[addr]; ok {
 		return cc, nil
 	}
-	cc, err := grpcx.NewClient(addr, p.tls)
+	var roles []string
+	if p.src != nil && p.src.HasCA() {
+		roles = p.roles
+	}
+	cc, err := grpcx.NewClientFrom(addr, p.tls, p.src, roles)
 	if err != nil {
 		return nil, err
 	}

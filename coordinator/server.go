@@ -20,7 +20,6 @@ import (
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
-	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -47,9 +46,12 @@ type Server struct {
 	conns    *connPool
 	// agentConns holds client links to agents (AgentTLS).
 	agentConns *connPool
-	pauses     pauseDriver
-	pool       *gossip.Pool
-	unsubPool  func()
+	// tls holds the reloadable key pairs: the listener's, the peer links'
+	// and the agent links' (nil: plaintext).
+	tls       serverTLS
+	pauses    pauseDriver
+	pool      *gossip.Pool
+	unsubPool func()
 
 	leader leaderState
 
@@ -102,8 +104,9 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server %s: create data dir: %w", cfg.NodeID, err)
 	}
-	s.conns = newConnPool(cfg.ClientTLS)
-	s.agentConns = newConnPool(cfg.AgentTLS)
+	if err := s.loadTLS(); err != nil {
+		return nil, fmt.Errorf("server %s: %w", cfg.NodeID, err)
+	}
 	s.AddLeaderDuty("pause", s.pauseDuty)
 	s.AddLeaderDuty("alarms", s.alarmDuty)
 	s.AddLeaderDuty("notify", s.notifyDuty)
@@ -135,6 +138,8 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.serveGRPC()
 	s.wg.Add(1)
+	go s.watchTLS()
+	s.wg.Add(1)
 	go s.monitorLeadership()
 	if cfg.BootstrapExpect > 0 {
 		s.wg.Add(1)
@@ -146,7 +151,7 @@ func NewServer(cfg Config) (*Server, error) {
 }
 
 func (s *Server) setupGRPC() error {
-	srv, err := grpcx.NewServer(s.cfg.TLS)
+	srv, err := s.newGRPCServer()
 	if err != nil {
 		return fmt.Errorf("server %s: gRPC server: %w", s.cfg.NodeID, err)
 	}

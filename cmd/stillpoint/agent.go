@@ -33,7 +33,8 @@ variables (STILLPOINT_<FLAG_NAME>, e.g. STILLPOINT_GOSSIP_ENCRYPTION_KEY),
 overridden by flags. Every problem is reported, one per line, and the agent
 does not start. Logs are JSON on stderr.
 
-SIGTERM or SIGINT stops it gracefully: a node it holds paused is unpaused,
+SIGHUP reloads the TLS certificates, keys and CAs (grpc.tls, admin.tls);
+they are also reloaded when their files change. SIGTERM or SIGINT stops it gracefully: a node it holds paused is unpaused,
 and it leaves the gossip pool.`,
 		Example: `  stillpoint agent --config /etc/stillpoint/agent.yaml
   stillpoint agent --node-name ledger-1 --cluster prod --admin-address 127.0.0.1:50053 \
@@ -88,6 +89,8 @@ and it leaves the gossip pool.`,
 		if err := a.Start(ctx); err != nil {
 			return err
 		}
+		stopHUP := reloadOnHUP(ctx, log, a.ReloadTLS)
+		defer stopHUP()
 		<-ctx.Done()
 		stop()
 		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

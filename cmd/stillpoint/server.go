@@ -241,7 +241,12 @@ func resolveServerConfig(cmd *cobra.Command) (serverFile, coordinator.Config, er
 	return file, cfg, err
 }
 
-// runServer runs until SIGTERM/SIGINT (or ctx ends).
+// serverStarted, when set (tests), is called with the running server once
+// SIGHUP reloads its certificates.
+var serverStarted func(*coordinator.Server)
+
+// runServer runs until SIGTERM/SIGINT (or ctx ends); SIGHUP reloads the
+// TLS certificates and keys.
 func runServer(ctx context.Context, cfg coordinator.Config, metricsListen string, log *zap.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -256,6 +261,11 @@ func runServer(ctx context.Context, cfg coordinator.Config, metricsListen string
 	}
 	if a := s.HTTPAddr(); a != "" {
 		log.Info("serving /metrics, /healthz and /readyz", zap.String("http", a))
+	}
+	stopHUP := reloadOnHUP(ctx, log, s.ReloadTLS)
+	defer stopHUP()
+	if serverStarted != nil {
+		serverStarted(s)
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+
+	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
 )
 
 // TLS describes one side of a TLS link. The zero value means plaintext.
@@ -29,8 +31,43 @@ type TLS struct {
 	KeyFile  string `yaml:"key_file"`
 	// ServerName overrides the name verified in the server's certificate.
 	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify disables verification (tests only).
+	// InsecureSkipVerify disables verification (tests only); the same as
+	// verify_outgoing: false.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// VerifyIncoming (listeners; Consul's verify_incoming): every caller
+	// must present a certificate signed by the CA; one without is refused
+	// UNAUTHENTICATED. Default: on whenever a CA is configured. Set false
+	// to let callers without a certificate through (a certificate that is
+	// presented is still verified and its role checked).
+	VerifyIncoming *bool `yaml:"verify_incoming"`
+	// VerifyOutgoing (dialers; Consul's verify_outgoing): the server's
+	// certificate must chain to the CA (or the system roots) and name the
+	// address dialled. Default on; false verifies nothing (tests only).
+	VerifyOutgoing *bool `yaml:"verify_outgoing"`
+}
+
+// VerifiesIncoming reports whether a listener with t refuses callers
+// without a client certificate.
+func (t TLS) VerifiesIncoming() bool {
+	if t.VerifyIncoming != nil {
+		return *t.VerifyIncoming && t.hasCA()
+	}
+	return t.hasCA()
+}
+
+// VerifiesOutgoing reports whether a dialer with t verifies the server.
+func (t TLS) VerifiesOutgoing() bool {
+	return !t.InsecureSkipVerify && (t.VerifyOutgoing == nil || *t.VerifyOutgoing)
+}
+
+func (t TLS) hasCA() bool { return t.CAFile != "" || len(t.CAPEM) > 0 }
+
+// Load reads t's files into a reloadable source; nil for plaintext.
+func (t TLS) Load() (*tlsx.Source, error) {
+	if !t.Active() {
+		return nil, nil
+	}
+	return tlsx.NewSource(tlsx.Files{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile, CAPEM: t.CAPEM})
 }
 
 // Active reports whether TLS is configured.
@@ -92,7 +129,7 @@ func (t TLS) ClientConfig() (*tls.Config, error) {
 		RootCAs:            roots,
 		Certificates:       certs,
 		ServerName:         t.ServerName,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // tests only, opt-in
+		InsecureSkipVerify: !t.VerifiesOutgoing(), //nolint:gosec // tests only, opt-in
 	}, nil
 }
 
@@ -117,6 +154,9 @@ func (t TLS) ServerConfig() (*tls.Config, error) {
 	if roots != nil {
 		cfg.ClientCAs = roots
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		if !t.VerifiesIncoming() {
+			cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		}
 	}
 	return cfg, nil
 }
@@ -147,16 +187,24 @@ func NewServer(t TLS, opts ...grpc.ServerOption) (*grpc.Server, error) {
 // NewClient builds a client connection to addr (host:port). It does no I/O;
 // use per-call deadlines.
 func NewClient(addr string, t TLS, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
-	if addr == "" {
-		return nil, errors.New("empty address")
-	}
-	cfg, err := t.ClientConfig()
+	src, err := t.Load()
 	if err != nil {
 		return nil, err
 	}
+	return NewClientFrom(addr, t, src, nil, opts...)
+}
+
+// NewClientFrom is NewClient over a loaded source (nil: plaintext): every
+// new connection reads the certificate and CA in force, so a reload of src
+// reaches the next connection. peerRoles, when set, require the server's
+// certificate to carry one of these roles.
+func NewClientFrom(addr string, t TLS, src *tlsx.Source, peerRoles []string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	if addr == "" {
+		return nil, errors.New("empty address")
+	}
 	creds := insecure.NewCredentials()
-	if cfg != nil {
-		creds = credentials.NewTLS(cfg)
+	if src != nil {
+		creds = &reloadingCreds{src: src, o: tlsx.ClientOptions{ServerName: t.ServerName, SkipVerify: !t.VerifiesOutgoing(), PeerRoles: peerRoles}}
 	}
 	base := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),

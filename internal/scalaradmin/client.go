@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
 	"github.com/stillpoint-dev/stillpoint/proto/rpc"
 )
 
@@ -27,6 +28,9 @@ type Config struct {
 	// TLS for the link (zero value: plaintext). ServerName overrides the
 	// name checked in the node's certificate.
 	TLS grpcx.TLS
+	// TLSSource, when set, is TLS loaded by the caller, who may reload it
+	// (new connections then use the new certificate).
+	TLSSource *tlsx.Source
 	// CallTimeout bounds every call. A Pause that waits for the drain gets
 	// CallTimeout on top of its max wait (or of the server default, 30 s).
 	CallTimeout time.Duration
@@ -92,7 +96,13 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	conn, err := grpcx.NewClient(cfg.Address, cfg.TLS)
+	var conn *grpc.ClientConn
+	var err error
+	if cfg.TLSSource != nil {
+		conn, err = grpcx.NewClientFrom(cfg.Address, cfg.TLS, cfg.TLSSource, nil)
+	} else {
+		conn, err = grpcx.NewClient(cfg.Address, cfg.TLS)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("scalar-admin %s: %w", cfg.Address, err)
 	}

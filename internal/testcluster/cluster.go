@@ -16,6 +16,8 @@ import (
 	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
+	"github.com/stillpoint-dev/stillpoint/internal/tlsx/tlsxtest"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -31,6 +33,8 @@ type Options struct {
 	Extras []func(t testing.TB, c *Cluster)
 	// LogLevel of server logs written to t.Log (default warn).
 	LogLevel zapcore.Level
+	// PKI, when set, turns on mTLS on every link (WithTLS).
+	PKI *tlsxtest.PKI
 }
 
 // Option changes Options.
@@ -52,6 +56,15 @@ func WithLogLevel(l zapcore.Level) Option {
 	return func(o *Options) { o.LogLevel = l }
 }
 
+// WithTLS turns on mTLS with certificates of pki: server i listens, dials
+// its peers and dials agents with a server certificate named after it
+// (files <pki.Dir>/server-server-<i+1>.pem and -key.pem, which a reload
+// test may replace), and Client dials with a client certificate
+// "operator".
+func WithTLS(pki *tlsxtest.PKI) Option {
+	return func(o *Options) { o.PKI = pki }
+}
+
 // Cluster is N in-process coordinator servers.
 type Cluster struct {
 	t    testing.TB
@@ -64,6 +77,8 @@ type Cluster struct {
 	cfgs     []coordinator.Config
 	conns    map[string]*grpc.ClientConn
 	cleanups []func()
+	// clientTLS is what Client dials with.
+	clientTLS grpcx.TLS
 }
 
 // New starts n servers that discover each other over gossip and bootstrap
@@ -80,6 +95,9 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), o.LogLevel))
 	c := &Cluster{t: t, opts: o, log: log, logw: w, conns: map[string]*grpc.ClientConn{}}
 	t.Cleanup(c.shutdown)
+	if o.PKI != nil {
+		c.clientTLS = o.PKI.TLS(tlsx.RoleClient, "operator")
+	}
 	for i := 0; i < n; i++ {
 		cfg := c.serverConfig(i, n)
 		s, err := coordinator.NewServer(cfg)
@@ -127,6 +145,10 @@ func (c *Cluster) serverConfig(i, n int) coordinator.Config {
 		Profile:  gossip.ProfileTest,
 		Join:     c.GossipSeeds(),
 		Logger:   c.log,
+	}
+	if c.opts.PKI != nil {
+		tl := c.opts.PKI.TLS(tlsx.RoleServer, cfg.NodeID)
+		cfg.TLS, cfg.ClientTLS, cfg.AgentTLS = tl, tl, tl
 	}
 	if c.opts.ServerConfig != nil {
 		c.opts.ServerConfig(i, &cfg)
@@ -280,12 +302,28 @@ func (c *Cluster) conn(addr string) *grpc.ClientConn {
 	if cc, ok := c.conns[addr]; ok {
 		return cc
 	}
-	cc, err := grpcx.NewClient(addr, grpcx.TLS{})
+	cc, err := grpcx.NewClient(addr, c.clientTLS)
 	if err != nil {
 		c.t.Fatalf("testcluster: client for %s: %v", addr, err)
 	}
 	c.conns[addr] = cc
 	return cc
+}
+
+// Dial returns a client for server i over a new connection with tl (not
+// shared, closed when the test ends): for tests of who may connect.
+func (c *Cluster) Dial(t testing.TB, i int, tl grpcx.TLS) pb.CoordinatorServiceClient {
+	t.Helper()
+	s := c.Server(i)
+	if s == nil {
+		t.Fatalf("testcluster: Dial(%d): server not running", i)
+	}
+	cc, err := grpcx.NewClient(s.GRPCAddr(), tl)
+	if err != nil {
+		t.Fatalf("testcluster: client for %s: %v", s.GRPCAddr(), err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return pb.NewCoordinatorServiceClient(cc)
 }
 
 // Logger is the harness's logger (to t.Log), for extras.

@@ -137,12 +137,14 @@ func (s *Source) Changed() bool {
 }
 
 // Watch reloads whenever a file changes, checking every interval until ctx
-// ends; report receives each reload's outcome (nil: reloaded). A failed
-// reload is retried only when the files change again.
+// ends; report receives each reload's outcome (nil: reloaded). A change is
+// acted on once it has held still for one interval (a certificate and its
+// key are rarely replaced in the same instant); a failed reload is retried
+// only when the files change again.
 func (s *Source) Watch(ctx context.Context, every time.Duration, report func(error)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var failed map[string]time.Time
+	var failed, pending map[string]time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -150,12 +152,18 @@ func (s *Source) Watch(ctx context.Context, every time.Duration, report func(err
 		case <-t.C:
 		}
 		if !s.Changed() {
+			pending = nil
 			continue
 		}
 		now := s.mtimesNow()
 		if failed != nil && mapsEqual(failed, now) {
 			continue
 		}
+		if pending == nil || !mapsEqual(pending, now) {
+			pending = now // wait for it to hold still
+			continue
+		}
+		pending = nil
 		err := s.Reload()
 		if err != nil {
 			failed = now

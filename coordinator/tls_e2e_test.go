@@ -1,0 +1,156 @@
+package coordinator_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	"github.com/stillpoint-dev/stillpoint/internal/testcluster"
+	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
+	"github.com/stillpoint-dev/stillpoint/internal/tlsx/tlsxtest"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+)
+
+// TestTLSClusterRefusesWhoItShould: a 3-server cluster with mTLS on every
+// link elects a leader and forwards a write over server-to-server mTLS;
+// then every caller it must refuse is refused with a status that says why,
+// and nothing is written and nothing paused.
+func TestTLSClusterRefusesWhoItShould(t *testing.T) {
+	pki := tlsxtest.New(t, "cluster CA")
+	other := tlsxtest.New(t, "other CA")
+	c := testcluster.New(t, 3, testcluster.WithTLS(pki))
+	leader := c.WaitForLeader(t)
+	f := c.Index(c.Followers()[0])
+	if _, err := c.Client(f).UpdateConfig(ctxT(t, 10*time.Second), &pb.UpdateConfigRequest{Config: configWithMargin(2e6)}); err != nil {
+		t.Fatalf("write through follower over mTLS: %v", err)
+	}
+	want := proto.Clone(leader.FSM().Config()).(*pb.RuntimeConfig)
+	audits := len(leader.FSM().Audit(0))
+
+	expired := func(o *tlsx.LeafOptions) {
+		o.NotBefore, o.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-time.Minute)
+	}
+	foreign := other.TLS(tlsx.RoleClient, "mallory")
+	foreign.CAFile = pki.CAFile // it trusts the cluster's servers; they do not trust it
+	forged := func(ctx context.Context) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "x-stillpoint-forwarded-by", "server-9")
+	}
+	for _, tc := range []struct {
+		name     string
+		tls      grpcx.TLS
+		ctx      func(context.Context) context.Context
+		code     codes.Code
+		contains []string
+	}{
+		{"no client certificate", pki.CAOnly(), nil, codes.Unauthenticated, []string{"no client certificate", "verify_incoming", "stillpoint tls cert create"}},
+		{"another CA", foreign, nil, codes.Unauthenticated, []string{"mallory", "not signed by a CA", "other CA", "cluster CA"}},
+		{"expired certificate", pki.TLS(tlsx.RoleClient, "old", expired), nil, codes.Unauthenticated, []string{"old", "expired at"}},
+		{"agent certificate", pki.TLS(tlsx.RoleAgent, "ledger-1"), nil, codes.PermissionDenied, []string{"role agent", "[client server]"}},
+		{"client forging a forwarded call", pki.TLS(tlsx.RoleClient, "alice"), forged, codes.PermissionDenied, []string{"alice", "role client", "[server]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := c.Dial(t, f, tc.tls)
+			ctx := ctxT(t, 10*time.Second)
+			if tc.ctx != nil {
+				ctx = tc.ctx(ctx)
+			}
+			_, errCfg := cl.UpdateConfig(ctx, &pb.UpdateConfigRequest{Config: configWithMargin(9e6)})
+			_, errPause := cl.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", RequestId: "evil"})
+			for _, err := range []error{errCfg, errPause} {
+				st := status.Convert(err)
+				if st.Code() != tc.code {
+					t.Fatalf("code %v (%v), want %v", st.Code(), err, tc.code)
+				}
+				for _, s := range tc.contains {
+					if !strings.Contains(st.Message(), s) {
+						t.Errorf("message %q does not mention %q", st.Message(), s)
+					}
+				}
+			}
+		})
+	}
+	// A client certificate may not call the server-to-server method.
+	_, err := c.Dial(t, f, pki.TLS(tlsx.RoleClient, "alice")).GetServerInfo(ctxT(t, 10*time.Second), &pb.GetServerInfoRequest{})
+	if st := status.Convert(err); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), "server-to-server") {
+		t.Fatalf("GetServerInfo with a client certificate: %v", err)
+	}
+	if got := leader.FSM().Config(); !proto.Equal(got, want) {
+		t.Fatalf("a refused caller changed the config: %v", got)
+	}
+	if ops := leader.FSM().Operations("", 0); len(ops) != 0 {
+		t.Fatalf("a refused caller started %d operations: %v", len(ops), ops)
+	}
+	if n := len(leader.FSM().Audit(0)); n != audits {
+		t.Fatalf("audit grew from %d to %d records on refused calls", audits, n)
+	}
+}
+
+func writeBad(name string) error { return os.WriteFile(name, []byte("not a certificate"), 0o644) }
+
+// servedSerial makes a new connection to server i and returns the serial
+// of the certificate it presents.
+func servedSerial(t *testing.T, c *testcluster.Cluster, i int, tl grpcx.TLS) string {
+	t.Helper()
+	var p peer.Peer
+	if _, err := c.Dial(t, i, tl).ListRaftPeers(ctxT(t, 10*time.Second), &pb.ListRaftPeersRequest{}, grpc.Peer(&p)); err != nil {
+		t.Fatal(err)
+	}
+	return p.AuthInfo.(credentials.TLSInfo).State.PeerCertificates[0].SerialNumber.Text(16)
+}
+
+// TestTLSCertificateReload: replacing the leader's certificate files and
+// reloading (what SIGHUP calls) makes new connections see the new
+// certificate, while the leader stays leader in the same term, and writes
+// keep flowing through a follower.
+func TestTLSCertificateReload(t *testing.T) {
+	pki := tlsxtest.New(t, "cluster CA")
+	c := testcluster.New(t, 3, testcluster.WithTLS(pki))
+	leader := c.WaitForLeader(t)
+	li := c.Index(leader)
+	epoch, _ := leader.LeaderEpoch()
+	op := pki.TLS(tlsx.RoleClient, "operator-2")
+	before := servedSerial(t, c, li, op)
+	if before != leader.TLSCertificateSerial() {
+		t.Fatalf("served serial %s, server reports %s", before, leader.TLSCertificateSerial())
+	}
+	_, _, next := pki.Issue(tlsx.RoleServer, leader.ID()) // replaces its files
+	if err := leader.ReloadTLS(); err != nil {
+		t.Fatal(err)
+	}
+	want := next.Cert.SerialNumber.Text(16)
+	if got := servedSerial(t, c, li, op); got != want || got == before {
+		t.Fatalf("after reload a new connection sees serial %s, want the new %s (old %s)", got, want, before)
+	}
+	f := c.Index(c.Followers()[0])
+	if _, err := c.Client(f).UpdateConfig(ctxT(t, 10*time.Second), &pb.UpdateConfigRequest{Config: configWithMargin(4e6)}); err != nil {
+		t.Fatalf("write through a follower after the reload: %v", err)
+	}
+	if now := c.WaitForLeader(t); now != leader {
+		t.Fatalf("leader changed from %s to %s across the reload", leader.ID(), now.ID())
+	}
+	if e, _ := leader.LeaderEpoch(); e != epoch {
+		t.Fatalf("leader epoch went from %d to %d across the reload", epoch, e)
+	}
+	// A bad file keeps the certificate in force.
+	certFile := pki.Dir + "/server-" + leader.ID() + ".pem"
+	if err := writeBad(certFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.ReloadTLS(); err == nil || !strings.Contains(err.Error(), certFile) {
+		t.Fatalf("reload of a bad file: %v, want an error naming %s", err, certFile)
+	}
+	if got := servedSerial(t, c, li, op); got != want {
+		t.Fatalf("a failed reload changed the served certificate to %s", got)
+	}
+}

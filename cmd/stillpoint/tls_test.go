@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/stillpoint-dev/stillpoint/coordinator"
+	"github.com/stillpoint-dev/stillpoint/internal/gossip"
+	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
+	"github.com/stillpoint-dev/stillpoint/internal/tlsx/tlsxtest"
+)
+
+// TestTLSCommands: `tls ca create` and `tls cert create` write a CA and
+// role certificates that chain, carry their role, keep keys 0600, and
+// are never overwritten without --force.
+func TestTLSCommands(t *testing.T) {
+	dir := t.TempDir()
+	if code, out, errOut := runMain(t, "tls", "ca", "create", "--dir", dir, "--name", "Test CA"); code != 0 || !strings.Contains(out, "ca-key.pem (0600)") {
+		t.Fatalf("ca create: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut := runMain(t, "tls", "ca", "create", "--dir", dir)
+	if code == 0 || !strings.Contains(errOut, filepath.Join(dir, "ca.pem")) || !strings.Contains(errOut, "--force") {
+		t.Fatalf("second ca create: exit %d, stderr %q; want a refusal naming ca.pem", code, errOut)
+	}
+	ca, err := tlsx.LoadKeyPairFiles(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"))
+	if err != nil || ca.Cert.Subject.CommonName != "Test CA" {
+		t.Fatalf("CA: %v", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	for _, tc := range []struct {
+		args  []string
+		role  string
+		file  string
+		usage x509.ExtKeyUsage
+	}{
+		{[]string{"--server", "--name", "s1", "--ip", "10.0.0.1", "--dns", "s1.example"}, tlsx.RoleServer, "server-s1", x509.ExtKeyUsageServerAuth},
+		{[]string{"--agent", "--name", "ledger-1"}, tlsx.RoleAgent, "agent-ledger-1", x509.ExtKeyUsageServerAuth},
+		{[]string{"--client", "--name", "alice", "--days", "30"}, tlsx.RoleClient, "client-alice", x509.ExtKeyUsageClientAuth},
+	} {
+		code, out, errOut := runMain(t, append([]string{"tls", "cert", "create", "--dir", dir}, tc.args...)...)
+		if code != 0 || !strings.Contains(out, "spiffe://stillpoint/"+tc.role+"/") {
+			t.Fatalf("%v: exit %d\n%s%s", tc.args, code, out, errOut)
+		}
+		certFile, keyFile := filepath.Join(dir, tc.file+".pem"), filepath.Join(dir, tc.file+"-key.pem")
+		kp, err := tlsx.LoadKeyPairFiles(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi, _ := os.Stat(keyFile); fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v", keyFile, fi.Mode().Perm())
+		}
+		id, err := tlsx.VerifyPeer([]*x509.Certificate{kp.Cert}, roots, time.Now(), tc.usage)
+		if err != nil || id.Role != tc.role {
+			t.Fatalf("%s: %+v, %v", tc.file, id, err)
+		}
+	}
+	if code, _, errOut := runMain(t, "tls", "cert", "create", "--dir", dir, "--client", "--name", "alice"); code == 0 || !strings.Contains(errOut, "client-alice.pem") {
+		t.Fatalf("overwrite without --force: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runMain(t, "tls", "cert", "create", "--dir", dir, "--client", "--server", "--name", "x"); code != exitUsage || !strings.Contains(errOut, "exactly one of") {
+		t.Fatalf("two roles: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runMain(t, "tls", "cert", "create", "--dir", t.TempDir(), "--client", "--name", "x"); code == 0 || !strings.Contains(errOut, "tls ca create") {
+		t.Fatalf("no CA: exit %d, %q", code, errOut)
+	}
+}
+
+// TestServerReloadsOnSIGHUP: the server command's SIGHUP handler reloads
+// the listener's certificate (the signal is sent to this process).
+func TestServerReloadsOnSIGHUP(t *testing.T) {
+	pki := tlsxtest.New(t, "cluster CA")
+	tl := pki.TLS(tlsx.RoleServer, "s1")
+	cfg := coordinator.DefaultConfig()
+	cfg.NodeID = "s1"
+	cfg.DataDir = t.TempDir()
+	cfg.RaftBindAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Raft = coordinator.TestTimings()
+	cfg.WALSegmentSize = 1 << 20
+	cfg.Bootstrap = true
+	cfg.Gossip = gossip.Config{Name: "s1", BindAddr: "127.0.0.1", Profile: gossip.ProfileTest}
+	cfg.TLS, cfg.ClientTLS, cfg.AgentTLS = tl, tl, tl
+	started := make(chan *coordinator.Server, 1)
+	serverStarted = func(s *coordinator.Server) { started <- s }
+	t.Cleanup(func() { serverStarted = nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runServer(ctx, cfg, "", zap.NewNop()) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runServer: %v", err)
+		}
+	}()
+	var s *coordinator.Server
+	select {
+	case s = <-started:
+	case err := <-done:
+		t.Fatalf("runServer ended: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start")
+	}
+	before := s.TLSCertificateSerial()
+	_, _, next := pki.Issue(tlsx.RoleServer, "s1")
+	want := next.Cert.SerialNumber.Text(16)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for s.TLSCertificateSerial() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGHUP the server still serves %s (before %s), want %s", s.TLSCertificateSerial(), before, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	planpkg "github.com/stillpoint-dev/stillpoint/internal/plan"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -33,13 +34,25 @@ func (s *Server) StartBackup(ctx context.Context, req *pb.StartBackupRequest) (*
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.StartBackup); done {
 		return resp, err
 	}
-	rec, ok := s.fsm.Plan(req.GetPlan())
+	op, err := s.startBackup(ctx, req.GetPlan(), req.GetRequestId(), req.GetRequestedBy(), nil)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.StartBackupResponse{Operation: op}, nil
+}
+
+// startBackup starts, on the leader, a backup op of the stored plan named
+// name (StartBackup, and the scheduler with the instant it fires for). It
+// is idempotent on requestID: a retry returns the op the first call
+// started, whatever became of it, even after the plan was deleted.
+func (s *Server) startBackup(ctx context.Context, name, requestID, requestedBy string, scheduledFor *timestamppb.Timestamp) (*pb.Operation, error) {
+	rec, ok := s.fsm.Plan(name)
 	if !ok {
-		if prev, found := s.fsm.OperationByRequest(req.GetRequestId()); found && req.GetRequestId() != "" && prev.GetBackup().GetPlan().GetName() == req.GetPlan() {
+		if prev, found := s.fsm.OperationByRequest(requestID); found && requestID != "" && prev.GetBackup().GetPlan().GetName() == name {
 			// Retried after the plan was deleted: the op it started.
-			return &pb.StartBackupResponse{Operation: prev}, nil
+			return prev, nil
 		}
-		return nil, status.Errorf(codes.NotFound, "no backup plan named %q (list them with `stillpoint backup plan list`)", req.GetPlan())
+		return nil, status.Errorf(codes.NotFound, "no backup plan named %q (list them with `stillpoint backup plan list`)", name)
 	}
 	plan := rec.GetPlan()
 	minHold := plan.GetMinHoldMs()
@@ -50,16 +63,18 @@ func (s *Server) StartBackup(ctx context.Context, req *pb.StartBackupRequest) (*
 	if err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "%v: name them in the plan's clusters", err)
 	}
+	run := newBackupRun(plan)
+	run.ScheduledFor = scheduledFor
 	resp, err := s.startOp(ctx, opSpec{
 		clusters: clusters, holdMs: minHold, untilUnpaused: true,
-		requestID: req.GetRequestId(), requestedBy: req.GetRequestedBy(),
-		backup: newBackupRun(plan),
+		requestID: requestID, requestedBy: requestedBy,
+		backup: run,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.log.Info("backup started", zap.String("op_id", resp.GetOperation().GetOpId()), zap.String("plan", plan.GetName()))
-	return &pb.StartBackupResponse{Operation: resp.GetOperation()}, nil
+	return resp.GetOperation(), nil
 }
 
 // ListBackups lists the catalog entries of backups, newest first, of one

@@ -111,6 +111,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.AddLeaderDuty("alarms", s.alarmDuty)
 	s.AddLeaderDuty("notify", s.notifyDuty)
 	s.AddLeaderDuty("watch", s.watchDuty)
+	s.AddLeaderDuty("schedule", s.scheduleDuty)
 	var err error
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("server %s: gRPC listen on %s: %w", cfg.NodeID, cfg.GRPCAddr, err)

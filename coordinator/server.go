@@ -112,6 +112,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.AddLeaderDuty("notify", s.notifyDuty)
 	s.AddLeaderDuty("watch", s.watchDuty)
 	s.AddLeaderDuty("schedule", s.scheduleDuty)
+	s.AddLeaderDuty("retention", s.retentionDuty)
 	var err error
 	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("server %s: gRPC listen on %s: %w", cfg.NodeID, cfg.GRPCAddr, err)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	"github.com/stillpoint-dev/stillpoint/internal/testcluster"
 	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
@@ -152,5 +153,35 @@ func TestTLSCertificateReload(t *testing.T) {
 	}
 	if got := servedSerial(t, c, li, op); got != want {
 		t.Fatalf("a failed reload changed the served certificate to %s", got)
+	}
+}
+
+// TestTLSPauseEndToEnd: a dev cluster with mTLS on every link (CLI →
+// server, server ↔ server, server → agent with role checks both ways)
+// completes a pause with a restore point; the same client certificate
+// sent straight to an agent's Pause is refused and pauses nothing.
+func TestTLSPauseEndToEnd(t *testing.T) {
+	c := startDev(t, func(cfg *devcluster.Config) { cfg.TLS = true })
+	f := c.Leader() + 1
+	if f >= len(c.Servers()) {
+		f = 0
+	}
+	op := startPause(t, c, client(t, c, f), &pb.StartPauseRequest{Cluster: "ledger"}, completed)
+	if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || op.GetWindow() == nil {
+		t.Fatalf("op over mTLS ended %v: %s", op.GetState(), op.GetReason())
+	}
+	n := c.Nodes()[0]
+	before := len(n.Sim.PausedIntervals())
+	cc, err := grpcx.NewClient(n.Agent.GRPCAddr(), c.ClientTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	_, err = pb.NewAgentServiceClient(cc).Pause(ctxT(t, 10*time.Second), &pb.PauseRequest{OpId: "op-cli", Epoch: 1 << 40, LeaseMs: 10_000, WaitOutstanding: true})
+	if st := status.Convert(err); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), "dev-operator") {
+		t.Fatalf("client certificate calling agent %s Pause: %v, want PERMISSION_DENIED naming dev-operator", n.Spec.Name, err)
+	}
+	if n.Sim.Paused() || len(n.Sim.PausedIntervals()) != before {
+		t.Fatalf("node %s paused by a refused client", n.Spec.Name)
 	}
 }

@@ -24,9 +24,11 @@ import (
 	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
+	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	"github.com/stillpoint-dev/stillpoint/internal/hook"
 	"github.com/stillpoint-dev/stillpoint/internal/ntptest"
 	"github.com/stillpoint-dev/stillpoint/internal/simnode"
+	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -80,6 +82,11 @@ type Config struct {
 	// ServerHooks are the hooks every server's config defines (what a plan
 	// runs with agent "coordinator").
 	ServerHooks []hook.Definition
+	// TLS turns on mTLS on every gRPC link with an ephemeral CA written
+	// under DataDir/tls: a server certificate per server (listener, peer
+	// and agent links), an agent certificate per agent, and a client
+	// certificate for Client and ClientTLS. Admin ports stay plaintext.
+	TLS bool
 	// DataDir holds every component's data; empty means a temporary
 	// directory removed by Stop.
 	DataDir string
@@ -189,6 +196,9 @@ type Cluster struct {
 	order   []string
 	conns   map[string]*grpc.ClientConn
 	stopped bool
+
+	pki       *devPKI // nil without Config.TLS
+	clientTLS grpcx.TLS
 }
 
 // Start brings the whole cluster up and waits until a leader is elected
@@ -215,6 +225,14 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			c.Stop(context.Background())
 		}
 	}()
+	if cfg.TLS {
+		if c.pki, err = newDevPKI(filepath.Join(c.dir, "tls")); err != nil {
+			return nil, fmt.Errorf("dev cluster: CA: %w", err)
+		}
+		if c.clientTLS, err = c.pki.issue(tlsx.RoleClient, "dev-operator"); err != nil {
+			return nil, err
+		}
+	}
 	for range cfg.NTPServers {
 		s, err := ntptest.Start(ntptest.DefaultConfig())
 		if err != nil {
@@ -288,6 +306,13 @@ func (c *Cluster) startServer(clkCtx context.Context, i int) error {
 		cfg.BootstrapExpect = c.cfg.Servers
 	}
 	cfg.Gossip = gossip.Config{Name: cfg.NodeID, BindAddr: "127.0.0.1", Profile: gossip.ProfileTest, Join: c.gossipSeeds(), Logger: c.log}
+	if c.pki != nil {
+		tl, err := c.pki.issue(tlsx.RoleServer, cfg.NodeID)
+		if err != nil {
+			return err
+		}
+		cfg.TLS, cfg.ClientTLS, cfg.AgentTLS = tl, tl, tl
+	}
 	sc := clock.DefaultConfig()
 	sc.Servers = c.NTPAddrs()
 	sc.PollInterval = c.cfg.NTPPoll
@@ -366,6 +391,12 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec) error {
 		acfg.Gossip.Profile = c.cfg.AgentGossipProfile
 	}
 	acfg.GRPC.Listen = "127.0.0.1:0"
+	if c.pki != nil {
+		if acfg.GRPC.TLS, err = c.pki.issue(tlsx.RoleAgent, spec.Name); err != nil {
+			sim.Stop()
+			return err
+		}
+	}
 	acfg.Metrics.Listen = "127.0.0.1:0"
 	acfg.DataDir = filepath.Join(c.dir, spec.Name)
 	hooks, err := DevHooks(acfg.DataDir)

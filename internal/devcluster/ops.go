@@ -86,7 +86,7 @@ func (c *Cluster) Client(i int) (pb.CoordinatorServiceClient, error) {
 	cc, ok := c.conns[addr]
 	if !ok {
 		var err error
-		if cc, err = grpcx.NewClient(addr, grpcx.TLS{}); err != nil {
+		if cc, err = grpcx.NewClient(addr, c.clientTLS); err != nil {
 			return nil, err
 		}
 		c.conns[addr] = cc

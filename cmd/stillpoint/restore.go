@@ -76,7 +76,7 @@ a partial one (a hook with on_error continue failed) gets warning steps.`,
 func printRestorePlan(w io.Writer, rp *pb.RestorePlan, zone string) error {
 	fmt.Fprintf(w, "Restore plan of backup %s (plan %s)\n", strings.Join(rp.GetBackupIds(), ", "), rp.GetPlan())
 	for _, s := range rp.GetSteps() {
-		if s.GetAction() == plan.ActionRestore && s.GetRestoreTo() != nil {
+		if s.GetRestoreTo() != nil {
 			fmt.Fprintf(w, "Restore point: %s\n", timefmt.UTC(s.GetRestoreTo().AsTime()))
 			break
 		}

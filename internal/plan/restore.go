@@ -78,6 +78,12 @@ func Restore(entries []*pb.RestorePoint) (*pb.RestorePlan, error) {
 				e.GetOpId(), orText(strings.Join(failed, ", "), "see `stillpoint backup show "+e.GetOpId()+"`"))})
 	}
 
+	if len(p.GetDatabases()) == 0 {
+		out.Steps = append(out.Steps, &pb.RestoreStep{Action: ActionWarning, BackupId: e.GetOpId(), RestoreTo: timestamppb.New(rp),
+			RestoreToLocal: LocalTime(rp, unc, time.UTC), TimeZone: "UTC",
+			Instructions: fmt.Sprintf("plan %s declares no databases, so this plan cannot name them: restore every Ledger and Auditor database to the restore point %s (±%v) with its own tools; declare them under databases: in the plan for per-database steps",
+				p.GetName(), LocalTime(rp, unc, time.UTC), unc)})
+	}
 	services := []string{ServiceLedger}
 	for _, d := range p.GetDatabases() {
 		if d.GetService() == ServiceAuditor {

@@ -180,3 +180,22 @@ func TestLastLine(t *testing.T) {
 		}
 	}
 }
+
+func TestRestorePlanWithoutDatabases(t *testing.T) {
+	e := backupEntry("op-1", rpTime)
+	e.Backup.Plan.Databases = nil
+	rp, err := Restore([]*pb.RestorePoint{e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, s := range rp.GetSteps() {
+		order = append(order, stepLine(s))
+	}
+	if got := strings.Join(order, " | "); got != "warning | stop ledger | start ledger" {
+		t.Fatalf("order = %s", got)
+	}
+	if w := rp.GetSteps()[0].GetInstructions(); !strings.Contains(w, "plan nightly declares no databases") || !strings.Contains(w, "2026-12-02T02:22:33.123+00:00 (±5ms)") {
+		t.Fatalf("warning = %s", w)
+	}
+}

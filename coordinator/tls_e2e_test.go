@@ -81,8 +81,16 @@ func TestTLSClusterRefusesWhoItShould(t *testing.T) {
 			}
 		})
 	}
+	// Streams are authenticated too.
+	ws, err := c.Dial(t, f, pki.CAOnly()).WatchAlarms(ctxT(t, 10*time.Second), &pb.WatchAlarmsRequest{})
+	if err == nil {
+		_, err = ws.Recv()
+	}
+	if st := status.Convert(err); st.Code() != codes.Unauthenticated || !strings.Contains(st.Message(), "no client certificate") {
+		t.Fatalf("WatchAlarms without a certificate: %v", err)
+	}
 	// A client certificate may not call the server-to-server method.
-	_, err := c.Dial(t, f, pki.TLS(tlsx.RoleClient, "alice")).GetServerInfo(ctxT(t, 10*time.Second), &pb.GetServerInfoRequest{})
+	_, err = c.Dial(t, f, pki.TLS(tlsx.RoleClient, "alice")).GetServerInfo(ctxT(t, 10*time.Second), &pb.GetServerInfoRequest{})
 	if st := status.Convert(err); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), "server-to-server") {
 		t.Fatalf("GetServerInfo with a client certificate: %v", err)
 	}

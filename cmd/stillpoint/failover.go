@@ -14,6 +14,7 @@ import (
 	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/config"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
 )
 
 // splitAddrs parses --addr / STILLPOINT_ADDR: one or more host:port
@@ -55,8 +56,16 @@ type attempt struct {
 
 func dialFailover(addrs []string, tls grpcx.TLS) (*failoverConn, error) {
 	f := &failoverConn{addrs: addrs}
+	src, err := tls.Load()
+	if err != nil {
+		return nil, fmt.Errorf("TLS: %w", err)
+	}
+	var roles []string // with the cluster CA, only a server certificate is the coordinator
+	if src != nil && src.HasCA() {
+		roles = []string{tlsx.RoleServer}
+	}
 	for _, a := range addrs {
-		cc, err := grpcx.NewClient(a, tls)
+		cc, err := grpcx.NewClientFrom(a, tls, src, roles)
 		if err != nil {
 			_ = f.Close()
 			return nil, fmt.Errorf("coordinator server %s: %w", a, err)

@@ -13,6 +13,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator"
+	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
+	"github.com/stillpoint-dev/stillpoint/internal/logging/logtest"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
 	"github.com/stillpoint-dev/stillpoint/internal/tlsx/tlsxtest"
@@ -121,4 +123,41 @@ func TestServerReloadsOnSIGHUP(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestCLIOverMTLS: the CLI reaches a cluster with mTLS on every link with
+// --ca/--cert/--key; without a certificate it is refused, saying so; and
+// pointed at an agent (a certificate of the cluster CA, but not a
+// server's) it refuses to talk.
+func TestCLIOverMTLS(t *testing.T) {
+	cfg := devcluster.DefaultConfig()
+	cfg.APIAddr = "127.0.0.1:0"
+	cfg.Servers = 1
+	cfg.Nodes = cfg.Nodes[:1]
+	cfg.DataDir = t.TempDir()
+	cfg.TLS = true
+	cfg.Logger = logtest.New(t, zap.ErrorLevel)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := devcluster.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop(context.Background()) })
+	tl := c.ClientTLS()
+	out, errOut, err := runCLI3(t, "members", "--addr", c.APIAddr(), "--ca", tl.CAFile, "--cert", tl.CertFile, "--key", tl.KeyFile)
+	if err != nil || !strings.Contains(out, "ledger-1") {
+		t.Fatalf("members over mTLS: %v\n%s%s", err, out, errOut)
+	}
+	_, errOut, err = runCLI3(t, "members", "--addr", c.APIAddr(), "--ca", tl.CAFile)
+	if err == nil || !strings.Contains(err.Error()+errOut, "no client certificate") {
+		t.Fatalf("members without a certificate: %v %s", err, errOut)
+	}
+	t.Logf("without a certificate: %v", err)
+	agentAddr := c.Node("ledger-1").Agent.GRPCAddr()
+	_, errOut, err = runCLI3(t, "members", "--addr", agentAddr, "--ca", tl.CAFile, "--cert", tl.CertFile, "--key", tl.KeyFile, "--timeout", "3s")
+	if err == nil || !strings.Contains(err.Error()+errOut, "does not carry role [server]") {
+		t.Fatalf("members against an agent's port: %v %s", err, errOut)
+	}
+	t.Logf("against an agent: %v", err)
 }

@@ -14,8 +14,8 @@ import (
 
 	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
-	"github.com/stillpoint-dev/stillpoint/internal/logging/logtest"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
+	"github.com/stillpoint-dev/stillpoint/internal/logging/logtest"
 	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
 	"github.com/stillpoint-dev/stillpoint/internal/tlsx/tlsxtest"
 )

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
-	"github.com/robfig/cron/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -46,46 +45,10 @@ const schedulePoll = time.Second
 // next instant.
 const missedRunGrace = time.Minute
 
-// maxScheduleWalk bounds the instants walked for one plan in one tick (a
-// five-field schedule missed for about two years at one a minute).
-const maxScheduleWalk = 1 << 20
-
 // scheduleRequestID is the request id of the op started for a plan's
 // scheduled instant: the same for every leader that starts it.
 func scheduleRequestID(plan string, instant time.Time) string {
 	return "schedule:" + plan + "@" + instant.UTC().Format(time.RFC3339Nano)
-}
-
-// dueInstants walks sched from anchor (exclusive) in loc: the instants due
-// by now (the latest, how many, the first) and the first after now. next
-// is zero when the schedule has no instant within cron's search horizon.
-type dueInstants struct {
-	latest, first, next time.Time
-	count               int64
-}
-
-func computeDue(sched cron.Schedule, loc *time.Location, anchor, now time.Time) dueInstants {
-	var d dueInstants
-	t := sched.Next(anchor.In(loc))
-	if t.IsZero() || t.After(now) {
-		d.next = t
-		return d
-	}
-	if c, ok := sched.(cron.ConstantDelaySchedule); ok && c.Delay > 0 {
-		// @every: t, t+delay, t+2·delay, … (whole seconds).
-		n := int64(now.Sub(t) / c.Delay)
-		d.first, d.latest, d.count = t, t.Add(time.Duration(n)*c.Delay), n+1
-		d.next = d.latest.Add(c.Delay)
-		return d
-	}
-	d.first = t
-	for i := 0; !t.IsZero() && !t.After(now) && i < maxScheduleWalk; i++ {
-		d.latest = t
-		d.count++
-		t = sched.Next(t)
-	}
-	d.next = t
-	return d
 }
 
 // onTime reports whether instant, due now, is late by less than the grace
@@ -172,15 +135,13 @@ func (sc *scheduler) tickPlan(ctx context.Context, rec *pb.PlanRecord) (time.Tim
 		sc.log.Error("plan has a schedule this server cannot read; not firing it", zap.String("plan", name), zap.String("schedule", p.GetSchedule()), zap.Error(err))
 		return time.Time{}, nil
 	}
-	anchor := p.GetUpdatedAt().GetLocalTime().AsTime()
-	if lf := rec.GetLastFired(); lf != nil {
-		anchor = lf.AsTime()
-		if rec.GetLastFiredOpId() == "" && rec.GetLastFiredReason() == "" {
-			if err := sc.startFired(ctx, p, anchor); err != nil {
-				return time.Time{}, err
-			}
+	anchor, known := plan.ScheduleAnchor(rec)
+	if lf := rec.GetLastFired(); lf != nil && rec.GetLastFiredOpId() == "" && rec.GetLastFiredReason() == "" {
+		if err := sc.startFired(ctx, p, anchor); err != nil {
+			return time.Time{}, err
 		}
-	} else if p.GetUpdatedAt() == nil {
+	}
+	if !known {
 		// A plan stored without its time: from when this term first saw it.
 		if sc.seen == nil {
 			sc.seen = map[string]time.Time{}
@@ -191,19 +152,19 @@ func (sc *scheduler) tickPlan(ctx context.Context, rec *pb.PlanRecord) (time.Tim
 		anchor = sc.seen[name]
 	}
 	now := sc.clock.Now()
-	due := computeDue(sched, loc, anchor, now)
-	if due.count == 0 {
-		return due.next, nil
+	due := plan.DueAt(sched, loc, anchor, now)
+	if due.Count == 0 {
+		return due.Next, nil
 	}
-	cmd := &pb.RecordScheduleFireCommand{Plan: name, Instant: timestamppb.New(due.latest), At: sc.stamp()}
-	if due.count > 1 {
-		cmd.MissedCount, cmd.FirstMissed = due.count-1, timestamppb.New(due.first)
+	cmd := &pb.RecordScheduleFireCommand{Plan: name, Instant: timestamppb.New(due.Latest), At: sc.stamp()}
+	if due.Count > 1 {
+		cmd.MissedCount, cmd.FirstMissed = due.Count-1, timestamppb.New(due.First)
 	}
-	log := sc.log.With(zap.String("plan", name), zap.String("instant", timefmt.InZone(due.latest, loc)), zap.Int64("missed", cmd.GetMissedCount()))
-	late := !onTime(due.latest, due.next, now)
+	log := sc.log.With(zap.String("plan", name), zap.String("instant", timefmt.InZone(due.Latest, loc)), zap.Int64("missed", cmd.GetMissedCount()))
+	late := !onTime(due.Latest, due.Next, now)
 	switch {
 	case late && p.GetMissedRuns() == pb.MissedRunPolicy_MISSED_RUN_POLICY_SKIP:
-		cmd.Reason = fmt.Sprintf("skipped: due at %s, %s ago, while no leader could fire it (missed_runs: skip)", timefmt.InZone(due.latest, loc), timefmt.Duration(now.Sub(due.latest)))
+		cmd.Reason = fmt.Sprintf("skipped: due at %s, %s ago, while no leader could fire it (missed_runs: skip)", timefmt.InZone(due.Latest, loc), timefmt.Duration(now.Sub(due.Latest)))
 	default:
 		if held := sc.held(p); held != "" {
 			cmd.Reason = held + "; nothing started for this instant"
@@ -211,21 +172,21 @@ func (sc *scheduler) tickPlan(ctx context.Context, rec *pb.PlanRecord) (time.Tim
 	}
 	if err := sc.record(ctx, cmd); err != nil {
 		if errors.Is(err, fsm.ErrAlreadyFired) {
-			return due.next, nil
+			return due.Next, nil
 		}
-		return time.Time{}, fmt.Errorf("record fire of %s: %w", timefmt.UTC(due.latest), err)
+		return time.Time{}, fmt.Errorf("record fire of %s: %w", timefmt.UTC(due.Latest), err)
 	}
 	if cmd.GetReason() != "" {
 		log.Warn("scheduled backup fired; no op started", zap.String("reason", cmd.GetReason()))
-		return due.next, nil
+		return due.Next, nil
 	}
-	if late || due.count > 1 {
-		log.Info("scheduled instants passed while no leader could fire them; running the latest once (missed_runs: run_once)", zap.Time("first_missed", due.first))
+	if late || due.Count > 1 {
+		log.Info("scheduled instants passed while no leader could fire them; running the latest once (missed_runs: run_once)", zap.Time("first_missed", due.First))
 	}
-	if err := sc.startFired(ctx, p, due.latest); err != nil {
+	if err := sc.startFired(ctx, p, due.Latest); err != nil {
 		return time.Time{}, err
 	}
-	return due.next, nil
+	return due.Next, nil
 }
 
 // startFired starts the backup of a recorded fire and records its op id,

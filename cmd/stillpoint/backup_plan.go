@@ -145,7 +145,8 @@ func newPlanGetCmd() *cobra.Command {
 		Short: "Print a stored backup plan as YAML (or JSON)",
 		Long: `Print a stored backup plan as the YAML that 'stillpoint backup plan set'
 reads (edit it and set it again), preceded by comments saying who set it and
-when, and when its schedule last fired. -o json prints the API's PlanRecord.`,
+when, when its schedule last fired and fires next (in the schedule's zone
+with its offset). -o json prints the API's PlanRecord.`,
 		Example: `  stillpoint backup plan get nightly > nightly.yaml
   stillpoint backup plan get nightly -o json | jq .plan.groups`,
 		Args: cobra.ExactArgs(1),
@@ -180,15 +181,8 @@ func printPlanYAML(w io.Writer, rec *pb.PlanRecord) error {
 	if at := p.GetUpdatedAt().GetLocalTime(); at != nil || p.GetUpdatedBy() != "" {
 		fmt.Fprintf(&head, "# set by %s at %s\n", orDash(p.GetUpdatedBy()), stampText(p.GetUpdatedAt()))
 	}
-	if lf := rec.GetLastFired(); lf != nil {
-		fmt.Fprintf(&head, "# schedule last fired for %s", timefmt.UTC(lf.AsTime()))
-		if rec.GetLastFiredOpId() != "" {
-			fmt.Fprintf(&head, " (op %s)", rec.GetLastFiredOpId())
-		}
-		if rec.GetLastFiredReason() != "" {
-			fmt.Fprintf(&head, ": %s", rec.GetLastFiredReason())
-		}
-		head.WriteString("\n")
+	for _, line := range scheduleLines(rec, time.Now()) {
+		head.WriteString(line + "\n")
 	}
 	_, err = fmt.Fprintf(w, "%s%s", head.String(), b)
 	return err

@@ -62,6 +62,10 @@ func (t TLS) VerifiesOutgoing() bool {
 
 func (t TLS) hasCA() bool { return t.CAFile != "" || len(t.CAPEM) > 0 }
 
+// errVerifyWithoutCA: verify_incoming asked for with nothing to verify
+// against.
+var errVerifyWithoutCA = errors.New("verify_incoming: true needs ca_file (the CA that signs the callers' certificates)")
+
 // Load reads t's files into a reloadable source; nil for plaintext.
 func (t TLS) Load() (*tlsx.Source, error) {
 	if !t.Active() {
@@ -145,6 +149,9 @@ func (t TLS) ServerConfig() (*tls.Config, error) {
 	}
 	if len(certs) == 0 {
 		return nil, errors.New("a TLS server needs cert_file and key_file")
+	}
+	if t.VerifyIncoming != nil && *t.VerifyIncoming && !t.hasCA() {
+		return nil, errVerifyWithoutCA
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: certs}
 	roots, err := t.roots()

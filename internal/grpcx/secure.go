@@ -60,6 +60,9 @@ func NewSecureServer(s ServerSetup) (*grpc.Server, error) {
 	if s.Logger == nil {
 		s.Logger = zap.NewNop()
 	}
+	if s.TLS.VerifyIncoming != nil && *s.TLS.VerifyIncoming && (s.Source == nil || !s.Source.HasCA()) {
+		return nil, errVerifyWithoutCA
+	}
 	a := &authn{s: s, required: s.TLS.VerifiesIncoming() && s.Source != nil && s.Source.HasCA()}
 	base := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinServer, PermitWithoutStream: true}),

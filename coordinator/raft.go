@@ -62,6 +62,7 @@ func (s *Server) setupRaft() (*raftParts, error) {
 		return fail(fmt.Errorf("server %s: raft transport on %s: %w", s.cfg.NodeID, s.cfg.RaftBindAddr, err))
 	}
 	parts.stream = stream
+	stream.tls = s.raftTLS()
 	trans := raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hlog.Named("transport"))
 	parts.transport = trans
 	parts.contacts = newPeerContacts()

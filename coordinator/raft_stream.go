@@ -25,6 +25,8 @@ var errStreamClosed = errors.New("raft stream layer closed")
 type drainStream struct {
 	net.Listener
 	advertise net.Addr
+	// tls, when set, wraps every connection (raft_tls.go).
+	tls *raftTLS
 
 	mu      sync.Mutex
 	closed  bool
@@ -59,7 +61,10 @@ func (s *drainStream) Accept() (net.Conn, error) {
 		_ = c.Close()
 		return nil, errStreamClosed
 	}
-	dc := &drainConn{Conn: c, s: s}
+	dc := &drainConn{Conn: c, raw: c, s: s}
+	if s.tls != nil {
+		dc.Conn = s.tls.server(c)
+	}
 	s.conns[dc] = struct{}{}
 	s.handled.Add(1)
 	return dc, nil
@@ -75,7 +80,11 @@ func (s *drainStream) Addr() net.Addr {
 
 // Dial implements raft.StreamLayer.
 func (s *drainStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(address), timeout)
+	c, err := net.DialTimeout("tcp", string(address), timeout)
+	if err != nil || s.tls == nil {
+		return c, err
+	}
+	return s.tls.client(c, string(address), timeout)
 }
 
 // drain stops accepting, closes every accepted connection (a handler
@@ -86,7 +95,7 @@ func (s *drainStream) drain(timeout time.Duration) bool {
 	s.mu.Lock()
 	s.closed = true
 	for c := range s.conns {
-		_ = c.Conn.Close()
+		_ = c.raw.Close()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -104,6 +113,7 @@ func (s *drainStream) drain(timeout time.Duration) bool {
 // drainConn is an accepted connection; its handler's Close marks it done.
 type drainConn struct {
 	net.Conn
+	raw  net.Conn // the TCP connection under a TLS one
 	s    *drainStream
 	once sync.Once
 }

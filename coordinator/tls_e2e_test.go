@@ -2,6 +2,9 @@ package coordinator_test
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -94,6 +97,24 @@ func TestTLSClusterRefusesWhoItShould(t *testing.T) {
 	if st := status.Convert(err); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), "server-to-server") {
 		t.Fatalf("GetServerInfo with a client certificate: %v", err)
 	}
+	// The Raft port speaks TLS and takes only server certificates.
+	for _, tc := range []struct {
+		name     string
+		tls      grpcx.TLS
+		accepted bool
+	}{
+		{"server certificate", pki.TLS(tlsx.RoleServer, "server-9"), true},
+		{"client certificate", pki.TLS(tlsx.RoleClient, "alice"), false},
+		{"no certificate", pki.CAOnly(), false},
+		{"another CA", foreign, false},
+	} {
+		err := raftRead(t, leader.RaftAddr(), tc.tls)
+		var ne net.Error
+		timedOut := errors.As(err, &ne) && ne.Timeout()
+		if timedOut != tc.accepted {
+			t.Errorf("Raft port, %s: read %v; want accepted=%v (an accepted connection waits for a command)", tc.name, err, tc.accepted)
+		}
+	}
 	if got := leader.FSM().Config(); !proto.Equal(got, want) {
 		t.Fatalf("a refused caller changed the config: %v", got)
 	}
@@ -103,6 +124,25 @@ func TestTLSClusterRefusesWhoItShould(t *testing.T) {
 	if n := len(leader.FSM().Audit(0)); n != audits {
 		t.Fatalf("audit grew from %d to %d records on refused calls", audits, n)
 	}
+}
+
+// raftRead opens a TLS connection to a Raft port with tl and reads: an
+// accepted connection times out waiting for a command, a refused one ends
+// with the server's alert.
+func raftRead(t *testing.T, addr string, tl grpcx.TLS) error {
+	t.Helper()
+	src, err := tl.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", addr, src.ClientConfig(tlsx.ClientOptions{ServerName: "127.0.0.1"}))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	_, err = conn.Read(make([]byte, 1))
+	return err
 }
 
 func writeBad(name string) error { return os.WriteFile(name, []byte("not a certificate"), 0o644) }

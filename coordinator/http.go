@@ -15,7 +15,8 @@ import (
 
 // setupHTTP listens on Config.HTTPAddr and serves /metrics (this server's
 // coordinator metrics, plus Config.MetricsGatherer: raft, memberlist and Go
-// runtime metrics in the binary), /healthz and /readyz.
+// runtime metrics in the binary), /healthz, /readyz and the web UI under
+// /ui/.
 func (s *Server) setupHTTP() error {
 	s.metricsReg = prometheus.NewRegistry()
 	s.metricsReg.MustRegister(coordinatorCollector{s})
@@ -34,6 +35,10 @@ func (s *Server) setupHTTP() error {
 	mux.Handle("/metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(s.log), ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("/healthz", s.serveHealthz)
 	mux.HandleFunc("/readyz", s.serveReadyz)
+	if err := s.mountUI(mux); err != nil {
+		_ = lis.Close()
+		return err
+	}
 	s.httpLis = lis
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	s.wg.Add(1)

@@ -454,3 +454,56 @@ func (r *pauseRunner) runAfterHooks(ctx context.Context, op *pb.Operation) (*pb.
 	}
 	return op, nil
 }
+
+// runRecorder records a held op's hook runs off the hold loop, so that a
+// slow or failing Raft write never delays a lease renewal: the loop
+// submits its latest record and goes on; the recorder writes the latest
+// it has (earlier ones it had not started are superseded). A write the
+// FSM refuses for good, or one given up when the term ended, is reported
+// on failed.
+type runRecorder struct {
+	latest chan *pb.Operation // capacity 1: the record to write next
+	failed chan error         // capacity 1
+	done   chan struct{}
+}
+
+func (r *pauseRunner) startRecorder(ctx context.Context) *runRecorder {
+	rec := &runRecorder{latest: make(chan *pb.Operation, 1), failed: make(chan error, 1), done: make(chan struct{})}
+	go func() {
+		defer close(rec.done)
+		for op := range rec.latest {
+			if err := r.persist(ctx, op); err != nil {
+				select {
+				case rec.failed <- err:
+				default:
+				}
+				return
+			}
+		}
+	}()
+	return rec
+}
+
+// submit queues a copy of op as the record to write, replacing one queued
+// and not yet started.
+func (rec *runRecorder) submit(op *pb.Operation) {
+	c := proto.Clone(op).(*pb.Operation)
+	for {
+		select {
+		case rec.latest <- c:
+			return
+		default:
+		}
+		select {
+		case <-rec.latest: // superseded
+		default:
+		}
+	}
+}
+
+// close writes what is queued and waits for the writer: the loop's next
+// record (UNPAUSING, or the end) is then never overtaken by an older one.
+func (rec *runRecorder) close() {
+	close(rec.latest)
+	<-rec.done
+}

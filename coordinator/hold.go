@@ -49,11 +49,28 @@ func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation, left 
 	var hooks *hookDriver
 	var hookUpdates <-chan *pb.HookRun
 	var hooksDone <-chan string
+	var rec *runRecorder
+	var recFailed <-chan error
 	if op.GetBackup() != nil {
 		hooks = r.startHooks(ctx, op)
 		defer hooks.stop()
 		hookUpdates, hooksDone = hooks.updates, hooks.done
+		rec = r.startRecorder(ctx)
+		recFailed = rec.failed
 	}
+	// end stops the hooks' recorder before the op's next record.
+	end := func(f func(context.Context, *pb.Operation) (*pb.Operation, error)) (*pb.Operation, error) {
+		if rec != nil {
+			rec.close()
+			rec = nil
+		}
+		return f(ctx, op)
+	}
+	defer func() {
+		if rec != nil {
+			rec.close()
+		}
+	}()
 	// interrupt stops the hooks for an end of the hold that did not wait
 	// for them; it reports the interrupted runs that abort the backup.
 	interrupt := func(why string) string {
@@ -79,7 +96,7 @@ func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation, left 
 		case <-r.force:
 			if r.forceAbort {
 				interrupt("the backup was aborted by the operator")
-				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, forceAbortedPrefix+r.forceReason, allTargets)
+				return end(r.earlyEnd(pb.OperationState_OPERATION_STATE_ABORTED, forceAbortedPrefix+r.forceReason))
 			}
 			// The operator's end of the hold wins over the hooks: those
 			// still running fail (their artefacts are not from inside the
@@ -88,51 +105,58 @@ func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation, left 
 			if op.GetEndState() == pb.OperationState_OPERATION_STATE_UNSPECIFIED {
 				markEnd(op, false, r.forceReason)
 			}
-			return r.finishHold(ctx, op)
+			return end(r.finishHold)
 		case run := <-hookUpdates:
 			setRun(op, run)
 			if hookFailed(run.GetState()) {
 				op.Backup.Partial = true
 			}
-			if err := r.persist(ctx, op); err != nil {
-				return nil, err
-			}
+			rec.submit(op)
+		case err := <-recFailed:
+			return nil, err
 		case why := <-hooksDone:
 			hooks.stop()
 			hookUpdates, hooksDone = nil, nil
 			if why != "" {
-				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, why, allTargets)
+				return end(r.earlyEnd(pb.OperationState_OPERATION_STATE_ABORTED, why))
 			}
 			need := minHoldLeft(op, r.stamp())
 			r.log.Info("every hook group ended", zap.Duration("minimum_hold_left", need))
 			if need <= 0 {
-				return r.finishHold(ctx, op)
+				return end(r.finishHold)
 			}
 			t := r.clock.NewTimer(need)
 			defer t.Stop()
 			minHeld = t.Chan()
 		case <-minHeld:
-			return r.finishHold(ctx, op)
+			return end(r.finishHold)
 		case <-renew.Chan():
 			if why := r.renewAll(ctx, op); why != "" {
 				interrupt("the hold was invalidated: " + why)
-				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
+				return end(r.earlyEnd(pb.OperationState_OPERATION_STATE_INVALID, why))
 			}
 			renew.Reset(r.leases.renewIn(r.clock.Now(), lease))
 		case <-poll.Chan():
 			if why := r.watch(op); why != "" {
 				interrupt("the hold was invalidated: " + why)
-				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_INVALID, why, allTargets)
+				return end(r.earlyEnd(pb.OperationState_OPERATION_STATE_INVALID, why))
 			}
 		case <-deadline.Chan():
 			if op.GetUntilUnpaused() && op.GetReason() == "" {
 				op.Reason = fmt.Sprintf("no unpause came within the maximum hold %s: the hold ended there", holdSpan(op))
 			}
 			if abort := interrupt(fmt.Sprintf("still running when the maximum hold %s ran out", holdSpan(op))); abort != "" {
-				return r.endEarly(ctx, op, pb.OperationState_OPERATION_STATE_ABORTED, "backup aborted: "+abort, allTargets)
+				return end(r.earlyEnd(pb.OperationState_OPERATION_STATE_ABORTED, "backup aborted: "+abort))
 			}
-			return r.finishHold(ctx, op)
+			return end(r.finishHold)
 		}
+	}
+}
+
+// earlyEnd is endEarly of every target as a step for holdAndFinish's end.
+func (r *pauseRunner) earlyEnd(state pb.OperationState, why string) func(context.Context, *pb.Operation) (*pb.Operation, error) {
+	return func(ctx context.Context, op *pb.Operation) (*pb.Operation, error) {
+		return r.endEarly(ctx, op, state, why, allTargets)
 	}
 }
 

@@ -56,6 +56,8 @@ type fakeAgent struct {
 	v1        bool
 	down      time.Duration
 	downUntil time.Time
+	// hooks are the backup steps this agent ran, by op/step id.
+	hooks map[string]*fakeHookRun
 }
 
 type fakeLease struct {
@@ -452,10 +454,6 @@ func (a *fakeAgent) Unpause(ctx context.Context, req *pb.UnpauseRequest, _ ...gr
 
 func (a *fakeAgent) Status(context.Context, *pb.StatusRequest, ...grpc.CallOption) (*pb.StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "the runner does not ask for status")
-}
-
-func (a *fakeAgent) RunHook(context.Context, *pb.RunHookRequest, ...grpc.CallOption) (*pb.RunHookResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "the harness's plain pauses run no hooks")
 }
 
 // deliverLate delivers a delayed Pause of a deposed leader.

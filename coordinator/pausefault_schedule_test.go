@@ -120,6 +120,8 @@ type schedule struct {
 	// gaps[i] is how long the i-th leader election takes.
 	gaps   []time.Duration
 	faults []fault
+	// backup, when set, makes the op a backup (pausefault_backup_test.go).
+	backup *backupSchedule
 }
 
 func (s *schedule) String() string {

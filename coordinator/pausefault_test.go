@@ -362,6 +362,9 @@ func newFaultHarness(s *schedule, log *zap.Logger) *faultHarness {
 	if s.untilUnpaused {
 		op.UntilUnpaused, op.MaxHoldNs = true, untilUnpausedMaxLeases*s.leaseMs*int64(time.Millisecond)
 	}
+	if s.backup != nil {
+		op.Backup = backupOpFor(s)
+	}
 	for i := range s.nodes {
 		eps := time.Duration(500+rng.IntN(4500)) * time.Microsecond
 		theta := time.Duration(rng.IntN(100_000)-50_000) * time.Microsecond
@@ -491,7 +494,11 @@ func (h *faultHarness) play() []string {
 	for _, l := range h.late {
 		l.a.deliverLate(l.req)
 	}
-	return append(v, h.check()...)
+	v = append(v, h.check()...)
+	if h.sched.backup != nil {
+		v = append(v, h.checkBackup()...)
+	}
+	return v
 }
 
 // check verifies the promise against the fake nodes' true history.
@@ -509,7 +516,7 @@ func (h *faultHarness) check() []string {
 	if !terminal(last.GetState()) {
 		v = append(v, fmt.Sprintf("op %s left %s although a leader exists", id, last.GetState()))
 	}
-	if len(h.sched.faults) == 0 && last.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED && enabled(checkFaultFreeCompletes) {
+	if len(h.sched.faults) == 0 && (h.sched.backup == nil || h.sched.backup.failStep == "") && last.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED && enabled(checkFaultFreeCompletes) {
 		v = append(v, fmt.Sprintf("no fault injected, but the op ended %s: %s", last.GetState(), last.GetReason()))
 	}
 	switch last.GetState() {

@@ -185,7 +185,7 @@ func followBackup(cmd *cobra.Command, c *coordinatorClient, op *pb.Operation, wa
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	p := &backupProgress{w: errw, start: time.Now(), hooks: map[string]pb.HookState{}}
+	p := &backupProgress{w: errw, start: time.Now(), hooks: map[string]pb.HookState{}, state: pb.OperationState_OPERATION_STATE_PENDING}
 	p.line("recorded backup %s of plan %s; pausing %d targets", op.GetOpId(), op.GetBackup().GetPlan().GetName(), len(op.GetTargets()))
 	final, err := watchOperation(ctx, c, op.GetOpId(), true, p.update)
 	for err == nil && final.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED && afterHooksOpen(final) {

@@ -96,4 +96,3 @@ func TestBackupCommandsAgainstDevCluster(t *testing.T) {
 		t.Fatalf("backup show of an unknown id: %v", err)
 	}
 }
-

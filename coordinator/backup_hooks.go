@@ -401,9 +401,19 @@ func (r *pauseRunner) hookAddress(op *pb.Operation, agent string) (string, error
 func (r *pauseRunner) runAfterHooks(ctx context.Context, op *pb.Operation) (*pb.Operation, error) {
 	var open []*pb.HookRun
 	for _, h := range op.GetBackup().GetHooks() {
-		if isAfter(h) && !hookEnded(h.GetState()) {
-			open = append(open, h)
+		if !isAfter(h) || hookEnded(h.GetState()) {
+			continue
 		}
+		if h.GetRef().GetAgent() == CoordinatorAgent && h.GetState() == pb.HookState_HOOK_STATE_RUNNING {
+			// Started by an earlier runner: never run twice.
+			h.State, op.Backup.Partial = pb.HookState_HOOK_STATE_FAILED, true
+			h.Message = "it was running under an earlier leader's runner; a coordinator hook is never run twice"
+			if err := r.persist(ctx, op); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		open = append(open, h)
 	}
 	if len(open) == 0 {
 		return op, nil
@@ -431,8 +441,10 @@ func (r *pauseRunner) runAfterHooks(ctx context.Context, op *pb.Operation) (*pb.
 			env := hookEnv(op, run)
 			mu.Unlock()
 			run = proto.Clone(run).(*pb.HookRun)
-			run.State, run.StartedAt = pb.HookState_HOOK_STATE_RUNNING, r.stamp()
-			record(run)
+			if run.GetState() != pb.HookState_HOOK_STATE_RUNNING {
+				run.State, run.StartedAt = pb.HookState_HOOK_STATE_RUNNING, r.stamp()
+				record(run)
+			}
 			var out *pb.HookRun
 			if run.GetRef().GetAgent() == CoordinatorAgent {
 				out = r.runLocalHook(ctx, run, env)
@@ -506,4 +518,18 @@ func (rec *runRecorder) submit(op *pb.Operation) {
 func (rec *runRecorder) close() {
 	close(rec.latest)
 	<-rec.done
+}
+
+// afterHooksOpen reports whether a completed backup still has after hooks
+// to run (a leader that took over runs them).
+func afterHooksOpen(op *pb.Operation) bool {
+	if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+		return false
+	}
+	for _, h := range op.GetBackup().GetHooks() {
+		if isAfter(h) && !hookEnded(h.GetState()) {
+			return true
+		}
+	}
+	return false
 }

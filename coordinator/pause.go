@@ -212,6 +212,11 @@ func permanentPersistError(err error) bool {
 // loss, or the log could not be written): then a new leader resumes the op
 // or the leases release the nodes.
 func (r *pauseRunner) run(ctx context.Context, op *pb.Operation) (*pb.Operation, error) {
+	if op.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED {
+		// A completed backup whose after hooks a deposed leader left
+		// open: only their runs may still change.
+		return r.runAfterHooks(ctx, proto.Clone(op).(*pb.Operation))
+	}
 	final, err := r.drive(ctx, op)
 	if err != nil || final.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || final.GetBackup() == nil {
 		return final, err

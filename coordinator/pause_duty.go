@@ -34,6 +34,10 @@ const (
 	redriveBackoff  = time.Second
 )
 
+// afterScanLimit is how many of the newest ops the leader looks through
+// for a completed backup whose after hooks are still open.
+const afterScanLimit = 50
+
 // pauseDuty is the leader duty of the pause protocol: it resumes or aborts
 // every in-flight operation from the FSM (SPEC step 7), lets StartPause run
 // new ones, and until leadership is lost re-drives any active op that has
@@ -64,6 +68,13 @@ func (s *Server) redriveLoop(ctx context.Context, epoch uint64) {
 		for _, op := range s.fsm.ActiveOperations() {
 			if s.needsRunner(op.GetOpId()) {
 				s.log.Info("taking over in-flight operation", zap.String("op_id", op.GetOpId()), zap.String("state", op.GetState().String()), zap.Uint64("epoch", epoch))
+				s.startRunner(op)
+			}
+		}
+		// Completed backups whose after hooks a deposed leader left open.
+		for _, op := range s.fsm.Operations("", afterScanLimit) {
+			if afterHooksOpen(op) && s.needsRunner(op.GetOpId()) {
+				s.log.Info("taking over a completed backup's after hooks", zap.String("op_id", op.GetOpId()), zap.Uint64("epoch", epoch))
 				s.startRunner(op)
 			}
 		}
@@ -101,7 +112,7 @@ func (s *Server) startRunner(op *pb.Operation) bool {
 	// Drive the op as recorded now: a runner that stopped meanwhile may
 	// have moved it on, or ended it.
 	if cur, ok := s.fsm.Operation(op.GetOpId()); ok {
-		if fsm.IsTerminal(cur.GetState()) {
+		if fsm.IsTerminal(cur.GetState()) && !afterHooksOpen(cur) {
 			return true
 		}
 		op = cur

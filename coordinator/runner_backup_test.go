@@ -415,7 +415,6 @@ func TestBackupMaxHoldDuringHookAborts(t *testing.T) {
 	rtNonePaused(t, f)
 }
 
-var _ = proto.Clone
 
 // A slow Raft write of a hook's run never delays the lease renewals: the
 // hold keeps renewing every target while the write hangs (seen in an e2e
@@ -450,5 +449,49 @@ func TestBackupSlowRecordDoesNotStarveRenewals(t *testing.T) {
 	}
 	if final := l.latest(); final.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
 		t.Fatalf("op ended %s (%s)", final.GetState(), final.GetReason())
+	}
+}
+
+// A leader lost while a completed backup's after hook runs: the next
+// leader's runner takes the completed op, calls the running after step
+// again with its step id (attaching, never starting it twice) and records
+// its result; the op stays COMPLETED with its window.
+func TestBackupFailoverResumesAfterHooks(t *testing.T) {
+	blk := newRTBlocking("notify")
+	hl := &rtHookLog{}
+	f := rtHookFleet(hl, blk.behave)
+	l := &rtLog{epoch: 1}
+	ctx, lose := context.WithCancel(context.Background())
+	done := rtRunAsync(ctx, rtRunner(t, l, f, 1, nil), rtBackup(rtPlan(0), time.Hour))
+	<-blk.started
+	rtWaitFor(t, func() (bool, string) {
+		cur := l.latest()
+		return rtRun(cur, "after/0").GetState() == pb.HookState_HOOK_STATE_RUNNING, rtRunStates(cur)
+	})
+	lose()
+	if err := <-done; err == nil {
+		t.Fatal("the deposed runner returned no error")
+	}
+	completed := l.latest()
+	if completed.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+		t.Fatalf("op is %s before the takeover", completed.GetState())
+	}
+	epoch := l.newTerm()
+	done = rtRunAsync(context.Background(), rtRunner(t, l, f, epoch, nil), completed)
+	rtWaitFor(t, func() (bool, string) {
+		n, _ := f["ledger-2"].rtStepCalls("op-test", "after/0")
+		return n >= 2, fmt.Sprintf("the new runner has not called the after step again (%d calls)", n)
+	})
+	close(blk.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	final := l.latest()
+	if final.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || !proto.Equal(final.GetWindow(), completed.GetWindow()) ||
+		rtRun(final, "after/0").GetState() != pb.HookState_HOOK_STATE_SUCCEEDED {
+		t.Fatalf("after the takeover: %s %s", final.GetState(), rtRunStates(final))
+	}
+	if got := strings.Count(strings.Join(hl.events, ","), "start after/0"); got != 1 {
+		t.Fatalf("the after step ran %d times", got)
 	}
 }

@@ -168,7 +168,7 @@ func rtAfterRunsOnly(cur, op *pb.Operation) bool {
 		return false
 	}
 	a, b := proto.Clone(cur).(*pb.Operation), proto.Clone(op).(*pb.Operation)
-	a.Backup, b.Backup = nil, nil
+	a.Backup, b.Backup, a.Epoch = nil, nil, b.GetEpoch()
 	return proto.Equal(a, b)
 }
 

@@ -415,7 +415,6 @@ func TestBackupMaxHoldDuringHookAborts(t *testing.T) {
 	rtNonePaused(t, f)
 }
 
-
 // A slow Raft write of a hook's run never delays the lease renewals: the
 // hold keeps renewing every target while the write hangs (seen in an e2e
 // run under load: the writes of the hooks' runs starved the renewals and

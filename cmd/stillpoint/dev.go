@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -24,6 +25,7 @@ func init() { subcommands = append(subcommands, newDevCmd) }
 func newDevCmd() *cobra.Command {
 	var api, logLevel string
 	var skews []string
+	var withTLS bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run a whole Stillpoint cluster in one process on loopback",
@@ -32,19 +34,26 @@ coordinator (API on --api), and 5 simulated nodes running a live transfer
 workload, each with its agent: ledger-1..3 (cluster "ledger") and auditor-1..2
 (cluster "auditor"). Every CLI command works against it.
 
+--tls turns on mTLS on every gRPC link with an ephemeral CA and role
+certificates in the temporary directory, and prints the export line that
+points the CLI at its client certificate.
+
 --skew gives one node's local clock an offset from true time, to see the
 coordinator refuse a pause and name the node. Ctrl-C stops everything and
 removes the temporary data.`,
 		Example: `  stillpoint dev
-  stillpoint dev --skew ledger-1=500ms     # then: stillpoint pause --cluster ledger (refused)`,
+  stillpoint dev --skew ledger-1=500ms     # then: stillpoint pause --cluster ledger (refused)
+  stillpoint dev --tls                     # mTLS everywhere; prints export STILLPOINT_CA=... for the CLI`,
 		Args: cobra.NoArgs,
 	}
 	cmd.Flags().StringVar(&api, "api", "127.0.0.1:7400", "host:port of the coordinator API (server-1)")
 	cmd.Flags().StringArrayVar(&skews, "skew", nil, "NODE=DURATION: offset a node's local clock (repeatable), e.g. ledger-1=500ms")
+	cmd.Flags().BoolVar(&withTLS, "tls", false, "mTLS on every gRPC link with an ephemeral CA (prints the CLI's export line)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "warn", "log level of the components (debug, info, warn, error)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg := devcluster.DefaultConfig()
 		cfg.APIAddr = api
+		cfg.TLS = withTLS
 		var err error
 		if cfg.Skews, err = parseSkews(skews); err != nil {
 			return asUsage(err)
@@ -130,6 +139,10 @@ func printDevSummary(cmd *cobra.Command, c *devcluster.Cluster, cfg devcluster.C
 		if a := s.HTTPAddr(); a != "" {
 			metrics = append(metrics, "http://"+a+"/metrics")
 		}
+	}
+	if tl := c.ClientTLS(); tl.CertFile != "" {
+		fmt.Fprintf(w, "\nmTLS on every link (CA and certificates in %s). For the CLI:\n  export STILLPOINT_CA=%s STILLPOINT_CERT=%s STILLPOINT_KEY=%s\n",
+			filepath.Dir(tl.CAFile), tl.CAFile, tl.CertFile, tl.KeyFile)
 	}
 	fmt.Fprintf(w, `
 NTP servers: %s

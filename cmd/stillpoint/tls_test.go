@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator"
@@ -154,6 +156,27 @@ func TestCLIOverMTLS(t *testing.T) {
 		t.Fatalf("members without a certificate: %v %s", err, errOut)
 	}
 	t.Logf("without a certificate: %v", err)
+	// `stillpoint dev --tls` prints the export line; the CLI reads it.
+	var banner bytes.Buffer
+	dev := &cobra.Command{}
+	dev.SetOut(&banner)
+	printDevSummary(dev, c, cfg, time.Second)
+	var export string
+	for _, line := range strings.Split(banner.String(), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "export STILLPOINT_CA=") {
+			export = strings.TrimSpace(line)
+		}
+	}
+	if export == "" {
+		t.Fatalf("dev banner has no export line:\n%s", banner.String())
+	}
+	for _, kv := range strings.Fields(strings.TrimPrefix(export, "export ")) {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	if out, errOut, err := runCLI3(t, "members", "--addr", c.APIAddr()); err != nil || !strings.Contains(out, "ledger-1") {
+		t.Fatalf("members with the exported STILLPOINT_CA/CERT/KEY: %v\n%s%s", err, out, errOut)
+	}
 	agentAddr := c.Node("ledger-1").Agent.GRPCAddr()
 	_, errOut, err = runCLI3(t, "members", "--addr", agentAddr, "--ca", tl.CAFile, "--cert", tl.CertFile, "--key", tl.KeyFile, "--timeout", "3s")
 	if err == nil || !strings.Contains(err.Error()+errOut, "does not carry role [server]") {

@@ -352,3 +352,25 @@ func TestSourceWatchReloadsChangedFiles(t *testing.T) {
 		t.Fatal("watch reloaded but the certificate is the old one")
 	}
 }
+
+// BenchmarkVerifyPeer is the cost a listener with a CA pays per call.
+func BenchmarkVerifyPeer(b *testing.B) {
+	ca, err := NewCA(CAOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	kp, err := ca.Issue(LeafOptions{Role: RoleServer, Name: "s1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	chain := []*x509.Certificate{kp.Cert}
+	now := time.Now()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := VerifyPeer(chain, roots, now, x509.ExtKeyUsageClientAuth); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

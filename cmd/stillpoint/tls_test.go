@@ -184,3 +184,33 @@ func TestCLIOverMTLS(t *testing.T) {
 	}
 	t.Logf("against an agent: %v", err)
 }
+
+// verify_incoming / verify_outgoing are read from the config file.
+func TestServerConfigVerifySwitches(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "server.yaml")
+	yaml := `node_id: s1
+data_dir: ` + dir + `
+bootstrap: true
+grpc_tls:
+  ca_file: /etc/ca.pem
+  verify_incoming: false
+peer_tls:
+  ca_file: /etc/ca.pem
+  verify_outgoing: false
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := resolveServer(t, "--config", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file.GRPCTLS.VerifiesIncoming() || !file.AgentTLS.VerifiesOutgoing() || file.PeerTLS.VerifiesOutgoing() {
+		t.Fatalf("grpc_tls verifies incoming %v, peer_tls verifies outgoing %v", file.GRPCTLS.VerifiesIncoming(), file.PeerTLS.VerifiesOutgoing())
+	}
+	file.GRPCTLS.VerifyIncoming = nil
+	if !file.GRPCTLS.VerifiesIncoming() {
+		t.Fatal("a listener with a CA does not verify incoming by default")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -191,6 +192,17 @@ func TestTLSCertificateReload(t *testing.T) {
 	if e, _ := leader.LeaderEpoch(); e != epoch {
 		t.Fatalf("leader epoch went from %d to %d across the reload", epoch, e)
 	}
+	// A follower restarted from its data dir rejoins over TLS Raft (new
+	// connections, under the leader's new certificate) and catches up.
+	c.Kill(f)
+	if _, err := c.Client(li).UpdateConfig(ctxT(t, 10*time.Second), &pb.UpdateConfigRequest{Config: configWithMargin(6e6)}); err != nil {
+		t.Fatalf("write with one follower down: %v", err)
+	}
+	restarted := c.Restart(f)
+	testcluster.WaitFor(t, testcluster.DefaultTimeout, func() (bool, string) {
+		got := restarted.FSM().Config().GetMarginNs()
+		return got == 6e6, fmt.Sprintf("restarted %s: margin %d, want 6e6", restarted.ID(), got)
+	})
 	// A bad file keeps the certificate in force.
 	certFile := pki.Dir + "/server-" + leader.ID() + ".pem"
 	if err := writeBad(certFile); err != nil {

@@ -115,6 +115,9 @@ func (s *Server) GetBackup(ctx context.Context, req *pb.GetBackupRequest) (*pb.G
 		if op.GetBackup() == nil {
 			return nil, status.Errorf(codes.NotFound, "operation %s is a pause, not a backup (see `stillpoint ops show %s`)", op.GetOpId(), op.GetOpId())
 		}
+		if op.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED {
+			return nil, status.Errorf(codes.NotFound, "backup %s completed but its catalog entry was pruned by plan %s's retention; its op stays in the history: `stillpoint ops show %s`", op.GetOpId(), op.GetBackup().GetPlan().GetName(), op.GetOpId())
+		}
 		return nil, status.Errorf(codes.NotFound, "backup %s has no catalog entry: it is %s (%s); see `stillpoint ops show %s`", op.GetOpId(), op.GetState(), op.GetReason(), op.GetOpId())
 	}
 	return nil, status.Errorf(codes.NotFound, "no backup %s on server %s", req.GetBackupId(), s.cfg.NodeID)

@@ -193,6 +193,8 @@ func runbookAnchor(kind string) string {
 		return "node-paused-without-an-operation"
 	case AlarmPausedPastLease, AlarmAgentDead:
 		return "node-paused-past-its-lease"
+	case AlarmDeleteHookFailed:
+		return "backup-delete-hook-failed"
 	}
 	return "operation-interrupted"
 }

@@ -136,6 +136,11 @@ type retainer struct {
 	runHook func(ctx context.Context, ref *pb.HookRef, backupID, step string, env map[string]string) *pb.HookRun
 	// prune applies a PruneBackupsCommand through Raft.
 	prune func(ctx context.Context, cmd *pb.PruneBackupsCommand) error
+	// alarm raises (a non-nil alarm) or clears (nil) a plan's delete hook
+	// alarm, DeleteHookAlarmID(plan), through Raft; active says whether
+	// it is raised.
+	alarm  func(ctx context.Context, id string, a *pb.Alarm) error
+	active func(id string) bool
 	stamp func() *pb.StampedTime
 	// attempts is the delete hook attempt to make next, per backup id
 	// (this term; a new leader starts again at 1 and gets the agent's
@@ -189,7 +194,7 @@ func (rt *retainer) evaluatePlan(ctx context.Context, p *pb.BackupPlan) {
 	log := rt.log.With(zap.String("plan", name))
 	hook := p.GetDeleteHook()
 	hasHook := hook.GetAgent() != "" && hook.GetHook() != ""
-	var ids, whys []string
+	var ids, whys, failed []string
 	for _, c := range choices {
 		id := c.rp.GetOpId()
 		if hasHook {
@@ -204,6 +209,7 @@ func (rt *retainer) evaluatePlan(ctx context.Context, p *pb.BackupPlan) {
 			}
 			if run.GetState() != pb.HookState_HOOK_STATE_SUCCEEDED {
 				rt.attempts[id] = attempt + 1
+				failed = append(failed, fmt.Sprintf("%s (%s, exit code %d%s)", id, enumWord(run.GetState()), run.GetExitCode(), messageSuffix(run.GetMessage())))
 				log.Error("delete hook failed; the catalog entry is kept and retried at the next evaluation",
 					zap.String("op_id", id), zap.String("agent", hook.GetAgent()), zap.String("hook", hook.GetHook()), zap.String("step_id", step),
 					zap.String("state", run.GetState().String()), zap.Int32("exit_code", run.GetExitCode()), zap.String("message", run.GetMessage()),
@@ -216,6 +222,7 @@ func (rt *retainer) evaluatePlan(ctx context.Context, p *pb.BackupPlan) {
 		ids = append(ids, id)
 		whys = append(whys, id+" "+c.why)
 	}
+	rt.noteFailures(ctx, p, failed)
 	if len(ids) == 0 {
 		return
 	}
@@ -228,6 +235,48 @@ func (rt *retainer) evaluatePlan(ctx context.Context, p *pb.BackupPlan) {
 		delete(rt.attempts, id)
 	}
 	log.Info("catalog entries pruned", zap.Strings("backup_ids", ids), zap.String("reason", cmd.GetReason()))
+}
+
+// Kind of the alarm raised while a plan's delete hook fails.
+const AlarmDeleteHookFailed = "backup_delete_hook_failed"
+
+// DeleteHookAlarmID is the id of a plan's delete hook alarm.
+func DeleteHookAlarmID(plan string) string { return "backup-delete-hook/" + plan }
+
+// noteFailures raises the plan's delete hook alarm while entries are kept
+// because their delete hook failed, and clears it once none is.
+func (rt *retainer) noteFailures(ctx context.Context, p *pb.BackupPlan, failed []string) {
+	if rt.alarm == nil {
+		return
+	}
+	id := DeleteHookAlarmID(p.GetName())
+	var a *pb.Alarm
+	if len(failed) > 0 {
+		ref := p.GetDeleteHook()
+		a = &pb.Alarm{
+			Id: id, Kind: AlarmDeleteHookFailed, Severity: "warning", Node: ref.GetAgent(),
+			Message: fmt.Sprintf("plan %s: delete hook %s on %s failed for %d catalog entries retention prunes; they are kept and retried: %s",
+				p.GetName(), ref.GetHook(), ref.GetAgent(), len(failed), strings.Join(failed, "; ")),
+			Figure: float64(len(failed)), Unit: "count", RaisedAt: rt.stamp(), UpdatedAt: rt.stamp(),
+		}
+	} else if !rt.active(id) {
+		return
+	}
+	if err := rt.alarm(ctx, id, a); err != nil {
+		rt.log.Warn("delete hook alarm not recorded; retried at the next evaluation", zap.String("plan", p.GetName()), zap.Error(err))
+	}
+}
+
+func messageSuffix(m string) string {
+	if m == "" {
+		return ""
+	}
+	return ": " + m
+}
+
+// enumWord is a hook state's short word, e.g. "failed".
+func enumWord(s pb.HookState) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "HOOK_STATE_"))
 }
 
 // lastLines is the last n lines of a hook's output, for a log line.
@@ -262,7 +311,18 @@ func (s *Server) retentionDuty(ctx context.Context, epoch uint64) {
 			_, err := s.Apply(actx, cmd)
 			return err
 		},
-		stamp: s.Stamp,
+		alarm: func(ctx context.Context, id string, a *pb.Alarm) error {
+			actx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+			defer cancel()
+			var cmd proto.Message = &pb.ClearAlarmCommand{Id: id, ClearedAt: s.Stamp()}
+			if a != nil {
+				cmd = &pb.RaiseAlarmCommand{Alarm: a}
+			}
+			_, err := s.Apply(actx, cmd)
+			return err
+		},
+		active: func(id string) bool { a, ok := s.fsm.Alarm(id); return ok && a.GetActive() },
+		stamp:  s.Stamp,
 	}
 	rt.run(ctx)
 }

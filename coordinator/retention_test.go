@@ -108,6 +108,13 @@ func (r *retRig) retainer() *retainer {
 			return run
 		},
 		prune: func(_ context.Context, cmd *pb.PruneBackupsCommand) error { return r.applyErr(cmd) },
+		alarm: func(_ context.Context, id string, a *pb.Alarm) error {
+			if a == nil {
+				return r.applyErr(&pb.ClearAlarmCommand{Id: id})
+			}
+			return r.applyErr(&pb.RaiseAlarmCommand{Alarm: a})
+		},
+		active: func(id string) bool { a, ok := r.f.Alarm(id); return ok && a.GetActive() },
 		stamp: func() *pb.StampedTime { return &pb.StampedTime{LocalTime: timestamppb.New(r.clock.Now())} },
 	}
 }
@@ -142,11 +149,20 @@ func TestRetainerDeleteHooks(t *testing.T) {
 		t.Fatalf("audit = %v", audit)
 	}
 
+	al, ok := r.f.Alarm(DeleteHookAlarmID("nightly"))
+	if !ok || !al.GetActive() || al.GetKind() != AlarmDeleteHookFailed || al.GetNode() != "ledger-1" ||
+		!strings.Contains(al.GetMessage(), "delete hook rm-dump on ledger-1 failed for 1 catalog entries") || !strings.Contains(al.GetMessage(), "b2 (failed, exit code 2)") {
+		t.Fatalf("alarm = %v", al)
+	}
+
 	// Fixed: the next evaluation's second attempt succeeds.
 	r.fail["b2"] = false
 	rt.evaluate(ctx)
 	if got := r.catalog(); got != "b4 b3" {
 		t.Fatalf("catalog = %q", got)
+	}
+	if al, _ := r.f.Alarm(DeleteHookAlarmID("nightly")); al.GetActive() {
+		t.Fatalf("alarm still active once the entry was pruned: %v", al)
 	}
 	if _, ok := r.runs["b2/retention-delete.2"]; !ok || r.execs["b2"] != 2 {
 		t.Fatalf("b2 attempts: %v runs, %d executions", r.runs, r.execs["b2"])

@@ -74,7 +74,7 @@ func TestRulesHaveRunbooks(t *testing.T) {
 	for _, kind := range []string{coordinator.AlarmErrorBoundWarning, coordinator.AlarmErrorBoundCritical, coordinator.AlarmSpreadWarning,
 		coordinator.AlarmSpreadCritical, coordinator.AlarmClockStatus, coordinator.AlarmFalseticker, coordinator.AlarmLeapPending,
 		coordinator.AlarmAgentAbsent, coordinator.AlarmNodeUnreachable, coordinator.AlarmPausedWithoutOp, coordinator.AlarmPausedPastLease,
-		coordinator.AlarmAgentDead, "restore_point_invalidated"} {
+		coordinator.AlarmAgentDead, "restore_point_invalidated", coordinator.AlarmDeleteHookFailed} {
 		if _, anchor, _ := strings.Cut(coordinator.RunbookURL(kind), "#"); !anchors[anchor] {
 			t.Errorf("alarm kind %s: runbook %s names no section of README.md", kind, coordinator.RunbookURL(kind))
 		}

@@ -119,7 +119,7 @@ func NewOpChart(op *pb.Operation, loc *time.Location, width float64) OpChart {
 	} else {
 		ch.Origin = "first ack " + timefmt.InZone(origin, loc)
 	}
-	ch.Ticks = sc.Ticks(6, origin)
+	ch.Ticks = sc.Ticks(8, origin)
 	y := tlTop + tlRow/2
 	whisker := func(st *pb.StampedTime) (Whisker, bool) {
 		t, b, ok := trueTime(st)

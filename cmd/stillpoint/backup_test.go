@@ -12,8 +12,8 @@ import (
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
-// storeDevPlan stores plan through the dev cluster leader's Raft log.
-func storeDevPlan(t *testing.T, c *devcluster.Cluster, plan *pb.BackupPlan) {
+// storeTestPlan stores plan through the dev cluster leader's Raft log.
+func storeTestPlan(t *testing.T, c *devcluster.Cluster, plan *pb.BackupPlan) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -39,32 +39,30 @@ func backupCLI(t *testing.T, args ...string) (stdout, stderr string, err error) 
 func TestBackupCommandsAgainstDevCluster(t *testing.T) {
 	c := startDevCluster(t, nil)
 	addr := "--addr=" + c.APIAddr()
-	snap := func(agent string) *pb.HookRef { return &pb.HookRef{Agent: agent, Hook: devcluster.HookSnapshot} }
-	storeDevPlan(t, c, &pb.BackupPlan{Name: "nightly",
-		Groups: []*pb.HookGroup{
-			{Name: "ledger-databases", Hooks: []*pb.HookRef{snap("ledger-1")}},
-			{Name: "auditor-databases", Hooks: []*pb.HookRef{snap("auditor-1")}},
-		},
-		After: []*pb.HookRef{snap("ledger-2")},
-	})
-	storeDevPlan(t, c, &pb.BackupPlan{Name: "broken",
+	// The plan `stillpoint dev` stores, through the API's validation.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := storeDevPlan(ctx, c); err != nil {
+		t.Fatalf("dev plan: %v", err)
+	}
+	storeTestPlan(t, c, &pb.BackupPlan{Name: "broken",
 		Groups: []*pb.HookGroup{{Name: "ledger-databases", Hooks: []*pb.HookRef{{Agent: "ledger-1", Hook: devcluster.HookFail}}}},
 	})
 
 	if _, _, err := runCLI3(t, "backup", "run", addr); exitCode(err) != exitUsage {
 		t.Fatalf("backup run without --plan: %v, want exit %d", err, exitUsage)
 	}
-	out, progress, err := backupCLI(t, "backup", "run", "--plan", "nightly", "--tz", "Asia/Tokyo", addr)
+	out, progress, err := backupCLI(t, "backup", "run", "--plan", "dev", "--tz", "Asia/Tokyo", addr)
 	if err != nil {
 		t.Fatalf("backup run: %v\n%s\n%s", err, out, progress)
 	}
-	t.Logf("backup run --plan nightly:\n%s\n%s", progress, out)
-	for _, want := range []string{"State          completed", "+09:00 (Asia/Tokyo)", "Plan           nightly", "ledger-databases/0", "auditor-databases/0", "after/0", "succeeded", "Output of after/0"} {
+	t.Logf("backup run --plan dev:\n%s\n%s", progress, out)
+	for _, want := range []string{"State          completed", "+09:00 (Asia/Tokyo)", "Plan           dev", "ledger-databases/0", "ledger-databases/1", "auditor-databases/0", "after/0", "succeeded", "Output of after/0"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("backup run output lacks %q:\n%s", want, out)
 		}
 	}
-	for _, want := range []string{"paused and drained", "hook snapshot started on ledger-1", "hook snapshot on ledger-1 succeeded (exit 0", "hook snapshot on auditor-1 succeeded", "unpaused; restore point", "hook snapshot on ledger-2 succeeded"} {
+	for _, want := range []string{"paused and drained", "hook snapshot started on ledger-1", "hook snapshot on ledger-1 succeeded (exit 0", "hook snapshot on auditor-1 succeeded", "unpaused; restore point", "hook snapshot on ledger-3 succeeded"} {
 		if !strings.Contains(progress, want) {
 			t.Errorf("backup run progress lacks %q:\n%s", want, progress)
 		}
@@ -84,12 +82,12 @@ func TestBackupCommandsAgainstDevCluster(t *testing.T) {
 		t.Fatalf("backup list -o json: %v\n%s", err, out)
 	}
 	id := list.GetBackups()[0].GetOpId()
-	out, _, err = runCLI3(t, "backup", "list", "--plan", "nightly", addr)
-	if err != nil || !strings.Contains(out, id) || !strings.Contains(out, "3/3") {
+	out, _, err = runCLI3(t, "backup", "list", "--plan", "dev", addr)
+	if err != nil || !strings.Contains(out, id) || !strings.Contains(out, "4/4") {
 		t.Fatalf("backup list: %v\n%s", err, out)
 	}
 	out, _, err = runCLI3(t, "backup", "show", id, "--tz", "America/New_York", addr)
-	if err != nil || !strings.Contains(out, "-05:00 (America/New_York)") || !strings.Contains(out, "Plan           nightly") || !strings.Contains(out, "Output of ledger-databases/0") {
+	if err != nil || !strings.Contains(out, "-05:00 (America/New_York)") || !strings.Contains(out, "Plan           dev") || !strings.Contains(out, "Output of ledger-databases/0") {
 		t.Fatalf("backup show: %v\n%s", err, out)
 	}
 	if _, _, err := runCLI3(t, "backup", "show", "op-nope", addr); exitCode(err) != exitFailed {

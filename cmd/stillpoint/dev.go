@@ -79,6 +79,11 @@ removes the temporary data.`,
 			}
 			return err
 		}
+		planCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := storeDevPlan(planCtx, c); err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: the dev backup plan %q was not stored: %v\n", devPlanName, err)
+		}
+		cancel()
 		printDevSummary(cmd, c, cfg, time.Since(started))
 		<-ctx.Done()
 		// A second Ctrl-C kills the process at once.
@@ -148,6 +153,7 @@ func printDevSummary(cmd *cobra.Command, c *devcluster.Cluster, cfg devcluster.C
 NTP servers: %s
 Coordinator metrics: %[4]s
 Agent hooks (for backup plans): snapshot (writes a file under the node's data dir, prints its path), fail (exits 1)
+Backup plan "dev": snapshot on ledger-1, ledger-2, then auditor-1 while the Ledger cluster is held; after: ledger-3
 
 Try, in another terminal:
   %[3]s members%[2]s
@@ -155,6 +161,8 @@ Try, in another terminal:
   %[3]s alarms watch%[2]s
   %[3]s pause --cluster ledger%[2]s
   %[3]s restore-points list%[2]s --tz Local
+  %[3]s backup run --plan dev%[2]s
+  %[3]s backup list%[2]s
   %[3]s operator raft list-peers%[2]s
 
 Ctrl-C stops the cluster.

@@ -60,5 +60,6 @@ func (s *Server) GetServerInfo(context.Context, *pb.GetServerInfoRequest) (*pb.G
 		RaftState:        s.raft.State().String(),
 		LastAppliedIndex: s.raft.AppliedIndex(),
 		Version:          version.Version,
+		HttpAddress:      s.HTTPAddr(),
 	}, nil
 }

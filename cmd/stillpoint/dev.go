@@ -152,6 +152,7 @@ func printDevSummary(cmd *cobra.Command, c *devcluster.Cluster, cfg devcluster.C
 	fmt.Fprintf(w, `
 NTP servers: %s
 Coordinator metrics: %[4]s
+Web UI: %[5]s (clocks, operations, alarms, members; or: %[3]s ui%[2]s --open)
 Agent hooks (for backup plans): snapshot (writes a file under the node's data dir, prints its path), fail (exits 1)
 Backup plan "dev": snapshot on ledger-1, ledger-2, then auditor-1 while the Ledger cluster is held; after: ledger-3
 
@@ -166,7 +167,7 @@ Try, in another terminal:
   %[3]s operator raft list-peers%[2]s
 
 Ctrl-C stops the cluster.
-`, strings.Join(c.NTPAddrs(), ", "), addr, invokedAs(os.Args[0]), strings.Join(metrics, " "))
+`, strings.Join(c.NTPAddrs(), ", "), addr, invokedAs(os.Args[0]), strings.Join(metrics, " "), devUIURL(c))
 }
 
 // invokedAs is how to run this binary again, as the user typed it: the
@@ -180,4 +181,12 @@ func invokedAs(arg0 string) string {
 		return "go run ./cmd/stillpoint"
 	}
 	return arg0
+}
+
+// devUIURL is the web UI of server-1 (the one the API address names).
+func devUIURL(c *devcluster.Cluster) string {
+	if ss := c.Servers(); len(ss) > 0 && ss[0].HTTPAddr() != "" {
+		return "http://" + ss[0].HTTPAddr() + "/ui/"
+	}
+	return "(no HTTP listener)"
 }

@@ -4215,8 +4215,12 @@ type GetServerInfoResponse struct {
 	RaftState        string `protobuf:"bytes,7,opt,name=raft_state,json=raftState,proto3" json:"raft_state,omitempty"`
 	LastAppliedIndex uint64 `protobuf:"varint,8,opt,name=last_applied_index,json=lastAppliedIndex,proto3" json:"last_applied_index,omitempty"`
 	Version          string `protobuf:"bytes,9,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// host:port of the server's HTTP listener (/metrics, /healthz, /readyz
+	// and the web UI under /ui/) as it listens (the host may be unspecified,
+	// e.g. "[::]:7402"); empty when it serves no HTTP.
+	HttpAddress   string `protobuf:"bytes,10,opt,name=http_address,json=httpAddress,proto3" json:"http_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetServerInfoResponse) Reset() {
@@ -4308,6 +4312,13 @@ func (x *GetServerInfoResponse) GetLastAppliedIndex() uint64 {
 func (x *GetServerInfoResponse) GetVersion() string {
 	if x != nil {
 		return x.Version
+	}
+	return ""
+}
+
+func (x *GetServerInfoResponse) GetHttpAddress() string {
+	if x != nil {
+		return x.HttpAddress
 	}
 	return ""
 }
@@ -4613,7 +4624,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x1aTransferLeadershipResponse\x12\x1d\n" +
 	"\n" +
 	"new_leader\x18\x01 \x01(\tR\tnewLeader\"\x16\n" +
-	"\x14GetServerInfoRequest\"\xc7\x02\n" +
+	"\x14GetServerInfoRequest\"\xea\x02\n" +
 	"\x15GetServerInfoResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12!\n" +
@@ -4624,7 +4635,9 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\n" +
 	"raft_state\x18\a \x01(\tR\traftState\x12,\n" +
 	"\x12last_applied_index\x18\b \x01(\x04R\x10lastAppliedIndex\x12\x18\n" +
-	"\aversion\x18\t \x01(\tR\aversion*\x91\x01\n" +
+	"\aversion\x18\t \x01(\tR\aversion\x12!\n" +
+	"\fhttp_address\x18\n" +
+	" \x01(\tR\vhttpAddress*\x91\x01\n" +
 	"\fMemberStatus\x12\x1d\n" +
 	"\x19MEMBER_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13MEMBER_STATUS_ALIVE\x10\x01\x12\x19\n" +

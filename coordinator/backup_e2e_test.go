@@ -211,4 +211,28 @@ func TestBackupOfDevClusterRunsHooksInsideThePause(t *testing.T) {
 	if _, err := cl.GetBackup(context.Background(), &pb.GetBackupRequest{BackupId: final.GetOpId()}); status.Code(err) != codes.NotFound {
 		t.Fatalf("aborted backup's entry: %v, want NOT_FOUND", err)
 	}
+
+	// A retried StartBackup (same request_id) returns the op it started;
+	// the same id naming another plan is refused.
+	var first *pb.Operation
+	for attempt := 1; first == nil; attempt++ {
+		resp, err := cl.StartBackup(context.Background(), &pb.StartBackupRequest{Plan: "nightly", RequestId: "idem-1", RequestedBy: "test"})
+		switch {
+		case err == nil:
+			first = resp.GetOperation()
+		case status.Code(err) == codes.FailedPrecondition && attempt < 5:
+			time.Sleep(500 * time.Millisecond)
+		default:
+			t.Fatalf("start backup idem-1: %v", err)
+		}
+	}
+	again, err := cl.StartBackup(context.Background(), &pb.StartBackupRequest{Plan: "nightly", RequestId: "idem-1", RequestedBy: "test"})
+	if err != nil || again.GetOperation().GetOpId() != first.GetOpId() {
+		t.Fatalf("retried StartBackup: %v %v, want %s again", again.GetOperation().GetOpId(), err, first.GetOpId())
+	}
+	if _, err := cl.StartBackup(context.Background(), &pb.StartBackupRequest{Plan: "broken", RequestId: "idem-1"}); status.Code(err) != codes.InvalidArgument ||
+		!strings.Contains(err.Error(), first.GetOpId()) {
+		t.Fatalf("request id reused for another plan: %v, want INVALID_ARGUMENT naming %s", err, first.GetOpId())
+	}
+	watchEnd(t, c, first.GetOpId(), 60*time.Second)
 }

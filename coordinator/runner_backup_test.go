@@ -494,3 +494,22 @@ func TestBackupFailoverResumesAfterHooks(t *testing.T) {
 		t.Fatalf("the after step ran %d times", got)
 	}
 }
+
+// Hooks that end at once do not end the hold before the plan's minimum
+// hold (min_hold_ms, StartBackup's requested hold): the window spans it.
+func TestBackupHoldsAtLeastThePlansMinimum(t *testing.T) {
+	f := rtHookFleet(&rtHookLog{}, nil)
+	l := &rtLog{epoch: 1}
+	op := rtBackup(rtPlan(0), time.Hour)
+	op.RequestedHoldMs = 300
+	final, err := rtRunner(t, l, f, 1, nil).run(context.Background(), op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED || time.Duration(final.GetHoldNs()) < 300*time.Millisecond {
+		t.Fatalf("op ended %s with hold %v (%s)", final.GetState(), time.Duration(final.GetHoldNs()), final.GetReason())
+	}
+	if w := time.Duration(final.GetWindow().GetWidthNs()); w < 300*time.Millisecond-4*time.Millisecond {
+		t.Fatalf("window %v wide: the hold ended before the plan's minimum 300ms", w)
+	}
+}

@@ -31,7 +31,10 @@ import (
 //     the catalog; a failed one keeps it (logged, retried at the next
 //     evaluation). Its run's step id is "retention-delete.<attempt>"
 //     under the backup's op id, so an agent asked again after a failover
-//     returns the run it already made instead of deleting twice.
+//     returns the run it already made instead of deleting twice (while it
+//     remembers the op: its last 64). A "coordinator" delete hook has no
+//     such memory: a failover between its run and the prune runs it again,
+//     so a delete hook should accept an artefact that is already gone.
 //   - Entries of a deleted plan, and pauses that are not backups, are
 //     never pruned.
 //

@@ -30,11 +30,14 @@ import (
 //
 // A new leader that finds a pending fire starts the backup again with the
 // same request id: it gets the op that was started, or starts it once.
-// Instants that passed while no leader could fire them (down, electing)
-// are never fired one by one: under missed_runs run_once (the default) the
-// latest of them runs once on recovery; under skip it is recorded without
-// an op unless it is still on time. A fire while a plan's cluster is held
-// by another op starts nothing and records why.
+// Instants that passed while no leader could fire them (down, electing,
+// or the leader still starting the previous instant's op: one plan's
+// start does not overlap the next tick) are never fired one by one: under
+// missed_runs run_once (the default) the latest of them runs once on
+// recovery; under skip it is recorded without an op unless it is still on
+// time. Either way the fire records how many were missed and the first.
+// A fire while a plan's cluster is held by another op starts nothing and
+// records why.
 
 // schedulePoll bounds the scheduler's sleep: a plan set or changed is
 // seen within it.

@@ -144,7 +144,7 @@ type retainer struct {
 	// it is raised.
 	alarm  func(ctx context.Context, id string, a *pb.Alarm) error
 	active func(id string) bool
-	stamp func() *pb.StampedTime
+	stamp  func() *pb.StampedTime
 	// attempts is the delete hook attempt to make next, per backup id
 	// (this term; a new leader starts again at 1 and gets the agent's
 	// recorded runs back).

@@ -115,7 +115,7 @@ func (r *retRig) retainer() *retainer {
 			return r.applyErr(&pb.RaiseAlarmCommand{Alarm: a})
 		},
 		active: func(id string) bool { a, ok := r.f.Alarm(id); return ok && a.GetActive() },
-		stamp: func() *pb.StampedTime { return &pb.StampedTime{LocalTime: timestamppb.New(r.clock.Now())} },
+		stamp:  func() *pb.StampedTime { return &pb.StampedTime{LocalTime: timestamppb.New(r.clock.Now())} },
 	}
 }
 

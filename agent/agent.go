@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -284,6 +285,8 @@ func (a *Agent) gossipConfig() (gossip.Config, error) {
 	g := gossip.Config{
 		Name: a.cfg.NodeName, BindAddr: host, BindPort: port, Join: a.cfg.Gossip.Join,
 		SecretKey: key, Profile: a.cfg.Gossip.Profile, Logger: a.baseLog,
+		// Keys installed at run time (`stillpoint keyring`) survive a restart.
+		KeyringFile: filepath.Join(a.cfg.DataDir, KeyringFileName),
 	}
 	if a.cfg.Gossip.Advertise != "" {
 		ah, ap, err := splitHostPort(a.cfg.Gossip.Advertise)

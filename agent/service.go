@@ -3,6 +3,9 @@ package agent
 import (
 	"context"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -41,4 +44,21 @@ func (s *service) RunHook(ctx context.Context, req *pb.RunHookRequest) (*pb.RunH
 	resp, err := s.a.hooks.RunHook(ctx, req)
 	s.a.kickGossip()
 	return resp, toStatus(s.a.cfg.NodeName, err)
+}
+
+// KeyringFileName is the agent's gossip keyring file in its data dir.
+const KeyringFileName = "gossip.keyring"
+
+// Keyring lists or changes the agent's gossip keyring. Only coordinator
+// servers send it: with mTLS on, the server-certificate check of the
+// AgentService covers it; without TLS anyone who reaches the agent's port
+// can call it, as they can Pause.
+func (s *service) Keyring(_ context.Context, req *pb.AgentServiceKeyringRequest) (*pb.AgentServiceKeyringResponse, error) {
+	pool := s.a.poolRef()
+	if pool == nil {
+		return nil, status.Error(codes.Unavailable, "agent "+s.a.cfg.NodeName+" has not started gossip yet")
+	}
+	res := pool.ApplyKeyring(req.GetOp(), req.GetKey())
+	res.Role = s.a.cfg.Role
+	return &pb.AgentServiceKeyringResponse{Result: res}, nil
 }

@@ -53,7 +53,7 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatalf("leader margin = %d after the follower's write", got)
 	}
 	audit := leader.FSM().Audit(1)
-	if len(audit) != 1 || audit[0].GetAction() != fsm.AuditConfigChange || audit[0].GetActor() != "alice" {
+	if len(audit) != 1 || audit[0].GetAction() != fsm.AuditConfigChange || audit[0].GetCaller().GetNote() != "alice" {
 		t.Fatalf("audit after config change = %v", audit)
 	}
 

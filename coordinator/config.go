@@ -53,6 +53,9 @@ type Config struct {
 	TLS       grpcx.TLS
 	ClientTLS grpcx.TLS
 
+	// ACL switches bearer-token enforcement on the CoordinatorService.
+	ACL ACLConfig
+
 	// Bootstrap makes this server bootstrap a cluster of itself alone.
 	Bootstrap bool
 	// BootstrapExpect waits until this many servers are in the gossip pool,

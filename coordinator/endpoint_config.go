@@ -6,7 +6,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -27,14 +26,11 @@ func (s *Server) UpdateConfig(ctx context.Context, req *pb.UpdateConfigRequest) 
 	if err := errors.Join(fsm.ValidateRuntimeConfig(req.GetConfig()), fsm.CheckRetiredFields(req.GetConfig())); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "server %s refused the config: %v", s.cfg.NodeID, err)
 	}
-	if !isForwarded(ctx) {
-		req = proto.Clone(req).(*pb.UpdateConfigRequest)
-		req.RequestedBy = actor(ctx, req.GetRequestedBy())
-	}
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.UpdateConfig); done {
 		return resp, err
 	}
-	out, err := s.Apply(ctx, &pb.SetConfigCommand{Config: req.GetConfig(), Actor: req.GetRequestedBy(), At: s.Stamp()})
+	c := s.callerOf(ctx, req.GetRequestedBy())
+	out, err := s.Apply(ctx, &pb.SetConfigCommand{Config: req.GetConfig(), Actor: c.GetActor(), Caller: c, At: s.Stamp()})
 	if err != nil {
 		return nil, s.toStatus(err)
 	}
@@ -51,11 +47,38 @@ func (s *Server) ListAlarms(ctx context.Context, req *pb.ListAlarmsRequest) (*pb
 
 // ListAudit lists the newest audit records first (limit 0: all).
 func (s *Server) ListAudit(ctx context.Context, req *pb.ListAuditRequest) (*pb.ListAuditResponse, error) {
-	if req.GetLimit() < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "limit %d is negative", req.GetLimit())
+	if err := ValidateListAudit(req); err != nil {
+		return nil, err
 	}
 	if resp, done, err := forwardRead(ctx, s, req.GetStale(), req, pb.CoordinatorServiceClient.ListAudit); done {
 		return resp, err
 	}
-	return &pb.ListAuditResponse{Records: s.fsm.Audit(int(req.GetLimit()))}, nil
+	if req.GetSince() == nil {
+		return &pb.ListAuditResponse{Records: s.fsm.Audit(int(req.GetLimit()))}, nil
+	}
+	since := req.GetSince().AsTime()
+	var out []*pb.AuditRecord
+	for _, r := range s.fsm.Audit(0) { // newest first
+		if r.GetAt().GetLocalTime().AsTime().Before(since) {
+			continue // stamps of different leaders need not be in index order
+		}
+		out = append(out, r)
+		if req.GetLimit() > 0 && len(out) == int(req.GetLimit()) {
+			break
+		}
+	}
+	return &pb.ListAuditResponse{Records: out}, nil
+}
+
+// ValidateListAudit checks an audit query.
+func ValidateListAudit(req *pb.ListAuditRequest) error {
+	if req.GetLimit() < 0 {
+		return status.Errorf(codes.InvalidArgument, "limit %d is negative", req.GetLimit())
+	}
+	if req.GetSince() != nil {
+		if err := req.GetSince().CheckValid(); err != nil {
+			return status.Errorf(codes.InvalidArgument, "since: %v", err)
+		}
+	}
+	return nil
 }

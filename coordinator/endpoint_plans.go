@@ -42,24 +42,21 @@ func (s *Server) SetBackupPlan(ctx context.Context, req *pb.SetBackupPlanRequest
 	if req.GetPlan() == nil {
 		return nil, status.Error(codes.InvalidArgument, "plan is required (write one from `stillpoint backup plan example`)")
 	}
-	if !isForwarded(ctx) {
-		req = proto.Clone(req).(*pb.SetBackupPlanRequest)
-		req.RequestedBy = actor(ctx, req.GetRequestedBy())
-	}
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.SetBackupPlan); done {
 		return resp, err
 	}
+	who := s.callerOf(ctx, req.GetRequestedBy()).GetActor()
 	p := proto.Clone(req.GetPlan()).(*pb.BackupPlan)
 	p.UpdatedAt, p.UpdatedBy = nil, ""
 	if err := plan.Validate(p, s.planEnv(ctx, p)); err != nil {
-		s.log.Info("backup plan refused", zap.String("plan", p.GetName()), zap.String("actor", req.GetRequestedBy()), zap.Error(err))
+		s.log.Info("backup plan refused", zap.String("plan", p.GetName()), zap.String("actor", who), zap.Error(err))
 		return nil, s.planStatus(err)
 	}
-	out, err := s.Apply(ctx, &pb.SetBackupPlanCommand{Plan: p, Actor: req.GetRequestedBy(), At: s.Stamp()})
+	out, err := s.Apply(ctx, &pb.SetBackupPlanCommand{Plan: p, Actor: who, At: s.Stamp()})
 	if err != nil {
 		return nil, s.toStatus(err)
 	}
-	s.log.Info("backup plan stored", zap.String("plan", p.GetName()), zap.String("actor", req.GetRequestedBy()))
+	s.log.Info("backup plan stored", zap.String("plan", p.GetName()), zap.String("actor", who))
 	return &pb.SetBackupPlanResponse{Plan: out.(*pb.PlanRecord)}, nil
 }
 
@@ -190,26 +187,23 @@ func (s *Server) DeleteBackupPlan(ctx context.Context, req *pb.DeleteBackupPlanR
 	if req.GetName() == "" {
 		return nil, status.Error(codes.InvalidArgument, "name is required (list the plans with `stillpoint backup plan list`)")
 	}
-	if !isForwarded(ctx) {
-		req = proto.Clone(req).(*pb.DeleteBackupPlanRequest)
-		req.RequestedBy = actor(ctx, req.GetRequestedBy())
-	}
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.DeleteBackupPlan); done {
 		return resp, err
 	}
+	who := s.callerOf(ctx, req.GetRequestedBy()).GetActor()
 	if _, ok := s.fsm.Plan(req.GetName()); !ok {
 		return nil, s.planNotFound(req.GetName())
 	}
 	if err := planInUse(s.fsm.ActiveOperations(), req.GetName()); err != nil {
 		return nil, err
 	}
-	if _, err := s.Apply(ctx, &pb.DeleteBackupPlanCommand{Name: req.GetName(), Actor: req.GetRequestedBy(), At: s.Stamp()}); err != nil {
+	if _, err := s.Apply(ctx, &pb.DeleteBackupPlanCommand{Name: req.GetName(), Actor: who, At: s.Stamp()}); err != nil {
 		if errors.Is(err, fsm.ErrPlanNotFound) {
 			return nil, s.planNotFound(req.GetName())
 		}
 		return nil, s.toStatus(err)
 	}
-	s.log.Info("backup plan deleted", zap.String("plan", req.GetName()), zap.String("actor", req.GetRequestedBy()))
+	s.log.Info("backup plan deleted", zap.String("plan", req.GetName()), zap.String("actor", who))
 	return &pb.DeleteBackupPlanResponse{}, nil
 }
 

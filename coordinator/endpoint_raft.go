@@ -50,7 +50,7 @@ func (s *Server) RemoveRaftPeer(ctx context.Context, req *pb.RemoveRaftPeerReque
 	if _, ok := s.raftPeer(req.GetId()); !ok {
 		return nil, status.Errorf(codes.NotFound, "server %q is not a Raft peer (see `stillpoint operator raft list-peers`)", req.GetId())
 	}
-	s.log.Warn("removing Raft peer on operator request", zap.String("peer", req.GetId()), zap.String("actor", actor(ctx, "")))
+	s.log.Warn("removing Raft peer on operator request", zap.String("peer", req.GetId()), zap.String("actor", s.callerOf(ctx, "").GetActor()))
 	if err := s.waitFuture(ctx, s.raft.RemoveServer(raft.ServerID(req.GetId()), 0, s.cfg.ApplyTimeout)); err != nil {
 		return nil, s.toStatus(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -20,10 +19,6 @@ import (
 func (s *Server) RemoveRosterMember(ctx context.Context, req *pb.RemoveRosterMemberRequest) (*pb.RemoveRosterMemberResponse, error) {
 	if req.GetName() == "" {
 		return nil, status.Error(codes.InvalidArgument, "name is required (list the roster with `stillpoint members`)")
-	}
-	if !isForwarded(ctx) {
-		req = proto.Clone(req).(*pb.RemoveRosterMemberRequest)
-		req.RequestedBy = actor(ctx, req.GetRequestedBy())
 	}
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.RemoveRosterMember); done {
 		return resp, err
@@ -41,10 +36,11 @@ func (s *Server) RemoveRosterMember(ctx context.Context, req *pb.RemoveRosterMem
 			"%s is alive in gossip (its agent at %s is running): an alive agent stays on the %s roster; stop the agent first if the node is being decommissioned",
 			name, m.Meta.GRPCAddr, rec.GetCluster())
 	}
-	if _, err := s.Apply(ctx, &pb.RemoveRosterMemberCommand{Name: name, Actor: req.GetRequestedBy(), Reason: req.GetReason(), At: s.Stamp()}); err != nil {
+	c := s.callerOf(ctx, req.GetRequestedBy())
+	if _, err := s.Apply(ctx, &pb.RemoveRosterMemberCommand{Name: name, Actor: c.GetActor(), Caller: c, Reason: req.GetReason(), At: s.Stamp()}); err != nil {
 		return nil, s.toStatus(err)
 	}
 	s.log.Warn("member removed from the roster", zap.String("member", name), zap.String("cluster", rec.GetCluster()),
-		zap.String("actor", req.GetRequestedBy()), zap.String("reason", req.GetReason()))
+		zap.String("actor", c.GetActor()), zap.String("note", c.GetNote()), zap.String("reason", req.GetReason()))
 	return &pb.RemoveRosterMemberResponse{Member: recordMemberProto(rec)}, nil
 }

@@ -101,8 +101,12 @@ func (s *Server) toStatus(err error) error {
 	case errors.Is(err, fsm.ErrOperationNotFound), errors.Is(err, fsm.ErrAlarmNotFound), errors.Is(err, fsm.ErrMemberNotFound),
 		errors.Is(err, fsm.ErrPlanNotFound):
 		code = codes.NotFound
-	case errors.Is(err, fsm.ErrOperationExists):
+	case errors.Is(err, fsm.ErrOperationExists), errors.Is(err, fsm.ErrACLBootstrapped), errors.Is(err, fsm.ErrTokenExists):
 		code = codes.AlreadyExists
+	case errors.Is(err, fsm.ErrACLNotBootstrapped):
+		code = codes.FailedPrecondition
+	case errors.Is(err, fsm.ErrTokenNotFound):
+		code = codes.NotFound
 	case errors.Is(err, fsm.ErrInvalidConfig), errors.Is(err, fsm.ErrInvalidCommand), errors.Is(err, config.ErrInvalid):
 		code = codes.InvalidArgument
 	case errors.Is(err, context.DeadlineExceeded):

@@ -55,6 +55,9 @@ type forwarder struct {
 	// applyTimeout bounds a forwarded call without a deadline of its own.
 	applyTimeout time.Duration
 	toStatus     func(error) error
+	// headers are added to every forwarded call (the resolved caller, the
+	// server secret).
+	headers func(ctx context.Context) []string
 	// read: the request changes nothing, so any UNAVAILABLE may be
 	// retried on the next leader.
 	read bool
@@ -63,7 +66,7 @@ type forwarder struct {
 func (s *Server) forwarder() forwarder {
 	return forwarder{
 		self: s.cfg.NodeID, log: s.log, hold: s.holdDeadline, leader: s.waitForLeader,
-		conn: s.conns.get, applyTimeout: s.cfg.ApplyTimeout, toStatus: s.toStatus,
+		conn: s.conns.get, applyTimeout: s.cfg.ApplyTimeout, toStatus: s.toStatus, headers: s.forwardHeaders,
 	}
 }
 
@@ -123,6 +126,9 @@ func forwardOnce[Req, Resp any](ctx context.Context, f forwarder, md metadata.MD
 		return resp, false, f.toStatus(fmt.Errorf("%w: leader %s at %s: no connection (%s)", ErrLeaderUnreachable, id, addr, cc.GetState()))
 	}
 	out := []string{forwardedHeader, f.self}
+	if f.headers != nil {
+		out = append(out, f.headers(ctx)...)
+	}
 	for _, k := range forwardedMetadata {
 		for _, v := range md.Get(k) {
 			out = append(out, k, v)

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 )
@@ -14,6 +15,10 @@ func (s *Server) setupGossip() error {
 	gc.Name = s.cfg.NodeID
 	if gc.Logger == nil {
 		gc.Logger = s.cfg.Logger
+	}
+	if gc.KeyringFile == "" {
+		// Keys installed at run time (`stillpoint keyring`) survive a restart.
+		gc.KeyringFile = filepath.Join(s.cfg.DataDir, KeyringFileName)
 	}
 	incarnation := gossip.NewIncarnation()
 	meta := gossip.Meta{Role: RoleServer, GRPCAddr: s.grpcAddr, Incarnation: incarnation}

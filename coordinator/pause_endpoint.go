@@ -114,16 +114,10 @@ func newOpID(now time.Time) string {
 // 1-2). It returns as soon as the operation is recorded; follow it with
 // WatchOperation.
 func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb.StartPauseResponse, error) {
-	names, bad := requestClusters(req)
-	if h := req.GetHoldMs(); h < 0 || h > maxHoldMs {
-		bad = append(bad, fmt.Sprintf("hold_ms %d is outside 0..%d", h, maxHoldMs))
+	if err := ValidateStartPause(req); err != nil {
+		return nil, err
 	}
-	if id := req.GetRequestId(); len(id) > maxRequestIDLen {
-		bad = append(bad, fmt.Sprintf("request_id is %d bytes; at most %d", len(id), maxRequestIDLen))
-	}
-	if len(bad) > 0 {
-		return nil, status.Error(codes.InvalidArgument, strings.Join(bad, "; "))
-	}
+	names, _ := requestClusters(req)
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.StartPause); done {
 		return resp, err
 	}
@@ -131,6 +125,25 @@ func (s *Server) StartPause(ctx context.Context, req *pb.StartPauseRequest) (*pb
 		clusters: names, holdMs: req.GetHoldMs(), untilUnpaused: req.GetUntilUnpaused(),
 		requestID: req.GetRequestId(), requestedBy: req.GetRequestedBy(),
 	})
+}
+
+// ValidateStartPause checks a pause request (INVALID_ARGUMENT naming every
+// problem).
+func ValidateStartPause(req *pb.StartPauseRequest) error {
+	_, bad := requestClusters(req)
+	if h := req.GetHoldMs(); h < 0 || h > maxHoldMs {
+		bad = append(bad, fmt.Sprintf("hold_ms %d is outside 0..%d", h, maxHoldMs))
+	}
+	if id := req.GetRequestId(); len(id) > maxRequestIDLen {
+		bad = append(bad, fmt.Sprintf("request_id is %d bytes; at most %d", len(id), maxRequestIDLen))
+	}
+	if err := validateNote(req.GetRequestedBy()); err != nil {
+		bad = append(bad, "requested_by "+err.Error())
+	}
+	if len(bad) > 0 {
+		return status.Error(codes.InvalidArgument, strings.Join(bad, "; "))
+	}
+	return nil
 }
 
 // opSpec is what StartPause and StartBackup ask of an op.
@@ -176,7 +189,8 @@ func (s *Server) startOp(ctx context.Context, spec opSpec) (*pb.StartPauseRespon
 	if len(held) > 0 {
 		return nil, status.Errorf(codes.FailedPrecondition, "%s; one operation at a time per cluster, nothing was paused", strings.Join(held, "; "))
 	}
-	who := actor(ctx, spec.requestedBy)
+	caller := s.callerOf(ctx, spec.requestedBy)
+	who := caller.GetActor()
 	cfg := s.fsm.Config()
 	// One admission over every cluster's roster: one window over all
 	// targets needs every clock within the bounds together.
@@ -203,7 +217,7 @@ func (s *Server) startOp(ctx context.Context, spec opSpec) (*pb.StartPauseRespon
 		s.log.Warn("pause refused", zap.String("cluster", label), zap.String("actor", who), zap.Error(err))
 		actx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 		defer cancel()
-		_, _ = s.Apply(actx, &pb.AppendAuditCommand{Record: &pb.AuditRecord{Action: "pause_refused", Actor: who, Detail: err.Error(), At: s.Stamp()}})
+		_, _ = s.Apply(actx, &pb.AppendAuditCommand{Record: &pb.AuditRecord{Action: "pause_refused", Actor: who, Caller: caller, Detail: err.Error(), At: s.Stamp()}})
 		return nil, s.toStatus(err) // FAILED_PRECONDITION; UNKNOWN_CLUSTER for a name nobody joined
 	}
 	now := s.Stamp()
@@ -235,7 +249,7 @@ func (s *Server) startOp(ctx context.Context, spec opSpec) (*pb.StartPauseRespon
 	// failed).
 	cctx, cancel := commitContext(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
-	out, err := s.Apply(cctx, &pb.CreateOperationCommand{Operation: op, Actor: who})
+	out, err := s.Apply(cctx, &pb.CreateOperationCommand{Operation: op, Actor: who, Caller: caller})
 	if err != nil {
 		return nil, s.toStatus(err)
 	}
@@ -297,7 +311,8 @@ func (s *Server) ForceUnpause(ctx context.Context, req *pb.ForceUnpauseRequest) 
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "operation %s not found (list them with `stillpoint ops list`)", req.GetOpId())
 	}
-	who := actor(ctx, "")
+	caller := s.callerOf(ctx, "")
+	who := caller.GetActor()
 	reason := fmt.Sprintf("by %s", who)
 	if req.GetReason() != "" {
 		reason += ": " + req.GetReason()
@@ -310,6 +325,17 @@ func (s *Server) ForceUnpause(ctx context.Context, req *pb.ForceUnpauseRequest) 
 	s.pauses.mu.Unlock()
 	if r == nil {
 		return nil, notAppliedError("operation %s is not driven by leader %s yet; retry", op.GetOpId(), s.cfg.NodeID)
+	}
+	action := "unpause-requested"
+	if req.GetAbort() {
+		action = "abort-requested"
+	}
+	caller.Note = req.GetReason()
+	actx, cancel := commitContext(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	if _, err := s.Apply(actx, &pb.AppendAuditCommand{Record: &pb.AuditRecord{Action: action, Actor: who, Caller: caller, OpId: op.GetOpId(),
+		Detail: fmt.Sprintf("cluster %s, state %s", fsm.ClusterNames(op), op.GetState()), At: s.Stamp()}}); err != nil {
+		return nil, s.toStatus(err)
 	}
 	if req.GetAbort() {
 		s.log.Warn("force unpause (abort) requested", zap.String("op_id", op.GetOpId()), zap.String("actor", who), zap.String("reason", req.GetReason()))

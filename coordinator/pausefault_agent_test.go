@@ -456,6 +456,10 @@ func (a *fakeAgent) Status(context.Context, *pb.StatusRequest, ...grpc.CallOptio
 	return nil, status.Error(codes.Unimplemented, "the runner does not ask for status")
 }
 
+func (a *fakeAgent) Keyring(context.Context, *pb.AgentServiceKeyringRequest, ...grpc.CallOption) (*pb.AgentServiceKeyringResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "fake agent has no keyring")
+}
+
 // deliverLate delivers a delayed Pause of a deposed leader.
 func (a *fakeAgent) deliverLate(req *pb.PauseRequest) {
 	a.mu.Lock()

@@ -103,7 +103,7 @@ func TestAgentLeftRefusesPauseUntilRemoved(t *testing.T) {
 	}
 	found := false
 	for _, r := range audit.GetRecords() {
-		if r.GetAction() == "roster-remove" && r.GetActor() == "ops-alice" && strings.Contains(r.GetDetail(), "ledger-2") && strings.Contains(r.GetDetail(), "node decommissioned") {
+		if r.GetAction() == "roster-remove" && r.GetCaller().GetNote() == "ops-alice" && strings.Contains(r.GetDetail(), "ledger-2") && strings.Contains(r.GetDetail(), "node decommissioned") {
 			found = true
 		}
 	}

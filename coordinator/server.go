@@ -70,6 +70,8 @@ type Server struct {
 	// alarmKick wakes the leader's alarm evaluator on gossip updates.
 	alarmKick chan struct{}
 	infos     infoCache
+	// refusals bounds the refused calls recorded in the audit log.
+	refusals refusalLimiter
 
 	shutdownCh   chan struct{}
 	shutdownOnce sync.Once
@@ -146,6 +148,9 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.BootstrapExpect > 0 {
 		s.wg.Add(1)
 		go s.bootstrapExpectLoop()
+	}
+	if !cfg.ACL.Enabled {
+		log.Warn("ACLs are disabled: anyone who reaches the API may pause, unpause and change the cluster (enable acl.enabled and run `stillpoint acl bootstrap`)")
 	}
 	log.Info("coordinator server started", zap.String("grpc", s.grpcAddr), zap.String("raft", string(s.rp.transport.LocalAddr())),
 		zap.String("gossip", s.pool.AdvertiseAddr()), zap.Bool("bootstrap", cfg.Bootstrap), zap.Int("bootstrap_expect", cfg.BootstrapExpect))

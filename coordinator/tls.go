@@ -59,7 +59,10 @@ func (s *Server) newGRPCServer() (*grpc.Server, error) {
 		TLS:       s.cfg.TLS,
 		Source:    s.tls.listener,
 		Authorize: s.authorize,
+		OnRefused: s.tlsRefused,
 		Logger:    s.log.With(zap.String("component", "grpc")),
+		// Tokens and roles (auth.go), after the certificate checks.
+		Options: []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.unaryAuth), grpc.ChainStreamInterceptor(s.streamAuth)},
 	})
 }
 

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	"github.com/stillpoint-dev/stillpoint/internal/testcluster"
@@ -122,9 +123,20 @@ func TestTLSClusterRefusesWhoItShould(t *testing.T) {
 	if ops := leader.FSM().Operations("", 0); len(ops) != 0 {
 		t.Fatalf("a refused caller started %d operations: %v", len(ops), ops)
 	}
-	if n := len(leader.FSM().Audit(0)); n != audits {
-		t.Fatalf("audit grew from %d to %d records on refused calls", audits, n)
-	}
+	// Every refused call is audited (and nothing else was): 5 callers × 2
+	// calls, and the GetServerInfo.
+	testcluster.WaitFor(t, testcluster.DefaultTimeout, func() (bool, string) {
+		recs := leader.FSM().Audit(0)
+		if len(recs)-audits != 11 {
+			return false, fmt.Sprintf("%d records after the refusals, want %d", len(recs), audits+11)
+		}
+		for _, r := range recs[:len(recs)-audits] {
+			if r.GetAction() != coordinator.AuditRefused || r.GetRefusedCode() == "" || r.GetCaller().GetRemoteAddr() == "" {
+				return false, fmt.Sprintf("record %v is not a refusal with its code and caller", r)
+			}
+		}
+		return true, ""
+	})
 }
 
 // raftRead opens a TLS connection to a Raft port with tl and reads: an

@@ -54,7 +54,7 @@ type attempt struct {
 	err  error
 }
 
-func dialFailover(addrs []string, tls grpcx.TLS) (*failoverConn, error) {
+func dialFailover(addrs []string, tls grpcx.TLS, opts ...grpc.DialOption) (*failoverConn, error) {
 	f := &failoverConn{addrs: addrs}
 	src, err := tls.Load()
 	if err != nil {
@@ -65,7 +65,7 @@ func dialFailover(addrs []string, tls grpcx.TLS) (*failoverConn, error) {
 		roles = []string{tlsx.RoleServer}
 	}
 	for _, a := range addrs {
-		cc, err := grpcx.NewClientFrom(a, tls, src, roles)
+		cc, err := grpcx.NewClientFrom(a, tls, src, roles, opts...)
 		if err != nil {
 			_ = f.Close()
 			return nil, fmt.Errorf("coordinator server %s: %w", a, err)

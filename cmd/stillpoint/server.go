@@ -46,7 +46,13 @@ type serverFile struct {
 		Profile       string   `yaml:"profile" flag:"gossip-profile"`
 	} `yaml:"gossip"`
 	MetricsListen string `yaml:"metrics_listen" flag:"metrics-listen"`
-	Log           struct {
+	// ACL: token enforcement on the API (on by default: run
+	// `stillpoint acl bootstrap` once per cluster).
+	ACL struct {
+		Enabled       bool `yaml:"enabled" flag:"acl-enabled"`
+		ProtectHealth bool `yaml:"protect_health" flag:"acl-protect-health"`
+	} `yaml:"acl"`
+	Log struct {
 		Level  string `yaml:"level" flag:"log-level"`
 		Format string `yaml:"format" flag:"log-format"`
 	} `yaml:"log"`
@@ -76,6 +82,7 @@ func defaultServerFile() serverFile {
 	f.Gossip.Profile = gossip.ProfileLAN
 	f.MetricsListen = "127.0.0.1:7402"
 	f.Log.Level, f.Log.Format = "info", "json"
+	f.ACL.Enabled = true
 	return f
 }
 
@@ -97,6 +104,7 @@ func (f serverFile) toConfig() (coordinator.Config, error) {
 	c.ClientTLS = f.PeerTLS
 	c.AgentTLS = f.AgentTLS
 	c.Hooks = f.Hooks
+	c.ACL = coordinator.ACLConfig{Enabled: f.ACL.Enabled, ProtectHealth: f.ACL.ProtectHealth}
 	for _, a := range f.NTPServers {
 		if _, _, err := splitPort(a); err != nil {
 			p.Addf("ntp_servers %q: %v (want host:port, e.g. pool.ntp.org:123)", a, err)
@@ -191,6 +199,8 @@ metrics are served on --metrics-listen /metrics, with /healthz and /readyz.`,
 	f.String("gossip-encryption-key", "", "base64 gossip key of 16, 24 or 32 bytes (prefer the env var)")
 	f.String("gossip-profile", d.Gossip.Profile, "gossip timings: lan, local or test")
 	f.String("metrics-listen", d.MetricsListen, "/metrics, /healthz and /readyz listen host:port (empty: off)")
+	f.Bool("acl-enabled", d.ACL.Enabled, "require role tokens on the API (run stillpoint acl bootstrap once); false lets anyone who reaches it pause")
+	f.Bool("acl-protect-health", false, "the gRPC health service needs a read token too (HTTP /healthz, /readyz and /metrics stay open)")
 	f.String("log-level", d.Log.Level, "log level: debug, info, warn or error")
 	f.String("log-format", d.Log.Format, "log format: json or console")
 	tlsFlags(f, "grpc-tls", "the gRPC listener (a CA requires client certificates)")

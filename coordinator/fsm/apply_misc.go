@@ -25,6 +25,7 @@ func (f *FSM) applySetConfig(index uint64, cmd *pb.SetConfigCommand) (proto.Mess
 	f.st.config = clone(cmd.GetConfig())
 	stripRetired(f.st.config)
 	f.audit(index, AuditConfigChange, cmd.GetActor(), "", describeConfigChange(old, f.st.config), cmd.GetAt())
+	f.attachCaller(cmd.GetCaller())
 	return clone(f.st.config), nil
 }
 
@@ -51,5 +52,8 @@ func (f *FSM) applyAppendAudit(index uint64, cmd *pb.AppendAuditCommand) (proto.
 		return nil, fmt.Errorf("%w: audit record without action", ErrInvalidCommand)
 	}
 	f.audit(index, r.GetAction(), r.GetActor(), r.GetOpId(), r.GetDetail(), r.GetAt())
+	last := f.st.audit[len(f.st.audit)-1]
+	last.Method, last.RefusedCode = r.GetMethod(), r.GetRefusedCode()
+	f.attachCaller(r.GetCaller())
 	return clone(f.st.audit[len(f.st.audit)-1]), nil
 }

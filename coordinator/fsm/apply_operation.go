@@ -66,6 +66,7 @@ func (f *FSM) applyCreateOperation(index uint64, cmd *pb.CreateOperationCommand)
 	f.audit(index, AuditPause, cmd.GetActor(), op.GetOpId(),
 		fmt.Sprintf("cluster %s, targets [%s], requested hold %dms, epoch %d", ClusterNames(op), strings.Join(targets, ", "), op.GetRequestedHoldMs(), op.GetEpoch()),
 		op.GetCreatedAt())
+	f.attachCaller(cmd.GetCaller())
 	return clone(stored), nil
 }
 
@@ -113,6 +114,7 @@ func (f *FSM) applyUpdateOperation(index uint64, cmd *pb.UpdateOperationCommand)
 	case cmd.GetForceUnpause():
 		f.audit(index, AuditForceUnpause, cmd.GetActor(), op.GetOpId(),
 			fmt.Sprintf("cluster %s, state %s: %s", ClusterNames(op), shortState(op.GetState()), op.GetReason()), at)
+		f.attachCaller(cmd.GetCaller())
 	case ended:
 		detail := fmt.Sprintf("cluster %s ended %s", ClusterNames(op), shortState(op.GetState()))
 		if op.GetReason() != "" {

@@ -34,6 +34,12 @@ const (
 	RecordScheduleFireType MessageType = 14
 	// PruneBackupsType: a plan's retention dropped catalog entries.
 	PruneBackupsType MessageType = 15
+	// ACLBootstrapType: the cluster's one ACL bootstrap (first admin token).
+	ACLBootstrapType MessageType = 16
+	// CreateACLTokenType and RevokeACLTokenType: bearer tokens.
+	CreateACLTokenType MessageType = 17
+	RevokeACLTokenType MessageType = 18
+	// Types 19 and 20 are reserved for ACL and keyring commands.
 )
 
 // IgnoreUnknownTypeFlag marks a command that an older server which does not
@@ -73,6 +79,12 @@ func (t MessageType) String() string {
 		return "RecordScheduleFire"
 	case PruneBackupsType:
 		return "PruneBackups"
+	case ACLBootstrapType:
+		return "ACLBootstrap"
+	case CreateACLTokenType:
+		return "CreateACLToken"
+	case RevokeACLTokenType:
+		return "RevokeACLToken"
 	}
 	return fmt.Sprintf("MessageType(%d)", uint8(t))
 }
@@ -110,6 +122,12 @@ func TypeOf(cmd proto.Message) (MessageType, error) {
 		return RecordScheduleFireType, nil
 	case *pb.PruneBackupsCommand:
 		return PruneBackupsType, nil
+	case *pb.ACLBootstrapCommand:
+		return ACLBootstrapType, nil
+	case *pb.CreateACLTokenCommand:
+		return CreateACLTokenType, nil
+	case *pb.RevokeACLTokenCommand:
+		return RevokeACLTokenType, nil
 	}
 	return 0, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)
 }

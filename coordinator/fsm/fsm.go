@@ -93,6 +93,8 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		val, err = f.applyRecordScheduleFire(l.Index, decode[*pb.RecordScheduleFireCommand](t, l, body))
 	case PruneBackupsType:
 		val, err = f.applyPruneBackups(l.Index, decode[*pb.PruneBackupsCommand](t, l, body))
+	case ACLBootstrapType, CreateACLTokenType, RevokeACLTokenType:
+		val, err = f.applyACL(t, l, body)
 	default:
 		if ignorable {
 			f.log.Warn("skipping unknown ignorable command", zap.Uint8("type", uint8(t)), zap.Uint64("index", l.Index))
@@ -144,6 +146,23 @@ func (f *FSM) audit(index uint64, action, actor, opID, detail string, at *pb.Sta
 	f.st.audit = append(f.st.audit, &pb.AuditRecord{
 		Index: index, Action: action, Actor: actor, OpId: opID, Detail: detail, At: clone(at),
 	})
+	f.trimAudit()
+}
+
+// attachCaller sets the caller of the record audit just appended (caller
+// holds f.mu).
+func (f *FSM) attachCaller(c *pb.Caller) {
+	if c == nil || len(f.st.audit) == 0 {
+		return
+	}
+	r := f.st.audit[len(f.st.audit)-1]
+	r.Caller = clone(c)
+	if c.GetActor() != "" {
+		r.Actor = c.GetActor()
+	}
+}
+
+func (f *FSM) trimAudit() {
 	if n := len(f.st.audit); n > MaxAuditRecords {
 		f.st.audit = append([]*pb.AuditRecord(nil), f.st.audit[n-MaxAuditRecords:]...)
 	}

@@ -33,6 +33,7 @@ func (f *FSM) applyRemoveRosterMember(index uint64, cmd *pb.RemoveRosterMemberCo
 		detail += ": " + cmd.GetReason()
 	}
 	f.audit(index, AuditRosterRemove, cmd.GetActor(), "", detail, cmd.GetAt())
+	f.attachCaller(cmd.GetCaller())
 	return m, nil
 }
 

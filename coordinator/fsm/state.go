@@ -31,6 +31,8 @@ type state struct {
 	members map[string]*pb.MemberRecord
 
 	plans map[string]*pb.PlanRecord
+
+	acl *pb.ACLState
 }
 
 func newState() *state {
@@ -42,6 +44,7 @@ func newState() *state {
 		alarms:        map[string]*pb.Alarm{},
 		members:       map[string]*pb.MemberRecord{},
 		plans:         map[string]*pb.PlanRecord{},
+		acl:           &pb.ACLState{},
 	}
 }
 
@@ -73,6 +76,7 @@ func (s *state) toSnapshot() *pb.FSMSnapshot {
 	for _, name := range sortedKeys(s.plans) {
 		snap.Plans = append(snap.Plans, clone(s.plans[name]))
 	}
+	snap.Acl = clone(s.acl)
 	return snap
 }
 
@@ -105,6 +109,9 @@ func stateFromSnapshot(snap *pb.FSMSnapshot) *state {
 	}
 	for _, p := range snap.GetPlans() {
 		s.plans[p.GetPlan().GetName()] = p
+	}
+	if snap.GetAcl() != nil {
+		s.acl = snap.GetAcl()
 	}
 	return s
 }

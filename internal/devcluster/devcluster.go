@@ -7,6 +7,7 @@ package devcluster
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -91,6 +92,13 @@ type Config struct {
 	// directory removed by Stop.
 	DataDir string
 	Logger  *zap.Logger
+
+	// GossipKey, when set, encrypts gossip on every server and agent (each
+	// keeps a keyring file in its data dir).
+	GossipKey []byte
+	// ACL enables token enforcement on the servers (bootstrap it with
+	// ACLBootstrap).
+	ACL bool
 }
 
 // DefaultConfig is the dev cluster of the README: 3 servers, ledger-1..3
@@ -199,6 +207,8 @@ type Cluster struct {
 
 	pki       *devPKI // nil without Config.TLS
 	clientTLS grpcx.TLS
+	// aclSecret is the bootstrap admin token (ACL on); Client sends it.
+	aclSecret string
 }
 
 // Start brings the whole cluster up and waits until a leader is elected
@@ -249,6 +259,11 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	}
 	if _, err := c.WaitLeader(ctx); err != nil {
 		return nil, err
+	}
+	if cfg.ACL {
+		if err := c.bootstrapACL(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Runtime != nil {
 		if err := c.UpdateRuntime(ctx, cfg.Runtime); err != nil {
@@ -305,7 +320,7 @@ func (c *Cluster) startServer(clkCtx context.Context, i int) error {
 	} else {
 		cfg.BootstrapExpect = c.cfg.Servers
 	}
-	cfg.Gossip = gossip.Config{Name: cfg.NodeID, BindAddr: "127.0.0.1", Profile: gossip.ProfileTest, Join: c.gossipSeeds(), Logger: c.log}
+	cfg.Gossip = gossip.Config{Name: cfg.NodeID, BindAddr: "127.0.0.1", Profile: gossip.ProfileTest, Join: c.gossipSeeds(), Logger: c.log, SecretKey: c.cfg.GossipKey}
 	if c.pki != nil {
 		tl, err := c.pki.issue(tlsx.RoleServer, cfg.NodeID)
 		if err != nil {
@@ -313,6 +328,7 @@ func (c *Cluster) startServer(clkCtx context.Context, i int) error {
 		}
 		cfg.TLS, cfg.ClientTLS, cfg.AgentTLS = tl, tl, tl
 	}
+	cfg.ACL.Enabled = c.cfg.ACL
 	sc := clock.DefaultConfig()
 	sc.Servers = c.NTPAddrs()
 	sc.PollInterval = c.cfg.NTPPoll
@@ -387,6 +403,9 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec) error {
 	acfg.Gossip.Bind = "127.0.0.1:0"
 	acfg.Gossip.Join = c.gossipSeeds()
 	acfg.Gossip.Profile = gossip.ProfileTest
+	if len(c.cfg.GossipKey) > 0 {
+		acfg.Gossip.EncryptionKey = base64.StdEncoding.EncodeToString(c.cfg.GossipKey)
+	}
 	if c.cfg.AgentGossipProfile != "" {
 		acfg.Gossip.Profile = c.cfg.AgentGossipProfile
 	}

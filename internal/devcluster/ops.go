@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -86,7 +87,11 @@ func (c *Cluster) Client(i int) (pb.CoordinatorServiceClient, error) {
 	cc, ok := c.conns[addr]
 	if !ok {
 		var err error
-		if cc, err = grpcx.NewClient(addr, c.clientTLS); err != nil {
+		var opts []grpc.DialOption
+		if c.aclSecret != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(bearer(c.aclSecret)))
+		}
+		if cc, err = grpcx.NewClient(addr, c.clientTLS, opts...); err != nil {
 			return nil, err
 		}
 		c.conns[addr] = cc
@@ -323,3 +328,51 @@ func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, 
 	}
 	return context.WithTimeout(ctx, d)
 }
+
+// bootstrapACL creates the cluster's first admin token; Client sends it
+// from then on.
+func (c *Cluster) bootstrapACL(ctx context.Context) error {
+	cl, err := c.Client(0)
+	if err != nil {
+		return err
+	}
+	var resp *pb.ACLBootstrapResponse
+	err = poll(ctx, "the ACL bootstrap", func() (bool, string) {
+		resp, err = cl.ACLBootstrap(ctx, &pb.ACLBootstrapRequest{Note: "dev cluster"})
+		if err != nil {
+			return !retryable(err), err.Error()
+		}
+		return true, ""
+	})
+	if err == nil && resp == nil {
+		err = errors.New("dev cluster: ACL bootstrap refused")
+	}
+	if err != nil {
+		return fmt.Errorf("dev cluster: ACL bootstrap: %w", err)
+	}
+	c.mu.Lock()
+	c.aclSecret = resp.GetSecret()
+	// Connections made before the token have none.
+	for addr, cc := range c.conns {
+		_ = cc.Close()
+		delete(c.conns, addr)
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// ACLToken is the bootstrap admin token's secret ("" with ACLs off).
+func (c *Cluster) ACLToken() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.aclSecret
+}
+
+// bearer sends an ACL token with every call.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }

@@ -40,6 +40,10 @@ type Config struct {
 	// SecretKey enables gossip encryption: 16, 24 or 32 bytes (AES-128/192/256).
 	// Not loadable from YAML: read it from a key file or the environment.
 	SecretKey []byte `yaml:"-"`
+	// KeyringFile persists the keyring (JSON list of base64 keys, primary
+	// first) so a restart keeps keys installed at run time. When it exists
+	// it wins over SecretKey; when it does not, SecretKey seeds it.
+	KeyringFile string `yaml:"keyring_file"`
 	// Profile is "lan" (default), "local" or "test".
 	Profile string      `yaml:"profile"`
 	Logger  *zap.Logger `yaml:"-"`

@@ -32,6 +32,12 @@ type Pool struct {
 	t         timings
 	advertise string
 
+	// keyring is the memberlist keyring (nil: no encryption), persisted to
+	// keyringFile; keyMu serializes changes.
+	keyring     *memberlist.Keyring
+	keyringFile string
+	keyMu       sync.Mutex
+
 	// encoded is the Meta memberlist serves (delegate.NodeMeta).
 	encoded atomic.Pointer[[]byte]
 	dropped atomic.Uint64
@@ -90,6 +96,15 @@ func New(cfg Config, localMeta func() Meta) (*Pool, error) {
 		done:      make(chan struct{}),
 	}
 	p.encoded.Store(&first)
+	kr, err := loadKeyring(cfg, z)
+	if err != nil {
+		return nil, fmt.Errorf("gossip %s: %w", cfg.Name, err)
+	}
+	if kr != nil {
+		mc.SecretKey = nil
+		mc.Keyring = kr
+		p.keyring, p.keyringFile = kr, cfg.KeyringFile
+	}
 	d := delegate{p: p}
 	mc.Delegate = d
 	mc.Events = d
@@ -107,7 +122,7 @@ func New(cfg Config, localMeta func() Meta) (*Pool, error) {
 		}
 	}
 	z.Info("gossip pool started", zap.String("addr", p.advertise), zap.String("profile", cfg.Profile),
-		zap.Bool("encrypted", len(cfg.SecretKey) > 0), zap.Strings("seeds", p.seeds))
+		zap.Bool("encrypted", kr != nil), zap.Strings("seeds", p.seeds))
 	p.wg.Add(2)
 	go p.metaLoop()
 	go p.maintainLoop()

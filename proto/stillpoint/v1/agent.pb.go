@@ -1058,7 +1058,7 @@ var File_stillpoint_v1_agent_proto protoreflect.FileDescriptor
 
 const file_stillpoint_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x19stillpoint/v1/agent.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1astillpoint/v1/backup.proto\x1a\x19stillpoint/v1/clock.proto\"\xaa\x01\n" +
+	"\x19stillpoint/v1/agent.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1astillpoint/v1/backup.proto\x1a\x19stillpoint/v1/clock.proto\x1a\x1cstillpoint/v1/security.proto\"\xaa\x01\n" +
 	"\fPauseRequest\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x19\n" +
@@ -1145,14 +1145,15 @@ const file_stillpoint_v1_agent_proto_rawDesc = "" +
 	"\x18PAUSED_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PAUSED_STATE_PAUSED\x10\x01\x12\x19\n" +
 	"\x15PAUSED_STATE_UNPAUSED\x10\x02\x12\x18\n" +
-	"\x14PAUSED_STATE_UNKNOWN\x10\x032\x80\x03\n" +
+	"\x14PAUSED_STATE_UNKNOWN\x10\x032\xe2\x03\n" +
 	"\fAgentService\x12B\n" +
 	"\x05Pause\x12\x1b.stillpoint.v1.PauseRequest\x1a\x1c.stillpoint.v1.PauseResponse\x12Q\n" +
 	"\n" +
 	"RenewLease\x12 .stillpoint.v1.RenewLeaseRequest\x1a!.stillpoint.v1.RenewLeaseResponse\x12H\n" +
 	"\aUnpause\x12\x1d.stillpoint.v1.UnpauseRequest\x1a\x1e.stillpoint.v1.UnpauseResponse\x12E\n" +
 	"\x06Status\x12\x1c.stillpoint.v1.StatusRequest\x1a\x1d.stillpoint.v1.StatusResponse\x12H\n" +
-	"\aRunHook\x12\x1d.stillpoint.v1.RunHookRequest\x1a\x1e.stillpoint.v1.RunHookResponseBGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
+	"\aRunHook\x12\x1d.stillpoint.v1.RunHookRequest\x1a\x1e.stillpoint.v1.RunHookResponse\x12`\n" +
+	"\aKeyring\x12).stillpoint.v1.AgentServiceKeyringRequest\x1a*.stillpoint.v1.AgentServiceKeyringResponseBGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
 
 var (
 	file_stillpoint_v1_agent_proto_rawDescOnce sync.Once
@@ -1169,26 +1170,28 @@ func file_stillpoint_v1_agent_proto_rawDescGZIP() []byte {
 var file_stillpoint_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_stillpoint_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_stillpoint_v1_agent_proto_goTypes = []any{
-	(NodeOutcome)(0),              // 0: stillpoint.v1.NodeOutcome
-	(PausedState)(0),              // 1: stillpoint.v1.PausedState
-	(*PauseRequest)(nil),          // 2: stillpoint.v1.PauseRequest
-	(*PauseResponse)(nil),         // 3: stillpoint.v1.PauseResponse
-	(*RenewLeaseRequest)(nil),     // 4: stillpoint.v1.RenewLeaseRequest
-	(*RenewLeaseResponse)(nil),    // 5: stillpoint.v1.RenewLeaseResponse
-	(*UnpauseRequest)(nil),        // 6: stillpoint.v1.UnpauseRequest
-	(*UnpauseResponse)(nil),       // 7: stillpoint.v1.UnpauseResponse
-	(*StatusRequest)(nil),         // 8: stillpoint.v1.StatusRequest
-	(*StatusResponse)(nil),        // 9: stillpoint.v1.StatusResponse
-	(*NodeState)(nil),             // 10: stillpoint.v1.NodeState
-	(*AgentEvent)(nil),            // 11: stillpoint.v1.AgentEvent
-	(*AgentState)(nil),            // 12: stillpoint.v1.AgentState
-	(*RunHookRequest)(nil),        // 13: stillpoint.v1.RunHookRequest
-	(*RunHookResponse)(nil),       // 14: stillpoint.v1.RunHookResponse
-	nil,                           // 15: stillpoint.v1.RunHookRequest.EnvEntry
-	(*StampedTime)(nil),           // 16: stillpoint.v1.StampedTime
-	(*ClockEstimate)(nil),         // 17: stillpoint.v1.ClockEstimate
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*HookRun)(nil),               // 19: stillpoint.v1.HookRun
+	(NodeOutcome)(0),                    // 0: stillpoint.v1.NodeOutcome
+	(PausedState)(0),                    // 1: stillpoint.v1.PausedState
+	(*PauseRequest)(nil),                // 2: stillpoint.v1.PauseRequest
+	(*PauseResponse)(nil),               // 3: stillpoint.v1.PauseResponse
+	(*RenewLeaseRequest)(nil),           // 4: stillpoint.v1.RenewLeaseRequest
+	(*RenewLeaseResponse)(nil),          // 5: stillpoint.v1.RenewLeaseResponse
+	(*UnpauseRequest)(nil),              // 6: stillpoint.v1.UnpauseRequest
+	(*UnpauseResponse)(nil),             // 7: stillpoint.v1.UnpauseResponse
+	(*StatusRequest)(nil),               // 8: stillpoint.v1.StatusRequest
+	(*StatusResponse)(nil),              // 9: stillpoint.v1.StatusResponse
+	(*NodeState)(nil),                   // 10: stillpoint.v1.NodeState
+	(*AgentEvent)(nil),                  // 11: stillpoint.v1.AgentEvent
+	(*AgentState)(nil),                  // 12: stillpoint.v1.AgentState
+	(*RunHookRequest)(nil),              // 13: stillpoint.v1.RunHookRequest
+	(*RunHookResponse)(nil),             // 14: stillpoint.v1.RunHookResponse
+	nil,                                 // 15: stillpoint.v1.RunHookRequest.EnvEntry
+	(*StampedTime)(nil),                 // 16: stillpoint.v1.StampedTime
+	(*ClockEstimate)(nil),               // 17: stillpoint.v1.ClockEstimate
+	(*timestamppb.Timestamp)(nil),       // 18: google.protobuf.Timestamp
+	(*HookRun)(nil),                     // 19: stillpoint.v1.HookRun
+	(*AgentServiceKeyringRequest)(nil),  // 20: stillpoint.v1.AgentServiceKeyringRequest
+	(*AgentServiceKeyringResponse)(nil), // 21: stillpoint.v1.AgentServiceKeyringResponse
 }
 var file_stillpoint_v1_agent_proto_depIdxs = []int32{
 	0,  // 0: stillpoint.v1.PauseResponse.outcome:type_name -> stillpoint.v1.NodeOutcome
@@ -1209,13 +1212,15 @@ var file_stillpoint_v1_agent_proto_depIdxs = []int32{
 	6,  // 15: stillpoint.v1.AgentService.Unpause:input_type -> stillpoint.v1.UnpauseRequest
 	8,  // 16: stillpoint.v1.AgentService.Status:input_type -> stillpoint.v1.StatusRequest
 	13, // 17: stillpoint.v1.AgentService.RunHook:input_type -> stillpoint.v1.RunHookRequest
-	3,  // 18: stillpoint.v1.AgentService.Pause:output_type -> stillpoint.v1.PauseResponse
-	5,  // 19: stillpoint.v1.AgentService.RenewLease:output_type -> stillpoint.v1.RenewLeaseResponse
-	7,  // 20: stillpoint.v1.AgentService.Unpause:output_type -> stillpoint.v1.UnpauseResponse
-	9,  // 21: stillpoint.v1.AgentService.Status:output_type -> stillpoint.v1.StatusResponse
-	14, // 22: stillpoint.v1.AgentService.RunHook:output_type -> stillpoint.v1.RunHookResponse
-	18, // [18:23] is the sub-list for method output_type
-	13, // [13:18] is the sub-list for method input_type
+	20, // 18: stillpoint.v1.AgentService.Keyring:input_type -> stillpoint.v1.AgentServiceKeyringRequest
+	3,  // 19: stillpoint.v1.AgentService.Pause:output_type -> stillpoint.v1.PauseResponse
+	5,  // 20: stillpoint.v1.AgentService.RenewLease:output_type -> stillpoint.v1.RenewLeaseResponse
+	7,  // 21: stillpoint.v1.AgentService.Unpause:output_type -> stillpoint.v1.UnpauseResponse
+	9,  // 22: stillpoint.v1.AgentService.Status:output_type -> stillpoint.v1.StatusResponse
+	14, // 23: stillpoint.v1.AgentService.RunHook:output_type -> stillpoint.v1.RunHookResponse
+	21, // 24: stillpoint.v1.AgentService.Keyring:output_type -> stillpoint.v1.AgentServiceKeyringResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
 	13, // [13:13] is the sub-list for extension type_name
 	13, // [13:13] is the sub-list for extension extendee
 	0,  // [0:13] is the sub-list for field type_name
@@ -1228,6 +1233,7 @@ func file_stillpoint_v1_agent_proto_init() {
 	}
 	file_stillpoint_v1_backup_proto_init()
 	file_stillpoint_v1_clock_proto_init()
+	file_stillpoint_v1_security_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

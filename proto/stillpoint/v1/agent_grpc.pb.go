@@ -24,6 +24,7 @@ const (
 	AgentService_Unpause_FullMethodName    = "/stillpoint.v1.AgentService/Unpause"
 	AgentService_Status_FullMethodName     = "/stillpoint.v1.AgentService/Status"
 	AgentService_RunHook_FullMethodName    = "/stillpoint.v1.AgentService/RunHook"
+	AgentService_Keyring_FullMethodName    = "/stillpoint.v1.AgentService/Keyring"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -50,6 +51,10 @@ type AgentServiceClient interface {
 	// unknown hook is NOT_FOUND naming the hooks the agent has; an epoch
 	// lower than the highest seen is FAILED_PRECONDITION.
 	RunHook(ctx context.Context, in *RunHookRequest, opts ...grpc.CallOption) (*RunHookResponse, error)
+	// Keyring lists or changes the agent's gossip keyring (persisted in its
+	// keyring file). Sent by coordinator servers only: with mTLS on, only a
+	// server certificate may call it.
+	Keyring(ctx context.Context, in *AgentServiceKeyringRequest, opts ...grpc.CallOption) (*AgentServiceKeyringResponse, error)
 }
 
 type agentServiceClient struct {
@@ -110,6 +115,16 @@ func (c *agentServiceClient) RunHook(ctx context.Context, in *RunHookRequest, op
 	return out, nil
 }
 
+func (c *agentServiceClient) Keyring(ctx context.Context, in *AgentServiceKeyringRequest, opts ...grpc.CallOption) (*AgentServiceKeyringResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AgentServiceKeyringResponse)
+	err := c.cc.Invoke(ctx, AgentService_Keyring_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -134,6 +149,10 @@ type AgentServiceServer interface {
 	// unknown hook is NOT_FOUND naming the hooks the agent has; an epoch
 	// lower than the highest seen is FAILED_PRECONDITION.
 	RunHook(context.Context, *RunHookRequest) (*RunHookResponse, error)
+	// Keyring lists or changes the agent's gossip keyring (persisted in its
+	// keyring file). Sent by coordinator servers only: with mTLS on, only a
+	// server certificate may call it.
+	Keyring(context.Context, *AgentServiceKeyringRequest) (*AgentServiceKeyringResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -158,6 +177,9 @@ func (UnimplementedAgentServiceServer) Status(context.Context, *StatusRequest) (
 }
 func (UnimplementedAgentServiceServer) RunHook(context.Context, *RunHookRequest) (*RunHookResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RunHook not implemented")
+}
+func (UnimplementedAgentServiceServer) Keyring(context.Context, *AgentServiceKeyringRequest) (*AgentServiceKeyringResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Keyring not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -270,6 +292,24 @@ func _AgentService_RunHook_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_Keyring_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AgentServiceKeyringRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).Keyring(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_Keyring_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).Keyring(ctx, req.(*AgentServiceKeyringRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -296,6 +336,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RunHook",
 			Handler:    _AgentService_RunHook_Handler,
+		},
+		{
+			MethodName: "Keyring",
+			Handler:    _AgentService_Keyring_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

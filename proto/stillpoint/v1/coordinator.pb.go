@@ -3629,13 +3629,19 @@ func (x *WatchAlarmsResponse) GetServedBy() string {
 }
 
 type AuditRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Action        string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
-	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
-	OpId          string                 `protobuf:"bytes,4,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Detail        string                 `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
-	At            *StampedTime           `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Index  uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Action string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	Actor  string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	OpId   string                 `protobuf:"bytes,4,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	Detail string                 `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	At     *StampedTime           `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
+	// Who, as resolved by the server that received the call.
+	Caller *Caller `protobuf:"bytes,7,opt,name=caller,proto3" json:"caller,omitempty"`
+	// The gRPC method of a call (refusals and keyring changes).
+	Method string `protobuf:"bytes,8,opt,name=method,proto3" json:"method,omitempty"`
+	// The gRPC code a refused call got ("" when it was served).
+	RefusedCode   string `protobuf:"bytes,9,opt,name=refused_code,json=refusedCode,proto3" json:"refused_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3712,17 +3718,120 @@ func (x *AuditRecord) GetAt() *StampedTime {
 	return nil
 }
 
-type ListAuditRequest struct {
+func (x *AuditRecord) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *AuditRecord) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetRefusedCode() string {
+	if x != nil {
+		return x.RefusedCode
+	}
+	return ""
+}
+
+type RecordRefusalRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Limit         int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
-	Stale         bool                   `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	Record        *AuditRecord           `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordRefusalRequest) Reset() {
+	*x = RecordRefusalRequest{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordRefusalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordRefusalRequest) ProtoMessage() {}
+
+func (x *RecordRefusalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordRefusalRequest.ProtoReflect.Descriptor instead.
+func (*RecordRefusalRequest) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *RecordRefusalRequest) GetRecord() *AuditRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+type RecordRefusalResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordRefusalResponse) Reset() {
+	*x = RecordRefusalResponse{}
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordRefusalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordRefusalResponse) ProtoMessage() {}
+
+func (x *RecordRefusalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordRefusalResponse.ProtoReflect.Descriptor instead.
+func (*RecordRefusalResponse) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{55}
+}
+
+type ListAuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Limit int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	Stale bool                   `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	// Only records stamped at or after this time.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[54]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3734,7 +3843,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[54]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3747,7 +3856,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{54}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListAuditRequest) GetLimit() int32 {
@@ -3764,6 +3873,13 @@ func (x *ListAuditRequest) GetStale() bool {
 	return false
 }
 
+func (x *ListAuditRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 type ListAuditResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Records       []*AuditRecord         `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
@@ -3773,7 +3889,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[55]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3785,7 +3901,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[55]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3798,7 +3914,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{55}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListAuditResponse) GetRecords() []*AuditRecord {
@@ -3828,7 +3944,7 @@ type RaftPeer struct {
 
 func (x *RaftPeer) Reset() {
 	*x = RaftPeer{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[56]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3840,7 +3956,7 @@ func (x *RaftPeer) String() string {
 func (*RaftPeer) ProtoMessage() {}
 
 func (x *RaftPeer) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[56]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3853,7 +3969,7 @@ func (x *RaftPeer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftPeer.ProtoReflect.Descriptor instead.
 func (*RaftPeer) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{56}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RaftPeer) GetId() string {
@@ -3909,7 +4025,7 @@ type ListRaftPeersRequest struct {
 
 func (x *ListRaftPeersRequest) Reset() {
 	*x = ListRaftPeersRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[57]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3921,7 +4037,7 @@ func (x *ListRaftPeersRequest) String() string {
 func (*ListRaftPeersRequest) ProtoMessage() {}
 
 func (x *ListRaftPeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[57]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3934,7 +4050,7 @@ func (x *ListRaftPeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRaftPeersRequest.ProtoReflect.Descriptor instead.
 func (*ListRaftPeersRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{57}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListRaftPeersRequest) GetStale() bool {
@@ -3955,7 +4071,7 @@ type ListRaftPeersResponse struct {
 
 func (x *ListRaftPeersResponse) Reset() {
 	*x = ListRaftPeersResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[58]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3967,7 +4083,7 @@ func (x *ListRaftPeersResponse) String() string {
 func (*ListRaftPeersResponse) ProtoMessage() {}
 
 func (x *ListRaftPeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[58]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3980,7 +4096,7 @@ func (x *ListRaftPeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRaftPeersResponse.ProtoReflect.Descriptor instead.
 func (*ListRaftPeersResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{58}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListRaftPeersResponse) GetPeers() []*RaftPeer {
@@ -4006,7 +4122,7 @@ type RemoveRaftPeerRequest struct {
 
 func (x *RemoveRaftPeerRequest) Reset() {
 	*x = RemoveRaftPeerRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[59]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4018,7 +4134,7 @@ func (x *RemoveRaftPeerRequest) String() string {
 func (*RemoveRaftPeerRequest) ProtoMessage() {}
 
 func (x *RemoveRaftPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[59]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4031,7 +4147,7 @@ func (x *RemoveRaftPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRaftPeerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRaftPeerRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{59}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RemoveRaftPeerRequest) GetId() string {
@@ -4049,7 +4165,7 @@ type RemoveRaftPeerResponse struct {
 
 func (x *RemoveRaftPeerResponse) Reset() {
 	*x = RemoveRaftPeerResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[60]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4061,7 +4177,7 @@ func (x *RemoveRaftPeerResponse) String() string {
 func (*RemoveRaftPeerResponse) ProtoMessage() {}
 
 func (x *RemoveRaftPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[60]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4074,7 +4190,7 @@ func (x *RemoveRaftPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRaftPeerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveRaftPeerResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{60}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{62}
 }
 
 type TransferLeadershipRequest struct {
@@ -4087,7 +4203,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[61]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4099,7 +4215,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[61]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4112,7 +4228,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{61}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -4131,7 +4247,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[62]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4143,7 +4259,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[62]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4156,7 +4272,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{62}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeader() string {
@@ -4174,7 +4290,7 @@ type GetServerInfoRequest struct {
 
 func (x *GetServerInfoRequest) Reset() {
 	*x = GetServerInfoRequest{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[63]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4186,7 +4302,7 @@ func (x *GetServerInfoRequest) String() string {
 func (*GetServerInfoRequest) ProtoMessage() {}
 
 func (x *GetServerInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[63]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4199,7 +4315,7 @@ func (x *GetServerInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetServerInfoRequest) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{63}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{65}
 }
 
 type GetServerInfoResponse struct {
@@ -4225,7 +4341,7 @@ type GetServerInfoResponse struct {
 
 func (x *GetServerInfoResponse) Reset() {
 	*x = GetServerInfoResponse{}
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[64]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4237,7 +4353,7 @@ func (x *GetServerInfoResponse) String() string {
 func (*GetServerInfoResponse) ProtoMessage() {}
 
 func (x *GetServerInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[64]
+	mi := &file_stillpoint_v1_coordinator_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4250,7 +4366,7 @@ func (x *GetServerInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetServerInfoResponse) Descriptor() ([]byte, []int) {
-	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{64}
+	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GetServerInfoResponse) GetNodeId() string {
@@ -4327,7 +4443,7 @@ var File_stillpoint_v1_coordinator_proto protoreflect.FileDescriptor
 
 const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\n" +
-	"\x1fstillpoint/v1/coordinator.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19stillpoint/v1/agent.proto\x1a\x1astillpoint/v1/backup.proto\x1a\x19stillpoint/v1/clock.proto\"\xcd\x04\n" +
+	"\x1fstillpoint/v1/coordinator.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19stillpoint/v1/agent.proto\x1a\x1astillpoint/v1/backup.proto\x1a\x19stillpoint/v1/clock.proto\x1a\x1cstillpoint/v1/security.proto\"\xcd\x04\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n" +
@@ -4590,17 +4706,24 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x13WatchAlarmsResponse\x12,\n" +
 	"\x06alarms\x18\x01 \x03(\v2\x14.stillpoint.v1.AlarmR\x06alarms\x12\x18\n" +
 	"\ainitial\x18\x02 \x01(\bR\ainitial\x12\x1b\n" +
-	"\tserved_by\x18\x03 \x01(\tR\bservedBy\"\xaa\x01\n" +
+	"\tserved_by\x18\x03 \x01(\tR\bservedBy\"\x94\x02\n" +
 	"\vAuditRecord\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x16\n" +
 	"\x06action\x18\x02 \x01(\tR\x06action\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x13\n" +
 	"\x05op_id\x18\x04 \x01(\tR\x04opId\x12\x16\n" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x12*\n" +
-	"\x02at\x18\x06 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\">\n" +
+	"\x02at\x18\x06 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\x12-\n" +
+	"\x06caller\x18\a \x01(\v2\x15.stillpoint.v1.CallerR\x06caller\x12\x16\n" +
+	"\x06method\x18\b \x01(\tR\x06method\x12!\n" +
+	"\frefused_code\x18\t \x01(\tR\vrefusedCode\"J\n" +
+	"\x14RecordRefusalRequest\x122\n" +
+	"\x06record\x18\x01 \x01(\v2\x1a.stillpoint.v1.AuditRecordR\x06record\"\x17\n" +
+	"\x15RecordRefusalResponse\"p\n" +
 	"\x10ListAuditRequest\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x14\n" +
-	"\x05stale\x18\x02 \x01(\bR\x05stale\"I\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"I\n" +
 	"\x11ListAuditResponse\x124\n" +
 	"\arecords\x18\x01 \x03(\v2\x1a.stillpoint.v1.AuditRecordR\arecords\"\xbd\x01\n" +
 	"\bRaftPeer\x12\x0e\n" +
@@ -4652,7 +4775,7 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\x19OPERATION_STATE_UNPAUSING\x10\x04\x12\x1d\n" +
 	"\x19OPERATION_STATE_COMPLETED\x10\x05\x12\x1b\n" +
 	"\x17OPERATION_STATE_ABORTED\x10\x06\x12\x1b\n" +
-	"\x17OPERATION_STATE_INVALID\x10\a2\xb1\x13\n" +
+	"\x17OPERATION_STATE_INVALID\x10\a2\xa3\x18\n" +
 	"\x12CoordinatorService\x12T\n" +
 	"\vListMembers\x12!.stillpoint.v1.ListMembersRequest\x1a\".stillpoint.v1.ListMembersResponse\x12K\n" +
 	"\bGetDrift\x12\x1e.stillpoint.v1.GetDriftRequest\x1a\x1f.stillpoint.v1.GetDriftResponse\x12i\n" +
@@ -4682,7 +4805,14 @@ const file_stillpoint_v1_coordinator_proto_rawDesc = "" +
 	"\rListRaftPeers\x12#.stillpoint.v1.ListRaftPeersRequest\x1a$.stillpoint.v1.ListRaftPeersResponse\x12]\n" +
 	"\x0eRemoveRaftPeer\x12$.stillpoint.v1.RemoveRaftPeerRequest\x1a%.stillpoint.v1.RemoveRaftPeerResponse\x12i\n" +
 	"\x12TransferLeadership\x12(.stillpoint.v1.TransferLeadershipRequest\x1a).stillpoint.v1.TransferLeadershipResponse\x12Z\n" +
-	"\rGetServerInfo\x12#.stillpoint.v1.GetServerInfoRequest\x1a$.stillpoint.v1.GetServerInfoResponseBGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
+	"\rGetServerInfo\x12#.stillpoint.v1.GetServerInfoRequest\x1a$.stillpoint.v1.GetServerInfoResponse\x12W\n" +
+	"\fACLBootstrap\x12\".stillpoint.v1.ACLBootstrapRequest\x1a#.stillpoint.v1.ACLBootstrapResponse\x12]\n" +
+	"\x0eCreateACLToken\x12$.stillpoint.v1.CreateACLTokenRequest\x1a%.stillpoint.v1.CreateACLTokenResponse\x12Z\n" +
+	"\rListACLTokens\x12#.stillpoint.v1.ListACLTokensRequest\x1a$.stillpoint.v1.ListACLTokensResponse\x12]\n" +
+	"\x0eRevokeACLToken\x12$.stillpoint.v1.RevokeACLTokenRequest\x1a%.stillpoint.v1.RevokeACLTokenResponse\x12H\n" +
+	"\aKeyring\x12\x1d.stillpoint.v1.KeyringRequest\x1a\x1e.stillpoint.v1.KeyringResponse\x12W\n" +
+	"\fKeyringLocal\x12\".stillpoint.v1.KeyringLocalRequest\x1a#.stillpoint.v1.KeyringLocalResponse\x12Z\n" +
+	"\rRecordRefusal\x12#.stillpoint.v1.RecordRefusalRequest\x1a$.stillpoint.v1.RecordRefusalResponseBGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
 
 var (
 	file_stillpoint_v1_coordinator_proto_rawDescOnce sync.Once
@@ -4697,7 +4827,7 @@ func file_stillpoint_v1_coordinator_proto_rawDescGZIP() []byte {
 }
 
 var file_stillpoint_v1_coordinator_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_stillpoint_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
+var file_stillpoint_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_stillpoint_v1_coordinator_proto_goTypes = []any{
 	(MemberStatus)(0),                  // 0: stillpoint.v1.MemberStatus
 	(OperationState)(0),                // 1: stillpoint.v1.OperationState
@@ -4755,148 +4885,180 @@ var file_stillpoint_v1_coordinator_proto_goTypes = []any{
 	(*WatchAlarmsRequest)(nil),         // 53: stillpoint.v1.WatchAlarmsRequest
 	(*WatchAlarmsResponse)(nil),        // 54: stillpoint.v1.WatchAlarmsResponse
 	(*AuditRecord)(nil),                // 55: stillpoint.v1.AuditRecord
-	(*ListAuditRequest)(nil),           // 56: stillpoint.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),          // 57: stillpoint.v1.ListAuditResponse
-	(*RaftPeer)(nil),                   // 58: stillpoint.v1.RaftPeer
-	(*ListRaftPeersRequest)(nil),       // 59: stillpoint.v1.ListRaftPeersRequest
-	(*ListRaftPeersResponse)(nil),      // 60: stillpoint.v1.ListRaftPeersResponse
-	(*RemoveRaftPeerRequest)(nil),      // 61: stillpoint.v1.RemoveRaftPeerRequest
-	(*RemoveRaftPeerResponse)(nil),     // 62: stillpoint.v1.RemoveRaftPeerResponse
-	(*TransferLeadershipRequest)(nil),  // 63: stillpoint.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 64: stillpoint.v1.TransferLeadershipResponse
-	(*GetServerInfoRequest)(nil),       // 65: stillpoint.v1.GetServerInfoRequest
-	(*GetServerInfoResponse)(nil),      // 66: stillpoint.v1.GetServerInfoResponse
-	nil,                                // 67: stillpoint.v1.GetDriftResponse.SpreadNsEntry
-	nil,                                // 68: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
-	(*ClockEstimate)(nil),              // 69: stillpoint.v1.ClockEstimate
-	(*NodeState)(nil),                  // 70: stillpoint.v1.NodeState
-	(NodeOutcome)(0),                   // 71: stillpoint.v1.NodeOutcome
-	(*StampedTime)(nil),                // 72: stillpoint.v1.StampedTime
-	(*timestamppb.Timestamp)(nil),      // 73: google.protobuf.Timestamp
-	(*BackupRun)(nil),                  // 74: stillpoint.v1.BackupRun
-	(*BackupPlan)(nil),                 // 75: stillpoint.v1.BackupPlan
-	(*PlanRecord)(nil),                 // 76: stillpoint.v1.PlanRecord
-	(*RestorePlan)(nil),                // 77: stillpoint.v1.RestorePlan
+	(*RecordRefusalRequest)(nil),       // 56: stillpoint.v1.RecordRefusalRequest
+	(*RecordRefusalResponse)(nil),      // 57: stillpoint.v1.RecordRefusalResponse
+	(*ListAuditRequest)(nil),           // 58: stillpoint.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),          // 59: stillpoint.v1.ListAuditResponse
+	(*RaftPeer)(nil),                   // 60: stillpoint.v1.RaftPeer
+	(*ListRaftPeersRequest)(nil),       // 61: stillpoint.v1.ListRaftPeersRequest
+	(*ListRaftPeersResponse)(nil),      // 62: stillpoint.v1.ListRaftPeersResponse
+	(*RemoveRaftPeerRequest)(nil),      // 63: stillpoint.v1.RemoveRaftPeerRequest
+	(*RemoveRaftPeerResponse)(nil),     // 64: stillpoint.v1.RemoveRaftPeerResponse
+	(*TransferLeadershipRequest)(nil),  // 65: stillpoint.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 66: stillpoint.v1.TransferLeadershipResponse
+	(*GetServerInfoRequest)(nil),       // 67: stillpoint.v1.GetServerInfoRequest
+	(*GetServerInfoResponse)(nil),      // 68: stillpoint.v1.GetServerInfoResponse
+	nil,                                // 69: stillpoint.v1.GetDriftResponse.SpreadNsEntry
+	nil,                                // 70: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
+	(*ClockEstimate)(nil),              // 71: stillpoint.v1.ClockEstimate
+	(*NodeState)(nil),                  // 72: stillpoint.v1.NodeState
+	(NodeOutcome)(0),                   // 73: stillpoint.v1.NodeOutcome
+	(*StampedTime)(nil),                // 74: stillpoint.v1.StampedTime
+	(*timestamppb.Timestamp)(nil),      // 75: google.protobuf.Timestamp
+	(*BackupRun)(nil),                  // 76: stillpoint.v1.BackupRun
+	(*BackupPlan)(nil),                 // 77: stillpoint.v1.BackupPlan
+	(*PlanRecord)(nil),                 // 78: stillpoint.v1.PlanRecord
+	(*RestorePlan)(nil),                // 79: stillpoint.v1.RestorePlan
+	(*Caller)(nil),                     // 80: stillpoint.v1.Caller
+	(*ACLBootstrapRequest)(nil),        // 81: stillpoint.v1.ACLBootstrapRequest
+	(*CreateACLTokenRequest)(nil),      // 82: stillpoint.v1.CreateACLTokenRequest
+	(*ListACLTokensRequest)(nil),       // 83: stillpoint.v1.ListACLTokensRequest
+	(*RevokeACLTokenRequest)(nil),      // 84: stillpoint.v1.RevokeACLTokenRequest
+	(*KeyringRequest)(nil),             // 85: stillpoint.v1.KeyringRequest
+	(*KeyringLocalRequest)(nil),        // 86: stillpoint.v1.KeyringLocalRequest
+	(*ACLBootstrapResponse)(nil),       // 87: stillpoint.v1.ACLBootstrapResponse
+	(*CreateACLTokenResponse)(nil),     // 88: stillpoint.v1.CreateACLTokenResponse
+	(*ListACLTokensResponse)(nil),      // 89: stillpoint.v1.ListACLTokensResponse
+	(*RevokeACLTokenResponse)(nil),     // 90: stillpoint.v1.RevokeACLTokenResponse
+	(*KeyringResponse)(nil),            // 91: stillpoint.v1.KeyringResponse
+	(*KeyringLocalResponse)(nil),       // 92: stillpoint.v1.KeyringLocalResponse
 }
 var file_stillpoint_v1_coordinator_proto_depIdxs = []int32{
 	0,  // 0: stillpoint.v1.Member.status:type_name -> stillpoint.v1.MemberStatus
-	69, // 1: stillpoint.v1.Member.clock:type_name -> stillpoint.v1.ClockEstimate
-	70, // 2: stillpoint.v1.Member.node_state:type_name -> stillpoint.v1.NodeState
+	71, // 1: stillpoint.v1.Member.clock:type_name -> stillpoint.v1.ClockEstimate
+	72, // 2: stillpoint.v1.Member.node_state:type_name -> stillpoint.v1.NodeState
 	2,  // 3: stillpoint.v1.ListMembersResponse.members:type_name -> stillpoint.v1.Member
 	2,  // 4: stillpoint.v1.RemoveRosterMemberResponse.member:type_name -> stillpoint.v1.Member
 	2,  // 5: stillpoint.v1.DriftEntry.member:type_name -> stillpoint.v1.Member
 	7,  // 6: stillpoint.v1.GetDriftResponse.entries:type_name -> stillpoint.v1.DriftEntry
-	67, // 7: stillpoint.v1.GetDriftResponse.spread_ns:type_name -> stillpoint.v1.GetDriftResponse.SpreadNsEntry
+	69, // 7: stillpoint.v1.GetDriftResponse.spread_ns:type_name -> stillpoint.v1.GetDriftResponse.SpreadNsEntry
 	44, // 8: stillpoint.v1.GetDriftResponse.config:type_name -> stillpoint.v1.RuntimeConfig
-	69, // 9: stillpoint.v1.TargetRecord.admitted_clock:type_name -> stillpoint.v1.ClockEstimate
-	71, // 10: stillpoint.v1.TargetRecord.pause_outcome:type_name -> stillpoint.v1.NodeOutcome
-	72, // 11: stillpoint.v1.TargetRecord.acked_at:type_name -> stillpoint.v1.StampedTime
-	71, // 12: stillpoint.v1.TargetRecord.unpause_outcome:type_name -> stillpoint.v1.NodeOutcome
-	72, // 13: stillpoint.v1.TargetRecord.unpause_sent_at:type_name -> stillpoint.v1.StampedTime
-	73, // 14: stillpoint.v1.RestoreWindow.start:type_name -> google.protobuf.Timestamp
-	73, // 15: stillpoint.v1.RestoreWindow.end:type_name -> google.protobuf.Timestamp
-	73, // 16: stillpoint.v1.RestoreWindow.restore_point:type_name -> google.protobuf.Timestamp
+	71, // 9: stillpoint.v1.TargetRecord.admitted_clock:type_name -> stillpoint.v1.ClockEstimate
+	73, // 10: stillpoint.v1.TargetRecord.pause_outcome:type_name -> stillpoint.v1.NodeOutcome
+	74, // 11: stillpoint.v1.TargetRecord.acked_at:type_name -> stillpoint.v1.StampedTime
+	73, // 12: stillpoint.v1.TargetRecord.unpause_outcome:type_name -> stillpoint.v1.NodeOutcome
+	74, // 13: stillpoint.v1.TargetRecord.unpause_sent_at:type_name -> stillpoint.v1.StampedTime
+	75, // 14: stillpoint.v1.RestoreWindow.start:type_name -> google.protobuf.Timestamp
+	75, // 15: stillpoint.v1.RestoreWindow.end:type_name -> google.protobuf.Timestamp
+	75, // 16: stillpoint.v1.RestoreWindow.restore_point:type_name -> google.protobuf.Timestamp
 	1,  // 17: stillpoint.v1.Operation.state:type_name -> stillpoint.v1.OperationState
 	10, // 18: stillpoint.v1.Operation.targets:type_name -> stillpoint.v1.TargetRecord
 	11, // 19: stillpoint.v1.Operation.window:type_name -> stillpoint.v1.RestoreWindow
-	72, // 20: stillpoint.v1.Operation.created_at:type_name -> stillpoint.v1.StampedTime
-	72, // 21: stillpoint.v1.Operation.ended_at:type_name -> stillpoint.v1.StampedTime
+	74, // 20: stillpoint.v1.Operation.created_at:type_name -> stillpoint.v1.StampedTime
+	74, // 21: stillpoint.v1.Operation.ended_at:type_name -> stillpoint.v1.StampedTime
 	1,  // 22: stillpoint.v1.Operation.end_state:type_name -> stillpoint.v1.OperationState
-	72, // 23: stillpoint.v1.Operation.hold_deadline:type_name -> stillpoint.v1.StampedTime
-	72, // 24: stillpoint.v1.Operation.invalidated_at:type_name -> stillpoint.v1.StampedTime
-	74, // 25: stillpoint.v1.Operation.backup:type_name -> stillpoint.v1.BackupRun
+	74, // 23: stillpoint.v1.Operation.hold_deadline:type_name -> stillpoint.v1.StampedTime
+	74, // 24: stillpoint.v1.Operation.invalidated_at:type_name -> stillpoint.v1.StampedTime
+	76, // 25: stillpoint.v1.Operation.backup:type_name -> stillpoint.v1.BackupRun
 	12, // 26: stillpoint.v1.StartPauseResponse.operation:type_name -> stillpoint.v1.Operation
 	12, // 27: stillpoint.v1.ForceUnpauseResponse.operation:type_name -> stillpoint.v1.Operation
 	12, // 28: stillpoint.v1.GetOperationResponse.operation:type_name -> stillpoint.v1.Operation
 	12, // 29: stillpoint.v1.ListOperationsResponse.operations:type_name -> stillpoint.v1.Operation
 	12, // 30: stillpoint.v1.WatchOperationResponse.operation:type_name -> stillpoint.v1.Operation
 	11, // 31: stillpoint.v1.RestorePoint.window:type_name -> stillpoint.v1.RestoreWindow
-	72, // 32: stillpoint.v1.RestorePoint.created_at:type_name -> stillpoint.v1.StampedTime
-	72, // 33: stillpoint.v1.RestorePoint.invalidated_at:type_name -> stillpoint.v1.StampedTime
-	74, // 34: stillpoint.v1.RestorePoint.backup:type_name -> stillpoint.v1.BackupRun
+	74, // 32: stillpoint.v1.RestorePoint.created_at:type_name -> stillpoint.v1.StampedTime
+	74, // 33: stillpoint.v1.RestorePoint.invalidated_at:type_name -> stillpoint.v1.StampedTime
+	76, // 34: stillpoint.v1.RestorePoint.backup:type_name -> stillpoint.v1.BackupRun
 	23, // 35: stillpoint.v1.ListRestorePointsResponse.restore_points:type_name -> stillpoint.v1.RestorePoint
 	23, // 36: stillpoint.v1.GetRestorePointResponse.restore_point:type_name -> stillpoint.v1.RestorePoint
-	75, // 37: stillpoint.v1.SetBackupPlanRequest.plan:type_name -> stillpoint.v1.BackupPlan
-	76, // 38: stillpoint.v1.SetBackupPlanResponse.plan:type_name -> stillpoint.v1.PlanRecord
-	76, // 39: stillpoint.v1.GetBackupPlanResponse.plan:type_name -> stillpoint.v1.PlanRecord
-	76, // 40: stillpoint.v1.ListBackupPlansResponse.plans:type_name -> stillpoint.v1.PlanRecord
+	77, // 37: stillpoint.v1.SetBackupPlanRequest.plan:type_name -> stillpoint.v1.BackupPlan
+	78, // 38: stillpoint.v1.SetBackupPlanResponse.plan:type_name -> stillpoint.v1.PlanRecord
+	78, // 39: stillpoint.v1.GetBackupPlanResponse.plan:type_name -> stillpoint.v1.PlanRecord
+	78, // 40: stillpoint.v1.ListBackupPlansResponse.plans:type_name -> stillpoint.v1.PlanRecord
 	12, // 41: stillpoint.v1.StartBackupResponse.operation:type_name -> stillpoint.v1.Operation
 	23, // 42: stillpoint.v1.ListBackupsResponse.backups:type_name -> stillpoint.v1.RestorePoint
 	23, // 43: stillpoint.v1.GetBackupResponse.backup:type_name -> stillpoint.v1.RestorePoint
-	77, // 44: stillpoint.v1.GetRestorePlanResponse.plan:type_name -> stillpoint.v1.RestorePlan
-	68, // 45: stillpoint.v1.RuntimeConfig.expected_members:type_name -> stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
+	79, // 44: stillpoint.v1.GetRestorePlanResponse.plan:type_name -> stillpoint.v1.RestorePlan
+	70, // 45: stillpoint.v1.RuntimeConfig.expected_members:type_name -> stillpoint.v1.RuntimeConfig.ExpectedMembersEntry
 	44, // 46: stillpoint.v1.GetConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
 	44, // 47: stillpoint.v1.UpdateConfigRequest.config:type_name -> stillpoint.v1.RuntimeConfig
 	44, // 48: stillpoint.v1.UpdateConfigResponse.config:type_name -> stillpoint.v1.RuntimeConfig
-	72, // 49: stillpoint.v1.Alarm.raised_at:type_name -> stillpoint.v1.StampedTime
-	72, // 50: stillpoint.v1.Alarm.cleared_at:type_name -> stillpoint.v1.StampedTime
-	72, // 51: stillpoint.v1.Alarm.first_seen:type_name -> stillpoint.v1.StampedTime
-	72, // 52: stillpoint.v1.Alarm.updated_at:type_name -> stillpoint.v1.StampedTime
+	74, // 49: stillpoint.v1.Alarm.raised_at:type_name -> stillpoint.v1.StampedTime
+	74, // 50: stillpoint.v1.Alarm.cleared_at:type_name -> stillpoint.v1.StampedTime
+	74, // 51: stillpoint.v1.Alarm.first_seen:type_name -> stillpoint.v1.StampedTime
+	74, // 52: stillpoint.v1.Alarm.updated_at:type_name -> stillpoint.v1.StampedTime
 	50, // 53: stillpoint.v1.ListAlarmsResponse.alarms:type_name -> stillpoint.v1.Alarm
 	50, // 54: stillpoint.v1.WatchAlarmsResponse.alarms:type_name -> stillpoint.v1.Alarm
-	72, // 55: stillpoint.v1.AuditRecord.at:type_name -> stillpoint.v1.StampedTime
-	55, // 56: stillpoint.v1.ListAuditResponse.records:type_name -> stillpoint.v1.AuditRecord
-	58, // 57: stillpoint.v1.ListRaftPeersResponse.peers:type_name -> stillpoint.v1.RaftPeer
-	45, // 58: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry.value:type_name -> stillpoint.v1.ExpectedMembers
-	3,  // 59: stillpoint.v1.CoordinatorService.ListMembers:input_type -> stillpoint.v1.ListMembersRequest
-	8,  // 60: stillpoint.v1.CoordinatorService.GetDrift:input_type -> stillpoint.v1.GetDriftRequest
-	5,  // 61: stillpoint.v1.CoordinatorService.RemoveRosterMember:input_type -> stillpoint.v1.RemoveRosterMemberRequest
-	13, // 62: stillpoint.v1.CoordinatorService.StartPause:input_type -> stillpoint.v1.StartPauseRequest
-	15, // 63: stillpoint.v1.CoordinatorService.ForceUnpause:input_type -> stillpoint.v1.ForceUnpauseRequest
-	17, // 64: stillpoint.v1.CoordinatorService.GetOperation:input_type -> stillpoint.v1.GetOperationRequest
-	19, // 65: stillpoint.v1.CoordinatorService.ListOperations:input_type -> stillpoint.v1.ListOperationsRequest
-	21, // 66: stillpoint.v1.CoordinatorService.WatchOperation:input_type -> stillpoint.v1.WatchOperationRequest
-	24, // 67: stillpoint.v1.CoordinatorService.ListRestorePoints:input_type -> stillpoint.v1.ListRestorePointsRequest
-	26, // 68: stillpoint.v1.CoordinatorService.GetRestorePoint:input_type -> stillpoint.v1.GetRestorePointRequest
-	46, // 69: stillpoint.v1.CoordinatorService.GetConfig:input_type -> stillpoint.v1.GetConfigRequest
-	48, // 70: stillpoint.v1.CoordinatorService.UpdateConfig:input_type -> stillpoint.v1.UpdateConfigRequest
-	51, // 71: stillpoint.v1.CoordinatorService.ListAlarms:input_type -> stillpoint.v1.ListAlarmsRequest
-	53, // 72: stillpoint.v1.CoordinatorService.WatchAlarms:input_type -> stillpoint.v1.WatchAlarmsRequest
-	56, // 73: stillpoint.v1.CoordinatorService.ListAudit:input_type -> stillpoint.v1.ListAuditRequest
-	28, // 74: stillpoint.v1.CoordinatorService.SetBackupPlan:input_type -> stillpoint.v1.SetBackupPlanRequest
-	30, // 75: stillpoint.v1.CoordinatorService.GetBackupPlan:input_type -> stillpoint.v1.GetBackupPlanRequest
-	32, // 76: stillpoint.v1.CoordinatorService.ListBackupPlans:input_type -> stillpoint.v1.ListBackupPlansRequest
-	34, // 77: stillpoint.v1.CoordinatorService.DeleteBackupPlan:input_type -> stillpoint.v1.DeleteBackupPlanRequest
-	36, // 78: stillpoint.v1.CoordinatorService.StartBackup:input_type -> stillpoint.v1.StartBackupRequest
-	38, // 79: stillpoint.v1.CoordinatorService.ListBackups:input_type -> stillpoint.v1.ListBackupsRequest
-	40, // 80: stillpoint.v1.CoordinatorService.GetBackup:input_type -> stillpoint.v1.GetBackupRequest
-	42, // 81: stillpoint.v1.CoordinatorService.GetRestorePlan:input_type -> stillpoint.v1.GetRestorePlanRequest
-	59, // 82: stillpoint.v1.CoordinatorService.ListRaftPeers:input_type -> stillpoint.v1.ListRaftPeersRequest
-	61, // 83: stillpoint.v1.CoordinatorService.RemoveRaftPeer:input_type -> stillpoint.v1.RemoveRaftPeerRequest
-	63, // 84: stillpoint.v1.CoordinatorService.TransferLeadership:input_type -> stillpoint.v1.TransferLeadershipRequest
-	65, // 85: stillpoint.v1.CoordinatorService.GetServerInfo:input_type -> stillpoint.v1.GetServerInfoRequest
-	4,  // 86: stillpoint.v1.CoordinatorService.ListMembers:output_type -> stillpoint.v1.ListMembersResponse
-	9,  // 87: stillpoint.v1.CoordinatorService.GetDrift:output_type -> stillpoint.v1.GetDriftResponse
-	6,  // 88: stillpoint.v1.CoordinatorService.RemoveRosterMember:output_type -> stillpoint.v1.RemoveRosterMemberResponse
-	14, // 89: stillpoint.v1.CoordinatorService.StartPause:output_type -> stillpoint.v1.StartPauseResponse
-	16, // 90: stillpoint.v1.CoordinatorService.ForceUnpause:output_type -> stillpoint.v1.ForceUnpauseResponse
-	18, // 91: stillpoint.v1.CoordinatorService.GetOperation:output_type -> stillpoint.v1.GetOperationResponse
-	20, // 92: stillpoint.v1.CoordinatorService.ListOperations:output_type -> stillpoint.v1.ListOperationsResponse
-	22, // 93: stillpoint.v1.CoordinatorService.WatchOperation:output_type -> stillpoint.v1.WatchOperationResponse
-	25, // 94: stillpoint.v1.CoordinatorService.ListRestorePoints:output_type -> stillpoint.v1.ListRestorePointsResponse
-	27, // 95: stillpoint.v1.CoordinatorService.GetRestorePoint:output_type -> stillpoint.v1.GetRestorePointResponse
-	47, // 96: stillpoint.v1.CoordinatorService.GetConfig:output_type -> stillpoint.v1.GetConfigResponse
-	49, // 97: stillpoint.v1.CoordinatorService.UpdateConfig:output_type -> stillpoint.v1.UpdateConfigResponse
-	52, // 98: stillpoint.v1.CoordinatorService.ListAlarms:output_type -> stillpoint.v1.ListAlarmsResponse
-	54, // 99: stillpoint.v1.CoordinatorService.WatchAlarms:output_type -> stillpoint.v1.WatchAlarmsResponse
-	57, // 100: stillpoint.v1.CoordinatorService.ListAudit:output_type -> stillpoint.v1.ListAuditResponse
-	29, // 101: stillpoint.v1.CoordinatorService.SetBackupPlan:output_type -> stillpoint.v1.SetBackupPlanResponse
-	31, // 102: stillpoint.v1.CoordinatorService.GetBackupPlan:output_type -> stillpoint.v1.GetBackupPlanResponse
-	33, // 103: stillpoint.v1.CoordinatorService.ListBackupPlans:output_type -> stillpoint.v1.ListBackupPlansResponse
-	35, // 104: stillpoint.v1.CoordinatorService.DeleteBackupPlan:output_type -> stillpoint.v1.DeleteBackupPlanResponse
-	37, // 105: stillpoint.v1.CoordinatorService.StartBackup:output_type -> stillpoint.v1.StartBackupResponse
-	39, // 106: stillpoint.v1.CoordinatorService.ListBackups:output_type -> stillpoint.v1.ListBackupsResponse
-	41, // 107: stillpoint.v1.CoordinatorService.GetBackup:output_type -> stillpoint.v1.GetBackupResponse
-	43, // 108: stillpoint.v1.CoordinatorService.GetRestorePlan:output_type -> stillpoint.v1.GetRestorePlanResponse
-	60, // 109: stillpoint.v1.CoordinatorService.ListRaftPeers:output_type -> stillpoint.v1.ListRaftPeersResponse
-	62, // 110: stillpoint.v1.CoordinatorService.RemoveRaftPeer:output_type -> stillpoint.v1.RemoveRaftPeerResponse
-	64, // 111: stillpoint.v1.CoordinatorService.TransferLeadership:output_type -> stillpoint.v1.TransferLeadershipResponse
-	66, // 112: stillpoint.v1.CoordinatorService.GetServerInfo:output_type -> stillpoint.v1.GetServerInfoResponse
-	86, // [86:113] is the sub-list for method output_type
-	59, // [59:86] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	74, // 55: stillpoint.v1.AuditRecord.at:type_name -> stillpoint.v1.StampedTime
+	80, // 56: stillpoint.v1.AuditRecord.caller:type_name -> stillpoint.v1.Caller
+	55, // 57: stillpoint.v1.RecordRefusalRequest.record:type_name -> stillpoint.v1.AuditRecord
+	75, // 58: stillpoint.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	55, // 59: stillpoint.v1.ListAuditResponse.records:type_name -> stillpoint.v1.AuditRecord
+	60, // 60: stillpoint.v1.ListRaftPeersResponse.peers:type_name -> stillpoint.v1.RaftPeer
+	45, // 61: stillpoint.v1.RuntimeConfig.ExpectedMembersEntry.value:type_name -> stillpoint.v1.ExpectedMembers
+	3,  // 62: stillpoint.v1.CoordinatorService.ListMembers:input_type -> stillpoint.v1.ListMembersRequest
+	8,  // 63: stillpoint.v1.CoordinatorService.GetDrift:input_type -> stillpoint.v1.GetDriftRequest
+	5,  // 64: stillpoint.v1.CoordinatorService.RemoveRosterMember:input_type -> stillpoint.v1.RemoveRosterMemberRequest
+	13, // 65: stillpoint.v1.CoordinatorService.StartPause:input_type -> stillpoint.v1.StartPauseRequest
+	15, // 66: stillpoint.v1.CoordinatorService.ForceUnpause:input_type -> stillpoint.v1.ForceUnpauseRequest
+	17, // 67: stillpoint.v1.CoordinatorService.GetOperation:input_type -> stillpoint.v1.GetOperationRequest
+	19, // 68: stillpoint.v1.CoordinatorService.ListOperations:input_type -> stillpoint.v1.ListOperationsRequest
+	21, // 69: stillpoint.v1.CoordinatorService.WatchOperation:input_type -> stillpoint.v1.WatchOperationRequest
+	24, // 70: stillpoint.v1.CoordinatorService.ListRestorePoints:input_type -> stillpoint.v1.ListRestorePointsRequest
+	26, // 71: stillpoint.v1.CoordinatorService.GetRestorePoint:input_type -> stillpoint.v1.GetRestorePointRequest
+	46, // 72: stillpoint.v1.CoordinatorService.GetConfig:input_type -> stillpoint.v1.GetConfigRequest
+	48, // 73: stillpoint.v1.CoordinatorService.UpdateConfig:input_type -> stillpoint.v1.UpdateConfigRequest
+	51, // 74: stillpoint.v1.CoordinatorService.ListAlarms:input_type -> stillpoint.v1.ListAlarmsRequest
+	53, // 75: stillpoint.v1.CoordinatorService.WatchAlarms:input_type -> stillpoint.v1.WatchAlarmsRequest
+	58, // 76: stillpoint.v1.CoordinatorService.ListAudit:input_type -> stillpoint.v1.ListAuditRequest
+	28, // 77: stillpoint.v1.CoordinatorService.SetBackupPlan:input_type -> stillpoint.v1.SetBackupPlanRequest
+	30, // 78: stillpoint.v1.CoordinatorService.GetBackupPlan:input_type -> stillpoint.v1.GetBackupPlanRequest
+	32, // 79: stillpoint.v1.CoordinatorService.ListBackupPlans:input_type -> stillpoint.v1.ListBackupPlansRequest
+	34, // 80: stillpoint.v1.CoordinatorService.DeleteBackupPlan:input_type -> stillpoint.v1.DeleteBackupPlanRequest
+	36, // 81: stillpoint.v1.CoordinatorService.StartBackup:input_type -> stillpoint.v1.StartBackupRequest
+	38, // 82: stillpoint.v1.CoordinatorService.ListBackups:input_type -> stillpoint.v1.ListBackupsRequest
+	40, // 83: stillpoint.v1.CoordinatorService.GetBackup:input_type -> stillpoint.v1.GetBackupRequest
+	42, // 84: stillpoint.v1.CoordinatorService.GetRestorePlan:input_type -> stillpoint.v1.GetRestorePlanRequest
+	61, // 85: stillpoint.v1.CoordinatorService.ListRaftPeers:input_type -> stillpoint.v1.ListRaftPeersRequest
+	63, // 86: stillpoint.v1.CoordinatorService.RemoveRaftPeer:input_type -> stillpoint.v1.RemoveRaftPeerRequest
+	65, // 87: stillpoint.v1.CoordinatorService.TransferLeadership:input_type -> stillpoint.v1.TransferLeadershipRequest
+	67, // 88: stillpoint.v1.CoordinatorService.GetServerInfo:input_type -> stillpoint.v1.GetServerInfoRequest
+	81, // 89: stillpoint.v1.CoordinatorService.ACLBootstrap:input_type -> stillpoint.v1.ACLBootstrapRequest
+	82, // 90: stillpoint.v1.CoordinatorService.CreateACLToken:input_type -> stillpoint.v1.CreateACLTokenRequest
+	83, // 91: stillpoint.v1.CoordinatorService.ListACLTokens:input_type -> stillpoint.v1.ListACLTokensRequest
+	84, // 92: stillpoint.v1.CoordinatorService.RevokeACLToken:input_type -> stillpoint.v1.RevokeACLTokenRequest
+	85, // 93: stillpoint.v1.CoordinatorService.Keyring:input_type -> stillpoint.v1.KeyringRequest
+	86, // 94: stillpoint.v1.CoordinatorService.KeyringLocal:input_type -> stillpoint.v1.KeyringLocalRequest
+	56, // 95: stillpoint.v1.CoordinatorService.RecordRefusal:input_type -> stillpoint.v1.RecordRefusalRequest
+	4,  // 96: stillpoint.v1.CoordinatorService.ListMembers:output_type -> stillpoint.v1.ListMembersResponse
+	9,  // 97: stillpoint.v1.CoordinatorService.GetDrift:output_type -> stillpoint.v1.GetDriftResponse
+	6,  // 98: stillpoint.v1.CoordinatorService.RemoveRosterMember:output_type -> stillpoint.v1.RemoveRosterMemberResponse
+	14, // 99: stillpoint.v1.CoordinatorService.StartPause:output_type -> stillpoint.v1.StartPauseResponse
+	16, // 100: stillpoint.v1.CoordinatorService.ForceUnpause:output_type -> stillpoint.v1.ForceUnpauseResponse
+	18, // 101: stillpoint.v1.CoordinatorService.GetOperation:output_type -> stillpoint.v1.GetOperationResponse
+	20, // 102: stillpoint.v1.CoordinatorService.ListOperations:output_type -> stillpoint.v1.ListOperationsResponse
+	22, // 103: stillpoint.v1.CoordinatorService.WatchOperation:output_type -> stillpoint.v1.WatchOperationResponse
+	25, // 104: stillpoint.v1.CoordinatorService.ListRestorePoints:output_type -> stillpoint.v1.ListRestorePointsResponse
+	27, // 105: stillpoint.v1.CoordinatorService.GetRestorePoint:output_type -> stillpoint.v1.GetRestorePointResponse
+	47, // 106: stillpoint.v1.CoordinatorService.GetConfig:output_type -> stillpoint.v1.GetConfigResponse
+	49, // 107: stillpoint.v1.CoordinatorService.UpdateConfig:output_type -> stillpoint.v1.UpdateConfigResponse
+	52, // 108: stillpoint.v1.CoordinatorService.ListAlarms:output_type -> stillpoint.v1.ListAlarmsResponse
+	54, // 109: stillpoint.v1.CoordinatorService.WatchAlarms:output_type -> stillpoint.v1.WatchAlarmsResponse
+	59, // 110: stillpoint.v1.CoordinatorService.ListAudit:output_type -> stillpoint.v1.ListAuditResponse
+	29, // 111: stillpoint.v1.CoordinatorService.SetBackupPlan:output_type -> stillpoint.v1.SetBackupPlanResponse
+	31, // 112: stillpoint.v1.CoordinatorService.GetBackupPlan:output_type -> stillpoint.v1.GetBackupPlanResponse
+	33, // 113: stillpoint.v1.CoordinatorService.ListBackupPlans:output_type -> stillpoint.v1.ListBackupPlansResponse
+	35, // 114: stillpoint.v1.CoordinatorService.DeleteBackupPlan:output_type -> stillpoint.v1.DeleteBackupPlanResponse
+	37, // 115: stillpoint.v1.CoordinatorService.StartBackup:output_type -> stillpoint.v1.StartBackupResponse
+	39, // 116: stillpoint.v1.CoordinatorService.ListBackups:output_type -> stillpoint.v1.ListBackupsResponse
+	41, // 117: stillpoint.v1.CoordinatorService.GetBackup:output_type -> stillpoint.v1.GetBackupResponse
+	43, // 118: stillpoint.v1.CoordinatorService.GetRestorePlan:output_type -> stillpoint.v1.GetRestorePlanResponse
+	62, // 119: stillpoint.v1.CoordinatorService.ListRaftPeers:output_type -> stillpoint.v1.ListRaftPeersResponse
+	64, // 120: stillpoint.v1.CoordinatorService.RemoveRaftPeer:output_type -> stillpoint.v1.RemoveRaftPeerResponse
+	66, // 121: stillpoint.v1.CoordinatorService.TransferLeadership:output_type -> stillpoint.v1.TransferLeadershipResponse
+	68, // 122: stillpoint.v1.CoordinatorService.GetServerInfo:output_type -> stillpoint.v1.GetServerInfoResponse
+	87, // 123: stillpoint.v1.CoordinatorService.ACLBootstrap:output_type -> stillpoint.v1.ACLBootstrapResponse
+	88, // 124: stillpoint.v1.CoordinatorService.CreateACLToken:output_type -> stillpoint.v1.CreateACLTokenResponse
+	89, // 125: stillpoint.v1.CoordinatorService.ListACLTokens:output_type -> stillpoint.v1.ListACLTokensResponse
+	90, // 126: stillpoint.v1.CoordinatorService.RevokeACLToken:output_type -> stillpoint.v1.RevokeACLTokenResponse
+	91, // 127: stillpoint.v1.CoordinatorService.Keyring:output_type -> stillpoint.v1.KeyringResponse
+	92, // 128: stillpoint.v1.CoordinatorService.KeyringLocal:output_type -> stillpoint.v1.KeyringLocalResponse
+	57, // 129: stillpoint.v1.CoordinatorService.RecordRefusal:output_type -> stillpoint.v1.RecordRefusalResponse
+	96, // [96:130] is the sub-list for method output_type
+	62, // [62:96] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_stillpoint_v1_coordinator_proto_init() }
@@ -4907,15 +5069,16 @@ func file_stillpoint_v1_coordinator_proto_init() {
 	file_stillpoint_v1_agent_proto_init()
 	file_stillpoint_v1_backup_proto_init()
 	file_stillpoint_v1_clock_proto_init()
+	file_stillpoint_v1_security_proto_init()
 	file_stillpoint_v1_coordinator_proto_msgTypes[0].OneofWrappers = []any{}
-	file_stillpoint_v1_coordinator_proto_msgTypes[56].OneofWrappers = []any{}
+	file_stillpoint_v1_coordinator_proto_msgTypes[58].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stillpoint_v1_coordinator_proto_rawDesc), len(file_stillpoint_v1_coordinator_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   67,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -46,6 +46,13 @@ const (
 	CoordinatorService_RemoveRaftPeer_FullMethodName     = "/stillpoint.v1.CoordinatorService/RemoveRaftPeer"
 	CoordinatorService_TransferLeadership_FullMethodName = "/stillpoint.v1.CoordinatorService/TransferLeadership"
 	CoordinatorService_GetServerInfo_FullMethodName      = "/stillpoint.v1.CoordinatorService/GetServerInfo"
+	CoordinatorService_ACLBootstrap_FullMethodName       = "/stillpoint.v1.CoordinatorService/ACLBootstrap"
+	CoordinatorService_CreateACLToken_FullMethodName     = "/stillpoint.v1.CoordinatorService/CreateACLToken"
+	CoordinatorService_ListACLTokens_FullMethodName      = "/stillpoint.v1.CoordinatorService/ListACLTokens"
+	CoordinatorService_RevokeACLToken_FullMethodName     = "/stillpoint.v1.CoordinatorService/RevokeACLToken"
+	CoordinatorService_Keyring_FullMethodName            = "/stillpoint.v1.CoordinatorService/Keyring"
+	CoordinatorService_KeyringLocal_FullMethodName       = "/stillpoint.v1.CoordinatorService/KeyringLocal"
+	CoordinatorService_RecordRefusal_FullMethodName      = "/stillpoint.v1.CoordinatorService/RecordRefusal"
 )
 
 // CoordinatorServiceClient is the client API for CoordinatorService service.
@@ -99,6 +106,20 @@ type CoordinatorServiceClient interface {
 	// servers ask each other for Raft addresses and state before
 	// bootstrapping and when the leader adds a new server.
 	GetServerInfo(ctx context.Context, in *GetServerInfoRequest, opts ...grpc.CallOption) (*GetServerInfoResponse, error)
+	// ACL: bootstrap once per cluster (the first admin token), then tokens.
+	ACLBootstrap(ctx context.Context, in *ACLBootstrapRequest, opts ...grpc.CallOption) (*ACLBootstrapResponse, error)
+	CreateACLToken(ctx context.Context, in *CreateACLTokenRequest, opts ...grpc.CallOption) (*CreateACLTokenResponse, error)
+	ListACLTokens(ctx context.Context, in *ListACLTokensRequest, opts ...grpc.CallOption) (*ListACLTokensResponse, error)
+	RevokeACLToken(ctx context.Context, in *RevokeACLTokenRequest, opts ...grpc.CallOption) (*RevokeACLTokenResponse, error)
+	// Keyring lists or changes the gossip keyring of every alive server and
+	// agent, reporting each node's answer.
+	Keyring(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error)
+	// KeyringLocal changes the answering server's own keyring (server to
+	// server only).
+	KeyringLocal(ctx context.Context, in *KeyringLocalRequest, opts ...grpc.CallOption) (*KeyringLocalResponse, error)
+	// RecordRefusal appends a refused call's audit record (server to server
+	// only: a follower's refusals are recorded by the leader).
+	RecordRefusal(ctx context.Context, in *RecordRefusalRequest, opts ...grpc.CallOption) (*RecordRefusalResponse, error)
 }
 
 type coordinatorServiceClient struct {
@@ -397,6 +418,76 @@ func (c *coordinatorServiceClient) GetServerInfo(ctx context.Context, in *GetSer
 	return out, nil
 }
 
+func (c *coordinatorServiceClient) ACLBootstrap(ctx context.Context, in *ACLBootstrapRequest, opts ...grpc.CallOption) (*ACLBootstrapResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ACLBootstrapResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_ACLBootstrap_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) CreateACLToken(ctx context.Context, in *CreateACLTokenRequest, opts ...grpc.CallOption) (*CreateACLTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateACLTokenResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_CreateACLToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) ListACLTokens(ctx context.Context, in *ListACLTokensRequest, opts ...grpc.CallOption) (*ListACLTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListACLTokensResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_ListACLTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) RevokeACLToken(ctx context.Context, in *RevokeACLTokenRequest, opts ...grpc.CallOption) (*RevokeACLTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeACLTokenResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_RevokeACLToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) Keyring(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyringResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_Keyring_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) KeyringLocal(ctx context.Context, in *KeyringLocalRequest, opts ...grpc.CallOption) (*KeyringLocalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyringLocalResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_KeyringLocal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) RecordRefusal(ctx context.Context, in *RecordRefusalRequest, opts ...grpc.CallOption) (*RecordRefusalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordRefusalResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_RecordRefusal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoordinatorServiceServer is the server API for CoordinatorService service.
 // All implementations must embed UnimplementedCoordinatorServiceServer
 // for forward compatibility.
@@ -448,6 +539,20 @@ type CoordinatorServiceServer interface {
 	// servers ask each other for Raft addresses and state before
 	// bootstrapping and when the leader adds a new server.
 	GetServerInfo(context.Context, *GetServerInfoRequest) (*GetServerInfoResponse, error)
+	// ACL: bootstrap once per cluster (the first admin token), then tokens.
+	ACLBootstrap(context.Context, *ACLBootstrapRequest) (*ACLBootstrapResponse, error)
+	CreateACLToken(context.Context, *CreateACLTokenRequest) (*CreateACLTokenResponse, error)
+	ListACLTokens(context.Context, *ListACLTokensRequest) (*ListACLTokensResponse, error)
+	RevokeACLToken(context.Context, *RevokeACLTokenRequest) (*RevokeACLTokenResponse, error)
+	// Keyring lists or changes the gossip keyring of every alive server and
+	// agent, reporting each node's answer.
+	Keyring(context.Context, *KeyringRequest) (*KeyringResponse, error)
+	// KeyringLocal changes the answering server's own keyring (server to
+	// server only).
+	KeyringLocal(context.Context, *KeyringLocalRequest) (*KeyringLocalResponse, error)
+	// RecordRefusal appends a refused call's audit record (server to server
+	// only: a follower's refusals are recorded by the leader).
+	RecordRefusal(context.Context, *RecordRefusalRequest) (*RecordRefusalResponse, error)
 	mustEmbedUnimplementedCoordinatorServiceServer()
 }
 
@@ -538,6 +643,27 @@ func (UnimplementedCoordinatorServiceServer) TransferLeadership(context.Context,
 }
 func (UnimplementedCoordinatorServiceServer) GetServerInfo(context.Context, *GetServerInfoRequest) (*GetServerInfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetServerInfo not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) ACLBootstrap(context.Context, *ACLBootstrapRequest) (*ACLBootstrapResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ACLBootstrap not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) CreateACLToken(context.Context, *CreateACLTokenRequest) (*CreateACLTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateACLToken not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) ListACLTokens(context.Context, *ListACLTokensRequest) (*ListACLTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListACLTokens not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) RevokeACLToken(context.Context, *RevokeACLTokenRequest) (*RevokeACLTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeACLToken not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) Keyring(context.Context, *KeyringRequest) (*KeyringResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Keyring not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) KeyringLocal(context.Context, *KeyringLocalRequest) (*KeyringLocalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method KeyringLocal not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) RecordRefusal(context.Context, *RecordRefusalRequest) (*RecordRefusalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordRefusal not implemented")
 }
 func (UnimplementedCoordinatorServiceServer) mustEmbedUnimplementedCoordinatorServiceServer() {}
 func (UnimplementedCoordinatorServiceServer) testEmbeddedByValue()                            {}
@@ -1032,6 +1158,132 @@ func _CoordinatorService_GetServerInfo_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CoordinatorService_ACLBootstrap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ACLBootstrapRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).ACLBootstrap(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_ACLBootstrap_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).ACLBootstrap(ctx, req.(*ACLBootstrapRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_CreateACLToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateACLTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).CreateACLToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_CreateACLToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).CreateACLToken(ctx, req.(*CreateACLTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_ListACLTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListACLTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).ListACLTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_ListACLTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).ListACLTokens(ctx, req.(*ListACLTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_RevokeACLToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeACLTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).RevokeACLToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_RevokeACLToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).RevokeACLToken(ctx, req.(*RevokeACLTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_Keyring_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeyringRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).Keyring(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_Keyring_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).Keyring(ctx, req.(*KeyringRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_KeyringLocal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeyringLocalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).KeyringLocal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_KeyringLocal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).KeyringLocal(ctx, req.(*KeyringLocalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_RecordRefusal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordRefusalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).RecordRefusal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_RecordRefusal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).RecordRefusal(ctx, req.(*RecordRefusalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CoordinatorService_ServiceDesc is the grpc.ServiceDesc for CoordinatorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1138,6 +1390,34 @@ var CoordinatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetServerInfo",
 			Handler:    _CoordinatorService_GetServerInfo_Handler,
+		},
+		{
+			MethodName: "ACLBootstrap",
+			Handler:    _CoordinatorService_ACLBootstrap_Handler,
+		},
+		{
+			MethodName: "CreateACLToken",
+			Handler:    _CoordinatorService_CreateACLToken_Handler,
+		},
+		{
+			MethodName: "ListACLTokens",
+			Handler:    _CoordinatorService_ListACLTokens_Handler,
+		},
+		{
+			MethodName: "RevokeACLToken",
+			Handler:    _CoordinatorService_RevokeACLToken_Handler,
+		},
+		{
+			MethodName: "Keyring",
+			Handler:    _CoordinatorService_Keyring_Handler,
+		},
+		{
+			MethodName: "KeyringLocal",
+			Handler:    _CoordinatorService_KeyringLocal_Handler,
+		},
+		{
+			MethodName: "RecordRefusal",
+			Handler:    _CoordinatorService_RecordRefusal_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -81,6 +81,7 @@ type CreateOperationCommand struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Operation     *Operation             `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
 	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,3,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -129,6 +130,13 @@ func (x *CreateOperationCommand) GetActor() string {
 	return ""
 }
 
+func (x *CreateOperationCommand) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
 // UpdateOperationCommand replaces the stored record of an operation. An
 // operation reaching COMPLETED, ABORTED or INVALID releases its cluster's
 // lock; COMPLETED also catalogs its restore point.
@@ -139,6 +147,7 @@ type UpdateOperationCommand struct {
 	// The update is an operator's force-unpause (audited as such).
 	ForceUnpause  bool         `protobuf:"varint,3,opt,name=force_unpause,json=forceUnpause,proto3" json:"force_unpause,omitempty"`
 	At            *StampedTime `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	Caller        *Caller      `protobuf:"bytes,5,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -201,6 +210,13 @@ func (x *UpdateOperationCommand) GetAt() *StampedTime {
 	return nil
 }
 
+func (x *UpdateOperationCommand) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
 // BumpEpochCommand is applied by a server when it gains leadership; the
 // operations it drives carry the new epoch.
 type BumpEpochCommand struct {
@@ -252,6 +268,7 @@ type SetConfigCommand struct {
 	Config        *RuntimeConfig         `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
 	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	At            *StampedTime           `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,4,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -303,6 +320,13 @@ func (x *SetConfigCommand) GetActor() string {
 func (x *SetConfigCommand) GetAt() *StampedTime {
 	if x != nil {
 		return x.At
+	}
+	return nil
+}
+
+func (x *SetConfigCommand) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
 	}
 	return nil
 }
@@ -639,6 +663,7 @@ type RemoveRosterMemberCommand struct {
 	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	At            *StampedTime           `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,5,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -697,6 +722,13 @@ func (x *RemoveRosterMemberCommand) GetReason() string {
 func (x *RemoveRosterMemberCommand) GetAt() *StampedTime {
 	if x != nil {
 		return x.At
+	}
+	return nil
+}
+
+func (x *RemoveRosterMemberCommand) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
 	}
 	return nil
 }
@@ -1089,6 +1121,7 @@ type FSMSnapshot struct {
 	// cluster -> op_id holding its lock.
 	Locks         map[string]string `protobuf:"bytes,8,rep,name=locks,proto3" json:"locks,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Plans         []*PlanRecord     `protobuf:"bytes,9,rep,name=plans,proto3" json:"plans,omitempty"`
+	Acl           *ACLState         `protobuf:"bytes,10,opt,name=acl,proto3" json:"acl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1186,25 +1219,228 @@ func (x *FSMSnapshot) GetPlans() []*PlanRecord {
 	return nil
 }
 
+func (x *FSMSnapshot) GetAcl() *ACLState {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
+// ACLBootstrapCommand records the cluster's one bootstrap and its first
+// admin token (type 16). Rejected once bootstrapped.
+type ACLBootstrapCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *ACLToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	ServerSecret  []byte                 `protobuf:"bytes,2,opt,name=server_secret,json=serverSecret,proto3" json:"server_secret,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,3,opt,name=caller,proto3" json:"caller,omitempty"`
+	At            *StampedTime           `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLBootstrapCommand) Reset() {
+	*x = ACLBootstrapCommand{}
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLBootstrapCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLBootstrapCommand) ProtoMessage() {}
+
+func (x *ACLBootstrapCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLBootstrapCommand.ProtoReflect.Descriptor instead.
+func (*ACLBootstrapCommand) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_fsm_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ACLBootstrapCommand) GetToken() *ACLToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *ACLBootstrapCommand) GetServerSecret() []byte {
+	if x != nil {
+		return x.ServerSecret
+	}
+	return nil
+}
+
+func (x *ACLBootstrapCommand) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *ACLBootstrapCommand) GetAt() *StampedTime {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// CreateACLTokenCommand stores a token (type 17). Rejected before
+// bootstrap or when the accessor id exists.
+type CreateACLTokenCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *ACLToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
+	At            *StampedTime           `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateACLTokenCommand) Reset() {
+	*x = CreateACLTokenCommand{}
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateACLTokenCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateACLTokenCommand) ProtoMessage() {}
+
+func (x *CreateACLTokenCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateACLTokenCommand.ProtoReflect.Descriptor instead.
+func (*CreateACLTokenCommand) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_fsm_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreateACLTokenCommand) GetToken() *ACLToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *CreateACLTokenCommand) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *CreateACLTokenCommand) GetAt() *StampedTime {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+// RevokeACLTokenCommand deletes a token (type 18).
+type RevokeACLTokenCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccessorId    string                 `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
+	Caller        *Caller                `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
+	At            *StampedTime           `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeACLTokenCommand) Reset() {
+	*x = RevokeACLTokenCommand{}
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeACLTokenCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeACLTokenCommand) ProtoMessage() {}
+
+func (x *RevokeACLTokenCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_stillpoint_v1_fsm_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeACLTokenCommand.ProtoReflect.Descriptor instead.
+func (*RevokeACLTokenCommand) Descriptor() ([]byte, []int) {
+	return file_stillpoint_v1_fsm_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RevokeACLTokenCommand) GetAccessorId() string {
+	if x != nil {
+		return x.AccessorId
+	}
+	return ""
+}
+
+func (x *RevokeACLTokenCommand) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
+}
+
+func (x *RevokeACLTokenCommand) GetAt() *StampedTime {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 var File_stillpoint_v1_fsm_proto protoreflect.FileDescriptor
 
 const file_stillpoint_v1_fsm_proto_rawDesc = "" +
 	"\n" +
-	"\x17stillpoint/v1/fsm.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1astillpoint/v1/backup.proto\x1a\x19stillpoint/v1/clock.proto\x1a\x1fstillpoint/v1/coordinator.proto\"f\n" +
+	"\x17stillpoint/v1/fsm.proto\x12\rstillpoint.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1astillpoint/v1/backup.proto\x1a\x19stillpoint/v1/clock.proto\x1a\x1fstillpoint/v1/coordinator.proto\x1a\x1cstillpoint/v1/security.proto\"\x95\x01\n" +
 	"\x16CreateOperationCommand\x126\n" +
 	"\toperation\x18\x01 \x01(\v2\x18.stillpoint.v1.OperationR\toperation\x12\x14\n" +
-	"\x05actor\x18\x02 \x01(\tR\x05actor\"\xb7\x01\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12-\n" +
+	"\x06caller\x18\x03 \x01(\v2\x15.stillpoint.v1.CallerR\x06caller\"\xe6\x01\n" +
 	"\x16UpdateOperationCommand\x126\n" +
 	"\toperation\x18\x01 \x01(\v2\x18.stillpoint.v1.OperationR\toperation\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12#\n" +
 	"\rforce_unpause\x18\x03 \x01(\bR\fforceUnpause\x12*\n" +
-	"\x02at\x18\x04 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"/\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\x12-\n" +
+	"\x06caller\x18\x05 \x01(\v2\x15.stillpoint.v1.CallerR\x06caller\"/\n" +
 	"\x10BumpEpochCommand\x12\x1b\n" +
-	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"\x8a\x01\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"\xb9\x01\n" +
 	"\x10SetConfigCommand\x124\n" +
 	"\x06config\x18\x01 \x01(\v2\x1c.stillpoint.v1.RuntimeConfigR\x06config\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12*\n" +
-	"\x02at\x18\x03 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"?\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\x12-\n" +
+	"\x06caller\x18\x04 \x01(\v2\x15.stillpoint.v1.CallerR\x06caller\"?\n" +
 	"\x11RaiseAlarmCommand\x12*\n" +
 	"\x05alarm\x18\x01 \x01(\v2\x14.stillpoint.v1.AlarmR\x05alarm\"^\n" +
 	"\x11ClearAlarmCommand\x12\x0e\n" +
@@ -1224,12 +1460,13 @@ const file_stillpoint_v1_fsm_proto_rawDesc = "" +
 	"\x13RemoveMemberCommand\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"H\n" +
 	"\x12AppendAuditCommand\x122\n" +
-	"\x06record\x18\x01 \x01(\v2\x1a.stillpoint.v1.AuditRecordR\x06record\"\x89\x01\n" +
+	"\x06record\x18\x01 \x01(\v2\x1a.stillpoint.v1.AuditRecordR\x06record\"\xb8\x01\n" +
 	"\x19RemoveRosterMemberCommand\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12*\n" +
-	"\x02at\x18\x04 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"\xad\x01\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\x12-\n" +
+	"\x06caller\x18\x05 \x01(\v2\x15.stillpoint.v1.CallerR\x06caller\"\xad\x01\n" +
 	"\x1dInvalidateRestorePointCommand\x12\x13\n" +
 	"\x05op_id\x18\x01 \x01(\tR\x04opId\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x16\n" +
@@ -1258,7 +1495,7 @@ const file_stillpoint_v1_fsm_proto_rawDesc = "" +
 	"\n" +
 	"backup_ids\x18\x02 \x03(\tR\tbackupIds\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12*\n" +
-	"\x02at\x18\x04 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"\x96\x04\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"\xc1\x04\n" +
 	"\vFSMSnapshot\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x124\n" +
 	"\x06config\x18\x02 \x01(\v2\x1c.stillpoint.v1.RuntimeConfigR\x06config\x128\n" +
@@ -1270,11 +1507,27 @@ const file_stillpoint_v1_fsm_proto_rawDesc = "" +
 	"\x05audit\x18\x06 \x03(\v2\x1a.stillpoint.v1.AuditRecordR\x05audit\x125\n" +
 	"\amembers\x18\a \x03(\v2\x1b.stillpoint.v1.MemberRecordR\amembers\x12;\n" +
 	"\x05locks\x18\b \x03(\v2%.stillpoint.v1.FSMSnapshot.LocksEntryR\x05locks\x12/\n" +
-	"\x05plans\x18\t \x03(\v2\x19.stillpoint.v1.PlanRecordR\x05plans\x1a8\n" +
+	"\x05plans\x18\t \x03(\v2\x19.stillpoint.v1.PlanRecordR\x05plans\x12)\n" +
+	"\x03acl\x18\n" +
+	" \x01(\v2\x17.stillpoint.v1.ACLStateR\x03acl\x1a8\n" +
 	"\n" +
 	"LocksEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\x9a\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc4\x01\n" +
+	"\x13ACLBootstrapCommand\x12-\n" +
+	"\x05token\x18\x01 \x01(\v2\x17.stillpoint.v1.ACLTokenR\x05token\x12#\n" +
+	"\rserver_secret\x18\x02 \x01(\fR\fserverSecret\x12-\n" +
+	"\x06caller\x18\x03 \x01(\v2\x15.stillpoint.v1.CallerR\x06caller\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"\xa1\x01\n" +
+	"\x15CreateACLTokenCommand\x12-\n" +
+	"\x05token\x18\x01 \x01(\v2\x17.stillpoint.v1.ACLTokenR\x05token\x12-\n" +
+	"\x06caller\x18\x02 \x01(\v2\x15.stillpoint.v1.CallerR\x06caller\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at\"\x93\x01\n" +
+	"\x15RevokeACLTokenCommand\x12\x1f\n" +
+	"\vaccessor_id\x18\x01 \x01(\tR\n" +
+	"accessorId\x12-\n" +
+	"\x06caller\x18\x02 \x01(\v2\x15.stillpoint.v1.CallerR\x06caller\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.stillpoint.v1.StampedTimeR\x02at*\x9a\x01\n" +
 	"\x12MemberRecordStatus\x12$\n" +
 	" MEMBER_RECORD_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aMEMBER_RECORD_STATUS_ALIVE\x10\x01\x12\x1f\n" +
@@ -1294,7 +1547,7 @@ func file_stillpoint_v1_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_stillpoint_v1_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_stillpoint_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_stillpoint_v1_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_stillpoint_v1_fsm_proto_goTypes = []any{
 	(MemberRecordStatus)(0),               // 0: stillpoint.v1.MemberRecordStatus
 	(*CreateOperationCommand)(nil),        // 1: stillpoint.v1.CreateOperationCommand
@@ -1314,50 +1567,69 @@ var file_stillpoint_v1_fsm_proto_goTypes = []any{
 	(*RecordScheduleFireCommand)(nil),     // 15: stillpoint.v1.RecordScheduleFireCommand
 	(*PruneBackupsCommand)(nil),           // 16: stillpoint.v1.PruneBackupsCommand
 	(*FSMSnapshot)(nil),                   // 17: stillpoint.v1.FSMSnapshot
-	nil,                                   // 18: stillpoint.v1.FSMSnapshot.LocksEntry
-	(*Operation)(nil),                     // 19: stillpoint.v1.Operation
-	(*StampedTime)(nil),                   // 20: stillpoint.v1.StampedTime
-	(*RuntimeConfig)(nil),                 // 21: stillpoint.v1.RuntimeConfig
-	(*Alarm)(nil),                         // 22: stillpoint.v1.Alarm
-	(*AuditRecord)(nil),                   // 23: stillpoint.v1.AuditRecord
-	(*BackupPlan)(nil),                    // 24: stillpoint.v1.BackupPlan
-	(*timestamppb.Timestamp)(nil),         // 25: google.protobuf.Timestamp
-	(*RestorePoint)(nil),                  // 26: stillpoint.v1.RestorePoint
-	(*PlanRecord)(nil),                    // 27: stillpoint.v1.PlanRecord
+	(*ACLBootstrapCommand)(nil),           // 18: stillpoint.v1.ACLBootstrapCommand
+	(*CreateACLTokenCommand)(nil),         // 19: stillpoint.v1.CreateACLTokenCommand
+	(*RevokeACLTokenCommand)(nil),         // 20: stillpoint.v1.RevokeACLTokenCommand
+	nil,                                   // 21: stillpoint.v1.FSMSnapshot.LocksEntry
+	(*Operation)(nil),                     // 22: stillpoint.v1.Operation
+	(*Caller)(nil),                        // 23: stillpoint.v1.Caller
+	(*StampedTime)(nil),                   // 24: stillpoint.v1.StampedTime
+	(*RuntimeConfig)(nil),                 // 25: stillpoint.v1.RuntimeConfig
+	(*Alarm)(nil),                         // 26: stillpoint.v1.Alarm
+	(*AuditRecord)(nil),                   // 27: stillpoint.v1.AuditRecord
+	(*BackupPlan)(nil),                    // 28: stillpoint.v1.BackupPlan
+	(*timestamppb.Timestamp)(nil),         // 29: google.protobuf.Timestamp
+	(*RestorePoint)(nil),                  // 30: stillpoint.v1.RestorePoint
+	(*PlanRecord)(nil),                    // 31: stillpoint.v1.PlanRecord
+	(*ACLState)(nil),                      // 32: stillpoint.v1.ACLState
+	(*ACLToken)(nil),                      // 33: stillpoint.v1.ACLToken
 }
 var file_stillpoint_v1_fsm_proto_depIdxs = []int32{
-	19, // 0: stillpoint.v1.CreateOperationCommand.operation:type_name -> stillpoint.v1.Operation
-	19, // 1: stillpoint.v1.UpdateOperationCommand.operation:type_name -> stillpoint.v1.Operation
-	20, // 2: stillpoint.v1.UpdateOperationCommand.at:type_name -> stillpoint.v1.StampedTime
-	21, // 3: stillpoint.v1.SetConfigCommand.config:type_name -> stillpoint.v1.RuntimeConfig
-	20, // 4: stillpoint.v1.SetConfigCommand.at:type_name -> stillpoint.v1.StampedTime
-	22, // 5: stillpoint.v1.RaiseAlarmCommand.alarm:type_name -> stillpoint.v1.Alarm
-	20, // 6: stillpoint.v1.ClearAlarmCommand.cleared_at:type_name -> stillpoint.v1.StampedTime
-	0,  // 7: stillpoint.v1.MemberRecord.status:type_name -> stillpoint.v1.MemberRecordStatus
-	7,  // 8: stillpoint.v1.UpsertMemberCommand.member:type_name -> stillpoint.v1.MemberRecord
-	23, // 9: stillpoint.v1.AppendAuditCommand.record:type_name -> stillpoint.v1.AuditRecord
-	20, // 10: stillpoint.v1.RemoveRosterMemberCommand.at:type_name -> stillpoint.v1.StampedTime
-	20, // 11: stillpoint.v1.InvalidateRestorePointCommand.at:type_name -> stillpoint.v1.StampedTime
-	24, // 12: stillpoint.v1.SetBackupPlanCommand.plan:type_name -> stillpoint.v1.BackupPlan
-	20, // 13: stillpoint.v1.SetBackupPlanCommand.at:type_name -> stillpoint.v1.StampedTime
-	20, // 14: stillpoint.v1.DeleteBackupPlanCommand.at:type_name -> stillpoint.v1.StampedTime
-	25, // 15: stillpoint.v1.RecordScheduleFireCommand.instant:type_name -> google.protobuf.Timestamp
-	20, // 16: stillpoint.v1.RecordScheduleFireCommand.at:type_name -> stillpoint.v1.StampedTime
-	25, // 17: stillpoint.v1.RecordScheduleFireCommand.first_missed:type_name -> google.protobuf.Timestamp
-	20, // 18: stillpoint.v1.PruneBackupsCommand.at:type_name -> stillpoint.v1.StampedTime
-	21, // 19: stillpoint.v1.FSMSnapshot.config:type_name -> stillpoint.v1.RuntimeConfig
-	19, // 20: stillpoint.v1.FSMSnapshot.operations:type_name -> stillpoint.v1.Operation
-	26, // 21: stillpoint.v1.FSMSnapshot.restore_points:type_name -> stillpoint.v1.RestorePoint
-	22, // 22: stillpoint.v1.FSMSnapshot.alarms:type_name -> stillpoint.v1.Alarm
-	23, // 23: stillpoint.v1.FSMSnapshot.audit:type_name -> stillpoint.v1.AuditRecord
-	7,  // 24: stillpoint.v1.FSMSnapshot.members:type_name -> stillpoint.v1.MemberRecord
-	18, // 25: stillpoint.v1.FSMSnapshot.locks:type_name -> stillpoint.v1.FSMSnapshot.LocksEntry
-	27, // 26: stillpoint.v1.FSMSnapshot.plans:type_name -> stillpoint.v1.PlanRecord
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	22, // 0: stillpoint.v1.CreateOperationCommand.operation:type_name -> stillpoint.v1.Operation
+	23, // 1: stillpoint.v1.CreateOperationCommand.caller:type_name -> stillpoint.v1.Caller
+	22, // 2: stillpoint.v1.UpdateOperationCommand.operation:type_name -> stillpoint.v1.Operation
+	24, // 3: stillpoint.v1.UpdateOperationCommand.at:type_name -> stillpoint.v1.StampedTime
+	23, // 4: stillpoint.v1.UpdateOperationCommand.caller:type_name -> stillpoint.v1.Caller
+	25, // 5: stillpoint.v1.SetConfigCommand.config:type_name -> stillpoint.v1.RuntimeConfig
+	24, // 6: stillpoint.v1.SetConfigCommand.at:type_name -> stillpoint.v1.StampedTime
+	23, // 7: stillpoint.v1.SetConfigCommand.caller:type_name -> stillpoint.v1.Caller
+	26, // 8: stillpoint.v1.RaiseAlarmCommand.alarm:type_name -> stillpoint.v1.Alarm
+	24, // 9: stillpoint.v1.ClearAlarmCommand.cleared_at:type_name -> stillpoint.v1.StampedTime
+	0,  // 10: stillpoint.v1.MemberRecord.status:type_name -> stillpoint.v1.MemberRecordStatus
+	7,  // 11: stillpoint.v1.UpsertMemberCommand.member:type_name -> stillpoint.v1.MemberRecord
+	27, // 12: stillpoint.v1.AppendAuditCommand.record:type_name -> stillpoint.v1.AuditRecord
+	24, // 13: stillpoint.v1.RemoveRosterMemberCommand.at:type_name -> stillpoint.v1.StampedTime
+	23, // 14: stillpoint.v1.RemoveRosterMemberCommand.caller:type_name -> stillpoint.v1.Caller
+	24, // 15: stillpoint.v1.InvalidateRestorePointCommand.at:type_name -> stillpoint.v1.StampedTime
+	28, // 16: stillpoint.v1.SetBackupPlanCommand.plan:type_name -> stillpoint.v1.BackupPlan
+	24, // 17: stillpoint.v1.SetBackupPlanCommand.at:type_name -> stillpoint.v1.StampedTime
+	24, // 18: stillpoint.v1.DeleteBackupPlanCommand.at:type_name -> stillpoint.v1.StampedTime
+	29, // 19: stillpoint.v1.RecordScheduleFireCommand.instant:type_name -> google.protobuf.Timestamp
+	24, // 20: stillpoint.v1.RecordScheduleFireCommand.at:type_name -> stillpoint.v1.StampedTime
+	29, // 21: stillpoint.v1.RecordScheduleFireCommand.first_missed:type_name -> google.protobuf.Timestamp
+	24, // 22: stillpoint.v1.PruneBackupsCommand.at:type_name -> stillpoint.v1.StampedTime
+	25, // 23: stillpoint.v1.FSMSnapshot.config:type_name -> stillpoint.v1.RuntimeConfig
+	22, // 24: stillpoint.v1.FSMSnapshot.operations:type_name -> stillpoint.v1.Operation
+	30, // 25: stillpoint.v1.FSMSnapshot.restore_points:type_name -> stillpoint.v1.RestorePoint
+	26, // 26: stillpoint.v1.FSMSnapshot.alarms:type_name -> stillpoint.v1.Alarm
+	27, // 27: stillpoint.v1.FSMSnapshot.audit:type_name -> stillpoint.v1.AuditRecord
+	7,  // 28: stillpoint.v1.FSMSnapshot.members:type_name -> stillpoint.v1.MemberRecord
+	21, // 29: stillpoint.v1.FSMSnapshot.locks:type_name -> stillpoint.v1.FSMSnapshot.LocksEntry
+	31, // 30: stillpoint.v1.FSMSnapshot.plans:type_name -> stillpoint.v1.PlanRecord
+	32, // 31: stillpoint.v1.FSMSnapshot.acl:type_name -> stillpoint.v1.ACLState
+	33, // 32: stillpoint.v1.ACLBootstrapCommand.token:type_name -> stillpoint.v1.ACLToken
+	23, // 33: stillpoint.v1.ACLBootstrapCommand.caller:type_name -> stillpoint.v1.Caller
+	24, // 34: stillpoint.v1.ACLBootstrapCommand.at:type_name -> stillpoint.v1.StampedTime
+	33, // 35: stillpoint.v1.CreateACLTokenCommand.token:type_name -> stillpoint.v1.ACLToken
+	23, // 36: stillpoint.v1.CreateACLTokenCommand.caller:type_name -> stillpoint.v1.Caller
+	24, // 37: stillpoint.v1.CreateACLTokenCommand.at:type_name -> stillpoint.v1.StampedTime
+	23, // 38: stillpoint.v1.RevokeACLTokenCommand.caller:type_name -> stillpoint.v1.Caller
+	24, // 39: stillpoint.v1.RevokeACLTokenCommand.at:type_name -> stillpoint.v1.StampedTime
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_stillpoint_v1_fsm_proto_init() }
@@ -1368,13 +1640,14 @@ func file_stillpoint_v1_fsm_proto_init() {
 	file_stillpoint_v1_backup_proto_init()
 	file_stillpoint_v1_clock_proto_init()
 	file_stillpoint_v1_coordinator_proto_init()
+	file_stillpoint_v1_security_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stillpoint_v1_fsm_proto_rawDesc), len(file_stillpoint_v1_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -155,6 +155,7 @@ Coordinator metrics: %[4]s
 Web UI: %[5]s (clocks, operations, alarms, members; or: %[3]s ui%[2]s --open)
 Agent hooks (for backup plans): snapshot (writes a file under the node's data dir, prints its path), fail (exits 1)
 Backup plan "dev": snapshot on ledger-1, ledger-2, then auditor-1 while the Ledger cluster is held; after: ledger-3
+ACLs: off in dev mode (no token needed; a production server enforces them: acl.enabled, then stillpoint acl bootstrap)
 
 Try, in another terminal:
   %[3]s members%[2]s

@@ -124,11 +124,11 @@ func TestTLSClusterRefusesWhoItShould(t *testing.T) {
 		t.Fatalf("a refused caller started %d operations: %v", len(ops), ops)
 	}
 	// Every refused call is audited (and nothing else was): 5 callers × 2
-	// calls, and the GetServerInfo.
+	// calls, the WatchAlarms stream and the GetServerInfo.
 	testcluster.WaitFor(t, testcluster.DefaultTimeout, func() (bool, string) {
 		recs := leader.FSM().Audit(0)
-		if len(recs)-audits != 11 {
-			return false, fmt.Sprintf("%d records after the refusals, want %d", len(recs), audits+11)
+		if len(recs)-audits != 12 {
+			return false, fmt.Sprintf("%d records after the refusals, want %d", len(recs), audits+12)
 		}
 		for _, r := range recs[:len(recs)-audits] {
 			if r.GetAction() != coordinator.AuditRefused || r.GetRefusedCode() == "" || r.GetCaller().GetRemoteAddr() == "" {

@@ -83,6 +83,9 @@ type scheduler struct {
 	// seen is when this scheduler first saw a never-fired plan that has
 	// no updated_at.
 	seen map[string]time.Time
+	// unreadable is the schedule of each plan already logged as
+	// unreadable.
+	unreadable map[string]string
 }
 
 // run fires schedules until ctx ends: at each plan's next instant, and at
@@ -133,9 +136,15 @@ func (sc *scheduler) tickPlan(ctx context.Context, rec *pb.PlanRecord) (time.Tim
 	name := p.GetName()
 	sched, loc, err := plan.Schedule(p)
 	if err != nil || sched == nil {
-		// Validation refuses such a plan; one stored by an older server
-		// is left alone, said once per tick.
-		sc.log.Error("plan has a schedule this server cannot read; not firing it", zap.String("plan", name), zap.String("schedule", p.GetSchedule()), zap.Error(err))
+		// Validation refuses such a plan; one stored by another server's
+		// version is left alone, said once per term and schedule.
+		if sc.unreadable == nil {
+			sc.unreadable = map[string]string{}
+		}
+		if sc.unreadable[name] != p.GetSchedule() {
+			sc.unreadable[name] = p.GetSchedule()
+			sc.log.Error("plan has a schedule this server cannot read; not firing it", zap.String("plan", name), zap.String("schedule", p.GetSchedule()), zap.Error(err))
+		}
 		return time.Time{}, nil
 	}
 	anchor, known := plan.ScheduleAnchor(rec)

@@ -320,3 +320,31 @@ func TestSchedulerPlanWithoutUpdatedAt(t *testing.T) {
 	r.sc.tick(context.Background())
 	r.wantFired("nightly", st0.Add(10*time.Second), "op-1", "")
 }
+
+// A plan deleted while its fire was pending: the next leader's start finds
+// no plan (and no op), nothing is recorded and nothing else fires.
+func TestSchedulerPendingFireOfDeletedPlan(t *testing.T) {
+	r := newSchedRig(t, every("10s"))
+	r.apply(&pb.RecordScheduleFireCommand{Plan: "nightly", Instant: timestamppb.New(st0.Add(10 * time.Second))})
+	r.apply(&pb.DeleteBackupPlanCommand{Name: "nightly"})
+	r.clock.Advance(30 * time.Second)
+	if next := r.scheduler().tick(context.Background()); !next.IsZero() {
+		t.Fatalf("next = %v for no plan", next)
+	}
+	r.wantStarts()
+}
+
+// An unreadable stored schedule is left alone (and logged once).
+func TestSchedulerUnreadableSchedule(t *testing.T) {
+	r := newSchedRig(t, &pb.BackupPlan{Name: "odd", Schedule: "every full moon"})
+	r.clock.Advance(time.Hour)
+	for range 3 {
+		if next := r.sc.tick(context.Background()); !next.IsZero() {
+			t.Fatalf("next = %v", next)
+		}
+	}
+	if len(r.sc.unreadable) != 1 {
+		t.Fatalf("unreadable = %v", r.sc.unreadable)
+	}
+	r.wantStarts()
+}

@@ -32,6 +32,10 @@ members. Every page is also JSON: add ?format=json.
 PAGE is clocks, ops, ops/OP_ID, alarms or members (default: the overview).
 --open opens it with xdg-open.
 
+Where ACL tokens are enabled the pages need a read token: the browser shows
+a sign-in form that keeps it in an HttpOnly cookie; scripts send
+"Authorization: Bearer SECRET".
+
 A server listening on all interfaces (":7402") reports no host; the URL
 then uses the host of the server's gRPC address.`,
 		Example: `  stillpoint ui

@@ -299,6 +299,9 @@ func TestUIPagesAgainstDevCluster(t *testing.T) {
 		if completedOps < 2 && backup.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED {
 			t.Errorf("%d completed ops drawn, want the pause and the backup", completedOps)
 		}
+		if n := len(elems(doc, "rect", "op-span")); n != len(list.GetOperations()) {
+			t.Errorf("the recent-ops strip draws %d ops, want %d", n, len(list.GetOperations()))
+		}
 		if n := len(elems(doc, "rect", "window")); n != completedOps {
 			t.Errorf("%d windows on the page, %d completed ops", n, completedOps)
 		}

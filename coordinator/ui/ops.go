@@ -247,3 +247,72 @@ func NewOpView(op *pb.Operation, loc *time.Location, width float64) OpView {
 	}
 	return v
 }
+
+// StripOp is one operation on the recent-ops strip.
+type StripOp struct {
+	ID, State, Class, Label string
+	X0, X1                  float64
+	HasRP                   bool
+	RPX                     float64
+}
+
+// Strip is the recent operations on one shared time axis: each op from
+// its creation to its end (or now), the restore point of a completed one
+// marked.
+type Strip struct {
+	Width, Height, Y float64
+	PlotX0, PlotX1   float64
+	Ops              []StripOp
+	From, To         string
+}
+
+// NewStrip lays ops out on one axis from the earliest creation to the
+// latest end (now for a running op); times labelled in loc.
+func NewStrip(ops []*pb.Operation, now time.Time, loc *time.Location, width float64) Strip {
+	st := Strip{Width: width, Height: 44, Y: 16, PlotX0: 20, PlotX1: width - 20}
+	type span struct{ t0, t1 time.Time }
+	var lo, hi time.Time
+	spans := make([]span, len(ops))
+	for i, op := range ops {
+		t0, _, ok := trueTime(op.GetCreatedAt())
+		if !ok {
+			continue
+		}
+		t1, _, ok := trueTime(op.GetEndedAt())
+		switch {
+		case !isTerminal(op.GetState()):
+			t1 = now
+		case !ok:
+			t1 = t0
+		}
+		spans[i] = span{t0, t1}
+		if lo.IsZero() || t0.Before(lo) {
+			lo = t0
+		}
+		if t1.After(hi) {
+			hi = t1
+		}
+	}
+	if lo.IsZero() {
+		return st
+	}
+	sc := NewTimeScale(lo, hi, 0.02, st.PlotX0, st.PlotX1)
+	st.From, st.To = timefmt.InZone(sc.T0, loc), timefmt.InZone(sc.T1, loc)
+	for i, op := range ops {
+		if spans[i].t0.IsZero() {
+			continue
+		}
+		v := NewOpView(op, loc, 0)
+		so := StripOp{ID: op.GetOpId(), State: v.State, Class: v.StateClass, X0: sc.X(spans[i].t0), X1: sc.X(spans[i].t1),
+			Label: op.GetOpId() + " " + v.State + " " + v.Clusters}
+		if so.X1-so.X0 < 3 {
+			so.X1 = so.X0 + 3 // a pause of milliseconds on an axis of hours stays visible
+		}
+		if v.RestorePt != "" {
+			so.HasRP, so.RPX = true, sc.X(op.GetWindow().GetRestorePoint().AsTime())
+			so.Label += ", restore point " + v.RestorePt
+		}
+		st.Ops = append(st.Ops, so)
+	}
+	return st
+}

@@ -321,8 +321,9 @@ func (h *Handler) ops(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Data = struct {
 		Ops     []OpView
+		Strip   Strip
 		Refused []RefusalView
-	}{views, rv}
+	}{views, NewStrip(ops.GetOperations(), time.Now(), loc, chartWidth), rv}
 	h.render(w, r, "ops", p, map[string]proto.Message{"operations": ops, "refused": refused})
 }
 

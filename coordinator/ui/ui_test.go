@@ -71,7 +71,7 @@ func fixture() *fakeSource {
 	cfg := &pb.RuntimeConfig{MaxErrorBoundNs: int64(10 * ms), MaxDriftNs: int64(100 * ms)}
 	completed := &pb.Operation{
 		OpId: "op-1", Cluster: "ledger", State: pb.OperationState_OPERATION_STATE_COMPLETED, HoldNs: int64(30 * ms),
-		CreatedAt: stamp(t0, 0, ms),
+		CreatedAt: stamp(t0, 0, ms), EndedAt: stamp(t0.Add(310*ms), 0, ms),
 		Targets: []*pb.TargetRecord{
 			{Node: evil, AckedAt: stamp(t0.Add(10*ms), 2*ms, ms), UnpauseSentAt: stamp(t0.Add(300*ms), 2*ms, ms)},
 			{Node: "ledger-2", AckedAt: stamp(t0.Add(12*ms), 0, 3*ms), UnpauseSentAt: stamp(t0.Add(290*ms), 0, 3*ms)},
@@ -260,5 +260,26 @@ func TestZoneAndErrors(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d, want 405", rec.Code)
+	}
+}
+
+func TestStrip(t *testing.T) {
+	ops := fixture().ops // invalid (t0+1m), completed (t0)
+	s := NewStrip(ops, t0.Add(2*time.Minute), time.UTC, chartWidth)
+	if len(s.Ops) != 2 {
+		t.Fatalf("strip %+v", s)
+	}
+	inv, done := s.Ops[0], s.Ops[1]
+	if inv.HasRP || !done.HasRP || done.Class != "ok" || inv.Class != "bad" {
+		t.Errorf("strip ops %+v %+v: want the completed one with its restore point, the invalid one without", done, inv)
+	}
+	if !(done.X1 < inv.X0) {
+		t.Errorf("the op a minute earlier (%v..%v) is not left of the later one (%v..%v)", done.X0, done.X1, inv.X0, inv.X1)
+	}
+	if !(done.X0 <= done.RPX && done.RPX <= done.X1+3) {
+		t.Errorf("restore point %v outside its op %v..%v", done.RPX, done.X0, done.X1)
+	}
+	if w := inv.X1 - inv.X0; w < 3 {
+		t.Errorf("a short op is %v wide: invisible", w)
 	}
 }

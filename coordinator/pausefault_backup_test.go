@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -104,7 +105,7 @@ func backupOpFor(s *schedule) *pb.BackupRun {
 // repeat attaches to it. It is fenced by epoch like Pause.
 func (a *fakeAgent) RunHook(ctx context.Context, req *pb.RunHookRequest, _ ...grpc.CallOption) (*pb.RunHookResponse, error) {
 	if a.h.sched.backup == nil {
-		return nil, status.Error(5, "the harness's plain pauses run no hooks")
+		return nil, status.Error(codes.Unimplemented, "the harness's plain pauses run no hooks")
 	}
 	key := req.GetOpId() + "/" + req.GetStepId()
 	var st fakeHookRun

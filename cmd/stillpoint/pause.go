@@ -201,6 +201,11 @@ whose window is otherwise not valid, ends INVALID with why.
 point, no catalog entry. Use it when a backup hook hangs or the pause was a
 mistake.
 
+On a backup ('stillpoint backup run') whose hooks are still running, ending
+the hold completes the backup with its restore point but marks it partial:
+the hooks still running are recorded failed (interrupted: their artefacts
+are not from inside the pause) and the hooks not started are skipped.
+
 Either intent is recorded with the operation, so a leader change ends it the
 same way. The action is audited. On an operation that already ended it
 changes nothing and prints it. Exit status: 0 completed, 3 aborted or

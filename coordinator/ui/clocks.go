@@ -57,14 +57,21 @@ type ClockChart struct {
 	HasMedian        bool
 	MedianX          float64
 	DriftX0, DriftX1 float64
-	Ticks            []Tick
-	Rows             []ClockRow
-	Median           string
-	Spread           string
-	SpreadOver       bool
-	MaxDrift         string
-	EpsMax           string
-	Problems         []string
+	// The band is where admission lets every synchronized offset lie:
+	// [highest - max_drift, lowest + max_drift] (all inside exactly when
+	// the spread is within max_drift); when the spread is over, median ±
+	// max_drift/2, outside which admission names the nodes (BandOver).
+	BandOver       bool
+	BandLo, BandHi string
+	BandTitle      string
+	Ticks          []Tick
+	Rows           []ClockRow
+	Median         string
+	Spread         string
+	SpreadOver     bool
+	MaxDrift       string
+	EpsMax         string
+	Problems       []string
 }
 
 // Median is the median of offsets the way admission takes it (the mean of
@@ -129,9 +136,10 @@ func clockChart(cluster string, entries []*pb.DriftEntry, spreadNs int64, cfg *p
 		}
 	}
 	median, hasMedian := Median(synced)
+	band := driftBand(synced, median, maxDrift)
 	if hasMedian {
-		grow(median + maxDrift/2)
-		grow(median - maxDrift/2)
+		grow(band.lo)
+		grow(band.hi)
 	}
 	sc := NewSymLog(time.Duration(symlogLinNs), extent, plotX0, plotX1)
 	ch := ClockChart{
@@ -142,7 +150,8 @@ func clockChart(cluster string, entries []*pb.DriftEntry, spreadNs int64, cfg *p
 	}
 	if hasMedian {
 		ch.MedianX = sc.X(median)
-		ch.DriftX0, ch.DriftX1 = sc.X(median-maxDrift/2), sc.X(median+maxDrift/2)
+		ch.DriftX0, ch.DriftX1 = sc.X(band.lo), sc.X(band.hi)
+		ch.BandOver, ch.BandLo, ch.BandHi, ch.BandTitle = band.over, band.loLabel, band.hiLabel, band.title
 		ch.Median = timefmt.Signed(median)
 	}
 	seenGeneral := map[string]bool{}
@@ -213,4 +222,33 @@ func isGeneral(reason string, entries []*pb.DriftEntry) bool {
 		}
 	}
 	return true
+}
+
+// band is the drift band of a chart.
+type band struct {
+	lo, hi           time.Duration
+	over             bool
+	loLabel, hiLabel string
+	title            string
+}
+
+// driftBand is where admission's offset-spread test lets the synchronized
+// offsets lie: within max_drift of each other is [highest - max_drift,
+// lowest + max_drift], which holds every offset exactly when the spread
+// is within max_drift. Over it, median ± max_drift/2: admission names the
+// nodes outside it.
+func driftBand(offsets []time.Duration, median, maxDrift time.Duration) band {
+	if len(offsets) == 0 {
+		return band{}
+	}
+	lo, hi := offsets[0], offsets[0]
+	for _, o := range offsets {
+		lo, hi = min(lo, o), max(hi, o)
+	}
+	if maxDrift <= 0 || hi-lo <= maxDrift {
+		return band{lo: hi - maxDrift, hi: lo + maxDrift, loLabel: "highest − max_drift", hiLabel: "lowest + max_drift",
+			title: "admission: offsets within max_drift " + timefmt.Duration(maxDrift) + " of each other (spread " + timefmt.Duration(hi-lo) + ")"}
+	}
+	return band{lo: median - maxDrift/2, hi: median + maxDrift/2, over: true, loLabel: "median − max_drift/2", hiLabel: "median + max_drift/2",
+		title: "offset spread " + timefmt.Duration(hi-lo) + " > max_drift " + timefmt.Duration(maxDrift) + ": admission refuses the nodes outside median ± max_drift/2"}
 }

@@ -283,3 +283,21 @@ func TestStrip(t *testing.T) {
 		t.Errorf("a short op is %v wide: invisible", w)
 	}
 }
+
+func TestDriftBand(t *testing.T) {
+	ms := time.Millisecond
+	// Within max_drift: the band holds every offset, and an offset just
+	// past either edge would make the spread exceed max_drift.
+	b := driftBand([]time.Duration{-10 * ms, 5 * ms, 30 * ms}, 5*ms, 100*ms)
+	if b.over || b.lo != -70*ms || b.hi != 90*ms {
+		t.Errorf("band %+v, want [-70ms, 90ms]", b)
+	}
+	// Over max_drift: median ± max_drift/2, flagged.
+	b = driftBand([]time.Duration{0, 2 * ms, 150 * ms}, 2*ms, 100*ms)
+	if !b.over || b.lo != -48*ms || b.hi != 52*ms || !strings.Contains(b.title, "offset spread 150ms > max_drift 100ms") {
+		t.Errorf("band %+v, want over, median 2ms ± 50ms", b)
+	}
+	if b := driftBand(nil, 0, 100*ms); b.lo != 0 || b.hi != 0 {
+		t.Errorf("no offsets: %+v", b)
+	}
+}

@@ -173,7 +173,8 @@ variables (STILLPOINT_<FLAG_NAME>, e.g. STILLPOINT_BOOTSTRAP_EXPECT), overridden
 by flags. Every problem is reported at once and the server does not start.
 Coordinator metrics (per-node clock offset and bound, cluster spread, alarms,
 operations, restore-point age, Raft, gossip) with Raft, memberlist and Go
-metrics are served on --metrics-listen /metrics, with /healthz and /readyz.`,
+metrics are served on --metrics-listen /metrics, with /healthz, /readyz and the
+read-only web UI under /ui/ (stillpoint ui prints its URL).`,
 		Example: `  stillpoint server --node-id s1 --data-dir /var/lib/stillpoint/s1 --bootstrap
   stillpoint server --config /etc/stillpoint/server.yaml
   stillpoint server --node-id s2 --bootstrap-expect 3 --data-dir /var/lib/stillpoint \
@@ -198,7 +199,7 @@ metrics are served on --metrics-listen /metrics, with /healthz and /readyz.`,
 	f.StringSlice("gossip-join", nil, "gossip members (servers or agents) to join, host:port")
 	f.String("gossip-encryption-key", "", "base64 gossip key of 16, 24 or 32 bytes (prefer the env var)")
 	f.String("gossip-profile", d.Gossip.Profile, "gossip timings: lan, local or test")
-	f.String("metrics-listen", d.MetricsListen, "/metrics, /healthz and /readyz listen host:port (empty: off)")
+	f.String("metrics-listen", d.MetricsListen, "/metrics, /healthz, /readyz and the web UI (/ui/) listen host:port (empty: off)")
 	f.Bool("acl-enabled", d.ACL.Enabled, "require role tokens on the API (run stillpoint acl bootstrap once); false lets anyone who reaches it pause")
 	f.Bool("acl-protect-health", false, "the gRPC health service needs a read token too (HTTP /healthz, /readyz and /metrics stay open)")
 	f.String("log-level", d.Log.Level, "log level: debug, info, warn or error")
@@ -270,7 +271,7 @@ func runServer(ctx context.Context, cfg coordinator.Config, metricsListen string
 		return err
 	}
 	if a := s.HTTPAddr(); a != "" {
-		log.Info("serving /metrics, /healthz and /readyz", zap.String("http", a))
+		log.Info("serving /metrics, /healthz, /readyz and the web UI", zap.String("http", a), zap.String("ui", "http://"+a+"/ui/"))
 	}
 	stopHUP := reloadOnHUP(ctx, log, s.ReloadTLS)
 	defer stopHUP()

@@ -203,11 +203,15 @@ func scenarios(lease time.Duration) []scenario {
 		{name: "netem-loss-delay", hold: 4 * time.Second, when: midHold,
 			inject: func(cyc *cycle) error {
 				node, _ := agent(cyc)
-				if err := cyc.c.nsenter(node, "tc", "qdisc", "add", "dev", "eth0", "root", "netem",
+				dev, err := cyc.c.iface(node)
+				if err != nil {
+					return err
+				}
+				if err := cyc.c.nsenter(node, "tc", "qdisc", "add", "dev", dev, "root", "netem",
 					"delay", "100ms", "50ms", "loss", "20%"); err == nil {
-					cyc.note("netem delay 100ms±50ms loss 20%% on %s", node)
+					cyc.note("netem delay 100ms±50ms loss 20%% on %s %s", node, dev)
 					<-cyc.opDone
-					return cyc.c.nsenter(node, "tc", "qdisc", "del", "dev", "eth0", "root")
+					return cyc.c.nsenter(node, "tc", "qdisc", "del", "dev", dev, "root")
 				}
 				// No sch_netem in this kernel: 20% loss both ways with
 				// iptables, delay from a 64 kbit/s token bucket's queue.
@@ -221,13 +225,13 @@ func scenarios(lease time.Duration) []scenario {
 				if err := loss("-I", "OUTPUT"); err != nil {
 					return err
 				}
-				if err := cyc.c.nsenter(node, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf",
+				if err := cyc.c.nsenter(node, "tc", "qdisc", "add", "dev", dev, "root", "tbf",
 					"rate", "64kbit", "burst", "1600", "latency", "500ms"); err != nil {
 					return err
 				}
-				cyc.note("loss 20%% (iptables) and a 64 kbit/s queue (tbf; no netem here) on %s", node)
+				cyc.note("loss 20%% (iptables) and a 64 kbit/s queue (tbf; no netem here) on %s %s", node, dev)
 				<-cyc.opDone
-				if err := cyc.c.nsenter(node, "tc", "qdisc", "del", "dev", "eth0", "root"); err != nil {
+				if err := cyc.c.nsenter(node, "tc", "qdisc", "del", "dev", dev, "root"); err != nil {
 					return err
 				}
 				if err := loss("-D", "INPUT"); err != nil {

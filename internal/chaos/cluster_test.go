@@ -181,6 +181,30 @@ func (c *cluster) nsenter(svc string, args ...string) error {
 	return err
 }
 
+// iface names a service's network interface on the bridge (eth0, or
+// eth1 and up after a disconnect and reconnect).
+func (c *cluster) iface(svc string) (string, error) {
+	out, err := c.docker("inspect", "-f", "{{.State.Pid}}", c.ids[svc])
+	if err != nil {
+		return "", err
+	}
+	links, err := c.run(30*time.Second, "nsenter", "-t", strings.TrimSpace(out), "-n", "ip", "-o", "link", "show")
+	if err != nil {
+		return "", err
+	}
+	for _, l := range strings.Split(links, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		if name != "lo" {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("%s: no interface but lo: %s", svc, links)
+}
+
 // logs returns a container's whole log (stdout and stderr).
 func (c *cluster) logs(svc string) ([]byte, error) {
 	out, err := c.run(60*time.Second, "docker", "logs", c.ids[svc])

@@ -33,6 +33,9 @@ type TargetRow struct {
 	Ack, Unpause          Whisker
 	Interrupted           bool
 	PauseOutcome, Message string
+	// Open: the op still holds the node; the bar runs from the ack to now.
+	Open  bool
+	OpenX float64
 }
 
 // HookBar is one hook run drawn from its start to its end.
@@ -57,6 +60,9 @@ type OpChart struct {
 	Origin                 string
 	Drawable               bool
 }
+
+// now is the clock a running op's open bars end at (tests replace it).
+var now = time.Now
 
 // trueTime is a stamp's local time corrected by its estimate's offset,
 // and the estimate's bound.
@@ -88,6 +94,10 @@ func NewOpChart(op *pb.Operation, loc *time.Location, width float64) OpChart {
 				span(t.Add(b))
 			}
 		}
+	}
+	running := !isTerminal(op.GetState())
+	if running {
+		span(now())
 	}
 	w := op.GetWindow()
 	hasWindow := w.GetStart() != nil && w.GetEnd() != nil && op.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED
@@ -133,6 +143,9 @@ func NewOpChart(op *pb.Operation, loc *time.Location, width float64) OpChart {
 			PauseOutcome: enumname.Of(tg.GetPauseOutcome()), Message: tg.GetPauseMessage()}
 		r.Ack, r.HasAck = whisker(tg.GetAckedAt())
 		r.Unpause, r.HasUnpause = whisker(tg.GetUnpauseSentAt())
+		if running && r.HasAck && !r.HasUnpause {
+			r.Open, r.OpenX = true, sc.X(now())
+		}
 		ch.Rows = append(ch.Rows, r)
 		y += tlRow
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"html"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -299,5 +300,29 @@ func TestDriftBand(t *testing.T) {
 	}
 	if b := driftBand(nil, 0, 100*ms); b.lo != 0 || b.hi != 0 {
 		t.Errorf("no offsets: %+v", b)
+	}
+}
+
+func TestOpChartRunningOp(t *testing.T) {
+	old := now
+	t.Cleanup(func() { now = old })
+	now = func() time.Time { return t0.Add(time.Second) }
+	op := fixture().ops[1]
+	op.State, op.Window = pb.OperationState_OPERATION_STATE_HOLDING, nil
+	for _, tg := range op.GetTargets() {
+		tg.UnpauseSentAt = nil
+	}
+	c := NewOpChart(op, time.UTC, chartWidth)
+	if c.HasWindow {
+		t.Error("a holding op draws a window")
+	}
+	for _, r := range c.Rows {
+		if !r.Open || !(r.OpenX > r.Ack.X) || math.Abs(r.OpenX-c.PlotX1) > 40 {
+			t.Errorf("%s: open %v bar %v..%v, want from its ack to now (near the right end %v)", r.Node, r.Open, r.Ack.X, r.OpenX, c.PlotX1)
+		}
+	}
+	_, body, _ := get(t, newHandler(t, &fakeSource{ops: []*pb.Operation{op}}), "/ui/ops/op-1")
+	if !strings.Contains(body, `<meta http-equiv="refresh" content="2">`) || strings.Count(body, `class="paused open"`) != 2 {
+		t.Errorf("a holding op's page does not refresh itself or draw its open bars:\n%s", body)
 	}
 }

@@ -482,7 +482,7 @@ func Schedule(p *pb.BackupPlan) (cron.Schedule, *time.Location, error) {
 	if err != nil {
 		return nil, loc, err
 	}
-	return s, loc, nil
+	return zoned(s, loc), loc, nil
 }
 
 func zone(name string) (*time.Location, error) {

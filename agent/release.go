@@ -130,9 +130,23 @@ func (c *core) confirmPaused(ctx context.Context, op string) string {
 	// Bounded below the call timeout: the Unpause that follows must still
 	// fit in the coordinator's wait, and a node that cannot answer quickly
 	// is not confirmed anyway.
-	n, start, asked := c.probeNode(ctx, min(c.cfg.CallTimeout, confirmTimeout))
+	budget := min(c.cfg.CallTimeout, confirmTimeout)
+	begun := c.clk.Now()
+	n, start, asked := c.probeNode(ctx, budget)
 	if asked {
 		c.recordNode(n, start)
+	}
+	if asked && !n.reachable && !n.v1 && !c.serverV1 {
+		// A node that restarted resets the admin connection: the first call
+		// after it fails on the dead transport. Ask once more on a fresh one
+		// (within the same budget) so the verdict says what the node reports
+		// (its gate open: it restarted) rather than only "could not confirm".
+		if left := budget - c.clk.Now().Sub(begun); left > 0 {
+			if n2, start2, asked2 := c.probeNode(ctx, left); asked2 {
+				c.recordNode(n2, start2)
+				n, start = n2, start2
+			}
+		}
 	}
 	c.mu.Lock()
 	var doubt string

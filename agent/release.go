@@ -144,7 +144,7 @@ func (c *core) confirmPaused(ctx context.Context, op string) string {
 		if left := budget - c.clk.Now().Sub(begun); left > 0 {
 			if n2, start2, asked2 := c.probeNode(ctx, left); asked2 {
 				c.recordNode(n2, start2)
-				n, start = n2, start2
+				n = n2
 			}
 		}
 	}

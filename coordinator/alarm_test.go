@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -46,7 +45,7 @@ func (r *alarmRig) apply(cmd proto.Message) {
 		r.t.Fatal(err)
 	}
 	r.index++
-	if resp := r.f.Apply(&raft.Log{Index: r.index, Term: 1, Type: raft.LogCommand, Data: b}).(*fsm.Response); resp.Err != nil {
+	if resp := r.f.ApplyCommand(r.index, b); resp.Err != nil {
 		r.t.Fatalf("apply %T: %v", cmd, resp.Err)
 	}
 }

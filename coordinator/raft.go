@@ -88,7 +88,7 @@ func (s *Server) setupRaft() (*raftParts, error) {
 	if err != nil {
 		return fail(fmt.Errorf("server %s: read raft state: %w", s.cfg.NodeID, err))
 	}
-	r, err := raft.NewRaft(rc, s.fsm, w, w, snaps, &contactTransport{NetworkTransport: trans, contacts: parts.contacts})
+	r, err := raft.NewRaft(rc, raftFSM{s.fsm}, w, w, snaps, &contactTransport{NetworkTransport: trans, contacts: parts.contacts})
 	if err != nil {
 		return fail(fmt.Errorf("server %s: start raft: %w", s.cfg.NodeID, err))
 	}

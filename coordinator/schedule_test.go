@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc/codes"
@@ -85,7 +84,7 @@ func (r *schedRig) applyErr(cmd proto.Message) error {
 	r.index++
 	i := r.index
 	r.mu.Unlock()
-	return r.f.Apply(&raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: b}).(*fsm.Response).Err
+	return r.f.ApplyCommand(i, b).Err
 }
 
 func (r *schedRig) apply(cmd proto.Message) {

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -34,14 +33,14 @@ var (
 )
 
 // applyACL dispatches the ACL commands (types 16-18).
-func (f *FSM) applyACL(t MessageType, l *raft.Log, body []byte) (proto.Message, error) {
+func (f *FSM) applyACL(t MessageType, index uint64, body []byte) (proto.Message, error) {
 	switch t {
 	case ACLBootstrapType:
-		return f.applyACLBootstrap(l.Index, decode[*pb.ACLBootstrapCommand](t, l, body))
+		return f.applyACLBootstrap(index, decode[*pb.ACLBootstrapCommand](t, index, body))
 	case CreateACLTokenType:
-		return f.applyCreateACLToken(l.Index, decode[*pb.CreateACLTokenCommand](t, l, body))
+		return f.applyCreateACLToken(index, decode[*pb.CreateACLTokenCommand](t, index, body))
 	case RevokeACLTokenType:
-		return f.applyRevokeACLToken(l.Index, decode[*pb.RevokeACLTokenCommand](t, l, body))
+		return f.applyRevokeACLToken(index, decode[*pb.RevokeACLTokenCommand](t, index, body))
 	}
 	return nil, fmt.Errorf("%w: %s is not an ACL command", ErrInvalidCommand, t)
 }

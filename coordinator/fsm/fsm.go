@@ -4,14 +4,13 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
-// Response is what Apply returns for every log entry. Err is a rejection
+// Response is what ApplyCommand returns for every log entry. Err is a rejection
 // (the command changed nothing); Value is the command's result, if any.
 type Response struct {
 	Index uint64
@@ -19,8 +18,10 @@ type Response struct {
 	Value proto.Message
 }
 
-// FSM is the coordinator's raft.FSM. Its read accessors return copies and
-// are safe for concurrent use with Apply, Snapshot and Restore.
+// FSM is the coordinator's replicated state machine. It knows nothing of
+// Raft: the coordinator's raftFSM adapter feeds it committed log entries
+// (ApplyCommand), snapshots and restores. Its read accessors return copies
+// and are safe for concurrent use with ApplyCommand, Snapshot and Restore.
 type FSM struct {
 	log *zap.Logger
 
@@ -31,8 +32,6 @@ type FSM struct {
 	changed chan struct{}
 }
 
-var _ raft.FSM = (*FSM)(nil)
-
 // New returns an FSM holding a fresh state (default runtime config).
 func New(log *zap.Logger) *FSM {
 	if log == nil {
@@ -41,79 +40,79 @@ func New(log *zap.Logger) *FSM {
 	return &FSM{log: log.Named("fsm"), st: newState(), changed: make(chan struct{})}
 }
 
-// Apply decodes and applies one Raft log entry. An entry whose type is
-// unknown panics unless it carries IgnoreUnknownTypeFlag; an entry that
-// cannot be decoded panics. Rejections are returned as Response.Err.
-func (f *FSM) Apply(l *raft.Log) interface{} {
-	if l.Type != raft.LogCommand {
-		return nil
+// ApplyCommand decodes and applies one committed command (what Encode
+// wrote) at log index index. A command whose type is unknown panics unless
+// it carries IgnoreUnknownTypeFlag (then it is skipped and the result is
+// nil); a command that cannot be decoded panics. Rejections are returned as
+// Response.Err.
+func (f *FSM) ApplyCommand(index uint64, data []byte) *Response {
+	if len(data) == 0 {
+		panic(fmt.Sprintf("fsm: empty log entry at index %d", index))
 	}
-	if len(l.Data) == 0 {
-		panic(fmt.Sprintf("fsm: empty log entry at index %d", l.Index))
-	}
-	t := MessageType(l.Data[0])
+	t := MessageType(data[0])
 	ignorable := t&IgnoreUnknownTypeFlag != 0
 	t &^= IgnoreUnknownTypeFlag
-	body := l.Data[1:]
+	body := data[1:]
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	defer f.notifyLocked(l.Index)
+	defer f.notifyLocked(index)
 
 	var err error
 	var val proto.Message
 	switch t {
 	case CreateOperationType:
-		val, err = f.applyCreateOperation(l.Index, decode[*pb.CreateOperationCommand](t, l, body))
+		val, err = f.applyCreateOperation(index, decode[*pb.CreateOperationCommand](t, index, body))
 	case UpdateOperationType:
-		val, err = f.applyUpdateOperation(l.Index, decode[*pb.UpdateOperationCommand](t, l, body))
+		val, err = f.applyUpdateOperation(index, decode[*pb.UpdateOperationCommand](t, index, body))
 	case BumpEpochType:
-		val, err = f.applyBumpEpoch(l.Index, decode[*pb.BumpEpochCommand](t, l, body))
+		val, err = f.applyBumpEpoch(index, decode[*pb.BumpEpochCommand](t, index, body))
 	case SetConfigType:
-		val, err = f.applySetConfig(l.Index, decode[*pb.SetConfigCommand](t, l, body))
+		val, err = f.applySetConfig(index, decode[*pb.SetConfigCommand](t, index, body))
 	case RaiseAlarmType:
-		val, err = f.applyRaiseAlarm(l.Index, decode[*pb.RaiseAlarmCommand](t, l, body))
+		val, err = f.applyRaiseAlarm(index, decode[*pb.RaiseAlarmCommand](t, index, body))
 	case ClearAlarmType:
-		val, err = f.applyClearAlarm(l.Index, decode[*pb.ClearAlarmCommand](t, l, body))
+		val, err = f.applyClearAlarm(index, decode[*pb.ClearAlarmCommand](t, index, body))
 	case UpsertMemberType:
-		val, err = f.applyUpsertMember(l.Index, decode[*pb.UpsertMemberCommand](t, l, body))
+		val, err = f.applyUpsertMember(index, decode[*pb.UpsertMemberCommand](t, index, body))
 	case RemoveMemberType:
-		val, err = f.applyRemoveMember(l.Index, decode[*pb.RemoveMemberCommand](t, l, body))
+		val, err = f.applyRemoveMember(index, decode[*pb.RemoveMemberCommand](t, index, body))
 	case AppendAuditType:
-		val, err = f.applyAppendAudit(l.Index, decode[*pb.AppendAuditCommand](t, l, body))
+		val, err = f.applyAppendAudit(index, decode[*pb.AppendAuditCommand](t, index, body))
 	case RemoveRosterMemberType:
-		val, err = f.applyRemoveRosterMember(l.Index, decode[*pb.RemoveRosterMemberCommand](t, l, body))
+		val, err = f.applyRemoveRosterMember(index, decode[*pb.RemoveRosterMemberCommand](t, index, body))
 	case InvalidateRestorePointType:
-		val, err = f.applyInvalidateRestorePoint(l.Index, decode[*pb.InvalidateRestorePointCommand](t, l, body))
+		val, err = f.applyInvalidateRestorePoint(index, decode[*pb.InvalidateRestorePointCommand](t, index, body))
 	case SetBackupPlanType:
-		val, err = f.applySetBackupPlan(l.Index, decode[*pb.SetBackupPlanCommand](t, l, body))
+		val, err = f.applySetBackupPlan(index, decode[*pb.SetBackupPlanCommand](t, index, body))
 	case DeleteBackupPlanType:
-		val, err = f.applyDeleteBackupPlan(l.Index, decode[*pb.DeleteBackupPlanCommand](t, l, body))
+		val, err = f.applyDeleteBackupPlan(index, decode[*pb.DeleteBackupPlanCommand](t, index, body))
 	case RecordScheduleFireType:
-		val, err = f.applyRecordScheduleFire(l.Index, decode[*pb.RecordScheduleFireCommand](t, l, body))
+		val, err = f.applyRecordScheduleFire(index, decode[*pb.RecordScheduleFireCommand](t, index, body))
 	case PruneBackupsType:
-		val, err = f.applyPruneBackups(l.Index, decode[*pb.PruneBackupsCommand](t, l, body))
+		val, err = f.applyPruneBackups(index, decode[*pb.PruneBackupsCommand](t, index, body))
 	case ACLBootstrapType, CreateACLTokenType, RevokeACLTokenType:
-		val, err = f.applyACL(t, l, body)
+		val, err = f.applyACL(t, index, body)
 	default:
 		if ignorable {
-			f.log.Warn("skipping unknown ignorable command", zap.Uint8("type", uint8(t)), zap.Uint64("index", l.Index))
+			f.log.Warn("skipping unknown ignorable command", zap.Uint8("type", uint8(t)), zap.Uint64("index", index))
 			return nil
 		}
-		panic(fmt.Sprintf("fsm: unknown command type %d at index %d", uint8(t), l.Index))
+		panic(fmt.Sprintf("fsm: unknown command type %d at index %d", uint8(t), index))
 	}
 	if err != nil {
-		f.log.Debug("command rejected", zap.Stringer("type", t), zap.Uint64("index", l.Index), zap.Error(err))
+		f.log.Debug("command rejected", zap.Stringer("type", t), zap.Uint64("index", index), zap.Error(err))
 	}
-	return &Response{Index: l.Index, Err: err, Value: val}
+	return &Response{Index: index, Err: err, Value: val}
 }
 
-// decode unmarshals body into a new T, panicking on a corrupt entry.
-func decode[T proto.Message](t MessageType, l *raft.Log, body []byte) T {
+// decode unmarshals body (the entry at index) into a new T, panicking on a
+// corrupt entry.
+func decode[T proto.Message](t MessageType, index uint64, body []byte) T {
 	var zero T
 	msg := zero.ProtoReflect().New().Interface().(T)
 	if err := proto.Unmarshal(body, msg); err != nil {
-		panic(fmt.Sprintf("fsm: decode %s at index %d: %v", t, l.Index, err))
+		panic(fmt.Sprintf("fsm: decode %s at index %d: %v", t, index, err))
 	}
 	return msg
 }

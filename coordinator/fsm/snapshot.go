@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -19,11 +18,11 @@ const snapshotVersion byte = 1
 var ErrBadSnapshot = errors.New("bad FSM snapshot")
 
 // Snapshot copies the state under the read lock; Persist writes the copy
-// while Apply carries on.
-func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+// while ApplyCommand carries on.
+func (f *FSM) Snapshot() (*Snapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return &snapshot{data: f.st.toSnapshot()}, nil
+	return &Snapshot{data: f.st.toSnapshot()}, nil
 }
 
 // Restore replaces the whole state with the snapshot in r: it builds a
@@ -72,20 +71,23 @@ func DecodeSnapshot(b []byte) (*pb.FSMSnapshot, error) {
 	return snap, nil
 }
 
-type snapshot struct {
+// Snapshot is a point-in-time copy of the state (see FSM.Snapshot).
+type Snapshot struct {
 	data *pb.FSMSnapshot
 }
 
-func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+// Persist writes the snapshot's on-disk form (EncodeSnapshot) to w; Restore
+// reads it back.
+func (s *Snapshot) Persist(w io.Writer) error {
 	b, err := EncodeSnapshot(s.data)
 	if err == nil {
-		_, err = sink.Write(b)
+		_, err = w.Write(b)
 	}
 	if err != nil {
-		_ = sink.Cancel()
 		return fmt.Errorf("persist snapshot: %w", err)
 	}
-	return sink.Close()
+	return nil
 }
 
-func (s *snapshot) Release() {}
+// Release frees nothing: the copy is garbage-collected.
+func (s *Snapshot) Release() {}

@@ -175,6 +175,19 @@ func (c *core) fenceHook(op string, epoch uint64) error {
 	return c.fenceLocked(op, epoch)
 }
 
+// opEnded reports whether op's hold is over on this agent: unpaused,
+// expired, or refused because an unpause or renewal came first.
+func (c *core) opEnded(op string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.p.Ended {
+		if e.OpID == op {
+			return true
+		}
+	}
+	return false
+}
+
 // unseenLocked reports whether op was asked about before its Pause came.
 func (c *core) unseenLocked(op string) bool {
 	for _, e := range c.p.Ended {

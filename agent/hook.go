@@ -29,11 +29,13 @@ const (
 // A hook outlives the RunHook call that started it: only its own timeout
 // or the agent's shutdown ends it.
 type hookRunner struct {
-	node    string
-	defs    map[string]hook.Definition
-	names   []string
-	exec    *hook.Executor
-	fence   func(op string, epoch uint64) error
+	node  string
+	defs  map[string]hook.Definition
+	names []string
+	exec  *hook.Executor
+	fence func(op string, epoch uint64) error
+	// ended reports whether op's hold is over on this agent (nil: never).
+	ended   func(op string) bool
 	log     *zap.Logger
 	observe func(name string, run *pb.HookRun)
 	maxOps  int
@@ -80,6 +82,12 @@ func newHookRunner(node string, defs []hook.Definition, exec *hook.Executor, fen
 		r.defs[d.Name] = d
 	}
 	return r
+}
+
+// duringGroup reports whether a hook group runs while the targets are
+// held: every group but the after hooks and retention's delete hooks.
+func duringGroup(g string) bool {
+	return g != "" && g != hook.GroupAfter && g != hook.GroupDelete
 }
 
 // agentSet are the variables the agent sets itself from the request.
@@ -159,6 +167,13 @@ func (r *hookRunner) start(log *zap.Logger, op, step, name string, env map[strin
 	}
 	if r.stopping {
 		return nil, fmt.Errorf("%w: agent %s refuses hook %q of op %s", ErrStopping, r.node, name, op)
+	}
+	if g := env[hook.EnvHookGroup]; duringGroup(g) && r.ended != nil && r.ended(op) {
+		// A call that arrived after the hold ended (the leader ended it
+		// while the call was in flight): a during hook never starts on a
+		// node that is no longer held.
+		return nil, fmt.Errorf("%w: op %s ended on agent %s (its node is no longer held); refusing hook %q of group %s (step %s), which must run inside the pause",
+			ErrOpEnded, op, r.node, name, g, step)
 	}
 	def, ok := r.defs[name]
 	if !ok {

@@ -31,6 +31,7 @@ func newHookFixture(t *testing.T, defs []hook.Definition) *hookFixture {
 	f.core = newTestCore(t, f.dir, &fakeAdmin{}, nil)
 	f.r = newHookRunner("n1", defs, &hook.Executor{Stamp: f.core.stampNow, Label: "agent n1", KillGrace: 200 * time.Millisecond},
 		f.core.fenceHook, zaptest.NewLogger(t), nil)
+	f.r.ended = f.core.opEnded
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -303,5 +304,49 @@ func TestHookMetrics(t *testing.T) {
 	m.observeHook("snap", &pb.HookRun{State: pb.HookState_HOOK_STATE_FAILED, DurationNs: int64(2 * time.Second)})
 	if got := value("snap", "failed"); got != 1 {
 		t.Fatalf("failed runs %v, want 1", got)
+	}
+}
+
+// TestRunHookRefusesDuringHookAfterItsOpEnded: a RunHook for a during
+// group of an op this agent has already unpaused (it arrived late: the
+// leader ended the hold, by unpause --op or the maximum hold, while the
+// call was in flight) must not start the hook on the running node; after
+// and delete hooks of the ended op still run.
+func TestRunHookRefusesDuringHookAfterItsOpEnded(t *testing.T) {
+	f := newHookFixture(t, []hook.Definition{shHook("snap", `echo x >> "$OUT"`, time.Minute)})
+	out := filepath.Join(f.dir, "ran")
+	f.r.defs["snap"] = hook.Definition{Name: "snap", Command: "/bin/sh", Args: []string{"-c", `echo x >> "` + out + `"`}, Timeout: time.Minute}
+	if _, err := f.core.Pause(context.Background(), pauseReq("op-1", 3, 10_000)); err != nil {
+		t.Fatal(err)
+	}
+	req := func(step, group string) *pb.RunHookRequest {
+		r := hookReq("op-1", step, "snap", 3)
+		r.Env["STILLPOINT_HOOK_GROUP"] = group
+		return r
+	}
+	if run, err := f.call(t, req("ledger/0", "ledger"), 10*time.Second); err != nil || run.GetState() != pb.HookState_HOOK_STATE_SUCCEEDED {
+		t.Fatalf("during hook while paused: %v, %v", run, err)
+	}
+	if _, err := f.core.Unpause(context.Background(), &pb.UnpauseRequest{OpId: "op-1", Epoch: 3}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.call(t, req("ledger/1", "ledger"), 10*time.Second)
+	if !errors.Is(err, ErrOpEnded) || !strings.Contains(err.Error(), "op op-1 ended on agent n1") {
+		t.Fatalf("during hook after the op ended: %v, want ErrOpEnded", err)
+	}
+	if n := lines(t, out); n != 1 {
+		t.Fatalf("hook ran %d times, want 1 (the late during hook must not start)", n)
+	}
+	// The step that ran before the end is still returned.
+	if run, err := f.call(t, req("ledger/0", "ledger"), 10*time.Second); err != nil || run.GetState() != pb.HookState_HOOK_STATE_SUCCEEDED {
+		t.Fatalf("ended step asked again: %v, %v", run, err)
+	}
+	for _, g := range []string{"after", "delete"} {
+		if run, err := f.call(t, req(g+"/0", g), 10*time.Second); err != nil || run.GetState() != pb.HookState_HOOK_STATE_SUCCEEDED {
+			t.Fatalf("%s hook of the ended op: %v, %v", g, run, err)
+		}
+	}
+	if n := lines(t, out); n != 3 {
+		t.Fatalf("hook ran %d times, want 3", n)
 	}
 }

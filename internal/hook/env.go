@@ -33,6 +33,16 @@ const (
 	EnvRestorePointMS = "STILLPOINT_RESTORE_POINT_MS"
 	// EnvBackupID is the catalog entry a delete hook prunes.
 	EnvBackupID = "STILLPOINT_BACKUP_ID"
+	// EnvHookGroup is the step's group: a plan's group (run while the
+	// targets are held), GroupAfter or GroupDelete.
+	EnvHookGroup = "STILLPOINT_HOOK_GROUP"
+)
+
+// The groups of hooks that run outside the hold: a completed backup's
+// after hooks and retention's delete hooks. Plans may not name a group so.
+const (
+	GroupAfter  = "after"
+	GroupDelete = "delete"
 )
 
 // DefaultPath is the hook's PATH when the process running it has none.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/stillpoint-dev/stillpoint/internal/hook"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -35,7 +36,7 @@ const (
 const roleLedger = "ledger"
 
 // afterGroup is the group name of the after hooks' runs (HookRun.group).
-const afterGroup = "after"
+const afterGroup = hook.GroupAfter
 
 // ErrInvalid wraps every validation failure.
 var ErrInvalid = errors.New("invalid backup plan")
@@ -223,6 +224,9 @@ func (c *checker) groups(groups []*pb.HookGroup) {
 		c.name(f+".name", g.GetName(), true)
 		if g.GetName() == afterGroup {
 			c.add(f+".name", "%q is reserved for the plan's after hooks; choose another group name", afterGroup)
+		}
+		if g.GetName() == hook.GroupDelete {
+			c.add(f+".name", "%q is reserved for retention's delete hooks (agents run it outside the hold); choose another group name", hook.GroupDelete)
 		}
 		if j, dup := index[g.GetName()]; dup && g.GetName() != "" {
 			c.add(f+".name", "group %q is already groups[%d]", g.GetName(), j)

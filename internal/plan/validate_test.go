@@ -119,6 +119,11 @@ func TestValidateProblems(t *testing.T) {
 			`groups[1].name: group "ledger-databases" is already groups[0]`,
 			`groups[2].name: "after" is reserved for the plan's after hooks; choose another group name`,
 		}},
+		{"group named like retention's delete hooks", func(p *pb.BackupPlan, e *Env) {
+			p.Groups[1].Name = "delete"
+		}, []string{
+			`groups[1].name: "delete" is reserved for retention's delete hooks (agents run it outside the hold); choose another group name`,
+		}},
 		{"same hook twice", func(p *pb.BackupPlan, e *Env) {
 			p.Groups[1].Hooks = append(p.Groups[1].Hooks, &pb.HookRef{Agent: "ledger-1", Hook: "pg-dump"})
 		}, []string{`groups[1].hooks[1]: hook pg-dump on agent ledger-1 is already groups[0].hooks[0] (a hook runs once per backup)`}},

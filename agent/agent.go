@@ -208,7 +208,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.hooks = newHookRunner(a.cfg.NodeName, a.cfg.Hooks,
 		&hook.Executor{Stamp: a.core.stampNow, Label: "agent " + a.cfg.NodeName},
 		a.core.fenceHook, a.log.With(zap.String("component", "hook")), a.metrics.observeHook)
-	a.hooks.ended = a.core.opEnded
+	a.hooks.ended, a.hooks.started = a.core.opEnded, a.core.hookStarted
 
 	// gRPC first: its address goes into the gossip metadata.
 	lis, err := net.Listen("tcp", a.cfg.GRPC.Listen)

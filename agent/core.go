@@ -188,6 +188,29 @@ func (c *core) opEnded(op string) bool {
 	return false
 }
 
+// hookStarted reports whether step (op, step) was started before (by an
+// earlier run of this agent), and otherwise records it as started,
+// durably, before the hook may start.
+func (c *core) hookStarted(op, step, hook string) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range c.p.HookSteps {
+		if h.OpID == op && h.StepID == step {
+			return true, nil
+		}
+	}
+	next := c.p
+	next.HookSteps = append(append([]hookStep(nil), c.p.HookSteps...), hookStep{OpID: op, StepID: step, Hook: hook})
+	if len(next.HookSteps) > maxHookSteps {
+		next.HookSteps = next.HookSteps[len(next.HookSteps)-maxHookSteps:]
+	}
+	if err := c.saveLocked(next); err != nil {
+		return false, fmt.Errorf("agent %s did not start hook %q of op %s step %s: %w", c.cfg.Node, hook, op, step, err)
+	}
+	c.p = next
+	return false, nil
+}
+
 // unseenLocked reports whether op was asked about before its Pause came.
 func (c *core) unseenLocked(op string) bool {
 	for _, e := range c.p.Ended {

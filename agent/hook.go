@@ -35,7 +35,10 @@ type hookRunner struct {
 	exec  *hook.Executor
 	fence func(op string, epoch uint64) error
 	// ended reports whether op's hold is over on this agent (nil: never).
-	ended   func(op string) bool
+	ended func(op string) bool
+	// started records a new step durably and reports whether an earlier
+	// run of this agent started it already (nil: not remembered).
+	started func(op, step, hook string) (bool, error)
 	log     *zap.Logger
 	observe func(name string, run *pb.HookRun)
 	maxOps  int
@@ -182,6 +185,16 @@ func (r *hookRunner) start(log *zap.Logger, op, step, name string, env map[strin
 	if len(r.steps[op]) >= maxStepsPerOp {
 		return nil, fmt.Errorf("%w: agent %s: op %s already ran %d hook steps here, at most %d",
 			ErrInvalidRequest, r.node, op, len(r.steps[op]), maxStepsPerOp)
+	}
+	if r.started != nil {
+		before, err := r.started(op, step, name)
+		if err != nil {
+			return nil, err
+		}
+		if before {
+			return nil, fmt.Errorf("%w: agent %s: op %s step %s (hook %q) started before agent %s restarted, which killed it; a step runs at most once",
+				ErrStepTaken, r.node, op, step, name, r.node)
+		}
 	}
 	log.Info("hook starting", zap.String("command", def.Command), zap.Strings("args", def.Args), zap.Duration("timeout", def.Timeout))
 	sr := &stepRun{hook: name, proc: r.exec.Start(r.ctx, def, env)}

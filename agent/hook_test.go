@@ -31,7 +31,7 @@ func newHookFixture(t *testing.T, defs []hook.Definition) *hookFixture {
 	f.core = newTestCore(t, f.dir, &fakeAdmin{}, nil)
 	f.r = newHookRunner("n1", defs, &hook.Executor{Stamp: f.core.stampNow, Label: "agent n1", KillGrace: 200 * time.Millisecond},
 		f.core.fenceHook, zaptest.NewLogger(t), nil)
-	f.r.ended = f.core.opEnded
+	f.r.ended, f.r.started = f.core.opEnded, f.core.hookStarted
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -348,5 +348,48 @@ func TestRunHookRefusesDuringHookAfterItsOpEnded(t *testing.T) {
 	}
 	if n := lines(t, out); n != 3 {
 		t.Fatalf("hook ran %d times, want 3", n)
+	}
+}
+
+// TestRunHookNotRunAgainAfterRestart: a step that started before the
+// agent restarted (its hook killed at shutdown) is not started again when
+// a leader asks for it once more with the same step id: the agent
+// remembers the steps it started in its state file.
+func TestRunHookNotRunAgainAfterRestart(t *testing.T) {
+	f := newHookFixture(t, nil)
+	out := filepath.Join(f.dir, "ran")
+	def := hook.Definition{Name: "snap", Command: "/bin/sh", Args: []string{"-c", `echo x >> "` + out + `"; sleep 600`}, Timeout: time.Hour}
+	f.r.defs["snap"] = def
+	if run, _ := f.call(t, hookReq("op-1", "ledger/0", "snap", 1), 300*time.Millisecond); run.GetState() != pb.HookState_HOOK_STATE_RUNNING {
+		t.Fatalf("run: %v", run)
+	}
+	waitFor(t, 30*time.Second, "the hook to start", func() bool { return lines(t, out) == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.r.shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Restart: a new core over the same state dir, a new hook runner.
+	restarted := newTestCore(t, f.dir, &fakeAdmin{}, nil)
+	r := newHookRunner("n1", []hook.Definition{def}, &hook.Executor{Stamp: restarted.stampNow, Label: "agent n1", KillGrace: 200 * time.Millisecond},
+		restarted.fenceHook, zaptest.NewLogger(t), nil)
+	r.ended, r.started = restarted.opEnded, restarted.hookStarted
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = r.shutdown(ctx)
+	})
+	cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer ccancel()
+	_, err := r.RunHook(cctx, hookReq("op-1", "ledger/0", "snap", 1))
+	if !errors.Is(err, ErrStepTaken) || !strings.Contains(err.Error(), "started before agent n1 restarted") {
+		t.Fatalf("step asked again after a restart: %v, want ErrStepTaken", err)
+	}
+	if n := lines(t, out); n != 1 {
+		t.Fatalf("hook ran %d times, want once", n)
+	}
+	// Another step of the op still runs.
+	if _, err := r.RunHook(cctx, hookReq("op-1", "ledger/1", "snap", 1)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -48,6 +48,16 @@ func (l *leaseRecord) deadline() time.Time { return time.Unix(0, l.DeadlineUnixN
 
 // endedOp is an operation that is over, kept so a repeated Unpause (or a
 // repeated Pause) returns the original result.
+// hookStep is a started hook step (RunHook's op_id, step_id and hook).
+type hookStep struct {
+	OpID   string `json:"op_id"`
+	StepID string `json:"step_id"`
+	Hook   string `json:"hook"`
+}
+
+// maxHookSteps bounds the hook steps remembered across restarts.
+const maxHookSteps = 256
+
 type endedOp struct {
 	OpID  string `json:"op_id"`
 	Epoch uint64 `json:"epoch"`
@@ -68,6 +78,10 @@ type persisted struct {
 	LeasesExpired uint64 `json:"leases_expired"`
 	// LastLeaseExpiredOp is the op whose lease ran out most recently.
 	LastLeaseExpiredOp string `json:"last_lease_expired_op,omitempty"`
+	// HookSteps are the hook steps this agent started, newest last (at
+	// most maxHookSteps): a step asked for again after a restart, its
+	// hook killed at shutdown, is refused rather than run twice.
+	HookSteps []hookStep `json:"hook_steps,omitempty"`
 }
 
 // ErrStateCorrupt: the state file exists but cannot be read back. The agent

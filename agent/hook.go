@@ -186,7 +186,10 @@ func (r *hookRunner) start(log *zap.Logger, op, step, name string, env map[strin
 		return nil, fmt.Errorf("%w: agent %s: op %s already ran %d hook steps here, at most %d",
 			ErrInvalidRequest, r.node, op, len(r.steps[op]), maxStepsPerOp)
 	}
-	if r.started != nil {
+	// Retention's delete hooks are exempt: a new leader asks again from
+	// its first attempt's step id, and a delete may run again (it accepts
+	// a gone artefact).
+	if r.started != nil && env[hook.EnvHookGroup] != hook.GroupDelete {
 		before, err := r.started(op, step, name)
 		if err != nil {
 			return nil, err

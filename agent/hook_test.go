@@ -392,4 +392,19 @@ func TestRunHookNotRunAgainAfterRestart(t *testing.T) {
 	if _, err := r.RunHook(cctx, hookReq("op-1", "ledger/1", "snap", 1)); err != nil {
 		t.Fatal(err)
 	}
+	// A delete hook is not remembered: a new leader asks again from its
+	// first attempt's step id, and a delete may run again.
+	del := hookReq("op-1", "retention-delete.1", "snap", 1)
+	del.Env["STILLPOINT_HOOK_GROUP"] = "delete"
+	if _, err := r.RunHook(cctx, del); err != nil {
+		t.Fatal(err)
+	}
+	if got := restarted.snapshot(false); got.maxEpoch != 1 {
+		t.Fatalf("max epoch %d", got.maxEpoch)
+	}
+	for _, h := range restarted.p.HookSteps {
+		if h.StepID == "retention-delete.1" {
+			t.Fatalf("delete step remembered: %v", restarted.p.HookSteps)
+		}
+	}
 }

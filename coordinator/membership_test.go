@@ -188,9 +188,19 @@ func TestSnapshotSurvivesRestart(t *testing.T) {
 	c.WaitForLeader(t)
 	cl := c.Client(0)
 	for i := int64(1); i <= 20; i++ {
-		if _, err := cl.UpdateConfig(ctxT(t, 10*time.Second), &pb.UpdateConfigRequest{Config: configWithMargin(i * 1000)}); err != nil {
+		// Setting a config is idempotent: a write cut short by a leader
+		// change (a loaded box can miss heartbeats) is simply sent again.
+		testcluster.WaitFor(t, testcluster.DefaultTimeout, func() (bool, string) {
+			_, err := cl.UpdateConfig(ctxT(t, 10*time.Second), &pb.UpdateConfigRequest{Config: configWithMargin(i * 1000)})
+			switch status.Code(err) {
+			case codes.OK:
+				return true, ""
+			case codes.Unknown, codes.Unavailable:
+				return false, fmt.Sprintf("update config %d: %v", i, err)
+			}
 			t.Fatal(err)
-		}
+			return false, ""
+		})
 	}
 	victim := c.Followers()[0]
 	vi := c.Index(victim)

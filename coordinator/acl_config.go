@@ -8,7 +8,7 @@ package coordinator
 // pause (the server logs a warning at start). With Enabled true every
 // CoordinatorService call needs a token whose role covers the method
 // (methodRoles); before the bootstrap only ACLBootstrap and the
-// server-to-server GetServerInfo are served.
+// GetServerInfo (servers call it at bootstrap) are served.
 type ACLConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// ProtectHealth makes the gRPC health service need a read token too

@@ -14,7 +14,6 @@ import (
 
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
-	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
 // tlsWatchInterval is how often the key files are checked for a change.
@@ -67,10 +66,12 @@ func (s *Server) newGRPCServer() (*grpc.Server, error) {
 }
 
 // serverOnly reports whether a call may come only from another server:
-// GetServerInfo (bootstrap, reconcile) and any request forwarded to the
-// leader (it carries what the forwarding server vouches for).
-func serverOnly(ctx context.Context, method string) bool {
-	return method == pb.CoordinatorService_GetServerInfo_FullMethodName || isForwarded(ctx)
+// any request forwarded to the leader (it carries what the forwarding
+// server vouches for). GetServerInfo (bootstrap, reconcile) is not: it
+// reads this server's addresses, which `stillpoint ui` needs from a client
+// certificate; an agent's certificate is refused it like any API call.
+func serverOnly(ctx context.Context) bool {
+	return isForwarded(ctx)
 }
 
 // authorize is the coordinator's certificate policy when its listener has
@@ -83,7 +84,7 @@ func (s *Server) authorize(ctx context.Context, c grpcx.Call) error {
 		return nil
 	}
 	name := "server " + s.cfg.NodeID
-	if serverOnly(ctx, c.Method) {
+	if serverOnly(ctx) {
 		if !c.Verified {
 			return status.Errorf(codes.PermissionDenied, "%s accepts %s (server-to-server) only from a server certificate; the caller presented none", name, c.Method)
 		}

@@ -94,10 +94,14 @@ func TestTLSClusterRefusesWhoItShould(t *testing.T) {
 	if st := status.Convert(err); st.Code() != codes.Unauthenticated || !strings.Contains(st.Message(), "no client certificate") {
 		t.Fatalf("WatchAlarms without a certificate: %v", err)
 	}
-	// A client certificate may not call the server-to-server method.
-	_, err = c.Dial(t, f, pki.TLS(tlsx.RoleClient, "alice")).GetServerInfo(ctxT(t, 10*time.Second), &pb.GetServerInfoRequest{})
-	if st := status.Convert(err); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), "server-to-server") {
-		t.Fatalf("GetServerInfo with a client certificate: %v", err)
+	// An agent certificate may not read GetServerInfo; a client
+	// certificate may (`stillpoint ui` reads the HTTP address from it).
+	_, err = c.Dial(t, f, pki.TLS(tlsx.RoleAgent, "ledger-9")).GetServerInfo(ctxT(t, 10*time.Second), &pb.GetServerInfoRequest{})
+	if st := status.Convert(err); st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), "agent") {
+		t.Fatalf("GetServerInfo with an agent certificate: %v", err)
+	}
+	if info, err := c.Dial(t, f, pki.TLS(tlsx.RoleClient, "alice")).GetServerInfo(ctxT(t, 10*time.Second), &pb.GetServerInfoRequest{}); err != nil || info.GetNodeId() == "" {
+		t.Fatalf("GetServerInfo with a client certificate: %v, %v", info, err)
 	}
 	// The Raft port speaks TLS and takes only server certificates.
 	for _, tc := range []struct {

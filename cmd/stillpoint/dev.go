@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -25,7 +26,7 @@ func init() { subcommands = append(subcommands, newDevCmd) }
 func newDevCmd() *cobra.Command {
 	var api, logLevel string
 	var skews []string
-	var withTLS bool
+	var withTLS, withACL, withGossipKey, insecure bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run a whole Stillpoint cluster in one process on loopback",
@@ -34,26 +35,57 @@ coordinator (API on --api), and 5 simulated nodes running a live transfer
 workload, each with its agent: ledger-1..3 (cluster "ledger") and auditor-1..2
 (cluster "auditor"). Every CLI command works against it.
 
---tls turns on mTLS on every gRPC link with an ephemeral CA and role
-certificates in the temporary directory, and prints the export line that
-points the CLI at its client certificate.
+Security is on as in production, with everything generated in the temporary
+directory: mTLS on every gRPC link (an ephemeral CA, a server certificate per
+server, an agent certificate per agent, and a client certificate for the
+CLI), ACL enforcement bootstrapped with an admin token (it may do
+everything: read, operate and admin), and gossip encrypted with a fresh
+AES-256 key. The banner prints one line to paste into another shell,
+
+  export STILLPOINT_ADDR=... STILLPOINT_CA=... STILLPOINT_CERT=... STILLPOINT_KEY=... STILLPOINT_TOKEN=spt_...
+
+and the same is written to DIR/env (mode 0600) for "source DIR/env". The
+web UI's sign-in form takes the token. Without those exports a CLI call is
+refused UNAUTHENTICATED (no client certificate, or no token).
+
+For debugging, --tls=false, --acl=false and --gossip-encryption=false turn
+one off; --insecure turns all three off (plaintext, no tokens, as before
+tokens existed; the printed line then unsets STILLPOINT_CA/CERT/KEY/TOKEN).
 
 --skew gives one node's local clock an offset from true time, to see the
 coordinator refuse a pause and name the node. Ctrl-C stops everything and
-removes the temporary data.`,
-		Example: `  stillpoint dev
+removes the temporary data (certificates, keys, the token and the env file
+with it).`,
+		Example: `  stillpoint dev                           # then paste its export line in another shell
   stillpoint dev --skew ledger-1=500ms     # then: stillpoint pause --cluster ledger (refused)
-  stillpoint dev --tls                     # mTLS everywhere; prints export STILLPOINT_CA=... for the CLI`,
+  stillpoint dev --insecure                # plaintext, no ACLs, no gossip encryption`,
 		Args: cobra.NoArgs,
 	}
 	cmd.Flags().StringVar(&api, "api", "127.0.0.1:7400", "host:port of the coordinator API (server-1)")
 	cmd.Flags().StringArrayVar(&skews, "skew", nil, "NODE=DURATION: offset a node's local clock (repeatable), e.g. ledger-1=500ms")
-	cmd.Flags().BoolVar(&withTLS, "tls", false, "mTLS on every gRPC link with an ephemeral CA (prints the CLI's export line)")
+	cmd.Flags().BoolVar(&withTLS, "tls", true, "mTLS on every gRPC link with an ephemeral CA and role certificates")
+	cmd.Flags().BoolVar(&withACL, "acl", true, "enforce ACL tokens; bootstrapped with an admin token the banner prints")
+	cmd.Flags().BoolVar(&withGossipKey, "gossip-encryption", true, "encrypt gossip with a fresh AES-256 key")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "turn off mTLS, ACLs and gossip encryption (debugging)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "warn", "log level of the components (debug, info, warn, error)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg := devcluster.DefaultConfig()
 		cfg.APIAddr = api
-		cfg.TLS = withTLS
+		if insecure {
+			for _, name := range []string{"tls", "acl", "gossip-encryption"} {
+				if cmd.Flags().Changed(name) && cmd.Flags().Lookup(name).Value.String() == "true" {
+					return usagef("--insecure turns off --%s; leave --%s out or drop --insecure", name, name)
+				}
+			}
+			withTLS, withACL, withGossipKey = false, false, false
+		}
+		cfg.TLS, cfg.ACL = withTLS, withACL
+		if withGossipKey {
+			cfg.GossipKey = make([]byte, 32)
+			if _, err := rand.Read(cfg.GossipKey); err != nil {
+				return fmt.Errorf("gossip key: %w", err)
+			}
+		}
 		var err error
 		if cfg.Skews, err = parseSkews(skews); err != nil {
 			return asUsage(err)
@@ -84,7 +116,10 @@ removes the temporary data.`,
 			fmt.Fprintf(cmd.ErrOrStderr(), "warning: the dev backup plan %q was not stored: %v\n", devPlanName, err)
 		}
 		cancel()
-		printDevSummary(cmd, c, cfg, time.Since(started))
+		if err := printDevSummary(cmd, c, cfg, time.Since(started)); err != nil {
+			c.Stop(context.Background())
+			return err
+		}
 		<-ctx.Done()
 		// A second Ctrl-C kills the process at once.
 		stop()
@@ -122,7 +157,7 @@ func parseSkews(in []string) (map[string]time.Duration, error) {
 	return out, errors.Join(errs...)
 }
 
-func printDevSummary(cmd *cobra.Command, c *devcluster.Cluster, cfg devcluster.Config, took time.Duration) {
+func printDevSummary(cmd *cobra.Command, c *devcluster.Cluster, cfg devcluster.Config, took time.Duration) error {
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "ready in %s: coordinator API on %s (leader: server-%d)\n\n", took.Round(time.Millisecond), c.APIAddr(), c.Leader()+1)
 	var rows [][]string
@@ -135,40 +170,115 @@ func printDevSummary(cmd *cobra.Command, c *devcluster.Cluster, cfg devcluster.C
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i][0] < rows[j][0] })
 	_ = table(w, []string{"NODE", "CLUSTER", "AGENT", "ADMIN PORT (simnode)", "CLOCK SKEW"}, rows)
-	addr := ""
-	if c.APIAddr() != defaultCoordinatorAddr {
-		addr = " --addr " + c.APIAddr()
-	}
 	var metrics []string
 	for _, s := range c.Servers() {
 		if a := s.HTTPAddr(); a != "" {
 			metrics = append(metrics, "http://"+a+"/metrics")
 		}
 	}
-	if tl := c.ClientTLS(); tl.CertFile != "" {
-		fmt.Fprintf(w, "\nmTLS on every link (CA and certificates in %s). For the CLI:\n  export STILLPOINT_CA=%s STILLPOINT_CERT=%s STILLPOINT_KEY=%s\n",
-			filepath.Dir(tl.CAFile), tl.CAFile, tl.CertFile, tl.KeyFile)
+	exports := devExports(c)
+	envFile := filepath.Join(c.Dir(), "env")
+	if err := os.WriteFile(envFile, []byte(exports+"\n"), 0o600); err != nil {
+		return fmt.Errorf("dev: the CLI's environment file: %w", err)
 	}
+	uiSignIn := ""
+	if c.ACLToken() != "" {
+		uiSignIn = "\n  its sign-in form takes the STILLPOINT_TOKEN secret; scripts: curl -H \"Authorization: Bearer $STILLPOINT_TOKEN\" URL?format=json"
+	}
+	self := invokedAs(os.Args[0])
 	fmt.Fprintf(w, `
+Security: %s
+For the CLI, paste into another shell:
+
+  %s
+
+or: source %s
+
 NTP servers: %s
-Coordinator metrics: %[4]s
-Web UI: %[5]s (clocks, operations, alarms, members; or: %[3]s ui%[2]s --open)
+Coordinator metrics: %s
+Web UI: %s (clocks, operations, alarms, members; or: %[7]s ui --open)%[8]s
 Agent hooks (for backup plans): snapshot (writes a file under the node's data dir, prints its path), fail (exits 1)
 Backup plan "dev": snapshot on ledger-1, ledger-2, then auditor-1 while the Ledger cluster is held; after: ledger-3
-ACLs: off in dev mode (no token needed; a production server enforces them: acl.enabled, then stillpoint acl bootstrap)
 
-Try, in another terminal:
-  %[3]s members%[2]s
-  %[3]s drift%[2]s
-  %[3]s alarms watch%[2]s
-  %[3]s pause --cluster ledger%[2]s
-  %[3]s restore-points list%[2]s --tz Local
-  %[3]s backup run --plan dev%[2]s
-  %[3]s backup list%[2]s
-  %[3]s operator raft list-peers%[2]s
+Try, in that shell:
+  %[7]s members
+  %[7]s drift
+  %[7]s alarms watch
+  %[7]s pause --cluster ledger
+  %[7]s restore-points list --tz Local
+  %[7]s backup run --plan dev
+  %[7]s backup list
+  %[7]s audit list
+  %[7]s operator raft list-peers
 
 Ctrl-C stops the cluster.
-`, strings.Join(c.NTPAddrs(), ", "), addr, invokedAs(os.Args[0]), strings.Join(metrics, " "), devUIURL(c))
+`, devSecurity(c, cfg), exports, shellQuote(envFile), strings.Join(c.NTPAddrs(), ", "), strings.Join(metrics, " "), devUIURL(c), self, uiSignIn)
+	return nil
+}
+
+// devSecurity says, on one line, what is on and where its material is.
+func devSecurity(c *devcluster.Cluster, cfg devcluster.Config) string {
+	var on, off []string
+	if tl := c.ClientTLS(); tl.CertFile != "" {
+		on = append(on, "mTLS on every gRPC link (ephemeral CA and certificates in "+filepath.Dir(tl.CAFile)+")")
+	} else {
+		off = append(off, "TLS")
+	}
+	if c.ACLToken() != "" {
+		on = append(on, "ACLs enforced (STILLPOINT_TOKEN is the bootstrap admin token: read, operate and admin)")
+	} else {
+		off = append(off, "ACLs (no token needed)")
+	}
+	if len(cfg.GossipKey) > 0 {
+		on = append(on, "gossip encrypted (fresh AES-256 key)")
+	} else {
+		off = append(off, "gossip encryption")
+	}
+	out := strings.Join(on, "; ")
+	if len(off) > 0 {
+		if out != "" {
+			out += "; "
+		}
+		out += "OFF for debugging: " + strings.Join(off, ", ") + " (a production server turns them on)"
+	}
+	return out
+}
+
+// devExports is the shell line that points the CLI at the dev cluster:
+// its address, client certificate and token; what is off is unset, so a
+// line left from an earlier secure run does not linger.
+func devExports(c *devcluster.Cluster) string {
+	set := [][2]string{{"STILLPOINT_ADDR", c.APIAddr()}}
+	var unset []string
+	if tl := c.ClientTLS(); tl.CertFile != "" {
+		set = append(set, [2]string{"STILLPOINT_CA", tl.CAFile}, [2]string{"STILLPOINT_CERT", tl.CertFile}, [2]string{"STILLPOINT_KEY", tl.KeyFile})
+	} else {
+		unset = append(unset, "STILLPOINT_CA", "STILLPOINT_CERT", "STILLPOINT_KEY")
+	}
+	if tok := c.ACLToken(); tok != "" {
+		set = append(set, [2]string{"STILLPOINT_TOKEN", tok})
+	} else {
+		unset = append(unset, "STILLPOINT_TOKEN")
+	}
+	var b strings.Builder
+	if len(unset) > 0 {
+		b.WriteString("unset " + strings.Join(unset, " ") + "; ")
+	}
+	b.WriteString("export")
+	for _, kv := range set {
+		b.WriteString(" " + kv[0] + "=" + shellQuote(kv[1]))
+	}
+	return b.String()
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:,=+@%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // invokedAs is how to run this binary again, as the user typed it: the

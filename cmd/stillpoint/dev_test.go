@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,57 +67,159 @@ func buildBinary(t *testing.T, dir string) {
 	}
 }
 
-// `stillpoint dev` as a user runs it, the built binary in its own process
-// (so every logger's output is seen, grpc's included): the banner shows
-// the binary as it was typed, and Ctrl-C stops everything in order with
-// one line saying so and no ERROR line.
-func TestDevCommandBannerAndCtrlC(t *testing.T) {
-	dir := t.TempDir()
-	buildBinary(t, dir)
-	cmd := exec.Command(".bin/stillpoint", "dev", "--api", "127.0.0.1:0")
+// devProcess is `stillpoint dev` running as its own process.
+type devProcess struct {
+	cmd         *exec.Cmd
+	out, errOut *notifyBuffer
+	exited      chan error
+	banner      string
+}
+
+// startDev runs the built binary in dir with args and waits for its banner.
+func startDev(t *testing.T, dir string, args ...string) *devProcess {
+	t.Helper()
+	cmd := exec.Command(".bin/stillpoint", append([]string{"dev"}, args...)...)
 	cmd.Dir = dir
-	out, errOut := newNotifyBuffer(), newNotifyBuffer()
-	cmd.Stdout, cmd.Stderr = out, errOut
+	p := &devProcess{cmd: cmd, out: newNotifyBuffer(), errOut: newNotifyBuffer(), exited: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.out, p.errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { p.exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
-			<-exited
+			<-p.exited
 		}
 	})
-	out.waitFor(t, "Ctrl-C stops the cluster.", 2*time.Minute)
-	banner := out.String()
-	for _, w := range []string{"  .bin/stillpoint members --addr 127.0.0.1:", "  .bin/stillpoint pause --cluster ledger --addr"} {
-		if !strings.Contains(banner, w) {
-			t.Errorf("banner lacks %q:\n%s", w, banner)
+	p.out.waitFor(t, "Ctrl-C stops the cluster.", 2*time.Minute)
+	p.banner = p.out.String()
+	return p
+}
+
+// `stillpoint dev --insecure` as a user runs it, the built binary in its
+// own process (so every logger's output is seen, grpc's included): the
+// banner shows the binary as it was typed and a line that points the CLI
+// at it and unsets a secure run's certificates and token, and Ctrl-C stops
+// everything in order with one line saying so and no ERROR line.
+func TestDevCommandBannerAndCtrlC(t *testing.T) {
+	dir := t.TempDir()
+	buildBinary(t, dir)
+	p := startDev(t, dir, "--insecure", "--api", "127.0.0.1:0")
+	for _, w := range []string{
+		"  unset STILLPOINT_CA STILLPOINT_CERT STILLPOINT_KEY STILLPOINT_TOKEN; export STILLPOINT_ADDR=127.0.0.1:",
+		"Security: OFF for debugging: TLS, ACLs (no token needed), gossip encryption",
+		"  .bin/stillpoint members\n", "  .bin/stillpoint pause --cluster ledger\n",
+	} {
+		if !strings.Contains(p.banner, w) {
+			t.Errorf("banner lacks %q:\n%s", w, p.banner)
 		}
 	}
 
 	// What a loaded box logs while the cluster runs is not the point;
 	// what follows Ctrl-C is.
-	logsBefore := len(errOut.String())
+	logsBefore := len(p.errOut.String())
 	interrupted := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
+	case err := <-p.exited:
 		if err != nil {
 			t.Errorf("exit after Ctrl-C: %v, want status 0", err)
 		}
 	case <-time.After(time.Minute):
-		t.Fatalf("dev did not stop within a minute of SIGINT:\n%s\n%s", out.String(), errOut.String())
+		t.Fatalf("dev did not stop within a minute of SIGINT:\n%s\n%s", p.out.String(), p.errOut.String())
 	}
-	after := strings.TrimPrefix(out.String(), banner)
+	after := strings.TrimPrefix(p.out.String(), p.banner)
 	if lines := strings.Split(strings.TrimSpace(after), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "stopped") {
 		t.Errorf("after Ctrl-C, want one line saying it stopped; got:\n%s", after)
 	}
-	if bad := errorLinesSince(errOut.String()[logsBefore:], interrupted); len(bad) > 0 || strings.Contains(after, "ERROR") {
+	if bad := errorLinesSince(p.errOut.String()[logsBefore:], interrupted); len(bad) > 0 || strings.Contains(after, "ERROR") {
 		t.Errorf("ERROR lines after Ctrl-C:\n%s", strings.Join(bad, "\n"))
+	}
+}
+
+// `stillpoint dev` with its defaults is secured (mTLS, ACLs, gossip
+// encryption) and its banner's export line is all the CLI needs: the
+// quickstart's commands work through it, the env file it names holds the
+// same line, and a call without the token or without the client
+// certificate is refused.
+func TestDevSecureByDefaultQuickstart(t *testing.T) {
+	dir := t.TempDir()
+	buildBinary(t, dir)
+	p := startDev(t, dir, "--api", "127.0.0.1:0")
+	exportLine := ""
+	envFile := ""
+	for _, line := range strings.Split(p.banner, "\n") {
+		if l := strings.TrimSpace(line); strings.HasPrefix(l, "export ") && exportLine == "" {
+			exportLine = l
+		} else if strings.HasPrefix(l, "or: source ") {
+			envFile = strings.TrimPrefix(l, "or: source ")
+		}
+	}
+	if exportLine == "" || envFile == "" {
+		t.Fatalf("no export line or env file in the banner:\n%s", p.banner)
+	}
+	if !strings.Contains(p.banner, "ACLs enforced (STILLPOINT_TOKEN is the bootstrap admin token") || !strings.Contains(p.banner, "gossip encrypted") {
+		t.Errorf("banner does not say ACLs and gossip encryption are on:\n%s", p.banner)
+	}
+	if b, err := os.ReadFile(envFile); err != nil || strings.TrimSpace(string(b)) != exportLine {
+		t.Errorf("env file %s: %q, %v; want the banner's line %q", envFile, b, err, exportLine)
+	} else if fi, _ := os.Stat(envFile); fi.Mode().Perm() != 0o600 {
+		t.Errorf("env file %s holds the token with mode %v, want 0600", envFile, fi.Mode().Perm())
+	}
+	exports := map[string]string{}
+	for _, kv := range strings.Fields(strings.TrimPrefix(exportLine, "export ")) {
+		k, v, _ := strings.Cut(kv, "=")
+		exports[k] = v
+	}
+	for _, k := range []string{"STILLPOINT_ADDR", "STILLPOINT_CA", "STILLPOINT_CERT", "STILLPOINT_KEY", "STILLPOINT_TOKEN"} {
+		if exports[k] == "" {
+			t.Fatalf("export line lacks %s: %q", k, exportLine)
+		}
+	}
+	cli := func(drop []string, args ...string) (string, error) {
+		cmd := exec.Command(".bin/stillpoint", args...)
+		cmd.Dir = dir
+		for _, e := range os.Environ() {
+			if !strings.HasPrefix(e, "STILLPOINT_") {
+				cmd.Env = append(cmd.Env, e)
+			}
+		}
+		for k, v := range exports {
+			if !slices.Contains(drop, k) {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+		}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"members"}, "ledger-1"},
+		{[]string{"pause", "--cluster", "ledger"}, "Restore point"},
+		{[]string{"backup", "run", "--plan", "dev"}, "restore point"},
+		{[]string{"ui"}, "http://127.0.0.1:"},
+	} {
+		out, err := cli(nil, tc.args...)
+		if err != nil || !strings.Contains(out, tc.want) {
+			t.Errorf("stillpoint %s through the export line: %v, want %q in:\n%s", strings.Join(tc.args, " "), err, tc.want, out)
+		}
+	}
+	for _, tc := range []struct {
+		drop []string
+		want string
+	}{
+		{[]string{"STILLPOINT_TOKEN"}, "Unauthenticated: ListMembers needs a token with role read"},
+		{[]string{"STILLPOINT_CERT", "STILLPOINT_KEY"}, "no client certificate"},
+	} {
+		out, err := cli(tc.drop, "members")
+		if err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("stillpoint members without %v: %v, want refused with %q:\n%s", tc.drop, err, tc.want, out)
+		}
 	}
 }
 

@@ -156,15 +156,18 @@ func TestCLIOverMTLS(t *testing.T) {
 		t.Fatalf("members without a certificate: %v %s", err, errOut)
 	}
 	t.Logf("without a certificate: %v", err)
-	// `stillpoint dev --tls` prints the export line; the CLI reads it.
+	// `stillpoint dev` prints the export line; the CLI reads it.
 	var banner bytes.Buffer
 	dev := &cobra.Command{}
 	dev.SetOut(&banner)
-	printDevSummary(dev, c, cfg, time.Second)
+	if err := printDevSummary(dev, c, cfg, time.Second); err != nil {
+		t.Fatal(err)
+	}
 	var export string
 	for _, line := range strings.Split(banner.String(), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "export STILLPOINT_CA=") {
-			export = strings.TrimSpace(line)
+		// "unset STILLPOINT_TOKEN; export STILLPOINT_ADDR=..." (ACLs off)
+		if _, after, ok := strings.Cut(line, "export STILLPOINT_ADDR="); ok {
+			export = "export STILLPOINT_ADDR=" + strings.TrimSpace(after)
 		}
 	}
 	if export == "" {
@@ -174,8 +177,8 @@ func TestCLIOverMTLS(t *testing.T) {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	if out, errOut, err := runCLI3(t, "members", "--addr", c.APIAddr()); err != nil || !strings.Contains(out, "ledger-1") {
-		t.Fatalf("members with the exported STILLPOINT_CA/CERT/KEY: %v\n%s%s", err, out, errOut)
+	if out, errOut, err := runCLI3(t, "members"); err != nil || !strings.Contains(out, "ledger-1") {
+		t.Fatalf("members with the exported STILLPOINT_ADDR/CA/CERT/KEY: %v\n%s%s", err, out, errOut)
 	}
 	agentAddr := c.Node("ledger-1").Agent.GRPCAddr()
 	_, errOut, err = runCLI3(t, "members", "--addr", agentAddr, "--ca", tl.CAFile, "--cert", tl.CertFile, "--key", tl.KeyFile, "--timeout", "3s")

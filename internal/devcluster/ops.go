@@ -27,6 +27,10 @@ func (c *Cluster) APIAddr() string {
 	return c.scfgs[0].GRPCAddr
 }
 
+// Dir is the directory every component's data lives under (removed by
+// Stop when the cluster made it).
+func (c *Cluster) Dir() string { return c.dir }
+
 // Servers returns the servers (nil where killed).
 func (c *Cluster) Servers() []*coordinator.Server {
 	c.mu.Lock()

@@ -284,12 +284,7 @@ func (r *pauseRunner) runStep(ctx context.Context, op *pb.Operation, run *pb.Hoo
 	}
 	log.Info("hook started")
 	env := hookEnv(op, run)
-	var out *pb.HookRun
-	if run.GetRef().GetAgent() == CoordinatorAgent {
-		out = r.runLocalHook(ctx, run, env)
-	} else {
-		out = r.callAgentHook(ctx, op, run, env)
-	}
+	out := r.execHook(ctx, op, run, env)
 	if ctx.Err() == nil {
 		log.Info("hook ended", zap.String("state", out.GetState().String()), zap.Int32("exit_code", out.GetExitCode()),
 			zap.Duration("duration", time.Duration(out.GetDurationNs())), zap.String("message", out.GetMessage()))
@@ -306,6 +301,15 @@ func merge(run, got *pb.HookRun) *pb.HookRun {
 		out.StartedAt = run.GetStartedAt()
 	}
 	return out
+}
+
+// execHook runs run where it is defined: a coordinator hook here, any other
+// on its agent.
+func (r *pauseRunner) execHook(ctx context.Context, op *pb.Operation, run *pb.HookRun, env map[string]string) *pb.HookRun {
+	if run.GetRef().GetAgent() == CoordinatorAgent {
+		return r.runLocalHook(ctx, run, env)
+	}
+	return r.callAgentHook(ctx, op, run, env)
 }
 
 // runLocalHook runs a coordinator hook with this server's executor.
@@ -445,12 +449,7 @@ func (r *pauseRunner) runAfterHooks(ctx context.Context, op *pb.Operation) (*pb.
 				run.State, run.StartedAt = pb.HookState_HOOK_STATE_RUNNING, r.stamp()
 				record(run)
 			}
-			var out *pb.HookRun
-			if run.GetRef().GetAgent() == CoordinatorAgent {
-				out = r.runLocalHook(ctx, run, env)
-			} else {
-				out = r.callAgentHook(ctx, op, run, env)
-			}
+			out := r.execHook(ctx, op, run, env)
 			if ctx.Err() == nil {
 				r.log.Info("after hook ended", zap.String("step_id", out.GetStepId()), zap.String("state", out.GetState().String()), zap.String("message", out.GetMessage()))
 				record(out)

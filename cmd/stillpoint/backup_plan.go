@@ -71,13 +71,9 @@ time zones valid. A refused plan changes nothing. The change is audited.`,
 		if file == "" {
 			return usagef("--file is required (write one from `stillpoint backup plan example`)")
 		}
-		b, err := readPlanFile(cmd.InOrStdin(), file)
+		p, err := readPlanFile(cmd.InOrStdin(), file)
 		if err != nil {
 			return err
-		}
-		p, err := plan.Decode(b)
-		if err != nil {
-			return fmt.Errorf("%s: %w", file, err)
 		}
 		return unary(cmd, cf, "set backup plan "+p.GetName(), func(ctx context.Context, c *coordinatorClient) (*pb.SetBackupPlanResponse, error) {
 			return c.SetBackupPlan(ctx, &pb.SetBackupPlanRequest{Plan: p})
@@ -110,13 +106,9 @@ maximum hold — is checked by 'set'. Exit status 1 when the plan has problems.`
 		if file == "" {
 			return usagef("--file is required")
 		}
-		b, err := readPlanFile(cmd.InOrStdin(), file)
+		p, err := readPlanFile(cmd.InOrStdin(), file)
 		if err != nil {
 			return err
-		}
-		p, err := plan.Decode(b)
-		if err != nil {
-			return fmt.Errorf("%s: %w", file, err)
 		}
 		if err := plan.Validate(p, nil); err != nil {
 			return fmt.Errorf("%s: %w", file, err)
@@ -127,15 +119,23 @@ maximum hold — is checked by 'set'. Exit status 1 when the plan has problems.`
 	return cmd
 }
 
-func readPlanFile(stdin io.Reader, file string) ([]byte, error) {
+// readPlanFile reads and strictly decodes the plan in file (- for stdin).
+func readPlanFile(stdin io.Reader, file string) (*pb.BackupPlan, error) {
+	var b []byte
+	var err error
 	if file == "-" {
-		return io.ReadAll(stdin)
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
+		b, err = io.ReadAll(stdin)
+	} else if b, err = os.ReadFile(file); err != nil {
 		return nil, fmt.Errorf("read plan file: %w", err)
 	}
-	return b, nil
+	if err != nil {
+		return nil, err
+	}
+	p, err := plan.Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return p, nil
 }
 
 func newPlanGetCmd() *cobra.Command {

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,33 +78,14 @@ failed, the hold was invalidated), 130 detached, 1 refused or failed.`,
 		defer c.Close()
 		ctx, cancel := c.call(cmd.Context())
 		defer cancel()
-		resp, err := startBackup(ctx, c, &pb.StartBackupRequest{Plan: plan, RequestId: requestID, RequestedBy: requestedBy})
+		req := &pb.StartBackupRequest{Plan: plan, RequestId: requestID, RequestedBy: requestedBy}
+		resp, err := retryStart(ctx, func(ctx context.Context) (*pb.StartBackupResponse, error) { return c.StartBackup(ctx, req) })
 		if err != nil {
 			return c.rpcError("backup "+plan, err)
 		}
 		return followBackup(cmd, c, resp.GetOperation(), wait, *zone)
 	}
 	return cmd
-}
-
-// startBackup is startPause's retry for StartBackup.
-func startBackup(ctx context.Context, c pb.CoordinatorServiceClient, req *pb.StartBackupRequest) (*pb.StartBackupResponse, error) {
-	for attempt := 1; ; attempt++ {
-		resp, err := c.StartBackup(ctx, req)
-		switch status.Code(err) {
-		case codes.Unavailable, codes.Unknown:
-		default:
-			return resp, err
-		}
-		if attempt == startPauseAttempts {
-			return resp, err
-		}
-		select {
-		case <-ctx.Done():
-			return resp, err
-		case <-time.After(startPauseRetryBackoff):
-		}
-	}
 }
 
 // backupProgress prints, on every change of a backup op, what changed:
@@ -180,12 +159,9 @@ func afterHooksOpen(op *pb.Operation) bool {
 // followBackup follows a backup to its end (after hooks included) with
 // progress on stderr, then prints it; Ctrl-C detaches.
 func followBackup(cmd *cobra.Command, c *coordinatorClient, op *pb.Operation, wait time.Duration, zone string) error {
-	errw := cmd.ErrOrStderr()
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, wait)
+	ctx, cancel := followContext(cmd, wait)
 	defer cancel()
-	p := &backupProgress{w: errw, start: time.Now(), hooks: map[string]pb.HookState{}, state: pb.OperationState_OPERATION_STATE_PENDING}
+	p := &backupProgress{w: cmd.ErrOrStderr(), start: time.Now(), hooks: map[string]pb.HookState{}, state: pb.OperationState_OPERATION_STATE_PENDING}
 	p.line("recorded backup %s of plan %s; pausing %d targets", op.GetOpId(), op.GetBackup().GetPlan().GetName(), len(op.GetTargets()))
 	final, err := watchOperation(ctx, c, op.GetOpId(), true, p.update)
 	for err == nil && final.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED && afterHooksOpen(final) {
@@ -205,26 +181,11 @@ func followBackup(cmd *cobra.Command, c *coordinatorClient, op *pb.Operation, wa
 			err = ctx.Err()
 		}
 	}
-	if err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintf(errw, "detached from backup %s; it goes on on the coordinator: stillpoint ops watch %s (then stillpoint backup show %s)\n", op.GetOpId(), op.GetOpId(), op.GetOpId())
-			return exitError{exitDetached}
-		}
-		return err
-	}
-	out := cmd.OutOrStdout()
-	if outputOf(cmd) == outputJSON {
-		if err := printJSON(out, final); err != nil {
-			return err
-		}
-	} else if err := printBackupOp(out, final, zone); err != nil {
-		return err
-	}
-	if final.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
-		fmt.Fprintf(errw, "backup %s ended %s: %s\n", final.GetOpId(), enumname.Of(final.GetState()), final.GetReason())
-		return exitError{exitNotCompleted}
-	}
-	return nil
+	return endFollow(ctx, cmd, final, err, followEnd{
+		detached: fmt.Sprintf("detached from backup %s; it goes on on the coordinator: stillpoint ops watch %s (then stillpoint backup show %s)", op.GetOpId(), op.GetOpId(), op.GetOpId()),
+		noun:     "backup",
+		print:    func(w io.Writer, o *pb.Operation) error { return printBackupOp(w, o, zone) },
+	})
 }
 
 // printBackupOp is the human view of a backup op: the op, then its hooks.
@@ -322,10 +283,8 @@ func backupsTable(w io.Writer, bs []*pb.RestorePoint, zone string) error {
 		return err
 	}
 	header := []string{"BACKUP", "PLAN", "RESTORE POINT (UTC)", "±", "HOOKS OK", "FLAGS"}
-	loc, _ := timefmt.LoadZone(zone)
-	if zone != "" {
-		header = append(header, "IN "+strings.ToUpper(zone))
-	}
+	zc := newZoneColumn(zone)
+	header = zc.header(header)
 	var rows [][]string
 	for _, b := range bs {
 		t := b.GetWindow().GetRestorePoint().AsTime()
@@ -347,10 +306,7 @@ func backupsTable(w io.Writer, bs []*pb.RestorePoint, zone string) error {
 		}
 		row := []string{b.GetOpId(), b.GetBackup().GetPlan().GetName(), timefmt.UTC(t), timefmt.PlusMinus(time.Duration(b.GetWindow().GetUncertaintyNs())),
 			fmt.Sprintf("%d/%d", ok, len(b.GetBackup().GetHooks())), strings.Join(flags, ",")}
-		if zone != "" {
-			row = append(row, timefmt.InZone(t, loc))
-		}
-		rows = append(rows, row)
+		rows = append(rows, zc.row(row, t))
 	}
 	return table(w, header, rows)
 }

@@ -213,6 +213,34 @@ func newRPListCmd() *cobra.Command {
 	return cmd
 }
 
+// zoneColumn is a table's last column when --tz is given: each row's time
+// in that zone.
+type zoneColumn struct {
+	zone string
+	loc  *time.Location
+}
+
+func newZoneColumn(zone string) zoneColumn {
+	loc, _ := timefmt.LoadZone(zone)
+	return zoneColumn{zone: zone, loc: loc}
+}
+
+// header appends the column's title ("IN ASIA/TOKYO") to h.
+func (z zoneColumn) header(h []string) []string {
+	if z.zone == "" {
+		return h
+	}
+	return append(h, "IN "+strings.ToUpper(z.zone))
+}
+
+// row appends t in the zone to r.
+func (z zoneColumn) row(r []string, t time.Time) []string {
+	if z.zone == "" {
+		return r
+	}
+	return append(r, timefmt.InZone(t, z.loc))
+}
+
 // restorePointsTable lists catalog entries; an entry invalidated after the
 // fact says so in its row and, with its reason, under the table.
 func restorePointsTable(w io.Writer, rps []*pb.RestorePoint, zone string) error {
@@ -221,10 +249,8 @@ func restorePointsTable(w io.Writer, rps []*pb.RestorePoint, zone string) error 
 		return err
 	}
 	header := []string{"OP", "CLUSTER", "RESTORE POINT (UTC)", "±", "EPOCH MS", "VALID"}
-	loc, _ := timefmt.LoadZone(zone)
-	if zone != "" {
-		header = append(header, "IN "+strings.ToUpper(zone))
-	}
+	zc := newZoneColumn(zone)
+	header = zc.header(header)
 	var rows [][]string
 	var notes []string
 	for _, rp := range rps {
@@ -235,10 +261,7 @@ func restorePointsTable(w io.Writer, rps []*pb.RestorePoint, zone string) error 
 			notes = append(notes, fmt.Sprintf("%s is INVALID: %s", rp.GetOpId(), rp.GetInvalidReason()))
 		}
 		row := []string{rp.GetOpId(), rp.GetCluster(), timefmt.UTC(t), timefmt.PlusMinus(time.Duration(rp.GetWindow().GetUncertaintyNs())), fmt.Sprint(timefmt.EpochMillis(t)), valid}
-		if zone != "" {
-			row = append(row, timefmt.InZone(t, loc))
-		}
-		rows = append(rows, row)
+		rows = append(rows, zc.row(row, t))
 	}
 	if err := table(w, header, rows); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -149,17 +150,43 @@ func checkPauseFlags(clusters []string, hold, wait time.Duration, zone string) e
 // it; Ctrl-C detaches.
 func waitAndReport(cmd *cobra.Command, c *coordinatorClient, op *pb.Operation, wait time.Duration, zone string) error {
 	errw := cmd.ErrOrStderr()
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, wait)
+	ctx, cancel := followContext(cmd, wait)
 	defer cancel()
 	start := time.Now()
 	final, err := followOperation(ctx, c, op.GetOpId(), func(o *pb.Operation) {
 		fmt.Fprintf(errw, "[%6s] %s\n", timefmt.Duration(time.Since(start).Round(time.Millisecond)), progressLine(o))
 	})
+	return endFollow(ctx, cmd, final, err, followEnd{
+		detached: fmt.Sprintf("detached from %s; it goes on on the coordinator: stillpoint ops watch %s", op.GetOpId(), op.GetOpId()),
+		noun:     "operation",
+		print:    func(w io.Writer, o *pb.Operation) error { return printOperation(w, o, zone) },
+	})
+}
+
+// followContext is the context a foreground follow runs under: it ends at
+// Ctrl-C, SIGTERM or after wait.
+func followContext(cmd *cobra.Command, wait time.Duration) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	return ctx, func() { cancel(); stop() }
+}
+
+// followEnd is what endFollow says of one kind of op.
+type followEnd struct {
+	detached string                                    // the line printed on a detach
+	noun     string                                    // names the op in "<noun> <id> ended <state>"
+	print    func(w io.Writer, op *pb.Operation) error // the human view
+}
+
+// endFollow ends a foreground follow under ctx that returned final and err:
+// a detach (ctx ended) prints how to go on and exits exitDetached; otherwise
+// the op is printed (JSON with -o json) and an op that did not complete
+// exits exitNotCompleted.
+func endFollow(ctx context.Context, cmd *cobra.Command, final *pb.Operation, err error, how followEnd) error {
+	errw := cmd.ErrOrStderr()
 	if err != nil {
 		if ctx.Err() != nil {
-			fmt.Fprintf(errw, "detached from %s; it goes on on the coordinator: stillpoint ops watch %s\n", op.GetOpId(), op.GetOpId())
+			fmt.Fprintln(errw, how.detached)
 			return exitError{exitDetached}
 		}
 		return err
@@ -169,11 +196,11 @@ func waitAndReport(cmd *cobra.Command, c *coordinatorClient, op *pb.Operation, w
 		if err := printJSON(out, final); err != nil {
 			return err
 		}
-	} else if err := printOperation(out, final, zone); err != nil {
+	} else if err := how.print(out, final); err != nil {
 		return err
 	}
 	if final.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
-		fmt.Fprintf(errw, "operation %s ended %s: %s\n", final.GetOpId(), enumname.Of(final.GetState()), final.GetReason())
+		fmt.Fprintf(errw, "%s %s ended %s: %s\n", how.noun, final.GetOpId(), enumname.Of(final.GetState()), final.GetReason())
 		return exitError{exitNotCompleted}
 	}
 	return nil

@@ -28,15 +28,20 @@ const (
 	startPauseRetryBackoff = 200 * time.Millisecond
 )
 
-// startPause sends req (which carries a request id) and retries, within
-// ctx and startPauseAttempts, while the answer leaves it unknown whether
-// the pause was recorded
-// (UNAVAILABLE: no leader, the leader changed; UNKNOWN: leadership lost
-// while committing). The request id makes a retry of a recorded request
-// return its op instead of starting a second one.
+// startPause sends req (which carries a request id) and retries it with
+// retryStart. The request id makes a retry of a recorded request return its
+// op instead of starting a second one.
 func startPause(ctx context.Context, c pb.CoordinatorServiceClient, req *pb.StartPauseRequest) (*pb.StartPauseResponse, error) {
+	return retryStart(ctx, func(ctx context.Context) (*pb.StartPauseResponse, error) { return c.StartPause(ctx, req) })
+}
+
+// retryStart calls start (a request carrying a request id) and retries,
+// within ctx and startPauseAttempts, while the answer leaves it unknown
+// whether the request was recorded (UNAVAILABLE: no leader, the leader
+// changed; UNKNOWN: leadership lost while committing).
+func retryStart[Resp any](ctx context.Context, start func(context.Context) (Resp, error)) (Resp, error) {
 	for attempt := 1; ; attempt++ {
-		resp, err := c.StartPause(ctx, req)
+		resp, err := start(ctx)
 		switch status.Code(err) {
 		case codes.Unavailable, codes.Unknown:
 		default:

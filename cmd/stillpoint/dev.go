@@ -49,8 +49,8 @@ web UI's sign-in form takes the token. Without those exports a CLI call is
 refused UNAUTHENTICATED (no client certificate, or no token).
 
 For debugging, --tls=false, --acl=false and --gossip-encryption=false turn
-one off; --insecure turns all three off (plaintext, no tokens, as before
-tokens existed; the printed line then unsets STILLPOINT_CA/CERT/KEY/TOKEN).
+one off; --insecure turns all three off (plaintext, no tokens: anyone on
+this host may pause; the printed line then unsets STILLPOINT_CA/CERT/KEY/TOKEN).
 
 --skew gives one node's local clock an offset from true time, to see the
 coordinator refuse a pause and name the node. Ctrl-C stops everything and

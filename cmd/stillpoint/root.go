@@ -29,8 +29,10 @@ Commands that talk to the coordinator take --addr (or STILLPOINT_ADDR) and
 -o json, which prints the API's message (protojson, .proto field names).
 
 ` + exitCodesHelp,
-		Example: `  stillpoint dev                       # a whole cluster in one process
-  stillpoint pause --cluster ledger    # (in another terminal) print a restore point`,
+		Example: `  stillpoint dev                       # a whole cluster in one process (mTLS, ACLs on)
+  export STILLPOINT_ADDR=... STILLPOINT_CA=... STILLPOINT_CERT=... STILLPOINT_KEY=... STILLPOINT_TOKEN=...
+                                       # (in another terminal: the line dev prints, or source DIR/env)
+  stillpoint pause --cluster ledger    # print a restore point`,
 		Version:       version.Get().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -209,6 +209,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		&hook.Executor{Stamp: a.core.stampNow, Label: "agent " + a.cfg.NodeName},
 		a.core.fenceHook, a.log.With(zap.String("component", "hook")), a.metrics.observeHook)
 	a.hooks.ended, a.hooks.started = a.core.opEnded, a.core.hookStarted
+	a.core.setOnEnded(a.hooks.endOp)
 
 	// gRPC first: its address goes into the gossip metadata.
 	lis, err := net.Listen("tcp", a.cfg.GRPC.Listen)

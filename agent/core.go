@@ -49,6 +49,8 @@ type core struct {
 
 	mu sync.Mutex
 	p  persisted
+	// onEnded is told of every op that ends here (its during hooks die).
+	onEnded func(op string)
 	// leaseMono is p.Lease's deadline on the monotonic clock.
 	leaseMono time.Time
 	// ack is the held op's PauseResponse; ackMono when it was read.
@@ -297,7 +299,17 @@ func (c *core) endLocked(opID string, epoch uint64, res *pb.UnpauseResponse) err
 		c.cancelOp = ""
 	}
 	c.signalRearm()
+	if f := c.onEnded; f != nil {
+		go f(opID) // outside c.mu: the hook runner takes its own lock
+	}
 	return c.saveLocked(next)
+}
+
+// setOnEnded sets what is told of every op that ends on this agent.
+func (c *core) setOnEnded(f func(op string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onEnded = f
 }
 
 func validateOpID(node, op string) error {

@@ -26,8 +26,9 @@ const (
 // hookRunner serves RunHook: it runs the hooks defined in the agent's
 // config file at most once per (op_id, step_id), remembers ended runs of
 // the last maxHookOps ops, and kills running hooks when the agent stops.
-// A hook outlives the RunHook call that started it: only its own timeout
-// or the agent's shutdown ends it.
+// A hook outlives the RunHook call that started it: its own timeout, the
+// agent's shutdown, or (a during hook) the end of its op on this agent
+// ends it.
 type hookRunner struct {
 	node  string
 	defs  map[string]hook.Definition
@@ -61,6 +62,10 @@ type stepKey struct{ op, step string }
 type stepRun struct {
 	hook string
 	proc *hook.Process
+	// during: a hook of a group run while the targets are held; cancel
+	// kills it when its op ends on this agent.
+	during bool
+	cancel context.CancelCauseFunc
 }
 
 func (s *stepRun) ended() bool {
@@ -200,7 +205,9 @@ func (r *hookRunner) start(log *zap.Logger, op, step, name string, env map[strin
 		}
 	}
 	log.Info("hook starting", zap.String("command", def.Command), zap.Strings("args", def.Args), zap.Duration("timeout", def.Timeout))
-	sr := &stepRun{hook: name, proc: r.exec.Start(r.ctx, def, env)}
+	pctx, cancel := context.WithCancelCause(r.ctx)
+	sr := &stepRun{hook: name, during: duringGroup(env[hook.EnvHookGroup]), cancel: cancel}
+	sr.proc = r.exec.Start(pctx, def, env)
 	r.runs[key] = sr
 	if _, seen := r.steps[op]; !seen {
 		r.ops = append(r.ops, op)
@@ -216,6 +223,7 @@ func (r *hookRunner) start(log *zap.Logger, op, step, name string, env map[strin
 func (r *hookRunner) watch(log *zap.Logger, name string, sr *stepRun) {
 	defer r.wg.Done()
 	<-sr.proc.Done()
+	sr.cancel(nil)
 	run := sr.proc.Result()
 	fields := []zap.Field{
 		zap.String("state", run.GetState().String()), zap.Int32("exit_code", run.GetExitCode()),
@@ -301,6 +309,22 @@ func (r *hookRunner) shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("agent %s stopping: hooks still ending: %w", r.node, ctx.Err())
+	}
+}
+
+// endOp kills the during hooks of op still running here: op's hold is
+// over on this agent (unpaused, or its lease expired), so they would run
+// against a node no longer held; the leader has recorded them failed.
+func (r *hookRunner) endOp(op string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, key := range r.steps[op] {
+		sr := r.runs[key]
+		if sr == nil || !sr.during || sr.ended() {
+			continue
+		}
+		r.log.Warn("op ended while its during hook runs: killing it", zap.String("op_id", op), zap.String("step_id", key.step), zap.String("hook", sr.hook))
+		sr.cancel(fmt.Errorf("op %s ended on agent %s: its node is no longer held", op, r.node))
 	}
 }
 

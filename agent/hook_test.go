@@ -32,6 +32,7 @@ func newHookFixture(t *testing.T, defs []hook.Definition) *hookFixture {
 	f.r = newHookRunner("n1", defs, &hook.Executor{Stamp: f.core.stampNow, Label: "agent n1", KillGrace: 200 * time.Millisecond},
 		f.core.fenceHook, zaptest.NewLogger(t), nil)
 	f.r.ended, f.r.started = f.core.opEnded, f.core.hookStarted
+	f.core.setOnEnded(f.r.endOp)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -406,5 +407,32 @@ func TestRunHookNotRunAgainAfterRestart(t *testing.T) {
 		if h.StepID == "retention-delete.1" {
 			t.Fatalf("delete step remembered: %v", restarted.p.HookSteps)
 		}
+	}
+}
+
+// TestDuringHookKilledWhenItsOpEnds: a during hook still running when its
+// op ends on this agent (unpause --op, the maximum hold, an expired lease)
+// is killed: it must not go on running against a node that is no longer
+// held (the leader has already recorded it failed).
+func TestDuringHookKilledWhenItsOpEnds(t *testing.T) {
+	f := newHookFixture(t, []hook.Definition{shHook("snap", "sleep 600", time.Hour)})
+	if _, err := f.core.Pause(context.Background(), pauseReq("op-1", 3, 10_000)); err != nil {
+		t.Fatal(err)
+	}
+	req := hookReq("op-1", "ledger/0", "snap", 3)
+	req.Env["STILLPOINT_HOOK_GROUP"] = "ledger"
+	if run, _ := f.call(t, req, 300*time.Millisecond); run.GetState() != pb.HookState_HOOK_STATE_RUNNING {
+		t.Fatalf("run: %v", run)
+	}
+	if _, err := f.core.Unpause(context.Background(), &pb.UnpauseRequest{OpId: "op-1", Epoch: 3}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the during hook to be killed", func() bool {
+		run, ok := f.r.run("op-1", "ledger/0")
+		return ok && run.GetState() == pb.HookState_HOOK_STATE_FAILED
+	})
+	run, _ := f.r.run("op-1", "ledger/0")
+	if !strings.Contains(run.GetMessage(), "op op-1 ended on agent n1") {
+		t.Fatalf("killed run: %v", run)
 	}
 }

@@ -231,7 +231,8 @@ mistake.
 On a backup ('stillpoint backup run') whose hooks are still running, ending
 the hold completes the backup with its restore point but marks it partial:
 the hooks still running are recorded failed (interrupted: their artefacts
-are not from inside the pause) and the hooks not started are skipped.
+are not from inside the pause; an agent whose node was held kills them once
+it is unpaused) and the hooks not started are skipped.
 
 Either intent is recorded with the operation, so a leader change ends it the
 same way. The action is audited. On an operation that already ended it

@@ -124,7 +124,7 @@ func settleBackup(op *pb.Operation) {
 // one outcome when every group has ended, or the first failure that
 // aborts the backup.
 type hookDriver struct {
-	updates chan *pb.HookRun
+	updates chan hookUpdate
 	done    chan string // "" every group ended; else why the backup aborts
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -134,7 +134,7 @@ type hookDriver struct {
 // kept, the others (re)run with their step ids.
 func (r *pauseRunner) startHooks(ctx context.Context, op *pb.Operation) *hookDriver {
 	dctx, cancel := context.WithCancel(ctx)
-	d := &hookDriver{updates: make(chan *pb.HookRun), done: make(chan string, 1), cancel: cancel}
+	d := &hookDriver{updates: make(chan hookUpdate), done: make(chan string, 1), cancel: cancel}
 	snap := proto.Clone(op).(*pb.Operation)
 	d.wg.Add(1)
 	go func() {
@@ -151,11 +151,35 @@ func (d *hookDriver) stop() {
 	d.wg.Wait()
 }
 
+// hookUpdate is a run's change for the hold loop; committed, when set, is
+// closed once a record holding it is committed.
+type hookUpdate struct {
+	run       *pb.HookRun
+	committed chan struct{}
+}
+
 // send hands a run's change to the hold loop.
 func (d *hookDriver) send(ctx context.Context, run *pb.HookRun) {
 	select {
-	case d.updates <- proto.Clone(run).(*pb.HookRun):
+	case d.updates <- hookUpdate{run: proto.Clone(run).(*pb.HookRun)}:
 	case <-ctx.Done():
+	}
+}
+
+// sendCommitted hands a run's change to the hold loop and waits until it
+// is committed; false when ctx ended first.
+func (d *hookDriver) sendCommitted(ctx context.Context, run *pb.HookRun) bool {
+	c := make(chan struct{})
+	select {
+	case d.updates <- hookUpdate{run: proto.Clone(run).(*pb.HookRun), committed: c}:
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case <-c:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -278,7 +302,17 @@ func (r *pauseRunner) runStep(ctx context.Context, op *pb.Operation, run *pb.Hoo
 	if run.GetState() != pb.HookState_HOOK_STATE_RUNNING {
 		run.State = pb.HookState_HOOK_STATE_RUNNING
 		run.StartedAt = r.stamp()
-		if d != nil {
+		switch {
+		case d == nil:
+		case run.GetRef().GetAgent() == CoordinatorAgent:
+			// A new leader runs a PENDING step and never a RUNNING
+			// coordinator one: this server's hook starts only once its
+			// RUNNING record is committed. (An agent runs a step once
+			// per step id whatever the record says.)
+			if !d.sendCommitted(ctx, run) {
+				return run
+			}
+		default:
 			d.send(ctx, run)
 		}
 	}
@@ -425,16 +459,18 @@ func (r *pauseRunner) runAfterHooks(ctx context.Context, op *pb.Operation) (*pb.
 	r.log.Info("running after hooks", zap.Int("hooks", len(open)), zap.Time("restore_point", op.GetWindow().GetRestorePoint().AsTime()))
 	var mu sync.Mutex
 	var firstErr error
-	record := func(run *pb.HookRun) {
+	record := func(run *pb.HookRun) error {
 		mu.Lock()
 		defer mu.Unlock()
 		setRun(op, run)
 		if hookFailed(run.GetState()) {
 			op.Backup.Partial = true
 		}
-		if err := r.persist(ctx, op); err != nil && firstErr == nil {
+		err := r.persist(ctx, op)
+		if err != nil && firstErr == nil {
 			firstErr = err
 		}
+		return err
 	}
 	var wg sync.WaitGroup
 	for _, run := range open {
@@ -447,12 +483,14 @@ func (r *pauseRunner) runAfterHooks(ctx context.Context, op *pb.Operation) (*pb.
 			run = proto.Clone(run).(*pb.HookRun)
 			if run.GetState() != pb.HookState_HOOK_STATE_RUNNING {
 				run.State, run.StartedAt = pb.HookState_HOOK_STATE_RUNNING, r.stamp()
-				record(run)
+				if record(run) != nil {
+					return // not recorded RUNNING: the next leader runs it
+				}
 			}
 			out := r.execHook(ctx, op, run, env)
 			if ctx.Err() == nil {
 				r.log.Info("after hook ended", zap.String("step_id", out.GetStepId()), zap.String("state", out.GetState().String()), zap.String("message", out.GetMessage()))
-				record(out)
+				_ = record(out)
 			}
 		}()
 	}
@@ -473,40 +511,55 @@ func (r *pauseRunner) runAfterHooks(ctx context.Context, op *pb.Operation) (*pb.
 // FSM refuses for good, or one given up when the term ended, is reported
 // on failed.
 type runRecorder struct {
-	latest chan *pb.Operation // capacity 1: the record to write next
+	latest chan pendingRecord // capacity 1: the record to write next
 	failed chan error         // capacity 1
 	done   chan struct{}
 }
 
 func (r *pauseRunner) startRecorder(ctx context.Context) *runRecorder {
-	rec := &runRecorder{latest: make(chan *pb.Operation, 1), failed: make(chan error, 1), done: make(chan struct{})}
+	rec := &runRecorder{latest: make(chan pendingRecord, 1), failed: make(chan error, 1), done: make(chan struct{})}
 	go func() {
 		defer close(rec.done)
-		for op := range rec.latest {
-			if err := r.persist(ctx, op); err != nil {
+		for p := range rec.latest {
+			if err := r.persist(ctx, p.op); err != nil {
 				select {
 				case rec.failed <- err:
 				default:
 				}
 				return
 			}
+			for _, c := range p.committed {
+				close(c)
+			}
 		}
 	}()
 	return rec
 }
 
+// pendingRecord is a record to write and whom to tell once it is
+// committed (it holds every change of the records it superseded).
+type pendingRecord struct {
+	op        *pb.Operation
+	committed []chan struct{}
+}
+
 // submit queues a copy of op as the record to write, replacing one queued
-// and not yet started.
-func (rec *runRecorder) submit(op *pb.Operation) {
-	c := proto.Clone(op).(*pb.Operation)
+// and not yet started (whose waiters then wait for this one); committed,
+// when set, is closed once it is written.
+func (rec *runRecorder) submit(op *pb.Operation, committed chan struct{}) {
+	p := pendingRecord{op: proto.Clone(op).(*pb.Operation)}
+	if committed != nil {
+		p.committed = append(p.committed, committed)
+	}
 	for {
 		select {
-		case rec.latest <- c:
+		case rec.latest <- p:
 			return
 		default:
 		}
 		select {
-		case <-rec.latest: // superseded
+		case old := <-rec.latest: // superseded
+			p.committed = append(p.committed, old.committed...)
 		default:
 		}
 	}

@@ -47,7 +47,7 @@ func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation, left 
 	deadline := r.clock.NewTimer(max(left, 0))
 	defer deadline.Stop()
 	var hooks *hookDriver
-	var hookUpdates <-chan *pb.HookRun
+	var hookUpdates <-chan hookUpdate
 	var hooksDone <-chan string
 	var rec *runRecorder
 	var recFailed <-chan error
@@ -106,12 +106,12 @@ func (r *pauseRunner) holdAndFinish(ctx context.Context, op *pb.Operation, left 
 				markEnd(op, false, r.forceReason)
 			}
 			return end(r.finishHold)
-		case run := <-hookUpdates:
-			setRun(op, run)
-			if hookFailed(run.GetState()) {
+		case u := <-hookUpdates:
+			setRun(op, u.run)
+			if hookFailed(u.run.GetState()) {
 				op.Backup.Partial = true
 			}
-			rec.submit(op)
+			rec.submit(op, u.committed)
 		case err := <-recFailed:
 			return nil, err
 		case why := <-hooksDone:

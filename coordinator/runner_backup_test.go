@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -511,5 +512,54 @@ func TestBackupHoldsAtLeastThePlansMinimum(t *testing.T) {
 	}
 	if w := time.Duration(final.GetWindow().GetWidthNs()); w < 300*time.Millisecond-4*time.Millisecond {
 		t.Fatalf("window %v wide: the hold ended before the plan's minimum 300ms", w)
+	}
+}
+
+// A coordinator hook starts only once its RUNNING record is committed: a
+// new leader that finds it PENDING runs it, so starting it before the
+// record (recorded off the hold loop) could run it on two servers.
+func TestBackupCoordinatorHookStartsAfterItsRunningRecord(t *testing.T) {
+	plan := rtPlan(0)
+	plan.Groups[0].Hooks = []*pb.HookRef{{Agent: CoordinatorAgent, Hook: "snapshot-volumes"}}
+	f := rtHookFleet(&rtHookLog{}, nil)
+	l := &rtLog{epoch: 1}
+	stuck, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var committed atomic.Bool
+	l.hook = func(op *pb.Operation) (bool, error) {
+		if rtRun(op, "ledger-databases/0").GetState() == pb.HookState_HOOK_STATE_RUNNING && !committed.Load() {
+			once.Do(func() { close(stuck) })
+			<-release // the write hangs (no quorum) until released
+			committed.Store(true)
+		}
+		return true, nil
+	}
+	r := rtRunner(t, l, f, 1, nil)
+	called := make(chan bool, 1)
+	r.localHook = func(context.Context, string, map[string]string) *pb.HookRun {
+		select {
+		case called <- committed.Load():
+		default:
+		}
+		return &pb.HookRun{State: pb.HookState_HOOK_STATE_SUCCEEDED}
+	}
+	done := rtRunAsync(context.Background(), r, rtBackup(plan, time.Hour))
+	<-stuck
+	// While the RUNNING record hangs the hook must not start. (A window:
+	// the hook used to start at once; this cannot fail falsely.)
+	select {
+	case <-called:
+		t.Fatal("the coordinator hook started before its RUNNING record was committed")
+	case <-time.After(2 * time.Second):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if ok := <-called; !ok {
+		t.Fatal("the coordinator hook started before its RUNNING record was committed")
+	}
+	if final := l.latest(); final.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
+		t.Fatalf("op ended %s (%s)", final.GetState(), final.GetReason())
 	}
 }

@@ -159,92 +159,27 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		}
 	}()
 
-	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("agent %s: data dir: %w", a.cfg.NodeName, err)
-	}
-	adminTLS, err := a.cfg.Admin.TLS.Load()
+	grpcTLS, err := a.openAdmin()
 	if err != nil {
-		return fmt.Errorf("agent %s: admin.tls: %w", a.cfg.NodeName, err)
+		return err
 	}
-	grpcTLS, err := a.cfg.GRPC.TLS.Load()
-	if err != nil {
-		return fmt.Errorf("agent %s: grpc.tls: %w", a.cfg.NodeName, err)
-	}
-	a.tls = []*tlsx.Source{grpcTLS, adminTLS}
-	admin, err := scalaradmin.New(scalaradmin.Config{Address: a.cfg.Admin.Address, TLS: a.cfg.Admin.TLS, TLSSource: adminTLS, CallTimeout: a.cfg.Admin.CallTimeout})
-	if err != nil {
-		return fmt.Errorf("agent %s: %w", a.cfg.NodeName, err)
-	}
-	a.admin = admin
 
-	scfg := clock.DefaultConfig()
-	scfg.Servers = a.cfg.NTP.Servers
-	scfg.PollInterval = a.cfg.NTP.PollInterval
-	scfg.Timeout = a.cfg.NTP.Timeout
-	scfg.MaxDriftPPM = a.cfg.NTP.MaxDriftPPM
-	if a.cfg.NTP.StaleAfterPolls > 0 {
-		scfg.StaleAfterPolls = a.cfg.NTP.StaleAfterPolls
-	}
-	scfg.Clock = a.clk
-	if a.kernelSet {
-		scfg.Kernel = a.kernel
-	}
-	scfg.Logger = a.log.With(zap.String("component", "clock"))
-	sampler, err := clock.NewSampler(scfg)
+	sampler, err := a.newSampler()
 	if err != nil {
-		return fmt.Errorf("agent %s: clock: %w", a.cfg.NodeName, err)
+		return err
 	}
 	a.sampler = sampler
 
-	a.core = newCore(coreConfig{Node: a.cfg.NodeName, MaxLease: a.cfg.MaxLease, CallTimeout: a.cfg.Admin.CallTimeout},
-		scalarAdmin{admin}, sampler, store{dir: a.cfg.DataDir}, a.log, coreHooks{
-			changed:     a.kickGossip,
-			interrupted: func(string) { a.metrics.interrupted.Inc() },
-		})
-	if err := a.core.recoverState(); err != nil {
-		return fmt.Errorf("agent %s: %w", a.cfg.NodeName, err)
+	if err := a.newCore(sampler); err != nil {
+		return err
 	}
-	a.metrics = newMetrics(a)
-	a.hooks = newHookRunner(a.cfg.NodeName, a.cfg.Hooks,
-		&hook.Executor{Stamp: a.core.stampNow, Label: "agent " + a.cfg.NodeName},
-		a.core.fenceHook, a.log.With(zap.String("component", "hook")), a.metrics.observeHook)
-	a.hooks.ended, a.hooks.started = a.core.opEnded, a.core.hookStarted
-	a.core.setOnEnded(a.hooks.endOp)
 
 	// gRPC first: its address goes into the gossip metadata.
-	lis, err := net.Listen("tcp", a.cfg.GRPC.Listen)
-	if err != nil {
-		return fmt.Errorf("agent %s: gRPC listen %s: %w", a.cfg.NodeName, a.cfg.GRPC.Listen, err)
+	if err := a.listenGRPC(grpcTLS); err != nil {
+		return err
 	}
-	srv, err := a.newGRPCServer(grpcTLS)
-	if err != nil {
-		lis.Close()
-		return fmt.Errorf("agent %s: gRPC server: %w", a.cfg.NodeName, err)
-	}
-	pb.RegisterAgentServiceServer(srv, &service{a: a})
-	a.grpcSrv, a.grpcAddr = srv, lis.Addr().String()
-	a.grpcAdvertise = a.grpcAddr
-	if a.cfg.GRPC.Advertise != "" {
-		a.grpcAdvertise = a.cfg.GRPC.Advertise
-	}
-	a.goRun(func() {
-		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			a.log.Error("gRPC server stopped", zap.Error(err))
-		}
-	})
-
-	if a.cfg.Metrics.Listen != "" {
-		mlis, err := net.Listen("tcp", a.cfg.Metrics.Listen)
-		if err != nil {
-			return fmt.Errorf("agent %s: metrics listen %s: %w", a.cfg.NodeName, a.cfg.Metrics.Listen, err)
-		}
-		a.metricsAddr = mlis.Addr().String()
-		a.httpSrv = &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
-		a.goRun(func() {
-			if err := a.httpSrv.Serve(mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				a.log.Error("metrics server stopped", zap.Error(err))
-			}
-		})
+	if err := a.listenMetrics(); err != nil {
+		return err
 	}
 
 	gcfg, err := a.gossipConfig()
@@ -266,6 +201,115 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.log.Info("agent started", zap.String("grpc_addr", a.grpcAddr), zap.String("grpc_advertise", a.grpcAdvertise), zap.String("gossip_addr", pool.AdvertiseAddr()),
 		zap.String("metrics_addr", a.metricsAddr), zap.String("admin_addr", a.cfg.Admin.Address),
 		zap.Strings("ntp_servers", a.cfg.NTP.Servers), zap.String("version", version.Version))
+	return nil
+}
+
+// openAdmin makes the data dir, loads both TLS sources and the Scalar DL
+// admin client; it returns the gRPC listener's TLS source.
+func (a *Agent) openAdmin() (*tlsx.Source, error) {
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("agent %s: data dir: %w", a.cfg.NodeName, err)
+	}
+	adminTLS, err := a.cfg.Admin.TLS.Load()
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: admin.tls: %w", a.cfg.NodeName, err)
+	}
+	grpcTLS, err := a.cfg.GRPC.TLS.Load()
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: grpc.tls: %w", a.cfg.NodeName, err)
+	}
+	a.tls = []*tlsx.Source{grpcTLS, adminTLS}
+	admin, err := scalaradmin.New(scalaradmin.Config{Address: a.cfg.Admin.Address, TLS: a.cfg.Admin.TLS, TLSSource: adminTLS, CallTimeout: a.cfg.Admin.CallTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: %w", a.cfg.NodeName, err)
+	}
+	a.admin = admin
+	return grpcTLS, nil
+}
+
+// newSampler is the clock sampler the agent's ntp section configures.
+func (a *Agent) newSampler() (*clock.Sampler, error) {
+	scfg := clock.DefaultConfig()
+	scfg.Servers = a.cfg.NTP.Servers
+	scfg.PollInterval = a.cfg.NTP.PollInterval
+	scfg.Timeout = a.cfg.NTP.Timeout
+	scfg.MaxDriftPPM = a.cfg.NTP.MaxDriftPPM
+	if a.cfg.NTP.StaleAfterPolls > 0 {
+		scfg.StaleAfterPolls = a.cfg.NTP.StaleAfterPolls
+	}
+	scfg.Clock = a.clk
+	if a.kernelSet {
+		scfg.Kernel = a.kernel
+	}
+	scfg.Logger = a.log.With(zap.String("component", "clock"))
+	sampler, err := clock.NewSampler(scfg)
+	if err != nil {
+		return nil, fmt.Errorf("agent %s: clock: %w", a.cfg.NodeName, err)
+	}
+	return sampler, nil
+}
+
+// newCore builds the pause core (recovering the persisted lease), the
+// metrics and the hook runner.
+func (a *Agent) newCore(sampler *clock.Sampler) error {
+	a.core = newCore(coreConfig{Node: a.cfg.NodeName, MaxLease: a.cfg.MaxLease, CallTimeout: a.cfg.Admin.CallTimeout},
+		scalarAdmin{a.admin}, sampler, store{dir: a.cfg.DataDir}, a.log, coreHooks{
+			changed:     a.kickGossip,
+			interrupted: func(string) { a.metrics.interrupted.Inc() },
+		})
+	if err := a.core.recoverState(); err != nil {
+		return fmt.Errorf("agent %s: %w", a.cfg.NodeName, err)
+	}
+	a.metrics = newMetrics(a)
+	a.hooks = newHookRunner(a.cfg.NodeName, a.cfg.Hooks,
+		&hook.Executor{Stamp: a.core.stampNow, Label: "agent " + a.cfg.NodeName},
+		a.core.fenceHook, a.log.With(zap.String("component", "hook")), a.metrics.observeHook)
+	a.hooks.ended, a.hooks.started = a.core.opEnded, a.core.hookStarted
+	a.core.setOnEnded(a.hooks.endOp)
+	return nil
+}
+
+// listenGRPC starts the AgentService listener.
+func (a *Agent) listenGRPC(grpcTLS *tlsx.Source) error {
+	lis, err := net.Listen("tcp", a.cfg.GRPC.Listen)
+	if err != nil {
+		return fmt.Errorf("agent %s: gRPC listen %s: %w", a.cfg.NodeName, a.cfg.GRPC.Listen, err)
+	}
+	srv, err := a.newGRPCServer(grpcTLS)
+	if err != nil {
+		lis.Close()
+		return fmt.Errorf("agent %s: gRPC server: %w", a.cfg.NodeName, err)
+	}
+	pb.RegisterAgentServiceServer(srv, &service{a: a})
+	a.grpcSrv, a.grpcAddr = srv, lis.Addr().String()
+	a.grpcAdvertise = a.grpcAddr
+	if a.cfg.GRPC.Advertise != "" {
+		a.grpcAdvertise = a.cfg.GRPC.Advertise
+	}
+	a.goRun(func() {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			a.log.Error("gRPC server stopped", zap.Error(err))
+		}
+	})
+	return nil
+}
+
+// listenMetrics starts /metrics and /healthz when metrics.listen is set.
+func (a *Agent) listenMetrics() error {
+	if a.cfg.Metrics.Listen == "" {
+		return nil
+	}
+	mlis, err := net.Listen("tcp", a.cfg.Metrics.Listen)
+	if err != nil {
+		return fmt.Errorf("agent %s: metrics listen %s: %w", a.cfg.NodeName, a.cfg.Metrics.Listen, err)
+	}
+	a.metricsAddr = mlis.Addr().String()
+	a.httpSrv = &http.Server{Handler: a.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+	a.goRun(func() {
+		if err := a.httpSrv.Serve(mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("metrics server stopped", zap.Error(err))
+		}
+	})
 	return nil
 }
 

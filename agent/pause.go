@@ -55,50 +55,83 @@ func unpauseFailureOutcome(err error) pb.NodeOutcome {
 // for the held op returns the original ack.
 func (c *core) Pause(ctx context.Context, req *pb.PauseRequest) (*pb.PauseResponse, error) {
 	op := req.GetOpId()
-	if err := validateOpID(c.cfg.Node, op); err != nil {
-		return nil, err
-	}
-	lease, err := c.validateLease(req.GetLeaseMs())
+	lease, err := c.validatePause(req)
 	if err != nil {
 		return nil, err
-	}
-	if req.GetMaxPauseWaitMs() < 0 {
-		return nil, fmt.Errorf("%w: agent %s: max_pause_wait_ms %d must not be negative", ErrInvalidRequest, c.cfg.Node, req.GetMaxPauseWaitMs())
-	}
-	if req.GetMaxPauseWaitMs() >= req.GetLeaseMs() {
-		return nil, fmt.Errorf("%w: agent %s: max_pause_wait_ms %d must be shorter than lease_ms %d (the lease would run out while the node drains)",
-			ErrInvalidRequest, c.cfg.Node, req.GetMaxPauseWaitMs(), req.GetLeaseMs())
 	}
 	if err := c.acquire(ctx); err != nil {
 		return nil, err
 	}
 	defer c.release()
 
+	repeat, until, err := c.armPauseLease(req, lease)
+	if err != nil || repeat != nil {
+		return repeat, err
+	}
+
+	log := c.log.With(zap.String("op_id", op), zap.Uint64("epoch", req.GetEpoch()))
+	log.Info("pausing node", zap.Int64("lease_ms", req.GetLeaseMs()), zap.Bool("wait_outstanding", req.GetWaitOutstanding()),
+		zap.Int64("max_pause_wait_ms", req.GetMaxPauseWaitMs()))
+	// The node call may not outlive the lease: past it, the dead-man
+	// switch must be free to unpause.
+	pctx, cancel := context.WithTimeout(ctx, until)
+	maxWait := time.Duration(req.GetMaxPauseWaitMs()) * time.Millisecond
+	err = retryRetryable(pctx, func(ctx context.Context) error { return c.admin.Pause(ctx, req.GetWaitOutstanding(), maxWait) })
+	cancel()
+	acked := c.stampNow() // read right after the ack
+	return c.settlePause(ctx, op, err, acked, log)
+}
+
+// validatePause checks a PauseRequest's fields and returns its lease.
+func (c *core) validatePause(req *pb.PauseRequest) (time.Duration, error) {
+	if err := validateOpID(c.cfg.Node, req.GetOpId()); err != nil {
+		return 0, err
+	}
+	lease, err := c.validateLease(req.GetLeaseMs())
+	if err != nil {
+		return 0, err
+	}
+	if req.GetMaxPauseWaitMs() < 0 {
+		return 0, fmt.Errorf("%w: agent %s: max_pause_wait_ms %d must not be negative", ErrInvalidRequest, c.cfg.Node, req.GetMaxPauseWaitMs())
+	}
+	if req.GetMaxPauseWaitMs() >= req.GetLeaseMs() {
+		return 0, fmt.Errorf("%w: agent %s: max_pause_wait_ms %d must be shorter than lease_ms %d (the lease would run out while the node drains)",
+			ErrInvalidRequest, c.cfg.Node, req.GetMaxPauseWaitMs(), req.GetLeaseMs())
+	}
+	return lease, nil
+}
+
+// armPauseLease admits req under c.mu (fencing, a held or ended op) and
+// durably arms its lease unless this op already holds it; it marks the
+// node draining and returns how long the node call may take. A repeat of
+// an acked op returns the original ack instead (repeat).
+func (c *core) armPauseLease(req *pb.PauseRequest, lease time.Duration) (repeat *pb.PauseResponse, until time.Duration, err error) {
+	op := req.GetOpId()
 	c.mu.Lock()
 	if c.stopping || c.dead {
 		c.mu.Unlock()
-		return nil, fmt.Errorf("%w: agent %s refuses op %s", ErrStopping, c.cfg.Node, op)
+		return nil, 0, fmt.Errorf("%w: agent %s refuses op %s", ErrStopping, c.cfg.Node, op)
 	}
 	if err := c.fenceLocked(op, req.GetEpoch()); err != nil {
 		c.mu.Unlock()
-		return nil, err
+		return nil, 0, err
 	}
 	l := c.p.Lease
 	if res, ok := c.findEndedLocked(op); ok && (l == nil || l.OpID != op) {
 		c.mu.Unlock()
-		return nil, fmt.Errorf("%w: agent %s: op %s already ended (%s: %s)", ErrOpEnded, c.cfg.Node, op, res.GetOutcome(), res.GetMessage())
+		return nil, 0, fmt.Errorf("%w: agent %s: op %s already ended (%s: %s)", ErrOpEnded, c.cfg.Node, op, res.GetOutcome(), res.GetMessage())
 	}
 	if l != nil {
 		if l.OpID != op {
 			c.mu.Unlock()
-			return nil, fmt.Errorf("%w: agent %s is held by op %s (epoch %d); op %s must wait or abort",
+			return nil, 0, fmt.Errorf("%w: agent %s is held by op %s (epoch %d); op %s must wait or abort",
 				ErrOpHeld, c.cfg.Node, l.OpID, l.Epoch, op)
 		}
 		if l.Phase == phaseHeld && c.ack != nil {
 			resp := proto.Clone(c.ack).(*pb.PauseResponse)
 			resp.LeaseRemainingMs = c.remainingLocked().Milliseconds()
 			c.mu.Unlock()
-			return resp, nil
+			return resp, 0, nil
 		}
 		// Same op, earlier attempt's outcome unknown: try the node again
 		// under the lease already armed.
@@ -113,7 +146,7 @@ func (c *core) Pause(ctx context.Context, req *pb.PauseRequest) (*pb.PauseRespon
 		}
 		if err := c.saveLocked(next); err != nil {
 			c.mu.Unlock()
-			return nil, fmt.Errorf("agent %s did not pause its node for op %s: %w", c.cfg.Node, op, err)
+			return nil, 0, fmt.Errorf("agent %s did not pause its node for op %s: %w", c.cfg.Node, op, err)
 		}
 		c.p = next
 		c.leaseMono = now.Add(lease)
@@ -122,25 +155,21 @@ func (c *core) Pause(ctx context.Context, req *pb.PauseRequest) (*pb.PauseRespon
 		c.signalRearm()
 	}
 	c.draining = true
-	until := c.remainingLocked()
+	until = c.remainingLocked()
 	c.mu.Unlock()
 	c.changed()
+	return nil, until, nil
+}
 
-	log := c.log.With(zap.String("op_id", op), zap.Uint64("epoch", req.GetEpoch()))
-	log.Info("pausing node", zap.Int64("lease_ms", req.GetLeaseMs()), zap.Bool("wait_outstanding", req.GetWaitOutstanding()),
-		zap.Int64("max_pause_wait_ms", req.GetMaxPauseWaitMs()))
-	// The node call may not outlive the lease: past it, the dead-man
-	// switch must be free to unpause.
-	pctx, cancel := context.WithTimeout(ctx, until)
-	maxWait := time.Duration(req.GetMaxPauseWaitMs()) * time.Millisecond
-	err = retryRetryable(pctx, func(ctx context.Context) error { return c.admin.Pause(ctx, req.GetWaitOutstanding(), maxWait) })
-	cancel()
-	acked := c.stampNow() // read right after the ack
-
+// settlePause records what the node call for op answered (err, acked read
+// right after it): the ack, a release of a lease whose node did not pause,
+// or an armed lease when the outcome is unknown. An Unpause that gave up
+// while the node drained cancels the pause instead.
+func (c *core) settlePause(ctx context.Context, op string, err error, acked *pb.StampedTime, log *zap.Logger) (*pb.PauseResponse, error) {
 	out, mayBeClosed := pauseOutcome(err)
 	c.mu.Lock()
 	c.draining = false
-	l = c.p.Lease
+	l := c.p.Lease
 	if mayBeClosed && c.cancelOp == op && l != nil && l.OpID == op {
 		// An Unpause of this op gave up waiting while the node drained:
 		// the op is over, so the gate it may have closed opens now.
@@ -154,31 +183,7 @@ func (c *core) Pause(ctx context.Context, req *pb.PauseRequest) (*pb.PauseRespon
 	resp := &pb.PauseResponse{Node: c.cfg.Node, Outcome: out}
 	switch {
 	case err == nil:
-		resp.Message = "paused and drained"
-		resp.AckedAt = acked
-		resp.LeaseRemainingMs = c.remainingLocked().Milliseconds()
-		if l == nil || l.OpID != op { // cannot happen while sem is held
-			return nil, fmt.Errorf("agent %s lost the lease of op %s while pausing", c.cfg.Node, op)
-		}
-		b, merr := proto.Marshal(resp)
-		if merr != nil {
-			return nil, fmt.Errorf("encode ack of op %s: %w", op, merr)
-		}
-		next := c.p
-		nl := *l
-		nl.Phase = phaseHeld
-		nl.Ack = b
-		next.Lease = &nl
-		c.p = next
-		c.ack = resp
-		c.ackMono = c.clk.Now()
-		if serr := c.saveLocked(next); serr != nil {
-			// The lease on disk is still "pausing", which a restarted agent
-			// treats the same way: it unpauses on expiry.
-			log.Error("cannot persist the ack; lease stays on disk as pausing", zap.Error(serr))
-		}
-		log.Info("node paused", zap.Int64("lease_remaining_ms", resp.LeaseRemainingMs))
-		return proto.Clone(resp).(*pb.PauseResponse), nil
+		return c.recordAckLocked(op, l, resp, acked, log)
 	case !mayBeClosed:
 		// The node did not close its gate for us: release the lease
 		// without unpausing (TIMED_OUT_STILL_PAUSED: an earlier pause holds
@@ -204,6 +209,36 @@ func (c *core) Pause(ctx context.Context, req *pb.PauseRequest) (*pb.PauseRespon
 		log.Warn("pause outcome unknown; lease stays armed", zap.String("outcome", out.String()), zap.Error(err))
 		return resp, nil
 	}
+}
+
+// recordAckLocked (c.mu held) turns op's lease l to held with resp as its
+// durable ack.
+func (c *core) recordAckLocked(op string, l *leaseRecord, resp *pb.PauseResponse, acked *pb.StampedTime, log *zap.Logger) (*pb.PauseResponse, error) {
+	resp.Message = "paused and drained"
+	resp.AckedAt = acked
+	resp.LeaseRemainingMs = c.remainingLocked().Milliseconds()
+	if l == nil || l.OpID != op { // cannot happen while sem is held
+		return nil, fmt.Errorf("agent %s lost the lease of op %s while pausing", c.cfg.Node, op)
+	}
+	b, merr := proto.Marshal(resp)
+	if merr != nil {
+		return nil, fmt.Errorf("encode ack of op %s: %w", op, merr)
+	}
+	next := c.p
+	nl := *l
+	nl.Phase = phaseHeld
+	nl.Ack = b
+	next.Lease = &nl
+	c.p = next
+	c.ack = resp
+	c.ackMono = c.clk.Now()
+	if serr := c.saveLocked(next); serr != nil {
+		// The lease on disk is still "pausing", which a restarted agent
+		// treats the same way: it unpauses on expiry.
+		log.Error("cannot persist the ack; lease stays on disk as pausing", zap.Error(serr))
+	}
+	log.Info("node paused", zap.Int64("lease_remaining_ms", resp.LeaseRemainingMs))
+	return proto.Clone(resp).(*pb.PauseResponse), nil
 }
 
 // RenewLease extends the held op's lease to lease_ms from now.

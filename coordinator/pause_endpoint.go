@@ -4,21 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
-	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -31,77 +26,6 @@ const maxHoldMs = int64(MaxHold / time.Millisecond)
 
 // maxRequestIDLen bounds StartPauseRequest.request_id.
 const maxRequestIDLen = 128
-
-// candidates gathers every agent of cluster — each member of its roster
-// and every agent the gossip view places in it — and asks each present one
-// for its live state in parallel. A roster member whose agent left or is
-// not in the gossip view is a candidate marked absent: it refuses the
-// pause, since its node may be serving unpaused.
-func (s *Server) candidates(ctx context.Context, cluster string) []candidate {
-	var out []candidate
-	seen := map[string]bool{}
-	for _, m := range s.pool.Members() {
-		gone := m.Status == gossip.StatusLeft || m.Status == gossip.StatusDead
-		if m.Meta.Role == RoleServer || m.Meta.Cluster != cluster || gone || m.Name == s.cfg.NodeID {
-			continue
-		}
-		seen[m.Name] = true
-		c := candidate{name: m.Name, grpcAddr: m.Meta.GRPCAddr, status: memberStatus(m.Status), incarnation: m.Meta.Incarnation}
-		if m.MetaErr != nil {
-			c.stateErr = fmt.Errorf("undecodable gossip metadata: %v", m.MetaErr)
-		}
-		out = append(out, c)
-	}
-	for _, rec := range s.fsm.Roster(cluster) {
-		if seen[rec.GetName()] {
-			continue
-		}
-		c := candidate{name: rec.GetName(), grpcAddr: rec.GetGrpcAddress(), status: pb.MemberStatus_MEMBER_STATUS_DEAD}
-		how := "is not in the gossip view"
-		if m, ok := s.pool.Member(rec.GetName()); ok {
-			c.status = memberStatus(m.Status)
-			switch m.Status {
-			case gossip.StatusLeft:
-				how = "left gossip (it was stopped)"
-			case gossip.StatusDead:
-				how = "failed (gossip declared it dead)"
-			}
-		}
-		c.absent = fmt.Sprintf("on the %s roster but its agent %s: its node may be serving unpaused; start the agent, or if the node is gone for good run `stillpoint members remove %s`",
-			cluster, how, rec.GetName())
-		out = append(out, c)
-	}
-	timeout := s.cfg.StatusTimeout
-	if timeout <= 0 {
-		timeout = 2 * time.Second
-	}
-	var wg sync.WaitGroup
-	for i := range out {
-		if out[i].stateErr != nil || out[i].absent != "" {
-			continue
-		}
-		wg.Add(1)
-		go func(c *candidate) {
-			defer wg.Done()
-			cl, err := agentConns{s}.agent(c.grpcAddr)
-			if err != nil {
-				c.stateErr = err
-				return
-			}
-			cctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			resp, err := cl.Status(cctx, &pb.StatusRequest{})
-			if err != nil {
-				c.stateErr = errors.New(status.Convert(err).Message())
-				return
-			}
-			c.state = resp.GetState()
-		}(&out[i])
-	}
-	wg.Wait()
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
-}
 
 // newOpID returns a sortable, unique operation id (≤ 40 bytes).
 func newOpID(now time.Time) string {
@@ -364,84 +288,4 @@ func (s *Server) waitTerminal(ctx context.Context, opID string) (*pb.Operation, 
 		case <-ch:
 		}
 	}
-}
-
-// WatchOperation streams the operation from this server's replica on
-// every change until it ends.
-func (s *Server) WatchOperation(req *pb.WatchOperationRequest, stream pb.CoordinatorService_WatchOperationServer) error {
-	if req.GetOpId() == "" {
-		return status.Error(codes.InvalidArgument, "op_id is required")
-	}
-	ctx := stream.Context()
-	notFound := time.NewTimer(s.cfg.LeaderWait)
-	defer notFound.Stop()
-	var last *pb.Operation
-	for {
-		ch := s.fsm.Changed()
-		op, ok := s.fsm.Operation(req.GetOpId())
-		if ok && !proto.Equal(op, last) {
-			if err := stream.Send(&pb.WatchOperationResponse{Operation: op}); err != nil {
-				return err
-			}
-			last = op
-			if fsm.IsTerminal(op.GetState()) {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
-		case <-notFound.C:
-			if last == nil {
-				return status.Errorf(codes.NotFound, "operation %s not found on server %s", req.GetOpId(), s.cfg.NodeID)
-			}
-		case <-ch:
-		}
-	}
-}
-
-// GetDrift reports every agent's clock and whether it would be admitted
-// to a pause now, with the same checks StartPause makes.
-func (s *Server) GetDrift(ctx context.Context, req *pb.GetDriftRequest) (*pb.GetDriftResponse, error) {
-	if resp, done, err := forwardRead(ctx, s, req.GetStale(), req, pb.CoordinatorServiceClient.GetDrift); done {
-		return resp, err
-	}
-	cfg := s.fsm.Config()
-	clusters := map[string]bool{}
-	for _, m := range s.pool.Members() {
-		if m.Meta.Role != RoleServer && m.MetaErr == nil && (req.GetCluster() == "" || m.Meta.Cluster == req.GetCluster()) {
-			clusters[m.Meta.Cluster] = true
-		}
-	}
-	if req.GetCluster() != "" {
-		clusters[req.GetCluster()] = true
-	}
-	names := make([]string, 0, len(clusters))
-	for c := range clusters {
-		names = append(names, c)
-	}
-	sort.Strings(names)
-	resp := &pb.GetDriftResponse{SpreadNs: map[string]int64{}, Config: cfg}
-	now := time.Now()
-	for _, cluster := range names {
-		cands := s.candidates(ctx, cluster)
-		ev := evaluate(cluster, cands, cfg)
-		resp.SpreadNs[cluster] = ev.spread
-		for _, c := range cands {
-			var member *pb.Member
-			if m, ok := s.pool.Member(c.name); ok {
-				member = MemberProto(m, now)
-			} else {
-				member = &pb.Member{Name: c.name, Cluster: cluster}
-			}
-			if c.state != nil {
-				member.Clock = c.state.GetClock()
-				member.NodeState = c.state.GetNodeState()
-				member.OpId = c.state.GetOpId()
-			}
-			reasons := append(append([]string(nil), ev.perNode[c.name]...), ev.general...)
-			resp.Entries = append(resp.Entries, &pb.DriftEntry{Member: member, Admissible: len(reasons) == 0, Reasons: reasons})
-		}
-	}
-	return resp, nil
 }

@@ -90,59 +90,22 @@ func (s *Server) startOp(ctx context.Context, spec opSpec) (*pb.StartPauseRespon
 	if !leading {
 		return nil, notAppliedError("server %s is still taking over as leader; retry", s.cfg.NodeID)
 	}
-	if prev, ok := s.fsm.OperationByRequest(spec.requestID); ok {
-		// A retry of a request that was recorded: its op, whatever became
-		// of it.
-		if prevPlan, plan := prev.GetBackup().GetPlan().GetName(), spec.backup.GetPlan().GetName(); prevPlan != plan {
-			return nil, status.Errorf(codes.InvalidArgument, "request_id %q already started operation %s (plan %q), not one of plan %q",
-				spec.requestID, prev.GetOpId(), prevPlan, plan)
+	if prev, ok, err := s.retriedOp(spec); ok || err != nil {
+		if err != nil {
+			return nil, err
 		}
-		if spec.backup == nil && !slices.Equal(fsm.Clusters(prev), names) {
-			return nil, status.Errorf(codes.InvalidArgument, "request_id %q already started operation %s on cluster %s, not %s",
-				spec.requestID, prev.GetOpId(), fsm.ClusterNames(prev), strings.Join(names, ", "))
-		}
-		s.log.Info("StartPause retried; returning the op it started", zap.String("op_id", prev.GetOpId()), zap.String("request_id", spec.requestID))
 		return &pb.StartPauseResponse{Operation: prev}, nil
 	}
-	var held []string
-	for _, c := range names {
-		if holder, locked := s.fsm.Lock(c); locked {
-			held = append(held, fmt.Sprintf("cluster %s is held by operation %s (watch it with `stillpoint ops watch %s`)", c, holder, holder))
-		}
-	}
-	if len(held) > 0 {
-		return nil, status.Errorf(codes.FailedPrecondition, "%s; one operation at a time per cluster, nothing was paused", strings.Join(held, "; "))
+	if err := s.heldRefusal(names); err != nil {
+		return nil, err
 	}
 	caller := s.callerOf(ctx, spec.requestedBy)
 	who := caller.GetActor()
 	cfg := s.fsm.Config()
-	// One admission over every cluster's roster: one window over all
-	// targets needs every clock within the bounds together.
-	var cands []candidate
-	var empty []string
-	for _, c := range names {
-		cs := s.candidates(ctx, c)
-		if len(cs) == 0 {
-			empty = append(empty, c)
-		}
-		cands = append(cands, cs...)
-	}
 	label := strings.Join(names, "+")
-	if err := s.flagReportedInterrupts(ctx, cands); err != nil {
-		// Pausing now would make the agent forget its report.
-		return nil, status.Errorf(codes.Unavailable, "pause of %s not started: %v; retry", label, err)
-	}
-	targets, err := admit(label, cands, cfg)
-	if len(empty) > 0 && len(names) > 1 {
-		// Every cluster must have agents, not just all of them together.
-		targets, err = nil, unknownClusterError{fmt.Errorf("%w for cluster %s: cluster %s has no agents", ErrRefused, label, strings.Join(empty, ", "))}
-	}
+	targets, err := s.admitClusters(ctx, names, cfg, caller)
 	if err != nil {
-		s.log.Warn("pause refused", zap.String("cluster", label), zap.String("actor", who), zap.Error(err))
-		actx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
-		defer cancel()
-		_, _ = s.Apply(actx, &pb.AppendAuditCommand{Record: &pb.AuditRecord{Action: "pause_refused", Actor: who, Caller: caller, Detail: err.Error(), At: s.Stamp()}})
-		return nil, s.toStatus(err) // FAILED_PRECONDITION; UNKNOWN_CLUSTER for a name nobody joined
+		return nil, err
 	}
 	now := s.Stamp()
 	op := &pb.Operation{
@@ -187,6 +150,74 @@ func (s *Server) startOp(ctx context.Context, spec opSpec) (*pb.StartPauseRespon
 		return nil, status.Errorf(codes.Unavailable, "server %s lost leadership after recording %s; the next leader takes it over", s.cfg.NodeID, op.GetOpId())
 	}
 	return &pb.StartPauseResponse{Operation: stored}, nil
+}
+
+// retriedOp finds the op a recorded request with spec's request id
+// started (ok), whatever became of it; a request id reused for another
+// plan or other clusters is an error.
+func (s *Server) retriedOp(spec opSpec) (prev *pb.Operation, ok bool, err error) {
+	prev, ok = s.fsm.OperationByRequest(spec.requestID)
+	if !ok {
+		return nil, false, nil
+	}
+	if prevPlan, plan := prev.GetBackup().GetPlan().GetName(), spec.backup.GetPlan().GetName(); prevPlan != plan {
+		return nil, false, status.Errorf(codes.InvalidArgument, "request_id %q already started operation %s (plan %q), not one of plan %q",
+			spec.requestID, prev.GetOpId(), prevPlan, plan)
+	}
+	if spec.backup == nil && !slices.Equal(fsm.Clusters(prev), spec.clusters) {
+		return nil, false, status.Errorf(codes.InvalidArgument, "request_id %q already started operation %s on cluster %s, not %s",
+			spec.requestID, prev.GetOpId(), fsm.ClusterNames(prev), strings.Join(spec.clusters, ", "))
+	}
+	s.log.Info("StartPause retried; returning the op it started", zap.String("op_id", prev.GetOpId()), zap.String("request_id", spec.requestID))
+	return prev, true, nil
+}
+
+// heldRefusal refuses a pause of names while any of them is held by an op.
+func (s *Server) heldRefusal(names []string) error {
+	var held []string
+	for _, c := range names {
+		if holder, locked := s.fsm.Lock(c); locked {
+			held = append(held, fmt.Sprintf("cluster %s is held by operation %s (watch it with `stillpoint ops watch %s`)", c, holder, holder))
+		}
+	}
+	if len(held) > 0 {
+		return status.Errorf(codes.FailedPrecondition, "%s; one operation at a time per cluster, nothing was paused", strings.Join(held, "; "))
+	}
+	return nil
+}
+
+// admitClusters runs one admission over every cluster's roster (one window
+// over all targets needs every clock within the bounds together) and
+// returns the targets; a refusal is audited with caller.
+func (s *Server) admitClusters(ctx context.Context, names []string, cfg *pb.RuntimeConfig, caller *pb.Caller) ([]*pb.TargetRecord, error) {
+	var cands []candidate
+	var empty []string
+	for _, c := range names {
+		cs := s.candidates(ctx, c)
+		if len(cs) == 0 {
+			empty = append(empty, c)
+		}
+		cands = append(cands, cs...)
+	}
+	label := strings.Join(names, "+")
+	if err := s.flagReportedInterrupts(ctx, cands); err != nil {
+		// Pausing now would make the agent forget its report.
+		return nil, status.Errorf(codes.Unavailable, "pause of %s not started: %v; retry", label, err)
+	}
+	targets, err := admit(label, cands, cfg)
+	if len(empty) > 0 && len(names) > 1 {
+		// Every cluster must have agents, not just all of them together.
+		targets, err = nil, unknownClusterError{fmt.Errorf("%w for cluster %s: cluster %s has no agents", ErrRefused, label, strings.Join(empty, ", "))}
+	}
+	if err != nil {
+		who := caller.GetActor()
+		s.log.Warn("pause refused", zap.String("cluster", label), zap.String("actor", who), zap.Error(err))
+		actx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+		defer cancel()
+		_, _ = s.Apply(actx, &pb.AppendAuditCommand{Record: &pb.AuditRecord{Action: "pause_refused", Actor: who, Caller: caller, Detail: err.Error(), At: s.Stamp()}})
+		return nil, s.toStatus(err) // FAILED_PRECONDITION; UNKNOWN_CLUSTER for a name nobody joined
+	}
+	return targets, nil
 }
 
 // requestClusters is every cluster req names (cluster, then clusters),

@@ -57,6 +57,17 @@ func TestPauseUntilUnpausedThenUnpause(t *testing.T) {
 		if err != nil || !strings.Contains(show, "Hold ends") || !strings.Contains(show, "until unpaused, at most 1h") {
 			t.Fatalf("ops show of a held op: %v\n%s", err, show)
 		}
+		if !abort {
+			// The scenario: the operator takes snapshots, then ends the hold.
+			// Ended before the minimum the clocks require (2·ε + margin, which
+			// grows with a loaded box's bounds), the op is rightly INVALID;
+			// the subject here is the normal end, so outlast that minimum.
+			got, err := cl.GetOperation(context.Background(), &pb.GetOperationRequest{OpId: opID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-time.After(2*time.Duration(got.GetOperation().GetHoldNs()) + 500*time.Millisecond)
+		}
 		args := []string{"unpause", "--op", opID, "--reason", "snapshots taken", addr}
 		if abort {
 			args = append(args, "--abort")

@@ -11,9 +11,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
+	"github.com/stillpoint-dev/stillpoint/internal/hook"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -184,8 +184,8 @@ func TestBackupOfDevClusterRunsHooksInsideThePause(t *testing.T) {
 		t.Fatal(err)
 	}
 	rp := final.GetWindow().GetRestorePoint().AsTime().UTC().Format("2006-01-02T15:04:05.000000000Z07:00")
-	if !strings.Contains(string(env), coordinator.EnvRestorePoint+"="+rp+"\n") {
-		t.Fatalf("after hook env:\n%s\nwant %s=%s", env, coordinator.EnvRestorePoint, rp)
+	if !strings.Contains(string(env), hook.EnvRestorePoint+"="+rp+"\n") {
+		t.Fatalf("after hook env:\n%s\nwant %s=%s", env, hook.EnvRestorePoint, rp)
 	}
 	list, err := cl.ListBackups(context.Background(), &pb.ListBackupsRequest{Plan: "nightly"})
 	if err != nil || len(list.GetBackups()) != 1 || list.GetBackups()[0].GetOpId() != final.GetOpId() {

@@ -7,25 +7,9 @@ import (
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
+	"github.com/stillpoint-dev/stillpoint/internal/hook"
 	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
-)
-
-// The environment every hook of a backup gets (STILLPOINT_*). A hook's own
-// config may add variables; these are the backup's.
-const (
-	EnvOpID                    = "STILLPOINT_OP_ID"
-	EnvPlan                    = "STILLPOINT_PLAN"
-	EnvClusters                = "STILLPOINT_CLUSTERS"
-	EnvHookGroup               = "STILLPOINT_HOOK_GROUP"
-	EnvStepID                  = "STILLPOINT_STEP_ID"
-	EnvWindowStart             = "STILLPOINT_WINDOW_START"
-	EnvWindowStartMS           = "STILLPOINT_WINDOW_START_MS"
-	EnvWindowEnd               = "STILLPOINT_WINDOW_END"
-	EnvWindowEndMS             = "STILLPOINT_WINDOW_END_MS"
-	EnvRestorePoint            = "STILLPOINT_RESTORE_POINT"
-	EnvRestorePointMS          = "STILLPOINT_RESTORE_POINT_MS"
-	EnvRestorePointUncertainty = "STILLPOINT_RESTORE_POINT_UNCERTAINTY_NS"
 )
 
 // windowStartSoFar is where the window starts, already known while the
@@ -50,26 +34,26 @@ func windowStartSoFar(op *pb.Operation) (time.Time, bool) {
 // point and the window's end.
 func hookEnv(op *pb.Operation, run *pb.HookRun) map[string]string {
 	env := map[string]string{
-		EnvOpID:      op.GetOpId(),
-		EnvPlan:      op.GetBackup().GetPlan().GetName(),
-		EnvClusters:  strings.Join(fsm.Clusters(op), ","),
-		EnvHookGroup: run.GetGroup(),
-		EnvStepID:    run.GetStepId(),
+		hook.EnvOpID:      op.GetOpId(),
+		hook.EnvPlan:      op.GetBackup().GetPlan().GetName(),
+		hook.EnvClusters:  strings.Join(fsm.Clusters(op), ","),
+		hook.EnvHookGroup: run.GetGroup(),
+		hook.EnvStepID:    run.GetStepId(),
 	}
 	if w := op.GetWindow(); w.GetRestorePoint() != nil {
 		put := func(name string, t time.Time) {
 			env[name] = timefmt.UTC(t)
 			env[name+"_MS"] = strconv.FormatInt(timefmt.EpochMillis(t), 10)
 		}
-		put(EnvWindowStart, w.GetStart().AsTime())
-		put(EnvWindowEnd, w.GetEnd().AsTime())
-		put(EnvRestorePoint, w.GetRestorePoint().AsTime())
-		env[EnvRestorePointUncertainty] = strconv.FormatInt(w.GetUncertaintyNs(), 10)
+		put(hook.EnvWindowStart, w.GetStart().AsTime())
+		put(hook.EnvWindowEnd, w.GetEnd().AsTime())
+		put(hook.EnvRestorePoint, w.GetRestorePoint().AsTime())
+		env[hook.EnvRestorePointUncertainty] = strconv.FormatInt(w.GetUncertaintyNs(), 10)
 		return env
 	}
 	if start, ok := windowStartSoFar(op); ok {
-		env[EnvWindowStart] = timefmt.UTC(start)
-		env[EnvWindowStartMS] = strconv.FormatInt(timefmt.EpochMillis(start), 10)
+		env[hook.EnvWindowStart] = timefmt.UTC(start)
+		env[hook.EnvWindowStartMS] = strconv.FormatInt(timefmt.EpochMillis(start), 10)
 	}
 	return env
 }

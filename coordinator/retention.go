@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/stillpoint-dev/stillpoint/internal/hook"
 	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -44,14 +45,6 @@ import (
 // retentionInterval is the periodic evaluation (max_age, retried delete
 // hooks).
 const retentionInterval = 30 * time.Second
-
-// Environment of a delete hook (besides STILLPOINT_OP_ID, the backup id,
-// STILLPOINT_PLAN, STILLPOINT_CLUSTERS, STILLPOINT_RESTORE_POINT(_MS)).
-const (
-	EnvBackupID = "STILLPOINT_BACKUP_ID"
-	// DeleteHookGroup is the STILLPOINT_HOOK_GROUP of a delete hook.
-	DeleteHookGroup = "delete"
-)
 
 // pruneChoice is one entry retention no longer keeps, and why.
 type pruneChoice struct {
@@ -108,14 +101,14 @@ func deleteHookEnv(plan string, rp *pb.RestorePoint, step string) map[string]str
 		clusters = strings.Join(cs, ",")
 	}
 	return map[string]string{
-		EnvOpID:           rp.GetOpId(),
-		EnvBackupID:       rp.GetOpId(),
-		EnvPlan:           plan,
-		EnvClusters:       clusters,
-		EnvHookGroup:      DeleteHookGroup,
-		EnvStepID:         step,
-		EnvRestorePoint:   timefmt.UTC(at),
-		EnvRestorePointMS: strconv.FormatInt(timefmt.EpochMillis(at), 10),
+		hook.EnvOpID:           rp.GetOpId(),
+		hook.EnvBackupID:       rp.GetOpId(),
+		hook.EnvPlan:           plan,
+		hook.EnvClusters:       clusters,
+		hook.EnvHookGroup:      hook.GroupDelete,
+		hook.EnvStepID:         step,
+		hook.EnvRestorePoint:   timefmt.UTC(at),
+		hook.EnvRestorePointMS: strconv.FormatInt(timefmt.EpochMillis(at), 10),
 	}
 }
 
@@ -302,7 +295,7 @@ func (s *Server) retentionDuty(ctx context.Context, epoch uint64) {
 		log: log, clock: clockwork.NewRealClock(),
 		plans: s.fsm.Plans, entries: s.fsm.PlanBackups, version: s.fsm.CatalogVersion, changed: s.fsm.Changed,
 		runHook: func(ctx context.Context, ref *pb.HookRef, backupID, step string, env map[string]string) *pb.HookRun {
-			run := &pb.HookRun{StepId: step, Group: DeleteHookGroup, Ref: proto.Clone(ref).(*pb.HookRef), State: pb.HookState_HOOK_STATE_RUNNING, StartedAt: s.Stamp()}
+			run := &pb.HookRun{StepId: step, Group: hook.GroupDelete, Ref: proto.Clone(ref).(*pb.HookRef), State: pb.HookState_HOOK_STATE_RUNNING, StartedAt: s.Stamp()}
 			if ref.GetAgent() == CoordinatorAgent {
 				return hooks.runLocalHook(ctx, run, env)
 			}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/stillpoint-dev/stillpoint/internal/hook"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -141,7 +142,7 @@ func TestRetainerDeleteHooks(t *testing.T) {
 		t.Fatalf("catalog after pruning = %q, want b2 kept (its delete hook failed)", got)
 	}
 	env := r.envs["b1"]
-	if env[EnvBackupID] != "b1" || env[EnvPlan] != "nightly" || env[EnvRestorePoint] != "2026-03-01T12:00:00.000000000Z" || env[EnvRestorePointMS] != fmt.Sprint(st0.UnixMilli()) || env[EnvStepID] != "retention-delete.1" {
+	if env[hook.EnvBackupID] != "b1" || env[hook.EnvPlan] != "nightly" || env[hook.EnvRestorePoint] != "2026-03-01T12:00:00.000000000Z" || env[hook.EnvRestorePointMS] != fmt.Sprint(st0.UnixMilli()) || env[hook.EnvStepID] != "retention-delete.1" {
 		t.Fatalf("delete hook env = %v", env)
 	}
 	audit := r.f.Audit(1)[0]

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
+	"github.com/stillpoint-dev/stillpoint/internal/hook"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -131,14 +132,14 @@ func TestBackupRunsGroupsInOrderInsideTheHold(t *testing.T) {
 		}
 	}
 	env := hl.envs["auditor-databases/0"]
-	if env[EnvOpID] != "op-test" || env[EnvPlan] != "nightly" || env[EnvClusters] != "ledger" || env[EnvHookGroup] != "auditor-databases" ||
-		env[EnvStepID] != "auditor-databases/0" || env[EnvWindowStart] == "" || env[EnvWindowStartMS] == "" || env[EnvRestorePoint] != "" {
+	if env[hook.EnvOpID] != "op-test" || env[hook.EnvPlan] != "nightly" || env[hook.EnvClusters] != "ledger" || env[hook.EnvHookGroup] != "auditor-databases" ||
+		env[hook.EnvStepID] != "auditor-databases/0" || env[hook.EnvWindowStart] == "" || env[hook.EnvWindowStartMS] == "" || env[hook.EnvRestorePoint] != "" {
 		t.Fatalf("during hook env = %v", env)
 	}
 	after := hl.envs["after/0"]
-	if rp := final.GetWindow().GetRestorePoint().AsTime().UTC().Format("2006-01-02T15:04:05.000000000Z07:00"); after[EnvRestorePoint] != rp ||
-		after[EnvRestorePointMS] != fmt.Sprint(final.GetWindow().GetRestorePoint().AsTime().UnixMilli()) ||
-		after[EnvRestorePointUncertainty] != fmt.Sprint(final.GetWindow().GetUncertaintyNs()) || after[EnvWindowEnd] == "" {
+	if rp := final.GetWindow().GetRestorePoint().AsTime().UTC().Format("2006-01-02T15:04:05.000000000Z07:00"); after[hook.EnvRestorePoint] != rp ||
+		after[hook.EnvRestorePointMS] != fmt.Sprint(final.GetWindow().GetRestorePoint().AsTime().UnixMilli()) ||
+		after[hook.EnvRestorePointUncertainty] != fmt.Sprint(final.GetWindow().GetUncertaintyNs()) || after[hook.EnvWindowEnd] == "" {
 		t.Fatalf("after hook env = %v, want restore point %s", after, rp)
 	}
 	// Every change was recorded in order (RUNNING, for a new leader to

@@ -27,10 +27,20 @@ const (
 	EnvPlan = "STILLPOINT_PLAN"
 	// EnvClusters is the comma-separated list of paused clusters.
 	EnvClusters = "STILLPOINT_CLUSTERS"
+	// EnvWindowStart is where the restore window starts, already known
+	// while the targets are held (RFC 3339, UTC, ns); EnvWindowStartMS
+	// the same in Unix epoch ms.
+	EnvWindowStart   = "STILLPOINT_WINDOW_START"
+	EnvWindowStartMS = "STILLPOINT_WINDOW_START_MS"
+	// EnvWindowEnd is where the window ends, for `after` hooks.
+	EnvWindowEnd   = "STILLPOINT_WINDOW_END"
+	EnvWindowEndMS = "STILLPOINT_WINDOW_END_MS"
 	// EnvRestorePoint is the restore point in RFC 3339 (UTC, ns), for
-	// `after` hooks; EnvRestorePointMS the same in Unix epoch ms.
-	EnvRestorePoint   = "STILLPOINT_RESTORE_POINT"
-	EnvRestorePointMS = "STILLPOINT_RESTORE_POINT_MS"
+	// `after` hooks; EnvRestorePointMS the same in Unix epoch ms, and
+	// EnvRestorePointUncertainty its ± in ns.
+	EnvRestorePoint            = "STILLPOINT_RESTORE_POINT"
+	EnvRestorePointMS          = "STILLPOINT_RESTORE_POINT_MS"
+	EnvRestorePointUncertainty = "STILLPOINT_RESTORE_POINT_UNCERTAINTY_NS"
 	// EnvBackupID is the catalog entry a delete hook prunes.
 	EnvBackupID = "STILLPOINT_BACKUP_ID"
 	// EnvHookGroup is the step's group: a plan's group (run while the

@@ -41,19 +41,21 @@ func hookEnv(op *pb.Operation, run *pb.HookRun) map[string]string {
 		hook.EnvStepID:    run.GetStepId(),
 	}
 	if w := op.GetWindow(); w.GetRestorePoint() != nil {
-		put := func(name string, t time.Time) {
-			env[name] = timefmt.UTC(t)
-			env[name+"_MS"] = strconv.FormatInt(timefmt.EpochMillis(t), 10)
-		}
-		put(hook.EnvWindowStart, w.GetStart().AsTime())
-		put(hook.EnvWindowEnd, w.GetEnd().AsTime())
-		put(hook.EnvRestorePoint, w.GetRestorePoint().AsTime())
+		putInstant(env, hook.EnvWindowStart, w.GetStart().AsTime())
+		putInstant(env, hook.EnvWindowEnd, w.GetEnd().AsTime())
+		putInstant(env, hook.EnvRestorePoint, w.GetRestorePoint().AsTime())
 		env[hook.EnvRestorePointUncertainty] = strconv.FormatInt(w.GetUncertaintyNs(), 10)
 		return env
 	}
 	if start, ok := windowStartSoFar(op); ok {
-		env[hook.EnvWindowStart] = timefmt.UTC(start)
-		env[hook.EnvWindowStartMS] = strconv.FormatInt(timefmt.EpochMillis(start), 10)
+		putInstant(env, hook.EnvWindowStart, start)
 	}
 	return env
+}
+
+// putInstant sets an instant's variable (RFC 3339, UTC, ns) and its _MS
+// twin (Unix epoch ms), the pair every STILLPOINT_* time comes as.
+func putInstant(env map[string]string, name string, t time.Time) {
+	env[name] = timefmt.UTC(t)
+	env[name+"_MS"] = strconv.FormatInt(timefmt.EpochMillis(t), 10)
 }

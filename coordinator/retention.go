@@ -100,16 +100,16 @@ func deleteHookEnv(plan string, rp *pb.RestorePoint, step string) map[string]str
 	if cs := rp.GetBackup().GetPlan().GetClusters(); len(cs) > 0 {
 		clusters = strings.Join(cs, ",")
 	}
-	return map[string]string{
-		hook.EnvOpID:           rp.GetOpId(),
-		hook.EnvBackupID:       rp.GetOpId(),
-		hook.EnvPlan:           plan,
-		hook.EnvClusters:       clusters,
-		hook.EnvHookGroup:      hook.GroupDelete,
-		hook.EnvStepID:         step,
-		hook.EnvRestorePoint:   timefmt.UTC(at),
-		hook.EnvRestorePointMS: strconv.FormatInt(timefmt.EpochMillis(at), 10),
+	env := map[string]string{
+		hook.EnvOpID:      rp.GetOpId(),
+		hook.EnvBackupID:  rp.GetOpId(),
+		hook.EnvPlan:      plan,
+		hook.EnvClusters:  clusters,
+		hook.EnvHookGroup: hook.GroupDelete,
+		hook.EnvStepID:    step,
 	}
+	putInstant(env, hook.EnvRestorePoint, at)
+	return env
 }
 
 // deleteStepID is the step id of a delete hook's attempt.

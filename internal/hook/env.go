@@ -3,11 +3,14 @@ package hook
 import (
 	"os"
 	"sort"
+
+	"github.com/stillpoint-dev/stillpoint/internal/config"
 )
 
 // EnvPrefix starts every variable a backup passes to a hook; a caller
-// may pass no other.
-const EnvPrefix = "STILLPOINT_"
+// may pass no other. It is the prefix of Stillpoint's own configuration
+// variables too, which is why a hook inherits none of the agent's.
+const EnvPrefix = config.EnvPrefix + "_"
 
 // Variables a hook sees. The runner that asks for a hook passes those
 // that apply (RunHookRequest.env); the agent sets STILLPOINT_OP_ID,

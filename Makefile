@@ -9,11 +9,13 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 STATICCHECK_VERSION := v0.8.2
+# protoc-gen-doc writes docs/api/README.md (the API reference) in `make proto`.
+PROTOC_GEN_DOC_VERSION := v1.5.1
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/stillpoint-dev/stillpoint/internal/version.Version=$(VERSION)
 
-.PHONY: all build test lint proto proto-check bench dev tools e2e clean image compose-up compose-down chaos
+.PHONY: all build test lint breaking proto proto-check bench dev tools e2e clean image compose-up compose-down chaos
 
 all: build
 
@@ -80,7 +82,7 @@ chaos: image
 dev: build
 	$(BIN)/stillpoint dev
 
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/staticcheck
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-doc $(BIN)/staticcheck
 
 $(BIN)/buf:
 	GOBIN=$(BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -88,16 +90,22 @@ $(BIN)/protoc-gen-go:
 	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 $(BIN)/protoc-gen-go-grpc:
 	GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+$(BIN)/protoc-gen-doc:
+	GOBIN=$(BIN) $(GO) install github.com/pseudomuto/protoc-gen-doc/cmd/protoc-gen-doc@$(PROTOC_GEN_DOC_VERSION)
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-proto: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
+# proto: the Go code under proto/ and the API reference docs/api/README.md,
+# both generated from proto/**/*.proto and committed.
+GENERATED := proto docs/api
+proto: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-doc
 	find proto -name '*.pb.go' -delete
+	rm -f docs/api/README.md
 	$(BIN)/buf generate
 
 proto-check: proto
-	@git diff --exit-code -- proto || (echo "generated protobuf code drifted: run 'make proto' and commit" >&2; exit 1)
-	@test -z "$$(git status --porcelain -- proto)" || (git status --porcelain -- proto; echo "untracked generated files: run 'make proto' and commit" >&2; exit 1)
+	@git diff --exit-code -- $(GENERATED) || (echo "generated protobuf code or docs/api drifted: run 'make proto' and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || (git status --porcelain -- $(GENERATED); echo "untracked generated files: run 'make proto' and commit" >&2; exit 1)
 
 lint: $(BIN)/buf $(BIN)/staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -105,6 +113,21 @@ lint: $(BIN)/buf $(BIN)/staticcheck
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
 	$(BIN)/buf lint
+	@$(MAKE) --no-print-directory breaking
+
+# breaking: `buf breaking` (buf.yaml's rules) over proto/, offline from the
+# local git history: against the newest release tag when there is one, else
+# against main's previous state: HEAD when proto/ has uncommitted changes (what
+# you are about to commit), otherwise HEAD~1 (what the last commit changed).
+# The ref is resolved to a commit here and the clone is deep enough to reach it.
+breaking: $(BIN)/buf
+	@tag=$$(git describe --tags --abbrev=0 2>/dev/null); \
+	if [ -n "$$tag" ]; then ref="$$tag"; \
+	elif [ -n "$$(git status --porcelain -- proto)" ]; then ref=HEAD; \
+	else ref=HEAD~1; fi; \
+	sha=$$(git rev-parse -q --verify "$$ref^{commit}") || { echo "buf breaking: $$ref is not in this clone's history (shallow clone?)" >&2; exit 1; }; \
+	echo "buf breaking --against $$ref ($$sha)"; \
+	$(BIN)/buf breaking --against ".git#ref=$$sha,depth=$$(git rev-list --count HEAD),subdir=proto"
 
 clean:
 	rm -rf $(BIN)

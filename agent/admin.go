@@ -20,13 +20,6 @@ func (a scalarAdmin) Pause(ctx context.Context, wait bool, maxWait time.Duration
 
 func (a scalarAdmin) Unpause(ctx context.Context) error { return a.c.Unpause(ctx) }
 
-func (a scalarAdmin) CheckPaused(ctx context.Context) (gate, error) {
-	p, err := a.c.CheckPaused(ctx)
-	switch p {
-	case scalaradmin.Paused:
-		return gatePaused, err
-	case scalaradmin.Unpaused:
-		return gateUnpaused, err
-	}
-	return gateUnknown, err
+func (a scalarAdmin) CheckPaused(ctx context.Context) (scalaradmin.PauseState, error) {
+	return a.c.CheckPaused(ctx)
 }

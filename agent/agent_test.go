@@ -48,7 +48,7 @@ func TestAgentsSeeEachOther(t *testing.T) {
 				if d := time.Duration(c.OffsetNS) - want; d.Abs() > time.Duration(c.BoundNS)+time.Millisecond {
 					return fmt.Errorf("%s sees %s offset %v, want %v ± %v", obs.Name(), other.Name(), time.Duration(c.OffsetNS), want, time.Duration(c.BoundNS))
 				}
-				if !m.Meta.Node.Reachable || m.Meta.Node.Paused != gossip.Unpaused {
+				if !m.Meta.Node.Reachable || m.Meta.Node.Paused != pb.PausedState_PAUSED_STATE_UNPAUSED {
 					return fmt.Errorf("%s sees %s node %+v", obs.Name(), other.Name(), m.Meta.Node)
 				}
 				if m.Meta.GRPCAddr != other.GRPCAddr() || m.Meta.Cluster != "ledger-test" || m.Meta.Role != "ledger" {
@@ -68,7 +68,7 @@ func TestAgentsSeeEachOther(t *testing.T) {
 	for _, obs := range agents {
 		eventually(t, 10*time.Second, obs.Name()+" sees ledger-1 paused under op-gossip", func() error {
 			m, _ := member(obs, "ledger-1")
-			if m.Meta.OpID != "op-gossip" || m.Meta.Node.Paused != gossip.Paused || m.Meta.LeaseRemainingMS <= 0 {
+			if m.Meta.OpID != "op-gossip" || m.Meta.Node.Paused != pb.PausedState_PAUSED_STATE_PAUSED || m.Meta.LeaseRemainingMS <= 0 {
 				return fmt.Errorf("meta %+v", m.Meta)
 			}
 			return nil

@@ -309,7 +309,7 @@ func TestRestartRecoversLease(t *testing.T) {
 				t.Fatalf("pause: %v", err)
 			}
 			first.kill()
-			fa := &fakeAdmin{gate: gatePaused}
+			fa := &fakeAdmin{gate: scalaradmin.Paused}
 			second := newTestCore(t, dir, fa, nil)
 			runTimer(t, second)
 			if tt.wantFires {
@@ -342,7 +342,7 @@ func TestNodeRestartDuringOpIsReported(t *testing.T) {
 	if got := c.snapshot(false).interruptedOp; got != "" {
 		t.Fatalf("interrupted %q while the node is paused", got)
 	}
-	fa.setGate(gateUnpaused) // the node restarted
+	fa.setGate(scalaradmin.Unpaused) // the node restarted
 	c.checkNode(ctx)
 	if got := c.snapshot(false).interruptedOp; got != "op-i" {
 		t.Fatalf("interrupted op %q, want op-i", got)
@@ -362,7 +362,7 @@ func TestV1NodeLostDuringOpIsReported(t *testing.T) {
 		t.Fatalf("pause: %v", err)
 	}
 	c.checkNode(ctx)
-	if s := c.snapshot(false); s.interruptedOp != "" || !s.node.reachable || s.node.gate != gateUnknown {
+	if s := c.snapshot(false); s.interruptedOp != "" || !s.node.reachable || s.node.gate != scalaradmin.Unknown {
 		t.Fatalf("v1 node state %+v interrupted %q", s.node, s.interruptedOp)
 	}
 	fa.mu.Lock()

@@ -5,35 +5,17 @@ import (
 	"time"
 
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
+	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
 )
-
-// gate is the node's pause gate as seen through CheckPaused.
-type gate int
-
-const (
-	gateUnknown gate = iota
-	gatePaused
-	gateUnpaused
-)
-
-func (g gate) String() string {
-	switch g {
-	case gatePaused:
-		return "paused"
-	case gateUnpaused:
-		return "unpaused"
-	}
-	return "unknown"
-}
 
 // adminClient is what the agent needs from the node's scalar-admin port.
 // Errors wrap the scalaradmin error classes.
 type adminClient interface {
 	Pause(ctx context.Context, waitOutstanding bool, maxWait time.Duration) error
 	Unpause(ctx context.Context) error
-	// CheckPaused reports the gate; on a v1 server it returns gateUnknown
+	// CheckPaused reports the gate; on a v1 server it returns scalaradmin.Unknown
 	// and an error wrapping scalaradmin.ErrUnimplemented.
-	CheckPaused(ctx context.Context) (gate, error)
+	CheckPaused(ctx context.Context) (scalaradmin.PauseState, error)
 }
 
 // clockSource is what the agent needs from the clock sampler: the

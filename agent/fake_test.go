@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
+
 	"context"
 	"sync"
 	"testing"
@@ -18,7 +20,7 @@ type fakeAdmin struct {
 	pauseErrs   []error // consumed one per Pause call; nil entries succeed
 	unpauseErrs []error
 	checkErr    error
-	gate        gate
+	gate        scalaradmin.PauseState
 	pauses      int
 	unpauses    int
 	onPause     func()
@@ -51,7 +53,7 @@ func (f *fakeAdmin) Pause(ctx context.Context, _ bool, _ time.Duration) error {
 	}
 	if err == nil {
 		f.mu.Lock()
-		f.gate = gatePaused
+		f.gate = scalaradmin.Paused
 		f.mu.Unlock()
 	}
 	return err
@@ -66,12 +68,12 @@ func (f *fakeAdmin) Unpause(context.Context) error {
 		err, f.unpauseErrs = f.unpauseErrs[0], f.unpauseErrs[1:]
 	}
 	if err == nil {
-		f.gate = gateUnpaused
+		f.gate = scalaradmin.Unpaused
 	}
 	return err
 }
 
-func (f *fakeAdmin) CheckPaused(context.Context) (gate, error) {
+func (f *fakeAdmin) CheckPaused(context.Context) (scalaradmin.PauseState, error) {
 	f.mu.Lock()
 	f.checks++
 	g, err, hook := f.gate, f.checkErr, f.onCheck
@@ -85,7 +87,7 @@ func (f *fakeAdmin) CheckPaused(context.Context) (gate, error) {
 // restart simulates a node restart: the gate comes back open.
 func (f *fakeAdmin) restart() {
 	f.mu.Lock()
-	f.gate = gateUnpaused
+	f.gate = scalaradmin.Unpaused
 	f.restartedAt = time.Now()
 	f.mu.Unlock()
 }
@@ -108,7 +110,7 @@ func (f *fakeAdmin) counts() (pauses, unpauses int) {
 	return f.pauses, f.unpauses
 }
 
-func (f *fakeAdmin) setGate(g gate) {
+func (f *fakeAdmin) setGate(g scalaradmin.PauseState) {
 	f.mu.Lock()
 	f.gate = g
 	f.mu.Unlock()

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
+
 	"context"
 	"errors"
 	"testing"
@@ -125,7 +127,7 @@ func TestRecoveredLeaseClampedToLeaseMS(t *testing.T) {
 	if err := (store{dir: dir}).save(p); err != nil {
 		t.Fatal(err)
 	}
-	fa := &fakeAdmin{gate: gatePaused}
+	fa := &fakeAdmin{gate: scalaradmin.Paused}
 	c := newTestCore(t, dir, fa, nil)
 	if s := c.snapshot(true); s.remaining > 300*time.Millisecond {
 		t.Fatalf("recovered lease re-armed for %v, want at most its lease_ms 300ms", s.remaining)

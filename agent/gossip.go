@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
+
 	"context"
 	"time"
 
@@ -27,6 +29,7 @@ func (a *Agent) localMeta() gossip.Meta {
 		Clock:    gossip.ClockMetaFrom(e, now),
 		Node: gossip.NodeState{
 			Reachable: s.node.reachable,
+			Paused:    s.node.gate.Proto(),
 			Draining:  s.draining,
 		},
 		OpID:               s.opID,
@@ -35,12 +38,6 @@ func (a *Agent) localMeta() gossip.Meta {
 		Incarnation:        a.incarnation,
 		LeasesExpired:      s.leasesExpired,
 		LastLeaseExpiredOp: s.lastExpiredOp,
-	}
-	switch s.node.gate {
-	case gatePaused:
-		m.Node.Paused = gossip.Paused
-	case gateUnpaused:
-		m.Node.Paused = gossip.Unpaused
 	}
 	return m
 }
@@ -51,7 +48,7 @@ type metaDigest struct {
 	boundNS       int64
 	offsetNS      int64
 	reachable     bool
-	gate          gate
+	gate          scalaradmin.PauseState
 	draining      bool
 	opID          string
 	leaseDeadline int64

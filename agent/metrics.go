@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
+
 	"encoding/json"
 	"net/http"
 	"time"
@@ -108,9 +110,9 @@ func newMetrics(a *Agent) *metrics {
 		}),
 		gauge(MetricNodePaused, "The node's gate: 1 paused, 0 unpaused, -1 unknown (v1 server or unreachable).", func() float64 {
 			switch a.core.snapshot(false).node.gate {
-			case gatePaused:
+			case scalaradmin.Paused:
 				return 1
-			case gateUnpaused:
+			case scalaradmin.Unpaused:
 				return 0
 			}
 			return -1

@@ -15,7 +15,7 @@ import (
 type nodeState struct {
 	checked   bool
 	reachable bool
-	gate      gate
+	gate      scalaradmin.PauseState
 	// v1: the server lacks CheckPaused, so the gate is unknown.
 	v1     bool
 	reason string
@@ -60,7 +60,7 @@ func (c *core) probeNode(ctx context.Context, timeout time.Duration) (n nodeStat
 	case err == nil:
 		n.reachable, n.gate = true, g
 	case errors.Is(err, scalaradmin.ErrUnimplemented):
-		n.reachable, n.gate, n.v1 = true, gateUnknown, true
+		n.reachable, n.gate, n.v1 = true, scalaradmin.Unknown, true
 		n.reason = "server is v1 (no CheckPaused): gate state unknown"
 	default:
 		n.reason = err.Error()
@@ -86,7 +86,7 @@ func (c *core) recordNode(n nodeState, start time.Time) {
 	var interrupted string
 	if l := c.p.Lease; l != nil && l.Phase == phaseHeld && !c.unpausing && c.interruptedOp != l.OpID && !start.Before(c.ackMono) {
 		switch {
-		case n.reachable && n.gate == gateUnpaused:
+		case n.reachable && n.gate == scalaradmin.Unpaused:
 			interrupted = fmt.Sprintf("node %s reports its gate open while op %s holds it paused: it restarted (or was unpaused by someone else); the op's window is invalid",
 				c.cfg.Node, l.OpID)
 		case n.reachable && n.v1 && c.lostDuringOp == l.OpID:
@@ -132,7 +132,7 @@ func (c *core) recordNode(n nodeState, start time.Time) {
 // noteGateLocked records a gate state the agent just caused (an answered
 // Pause or Unpause), so Status does not report the stale poll result until
 // the next check.
-func (c *core) noteGateLocked(g gate) {
+func (c *core) noteGateLocked(g scalaradmin.PauseState) {
 	if c.node.checked && c.node.reachable && !c.node.v1 {
 		c.node.gate = g
 		c.gateNoted = c.clk.Now()

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
+
 	"context"
 	"fmt"
 	"time"
@@ -84,7 +86,7 @@ func (c *core) releaseLease(ctx context.Context, kind releaseKind, l leaseRecord
 		res.Interrupted = true
 		res.Message += "; but " + doubt + ": the op's window is invalid"
 	}
-	c.noteGateLocked(gateUnpaused)
+	c.noteGateLocked(scalaradmin.Unpaused)
 	switch kind {
 	case releaseExpired:
 		c.p.LeasesExpired++
@@ -163,7 +165,7 @@ func (c *core) confirmPaused(ctx context.Context, op string) string {
 		}
 	case !n.reachable:
 		doubt = fmt.Sprintf("could not confirm node %s stayed paused for op %s up to the unpause stamp: CheckPaused failed: %s", c.cfg.Node, op, n.reason)
-	case n.gate != gatePaused:
+	case n.gate != scalaradmin.Paused:
 		doubt = fmt.Sprintf("node %s reports its gate %s at the unpause stamp of op %s: it restarted (or was unpaused by someone else)", c.cfg.Node, n.gate, op)
 	}
 	first := doubt != "" && c.interruptedOp != op

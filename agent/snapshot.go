@@ -59,12 +59,8 @@ func (n nodeState) proto(draining bool, now time.Time) *pb.NodeState {
 	case !n.checked:
 		out.Paused = pb.PausedState_PAUSED_STATE_UNSPECIFIED
 		out.Reason = "not checked yet"
-	case n.gate == gatePaused:
-		out.Paused = pb.PausedState_PAUSED_STATE_PAUSED
-	case n.gate == gateUnpaused:
-		out.Paused = pb.PausedState_PAUSED_STATE_UNPAUSED
 	default:
-		out.Paused = pb.PausedState_PAUSED_STATE_UNKNOWN
+		out.Paused = n.gate.Proto()
 	}
 	if n.checked {
 		out.CheckedAgeMs = max(now.Sub(n.checkedMono), 0).Milliseconds()

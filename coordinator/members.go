@@ -35,7 +35,7 @@ func MemberProto(m gossip.Member, now time.Time) *pb.Member {
 	if meta.Role != RoleServer {
 		out.NodeState = &pb.NodeState{
 			Reachable: meta.Node.Reachable,
-			Paused:    pausedState(meta.Node.Paused),
+			Paused:    meta.Node.Paused,
 			Draining:  meta.Node.Draining,
 		}
 		if out.LeaseRemainingMs > 0 && out.MetaAgeMs > 0 {
@@ -86,16 +86,6 @@ func memberStatus(s gossip.Status) pb.MemberStatus {
 		return pb.MemberStatus_MEMBER_STATUS_LEFT
 	}
 	return pb.MemberStatus_MEMBER_STATUS_UNSPECIFIED
-}
-
-func pausedState(p gossip.PauseState) pb.PausedState {
-	switch p {
-	case gossip.Paused:
-		return pb.PausedState_PAUSED_STATE_PAUSED
-	case gossip.Unpaused:
-		return pb.PausedState_PAUSED_STATE_UNPAUSED
-	}
-	return pb.PausedState_PAUSED_STATE_UNKNOWN
 }
 
 // recordMemberProto is a member known only from its Raft record (no longer

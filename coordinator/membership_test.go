@@ -22,7 +22,7 @@ func ledgerMeta(offset time.Duration) gossip.Meta {
 	return gossip.Meta{
 		Role: "ledger", Cluster: "ledger", GRPCAddr: "127.0.0.1:1",
 		Clock: gossip.ClockMeta{OffsetNS: int64(offset), BoundNS: int64(2 * time.Millisecond), Status: clock.Synchronized, AgeMS: 40, MaxDriftPPM: 50},
-		Node:  gossip.NodeState{Reachable: true, Paused: gossip.Unpaused},
+		Node:  gossip.NodeState{Reachable: true, Paused: pb.PausedState_PAUSED_STATE_UNPAUSED},
 	}
 }
 
@@ -73,7 +73,7 @@ func TestMembershipReconcile(t *testing.T) {
 	}
 
 	// A metadata change reaches the live view (not Raft).
-	if err := l1.Set(func(m *gossip.Meta) { m.Node.Paused = gossip.Paused; m.OpID = "op-7" }); err != nil {
+	if err := l1.Set(func(m *gossip.Meta) { m.Node.Paused = pb.PausedState_PAUSED_STATE_PAUSED; m.OpID = "op-7" }); err != nil {
 		t.Fatal(err)
 	}
 	testcluster.WaitFor(t, testcluster.DefaultTimeout, func() (bool, string) {

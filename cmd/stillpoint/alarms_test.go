@@ -44,8 +44,8 @@ func (s *syncBuffer) String() string {
 func TestAlarmsCommands(t *testing.T) {
 	var l1 *testcluster.StandIn
 	c := testcluster.New(t, 3, testcluster.WithExtra(func(t testing.TB, c *testcluster.Cluster) {
-		l1 = c.AddStandIn(t, "ledger-1", agentMeta("ledger", 0, 2*time.Millisecond, clock.Synchronized, gossip.Unpaused, true))
-		c.AddStandIn(t, "ledger-2", agentMeta("ledger", time.Millisecond, 2*time.Millisecond, clock.Synchronized, gossip.Unpaused, true))
+		l1 = c.AddStandIn(t, "ledger-1", agentMeta("ledger", 0, 2*time.Millisecond, clock.Synchronized, pb.PausedState_PAUSED_STATE_UNPAUSED, true))
+		c.AddStandIn(t, "ledger-2", agentMeta("ledger", time.Millisecond, 2*time.Millisecond, clock.Synchronized, pb.PausedState_PAUSED_STATE_UNPAUSED, true))
 	}))
 	c.WaitForLeader(t)
 	cfg := fsm.DefaultRuntimeConfig()

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
-	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	"github.com/stillpoint-dev/stillpoint/internal/plan"
 	"github.com/stillpoint-dev/stillpoint/internal/testcluster"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -36,7 +35,7 @@ func TestBackupPlanCommands(t *testing.T) {
 	c := testcluster.New(t, 3, testcluster.WithExtra(func(t testing.TB, c *testcluster.Cluster) {
 		// A stand-in agent: on the roster, but nothing answers at its
 		// gRPC address, so its hooks cannot be checked.
-		c.AddStandIn(t, "ledger-1", agentMeta("ledger", 0, time.Millisecond, clock.Synchronized, gossip.Unpaused, true))
+		c.AddStandIn(t, "ledger-1", agentMeta("ledger", 0, time.Millisecond, clock.Synchronized, pb.PausedState_PAUSED_STATE_UNPAUSED, true))
 	}))
 	leader := c.WaitForLeader(t)
 	testcluster.WaitFor(t, testcluster.DefaultTimeout, func() (bool, string) {

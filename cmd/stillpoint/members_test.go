@@ -25,7 +25,7 @@ func runCoordCLI(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func agentMeta(cluster string, offset, bound time.Duration, st clock.Status, paused gossip.PauseState, reachable bool) gossip.Meta {
+func agentMeta(cluster string, offset, bound time.Duration, st clock.Status, paused pb.PausedState, reachable bool) gossip.Meta {
 	return gossip.Meta{
 		Role: cluster, Cluster: cluster, GRPCAddr: "127.0.0.1:1",
 		Clock: gossip.ClockMeta{OffsetNS: int64(offset), BoundNS: int64(bound), Status: st, AgeMS: 250, MaxDriftPPM: 50},
@@ -35,11 +35,11 @@ func agentMeta(cluster string, offset, bound time.Duration, st clock.Status, pau
 
 func membersCluster(t *testing.T) *testcluster.Cluster {
 	c := testcluster.New(t, 3, testcluster.WithExtra(func(t testing.TB, c *testcluster.Cluster) {
-		c.AddStandIn(t, "ledger-1", agentMeta("ledger", 300*time.Microsecond, 2*time.Millisecond, clock.Synchronized, gossip.Unpaused, true))
-		l2 := agentMeta("ledger", -1500*time.Microsecond, 4*time.Millisecond, clock.Synchronized, gossip.Paused, true)
+		c.AddStandIn(t, "ledger-1", agentMeta("ledger", 300*time.Microsecond, 2*time.Millisecond, clock.Synchronized, pb.PausedState_PAUSED_STATE_UNPAUSED, true))
+		l2 := agentMeta("ledger", -1500*time.Microsecond, 4*time.Millisecond, clock.Synchronized, pb.PausedState_PAUSED_STATE_PAUSED, true)
 		l2.OpID, l2.LeaseRemainingMS = "op-42", 9000
 		c.AddStandIn(t, "ledger-2", l2)
-		c.AddStandIn(t, "auditor-1", agentMeta("auditor", 0, 30*time.Millisecond, clock.Stale, gossip.PauseUnknown, false))
+		c.AddStandIn(t, "auditor-1", agentMeta("auditor", 0, 30*time.Millisecond, clock.Stale, pb.PausedState_PAUSED_STATE_UNKNOWN, false))
 	}))
 	c.WaitForLeader(t)
 	// Wait until every server sees all six members alive.
@@ -253,8 +253,8 @@ func TestOperatorRaftCommands(t *testing.T) {
 func TestMembersRemoveCommand(t *testing.T) {
 	var l2 *testcluster.StandIn
 	c := testcluster.New(t, 1, testcluster.WithExtra(func(t testing.TB, c *testcluster.Cluster) {
-		c.AddStandIn(t, "ledger-1", agentMeta("ledger", 0, time.Millisecond, clock.Synchronized, gossip.Unpaused, true))
-		l2 = c.AddStandIn(t, "ledger-2", agentMeta("ledger", 0, time.Millisecond, clock.Synchronized, gossip.Unpaused, true))
+		c.AddStandIn(t, "ledger-1", agentMeta("ledger", 0, time.Millisecond, clock.Synchronized, pb.PausedState_PAUSED_STATE_UNPAUSED, true))
+		l2 = c.AddStandIn(t, "ledger-2", agentMeta("ledger", 0, time.Millisecond, clock.Synchronized, pb.PausedState_PAUSED_STATE_UNPAUSED, true))
 	}))
 	leader := c.WaitForLeader(t)
 	addr := leader.GRPCAddr()

@@ -1,6 +1,10 @@
 package gossip_test
 
 import (
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
+
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+
 	"fmt"
 	"time"
 
@@ -25,7 +29,7 @@ func Example() {
 	})
 	defer server.Shutdown()
 
-	paused := gossip.Unpaused // the agent's state; guarded by the example's single goroutine
+	paused := pb.PausedState_PAUSED_STATE_UNPAUSED // the agent's state; guarded by the example's single goroutine
 	incarnation := gossip.NewIncarnation()
 	agentMeta := func() gossip.Meta {
 		return gossip.Meta{
@@ -57,14 +61,14 @@ func Example() {
 		}
 	}
 	m := waitFor(func(gossip.Member) bool { return true })
-	fmt.Println(m.Name, m.Status, m.Meta.Role, m.Meta.Node.Paused, m.Meta.Clock.Status)
+	fmt.Println(m.Name, m.Status, m.Meta.Role, enumname.Of(m.Meta.Node.Paused), m.Meta.Clock.Status)
 
-	paused = gossip.Paused
+	paused = pb.PausedState_PAUSED_STATE_PAUSED
 	if err := agent.UpdateMeta(); err != nil {
 		panic(err)
 	}
-	m = waitFor(func(m gossip.Member) bool { return m.Meta.Node.Paused == gossip.Paused })
-	fmt.Println(m.Name, m.Status, m.Meta.Node.Paused)
+	m = waitFor(func(m gossip.Member) bool { return m.Meta.Node.Paused == pb.PausedState_PAUSED_STATE_PAUSED })
+	fmt.Println(m.Name, m.Status, enumname.Of(m.Meta.Node.Paused))
 	// Output:
 	// ledger-1 alive ledger unpaused synchronized
 	// ledger-1 alive paused

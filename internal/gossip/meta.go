@@ -40,26 +40,6 @@ var (
 	ErrMetaCorrupt  = errors.New("gossip metadata corrupt")
 )
 
-// PauseState is what an agent last learned about its node's pause gate.
-type PauseState int
-
-// Pause states.
-const (
-	PauseUnknown PauseState = iota
-	Paused
-	Unpaused
-)
-
-func (s PauseState) String() string {
-	switch s {
-	case Paused:
-		return "paused"
-	case Unpaused:
-		return "unpaused"
-	}
-	return "unknown"
-}
-
 // ClockMeta is the clock estimate a member gossips.
 type ClockMeta struct {
 	OffsetNS int64
@@ -96,8 +76,10 @@ func ClockMetaFrom(e clock.Estimate, now time.Time) ClockMeta {
 type NodeState struct {
 	// Reachable: the admin port answered the last check.
 	Reachable bool
-	Paused    PauseState
-	Draining  bool
+	// Paused is the gate: PAUSED or UNPAUSED, else not known (UNKNOWN, or
+	// UNSPECIFIED from an older agent or a member without a node).
+	Paused   pb.PausedState
+	Draining bool
 }
 
 // Meta is the typed node metadata every member gossips.
@@ -192,7 +174,7 @@ func EncodeMeta(m Meta) ([]byte, error) {
 		ClockLeapPending:   m.Clock.LeapPending,
 		ClockFalsetickers:  m.Clock.Falsetickers,
 		NodeReachable:      m.Node.Reachable,
-		NodePaused:         pauseToProto(m.Node.Paused),
+		NodePaused:         m.Node.Paused,
 		NodeDraining:       m.Node.Draining,
 		OpId:               m.OpID,
 		LeaseRemainingMs:   m.LeaseRemainingMS,
@@ -242,7 +224,7 @@ func DecodeMeta(b []byte) (Meta, error) {
 		},
 		Node: NodeState{
 			Reachable: msg.GetNodeReachable(),
-			Paused:    pauseFromProto(msg.GetNodePaused()),
+			Paused:    msg.GetNodePaused(),
 			Draining:  msg.GetNodeDraining(),
 		},
 		OpID:               msg.GetOpId(),
@@ -253,24 +235,4 @@ func DecodeMeta(b []byte) (Meta, error) {
 		LastLeaseExpiredOp: msg.GetLastLeaseExpiredOp(),
 		Leaving:            msg.GetLeaving(),
 	}, nil
-}
-
-func pauseToProto(s PauseState) pb.PauseState {
-	switch s {
-	case Paused:
-		return pb.PauseState_PAUSE_STATE_PAUSED
-	case Unpaused:
-		return pb.PauseState_PAUSE_STATE_UNPAUSED
-	}
-	return pb.PauseState_PAUSE_STATE_UNSPECIFIED
-}
-
-func pauseFromProto(s pb.PauseState) PauseState {
-	switch s {
-	case pb.PauseState_PAUSE_STATE_PAUSED:
-		return Paused
-	case pb.PauseState_PAUSE_STATE_UNPAUSED:
-		return Unpaused
-	}
-	return PauseUnknown
 }

@@ -1,6 +1,10 @@
 package gossip
 
 import (
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+
 	"errors"
 	"math"
 	"strings"
@@ -26,7 +30,7 @@ func fullMeta() Meta {
 			LeapPending:  true,
 			Falsetickers: 1,
 		},
-		Node:               NodeState{Reachable: true, Paused: Paused, Draining: true},
+		Node:               NodeState{Reachable: true, Paused: pb.PausedState_PAUSED_STATE_PAUSED, Draining: true},
 		OpID:               "op-20250101-000001",
 		LeaseRemainingMS:   29_000,
 		InterruptedOpID:    "op-20241231-000009",
@@ -43,7 +47,7 @@ func TestMetaRoundTrip(t *testing.T) {
 	}{
 		{"zero", Meta{}},
 		{"full", fullMeta()},
-		{"unpaused stale", Meta{Role: "server", Clock: ClockMeta{Status: clock.Stale}, Node: NodeState{Paused: Unpaused}}},
+		{"unpaused stale", Meta{Role: "server", Clock: ClockMeta{Status: clock.Stale}, Node: NodeState{Paused: pb.PausedState_PAUSED_STATE_UNPAUSED}}},
 		{"unsynchronized", Meta{Clock: ClockMeta{Status: clock.Unsynchronized, OffsetNS: math.MinInt64}}},
 		{"disrupted", Meta{Clock: ClockMeta{Status: clock.Disrupted, BoundNS: math.MaxInt64}}},
 	}
@@ -84,7 +88,7 @@ func worstMeta() Meta {
 			LeapPending:  true,
 			Falsetickers: math.MaxUint32,
 		},
-		Node:               NodeState{Reachable: true, Paused: Unpaused, Draining: true},
+		Node:               NodeState{Reachable: true, Paused: pb.PausedState_PAUSED_STATE_UNPAUSED, Draining: true},
 		OpID:               op,
 		LeaseRemainingMS:   -1,
 		InterruptedOpID:    op,
@@ -293,4 +297,28 @@ func FuzzDecodeMeta(f *testing.F) {
 			t.Fatalf("re-encode changed meta:\n %+v\n %+v", m, m2)
 		}
 	})
+}
+
+// An older agent gossiped its own PauseState enum in field 10 (0 unknown,
+// 1 paused, 2 unpaused); the field is now PausedState with the same
+// numbers, so those bytes keep their meaning (0 stays "not known").
+func TestDecodeMetaReadsOlderAgentsPauseState(t *testing.T) {
+	for wire, want := range map[pb.PausedState]pb.PausedState{
+		0: pb.PausedState_PAUSED_STATE_UNSPECIFIED,
+		1: pb.PausedState_PAUSED_STATE_PAUSED,
+		2: pb.PausedState_PAUSED_STATE_UNPAUSED,
+		3: pb.PausedState_PAUSED_STATE_UNKNOWN,
+	} {
+		b, err := proto.Marshal(&pb.GossipMeta{Role: "ledger", NodePaused: wire})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := DecodeMeta(append([]byte{MetaVersion}, b...))
+		if err != nil {
+			t.Fatalf("wire %d: %v", wire, err)
+		}
+		if m.Node.Paused != want {
+			t.Errorf("wire %d decoded as %v, want %v", wire, m.Node.Paused, want)
+		}
+	}
 }

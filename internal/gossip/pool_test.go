@@ -1,6 +1,8 @@
 package gossip
 
 import (
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
+
 	"errors"
 	"fmt"
 	"strings"
@@ -158,7 +160,7 @@ func TestMetaUpdatePropagates(t *testing.T) {
 
 	nodes[0].meta.set(func(m *Meta) {
 		m.OpID = "op-42"
-		m.Node.Paused = Paused
+		m.Node.Paused = pb.PausedState_PAUSED_STATE_PAUSED
 		m.LeaseRemainingMS = 30_000
 	})
 	if err := nodes[0].pool.UpdateMeta(); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
 	"github.com/stillpoint-dev/stillpoint/proto/rpc"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
 // DefaultServerPauseWait is what a server waits when max_pause_wait_time is
@@ -81,6 +82,20 @@ func (p PauseState) String() string {
 		return "unpaused"
 	default:
 		return "unknown"
+	}
+}
+
+// Proto is p as the API's PausedState (Unknown -> PAUSED_STATE_UNKNOWN):
+// the one mapping from what CheckPaused learned to what the agent reports
+// over AgentService.Status and gossip.
+func (p PauseState) Proto() pb.PausedState {
+	switch p {
+	case Paused:
+		return pb.PausedState_PAUSED_STATE_PAUSED
+	case Unpaused:
+		return pb.PausedState_PAUSED_STATE_UNPAUSED
+	default:
+		return pb.PausedState_PAUSED_STATE_UNKNOWN
 	}
 }
 

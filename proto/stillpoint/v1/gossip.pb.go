@@ -21,56 +21,6 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// PauseState is what an agent last learned about its node's pause gate.
-type PauseState int32
-
-const (
-	PauseState_PAUSE_STATE_UNSPECIFIED PauseState = 0
-	PauseState_PAUSE_STATE_PAUSED      PauseState = 1
-	PauseState_PAUSE_STATE_UNPAUSED    PauseState = 2
-)
-
-// Enum value maps for PauseState.
-var (
-	PauseState_name = map[int32]string{
-		0: "PAUSE_STATE_UNSPECIFIED",
-		1: "PAUSE_STATE_PAUSED",
-		2: "PAUSE_STATE_UNPAUSED",
-	}
-	PauseState_value = map[string]int32{
-		"PAUSE_STATE_UNSPECIFIED": 0,
-		"PAUSE_STATE_PAUSED":      1,
-		"PAUSE_STATE_UNPAUSED":    2,
-	}
-)
-
-func (x PauseState) Enum() *PauseState {
-	p := new(PauseState)
-	*p = x
-	return p
-}
-
-func (x PauseState) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (PauseState) Descriptor() protoreflect.EnumDescriptor {
-	return file_stillpoint_v1_gossip_proto_enumTypes[0].Descriptor()
-}
-
-func (PauseState) Type() protoreflect.EnumType {
-	return &file_stillpoint_v1_gossip_proto_enumTypes[0]
-}
-
-func (x PauseState) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use PauseState.Descriptor instead.
-func (PauseState) EnumDescriptor() ([]byte, []int) {
-	return file_stillpoint_v1_gossip_proto_rawDescGZIP(), []int{0}
-}
-
 // GossipMeta is the node metadata every member gossips (memberlist NodeMeta).
 // It travels behind one leading version byte and must stay under memberlist's
 // 512-byte limit: fields are flat and every string is length-limited by
@@ -92,9 +42,14 @@ type GossipMeta struct {
 	ClockAgeMs       int64   `protobuf:"varint,7,opt,name=clock_age_ms,json=clockAgeMs,proto3" json:"clock_age_ms,omitempty"`
 	ClockMaxDriftPpm float64 `protobuf:"fixed64,8,opt,name=clock_max_drift_ppm,json=clockMaxDriftPpm,proto3" json:"clock_max_drift_ppm,omitempty"`
 	// The local node's admin port answered the last check.
-	NodeReachable bool       `protobuf:"varint,9,opt,name=node_reachable,json=nodeReachable,proto3" json:"node_reachable,omitempty"`
-	NodePaused    PauseState `protobuf:"varint,10,opt,name=node_paused,json=nodePaused,proto3,enum=stillpoint.v1.PauseState" json:"node_paused,omitempty"`
-	NodeDraining  bool       `protobuf:"varint,11,opt,name=node_draining,json=nodeDraining,proto3" json:"node_draining,omitempty"`
+	NodeReachable bool `protobuf:"varint,9,opt,name=node_reachable,json=nodeReachable,proto3" json:"node_reachable,omitempty"`
+	// The node's gate as the agent last saw it (the same PausedState the
+	// agent reports in AgentService.Status). Wire-identical to the enum this
+	// field had before (0, 1 and 2 keep their meaning); an agent sends
+	// PAUSED_STATE_UNKNOWN (3) for a gate it cannot see, which an older
+	// decoder reads as unknown too.
+	NodePaused   PausedState `protobuf:"varint,10,opt,name=node_paused,json=nodePaused,proto3,enum=stillpoint.v1.PausedState" json:"node_paused,omitempty"`
+	NodeDraining bool        `protobuf:"varint,11,opt,name=node_draining,json=nodeDraining,proto3" json:"node_draining,omitempty"`
 	// The operation currently holding this node (empty when idle).
 	OpId             string `protobuf:"bytes,12,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
 	LeaseRemainingMs int64  `protobuf:"varint,13,opt,name=lease_remaining_ms,json=leaseRemainingMs,proto3" json:"lease_remaining_ms,omitempty"`
@@ -205,11 +160,11 @@ func (x *GossipMeta) GetNodeReachable() bool {
 	return false
 }
 
-func (x *GossipMeta) GetNodePaused() PauseState {
+func (x *GossipMeta) GetNodePaused() PausedState {
 	if x != nil {
 		return x.NodePaused
 	}
-	return PauseState_PAUSE_STATE_UNSPECIFIED
+	return PausedState_PAUSED_STATE_UNSPECIFIED
 }
 
 func (x *GossipMeta) GetNodeDraining() bool {
@@ -286,7 +241,7 @@ var File_stillpoint_v1_gossip_proto protoreflect.FileDescriptor
 
 const file_stillpoint_v1_gossip_proto_rawDesc = "" +
 	"\n" +
-	"\x1astillpoint/v1/gossip.proto\x12\rstillpoint.v1\x1a\x19stillpoint/v1/clock.proto\"\x9f\x06\n" +
+	"\x1astillpoint/v1/gossip.proto\x12\rstillpoint.v1\x1a\x19stillpoint/v1/agent.proto\x1a\x19stillpoint/v1/clock.proto\"\xa0\x06\n" +
 	"\n" +
 	"GossipMeta\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n" +
@@ -298,9 +253,9 @@ const file_stillpoint_v1_gossip_proto_rawDesc = "" +
 	"\fclock_age_ms\x18\a \x01(\x03R\n" +
 	"clockAgeMs\x12-\n" +
 	"\x13clock_max_drift_ppm\x18\b \x01(\x01R\x10clockMaxDriftPpm\x12%\n" +
-	"\x0enode_reachable\x18\t \x01(\bR\rnodeReachable\x12:\n" +
+	"\x0enode_reachable\x18\t \x01(\bR\rnodeReachable\x12;\n" +
 	"\vnode_paused\x18\n" +
-	" \x01(\x0e2\x19.stillpoint.v1.PauseStateR\n" +
+	" \x01(\x0e2\x1a.stillpoint.v1.PausedStateR\n" +
 	"nodePaused\x12#\n" +
 	"\rnode_draining\x18\v \x01(\bR\fnodeDraining\x12\x13\n" +
 	"\x05op_id\x18\f \x01(\tR\x04opId\x12,\n" +
@@ -311,12 +266,7 @@ const file_stillpoint_v1_gossip_proto_rawDesc = "" +
 	"\x15last_lease_expired_op\x18\x11 \x01(\tR\x12lastLeaseExpiredOp\x12,\n" +
 	"\x12clock_leap_pending\x18\x12 \x01(\bR\x10clockLeapPending\x12-\n" +
 	"\x12clock_falsetickers\x18\x13 \x01(\rR\x11clockFalsetickers\x12\x18\n" +
-	"\aleaving\x18\x14 \x01(\bR\aleaving*[\n" +
-	"\n" +
-	"PauseState\x12\x1b\n" +
-	"\x17PAUSE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
-	"\x12PAUSE_STATE_PAUSED\x10\x01\x12\x18\n" +
-	"\x14PAUSE_STATE_UNPAUSED\x10\x02BGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
+	"\aleaving\x18\x14 \x01(\bR\aleavingBGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
 
 var (
 	file_stillpoint_v1_gossip_proto_rawDescOnce sync.Once
@@ -330,16 +280,15 @@ func file_stillpoint_v1_gossip_proto_rawDescGZIP() []byte {
 	return file_stillpoint_v1_gossip_proto_rawDescData
 }
 
-var file_stillpoint_v1_gossip_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_stillpoint_v1_gossip_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
 var file_stillpoint_v1_gossip_proto_goTypes = []any{
-	(PauseState)(0),    // 0: stillpoint.v1.PauseState
-	(*GossipMeta)(nil), // 1: stillpoint.v1.GossipMeta
-	(ClockStatus)(0),   // 2: stillpoint.v1.ClockStatus
+	(*GossipMeta)(nil), // 0: stillpoint.v1.GossipMeta
+	(ClockStatus)(0),   // 1: stillpoint.v1.ClockStatus
+	(PausedState)(0),   // 2: stillpoint.v1.PausedState
 }
 var file_stillpoint_v1_gossip_proto_depIdxs = []int32{
-	2, // 0: stillpoint.v1.GossipMeta.clock_status:type_name -> stillpoint.v1.ClockStatus
-	0, // 1: stillpoint.v1.GossipMeta.node_paused:type_name -> stillpoint.v1.PauseState
+	1, // 0: stillpoint.v1.GossipMeta.clock_status:type_name -> stillpoint.v1.ClockStatus
+	2, // 1: stillpoint.v1.GossipMeta.node_paused:type_name -> stillpoint.v1.PausedState
 	2, // [2:2] is the sub-list for method output_type
 	2, // [2:2] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
@@ -352,20 +301,20 @@ func file_stillpoint_v1_gossip_proto_init() {
 	if File_stillpoint_v1_gossip_proto != nil {
 		return
 	}
+	file_stillpoint_v1_agent_proto_init()
 	file_stillpoint_v1_clock_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stillpoint_v1_gossip_proto_rawDesc), len(file_stillpoint_v1_gossip_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      0,
 			NumMessages:   1,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_stillpoint_v1_gossip_proto_goTypes,
 		DependencyIndexes: file_stillpoint_v1_gossip_proto_depIdxs,
-		EnumInfos:         file_stillpoint_v1_gossip_proto_enumTypes,
 		MessageInfos:      file_stillpoint_v1_gossip_proto_msgTypes,
 	}.Build()
 	File_stillpoint_v1_gossip_proto = out.File

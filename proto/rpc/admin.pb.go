@@ -27,9 +27,12 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PauseRequest closes the gate.
 type PauseRequest struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	WaitOutstanding bool                   `protobuf:"varint,1,opt,name=wait_outstanding,json=waitOutstanding,proto3" json:"wait_outstanding,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Return only after in-flight requests drained (or fail after
+	// max_pause_wait_time).
+	WaitOutstanding bool `protobuf:"varint,1,opt,name=wait_outstanding,json=waitOutstanding,proto3" json:"wait_outstanding,omitempty"`
 	// Milliseconds; unset means the server default (30 s).
 	MaxPauseWaitTime *int64 `protobuf:"varint,2,opt,name=max_pause_wait_time,json=maxPauseWaitTime,proto3,oneof" json:"max_pause_wait_time,omitempty"`
 	unknownFields    protoimpl.UnknownFields
@@ -80,9 +83,11 @@ func (x *PauseRequest) GetMaxPauseWaitTime() int64 {
 	return 0
 }
 
+// CheckPausedResponse is the gate's state.
 type CheckPausedResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Paused        bool                   `protobuf:"varint,1,opt,name=paused,proto3" json:"paused,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gate is closed.
+	Paused        bool `protobuf:"varint,1,opt,name=paused,proto3" json:"paused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -124,9 +129,11 @@ func (x *CheckPausedResponse) GetPaused() bool {
 	return false
 }
 
+// StatsResponse is the node's statistics.
 type StatsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Stats         string                 `protobuf:"bytes,1,opt,name=stats,proto3" json:"stats,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// JSON-formatted statistics.
+	Stats         string `protobuf:"bytes,1,opt,name=stats,proto3" json:"stats,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

@@ -34,6 +34,11 @@ const (
 // AdminClient is the client API for Admin service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Admin is a node's admin port: the gate that stops new requests and drains
+// in-flight ones. Served by the nodes (and by internal/simnode), called by
+// the agent beside each node. Errors are the node's own gRPC statuses (see
+// internal/scalaradmin's classification).
 type AdminClient interface {
 	// Pause closes the node's gate. With wait_outstanding the call returns only
 	// after in-flight requests drained, or fails FAILED_PRECONDITION after
@@ -98,6 +103,11 @@ func (c *adminClient) Stats(ctx context.Context, in *emptypb.Empty, opts ...grpc
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
+//
+// Admin is a node's admin port: the gate that stops new requests and drains
+// in-flight ones. Served by the nodes (and by internal/simnode), called by
+// the agent beside each node. Errors are the node's own gRPC statuses (see
+// internal/scalaradmin's classification).
 type AdminServer interface {
 	// Pause closes the node's gate. With wait_outstanding the call returns only
 	// after in-flight requests drained, or fails FAILED_PRECONDITION after

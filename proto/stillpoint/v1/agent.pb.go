@@ -26,16 +26,19 @@ const (
 type NodeOutcome int32
 
 const (
+	// Not set: the call has not been made (or not answered yet).
 	NodeOutcome_NODE_OUTCOME_UNSPECIFIED NodeOutcome = 0
 	// Gate closed and in-flight requests drained.
-	NodeOutcome_NODE_OUTCOME_PAUSED   NodeOutcome = 1
+	NodeOutcome_NODE_OUTCOME_PAUSED NodeOutcome = 1
+	// Gate opened.
 	NodeOutcome_NODE_OUTCOME_UNPAUSED NodeOutcome = 2
 	// The drain timed out; the node reopened its gate.
 	NodeOutcome_NODE_OUTCOME_DRAIN_TIMED_OUT NodeOutcome = 3
 	// TIMED_OUT_STILL_PAUSED: an earlier pause still holds the gate. Do not
 	// unpause it.
 	NodeOutcome_NODE_OUTCOME_STILL_PAUSED NodeOutcome = 4
-	NodeOutcome_NODE_OUTCOME_UNREACHABLE  NodeOutcome = 5
+	// The admin port (or the agent) could not be reached.
+	NodeOutcome_NODE_OUTCOME_UNREACHABLE NodeOutcome = 5
 	// Any other refusal by the node (invalid argument, unknown error).
 	NodeOutcome_NODE_OUTCOME_FAILED NodeOutcome = 6
 )
@@ -93,9 +96,13 @@ func (NodeOutcome) EnumDescriptor() ([]byte, []int) {
 type PausedState int32
 
 const (
+	// Not known: not checked yet (or sent by an agent that predates
+	// PAUSED_STATE_UNKNOWN).
 	PausedState_PAUSED_STATE_UNSPECIFIED PausedState = 0
-	PausedState_PAUSED_STATE_PAUSED      PausedState = 1
-	PausedState_PAUSED_STATE_UNPAUSED    PausedState = 2
+	// The gate is closed.
+	PausedState_PAUSED_STATE_PAUSED PausedState = 1
+	// The gate is open.
+	PausedState_PAUSED_STATE_UNPAUSED PausedState = 2
 	// v1 servers lack CheckPaused.
 	PausedState_PAUSED_STATE_UNKNOWN PausedState = 3
 )
@@ -143,12 +150,20 @@ func (PausedState) EnumDescriptor() ([]byte, []int) {
 	return file_stillpoint_v1_agent_proto_rawDescGZIP(), []int{1}
 }
 
+// PauseRequest asks the agent to pause its node for an op.
 type PauseRequest struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	OpId            string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Epoch           uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	LeaseMs         int64                  `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
-	WaitOutstanding bool                   `protobuf:"varint,4,opt,name=wait_outstanding,json=waitOutstanding,proto3" json:"wait_outstanding,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The op (required).
+	OpId string `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// The leader's fencing epoch (Operation.epoch).
+	Epoch uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The lease in milliseconds from when the agent armed it: > 0, at most
+	// the agent's max lease.
+	LeaseMs int64 `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	// Wait for in-flight requests to drain before acking (scalar-admin
+	// wait_outstanding).
+	WaitOutstanding bool `protobuf:"varint,4,opt,name=wait_outstanding,json=waitOutstanding,proto3" json:"wait_outstanding,omitempty"`
+	// Milliseconds the node may take to drain; shorter than lease_ms.
 	// 0 means the node's default (30 s).
 	MaxPauseWaitMs int64 `protobuf:"varint,5,opt,name=max_pause_wait_ms,json=maxPauseWaitMs,proto3" json:"max_pause_wait_ms,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -220,14 +235,19 @@ func (x *PauseRequest) GetMaxPauseWaitMs() int64 {
 	return 0
 }
 
+// PauseResponse is what the node's admin port did.
 type PauseResponse struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Node    string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	Outcome NodeOutcome            `protobuf:"varint,2,opt,name=outcome,proto3,enum=stillpoint.v1.NodeOutcome" json:"outcome,omitempty"`
-	Message string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent's node name.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// What Pause did on the node.
+	Outcome NodeOutcome `protobuf:"varint,2,opt,name=outcome,proto3,enum=stillpoint.v1.NodeOutcome" json:"outcome,omitempty"`
+	// The node's or agent's message with the outcome.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
 	// Local wall time read right after the node acked, with its estimate.
-	AckedAt          *StampedTime `protobuf:"bytes,4,opt,name=acked_at,json=ackedAt,proto3" json:"acked_at,omitempty"`
-	LeaseRemainingMs int64        `protobuf:"varint,5,opt,name=lease_remaining_ms,json=leaseRemainingMs,proto3" json:"lease_remaining_ms,omitempty"`
+	AckedAt *StampedTime `protobuf:"bytes,4,opt,name=acked_at,json=ackedAt,proto3" json:"acked_at,omitempty"`
+	// Milliseconds left on the lease when the agent answered.
+	LeaseRemainingMs int64 `protobuf:"varint,5,opt,name=lease_remaining_ms,json=leaseRemainingMs,proto3" json:"lease_remaining_ms,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -297,11 +317,15 @@ func (x *PauseResponse) GetLeaseRemainingMs() int64 {
 	return 0
 }
 
+// RenewLeaseRequest extends the lease of the held op.
 type RenewLeaseRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OpId          string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	LeaseMs       int64                  `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The held op.
+	OpId string `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// The leader's fencing epoch.
+	Epoch uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The new lease in milliseconds from now (> 0, at most the max lease).
+	LeaseMs       int64 `protobuf:"varint,3,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -357,9 +381,11 @@ func (x *RenewLeaseRequest) GetLeaseMs() int64 {
 	return 0
 }
 
+// RenewLeaseResponse is the renewed lease.
 type RenewLeaseResponse struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	LeaseRemainingMs int64                  `protobuf:"varint,1,opt,name=lease_remaining_ms,json=leaseRemainingMs,proto3" json:"lease_remaining_ms,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Milliseconds left on the lease after the renewal.
+	LeaseRemainingMs int64 `protobuf:"varint,1,opt,name=lease_remaining_ms,json=leaseRemainingMs,proto3" json:"lease_remaining_ms,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -401,10 +427,13 @@ func (x *RenewLeaseResponse) GetLeaseRemainingMs() int64 {
 	return 0
 }
 
+// UnpauseRequest ends the op on the node.
 type UnpauseRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OpId          string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The op to end.
+	OpId string `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// The leader's fencing epoch.
+	Epoch         uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -453,11 +482,15 @@ func (x *UnpauseRequest) GetEpoch() uint64 {
 	return 0
 }
 
+// UnpauseResponse is what the node's admin port did.
 type UnpauseResponse struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Node    string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	Outcome NodeOutcome            `protobuf:"varint,2,opt,name=outcome,proto3,enum=stillpoint.v1.NodeOutcome" json:"outcome,omitempty"`
-	Message string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent's node name.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// What Unpause did on the node.
+	Outcome NodeOutcome `protobuf:"varint,2,opt,name=outcome,proto3,enum=stillpoint.v1.NodeOutcome" json:"outcome,omitempty"`
+	// The node's or agent's message with the outcome.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
 	// Local wall time read just before Unpause was sent, with its estimate.
 	SentAt *StampedTime `protobuf:"bytes,4,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
 	// The lease had already run out and the agent had unpaused by itself.
@@ -541,6 +574,7 @@ func (x *UnpauseResponse) GetInterrupted() bool {
 	return false
 }
 
+// StatusRequest is empty.
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -577,9 +611,11 @@ func (*StatusRequest) Descriptor() ([]byte, []int) {
 	return file_stillpoint_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
+// StatusResponse is the agent's state.
 type StatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	State         *AgentState            `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent's state now.
+	State         *AgentState `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -621,13 +657,18 @@ func (x *StatusResponse) GetState() *AgentState {
 	return nil
 }
 
+// NodeState is the agent's last check of its node's admin port.
 type NodeState struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Reachable bool                   `protobuf:"varint,1,opt,name=reachable,proto3" json:"reachable,omitempty"`
-	Paused    PausedState            `protobuf:"varint,2,opt,name=paused,proto3,enum=stillpoint.v1.PausedState" json:"paused,omitempty"`
-	Draining  bool                   `protobuf:"varint,3,opt,name=draining,proto3" json:"draining,omitempty"`
-	Reason    string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Monotonic age of the last check.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The admin port answered the last check.
+	Reachable bool `protobuf:"varint,1,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	// The gate as CheckPaused reported it.
+	Paused PausedState `protobuf:"varint,2,opt,name=paused,proto3,enum=stillpoint.v1.PausedState" json:"paused,omitempty"`
+	// A Pause is draining in-flight requests now.
+	Draining bool `protobuf:"varint,3,opt,name=draining,proto3" json:"draining,omitempty"`
+	// Why the node is unreachable or not usable; empty when fine.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Milliseconds since the last check, on the agent's monotonic clock.
 	CheckedAgeMs  int64 `protobuf:"varint,5,opt,name=checked_age_ms,json=checkedAgeMs,proto3" json:"checked_age_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -701,11 +742,15 @@ func (x *NodeState) GetCheckedAgeMs() int64 {
 // AgentEvent is something an operator or the coordinator must hear about:
 // a lease that expired, a node that came back unpaused during an op.
 type AgentEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
-	OpId          string                 `protobuf:"bytes,2,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	At            *StampedTime           `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What happened, e.g. "lease_expired", "node_interrupted".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The op it happened to.
+	OpId string `protobuf:"bytes,2,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// What, for people.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// When, on the agent's clock with its estimate.
+	At            *StampedTime `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -768,24 +813,38 @@ func (x *AgentEvent) GetAt() *StampedTime {
 	return nil
 }
 
+// AgentState is an agent's own view: its node, clock, lease and events.
 type AgentState struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	Node             string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	Role             string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
-	Cluster          string                 `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	GrpcAddress      string                 `protobuf:"bytes,4,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
-	Clock            *ClockEstimate         `protobuf:"bytes,5,opt,name=clock,proto3" json:"clock,omitempty"`
-	NodeState        *NodeState             `protobuf:"bytes,6,opt,name=node_state,json=nodeState,proto3" json:"node_state,omitempty"`
-	OpId             string                 `protobuf:"bytes,7,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	OpEpoch          uint64                 `protobuf:"varint,8,opt,name=op_epoch,json=opEpoch,proto3" json:"op_epoch,omitempty"`
-	LeaseRemainingMs int64                  `protobuf:"varint,9,opt,name=lease_remaining_ms,json=leaseRemainingMs,proto3" json:"lease_remaining_ms,omitempty"`
-	MaxEpoch         uint64                 `protobuf:"varint,10,opt,name=max_epoch,json=maxEpoch,proto3" json:"max_epoch,omitempty"`
-	Events           []*AgentEvent          `protobuf:"bytes,11,rep,name=events,proto3" json:"events,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent's node name.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// "ledger", "auditor" or another label.
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// The cluster the node belongs to.
+	Cluster string `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// host:port of the agent's AgentService.
+	GrpcAddress string `protobuf:"bytes,4,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
+	// The agent's clock estimate now.
+	Clock *ClockEstimate `protobuf:"bytes,5,opt,name=clock,proto3" json:"clock,omitempty"`
+	// The last check of the node's admin port.
+	NodeState *NodeState `protobuf:"bytes,6,opt,name=node_state,json=nodeState,proto3" json:"node_state,omitempty"`
+	// The op holding the node; empty when idle.
+	OpId string `protobuf:"bytes,7,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// The epoch of the held op's latest Pause or RenewLease.
+	OpEpoch uint64 `protobuf:"varint,8,opt,name=op_epoch,json=opEpoch,proto3" json:"op_epoch,omitempty"`
+	// Milliseconds left on the held op's lease (0 when idle).
+	LeaseRemainingMs int64 `protobuf:"varint,9,opt,name=lease_remaining_ms,json=leaseRemainingMs,proto3" json:"lease_remaining_ms,omitempty"`
+	// The highest epoch seen (persisted): lower ones are refused.
+	MaxEpoch uint64 `protobuf:"varint,10,opt,name=max_epoch,json=maxEpoch,proto3" json:"max_epoch,omitempty"`
+	// Recent events, oldest first.
+	Events []*AgentEvent `protobuf:"bytes,11,rep,name=events,proto3" json:"events,omitempty"`
 	// The op during which the node was seen unpaused while it should have
 	// been paused (it restarted); empty when none.
-	InterruptedOpId string                 `protobuf:"bytes,12,opt,name=interrupted_op_id,json=interruptedOpId,proto3" json:"interrupted_op_id,omitempty"`
-	Version         string                 `protobuf:"bytes,13,opt,name=version,proto3" json:"version,omitempty"`
-	StartedAt       *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	InterruptedOpId string `protobuf:"bytes,12,opt,name=interrupted_op_id,json=interruptedOpId,proto3" json:"interrupted_op_id,omitempty"`
+	// The stillpoint build version.
+	Version string `protobuf:"bytes,13,opt,name=version,proto3" json:"version,omitempty"`
+	// When the agent process started (local wall time).
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	// The hook names defined in the agent's config file (what a backup plan
 	// may name for this agent).
 	Hooks         []string `protobuf:"bytes,15,rep,name=hooks,proto3" json:"hooks,omitempty"`
@@ -928,10 +987,13 @@ func (x *AgentState) GetHooks() []string {
 	return nil
 }
 
+// RunHookRequest names a hook to run for a step of a backup op.
 type RunHookRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	OpId  string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Epoch uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The backup op.
+	OpId string `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// The leader's fencing epoch.
+	Epoch uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// The hook's name in the agent's config file.
 	Hook string `protobuf:"bytes,3,opt,name=hook,proto3" json:"hook,omitempty"`
 	// Unique within the op (HookRun.step_id).
@@ -1008,6 +1070,7 @@ func (x *RunHookRequest) GetEnv() map[string]string {
 	return nil
 }
 
+// RunHookResponse is the hook's run.
 type RunHookResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The run as the agent records it (state RUNNING when the call's deadline

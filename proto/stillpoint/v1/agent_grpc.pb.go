@@ -36,12 +36,39 @@ const (
 // an epoch lower than the highest seen is rejected (FAILED_PRECONDITION) to
 // fence a deposed leader; a second op on a held node is rejected
 // (ABORTED).
+//
+// Errors carry a google.rpc.ErrorInfo of domain "agent.stillpoint.dev"
+// with metadata "node"; reasons: STALE_EPOCH (FAILED_PRECONDITION), OP_HELD
+// (ABORTED), INVALID_ARGUMENT (INVALID_ARGUMENT), NO_SUCH_OP (NOT_FOUND),
+// LEASE_EXPIRED and OP_ENDED (FAILED_PRECONDITION), STOPPING (UNAVAILABLE),
+// PERSIST_FAILED (INTERNAL: the lease or epoch could not be written, the
+// node was not touched), NO_SUCH_HOOK (NOT_FOUND), STEP_TAKEN
+// (ALREADY_EXISTS). A refusal by the node itself is not an error: it is the
+// outcome in the answer. With mTLS on, only a coordinator server's
+// certificate may call.
 type AgentServiceClient interface {
 	// Pause pauses the local node under a lease; when the lease is neither
 	// renewed nor released before it runs out, the agent unpauses by itself.
+	// A repeat for an op already acked returns the first ack. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (op_id empty, lease_ms not positive
+	// or above the agent's max lease, max_pause_wait_ms negative or not
+	// shorter than lease_ms); FAILED_PRECONDITION STALE_EPOCH or OP_ENDED;
+	// ABORTED OP_HELD; UNAVAILABLE STOPPING; INTERNAL PERSIST_FAILED.
 	Pause(ctx context.Context, in *PauseRequest, opts ...grpc.CallOption) (*PauseResponse, error)
+	// RenewLease extends the held op's lease to lease_ms from now. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT; FAILED_PRECONDITION STALE_EPOCH,
+	// LEASE_EXPIRED (the lease ran out: the node is being or was unpaused)
+	// or OP_ENDED; NOT_FOUND NO_SUCH_OP; UNAVAILABLE STOPPING; INTERNAL
+	// PERSIST_FAILED.
 	RenewLease(ctx context.Context, in *RenewLeaseRequest, opts ...grpc.CallOption) (*RenewLeaseResponse, error)
+	// Unpause opens the node's gate for the held op and releases the lease.
+	// A repeat returns the first result; an op the agent never saw is
+	// remembered so that a late Pause of it is refused. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (op_id empty); FAILED_PRECONDITION
+	// STALE_EPOCH; UNAVAILABLE STOPPING; DEADLINE_EXCEEDED (waiting for a
+	// Pause of the op still draining: the op stays cancelled).
 	Unpause(ctx context.Context, in *UnpauseRequest, opts ...grpc.CallOption) (*UnpauseResponse, error)
+	// Status returns the agent's state. Errors: none of its own.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	// RunHook runs a hook defined in the agent's own config file and returns
 	// when it has ended (or the call's deadline passes; the hook keeps
@@ -49,11 +76,15 @@ type AgentServiceClient interface {
 	// to the running hook or returns the ended run. Only variables named
 	// STILLPOINT_* are accepted in env (INVALID_ARGUMENT otherwise); an
 	// unknown hook is NOT_FOUND naming the hooks the agent has; an epoch
-	// lower than the highest seen is FAILED_PRECONDITION.
+	// lower than the highest seen is FAILED_PRECONDITION. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT; NOT_FOUND NO_SUCH_HOOK;
+	// FAILED_PRECONDITION STALE_EPOCH; ALREADY_EXISTS STEP_TAKEN (another
+	// hook already ran as this step).
 	RunHook(ctx context.Context, in *RunHookRequest, opts ...grpc.CallOption) (*RunHookResponse, error)
 	// Keyring lists or changes the agent's gossip keyring (persisted in its
 	// keyring file). Sent by coordinator servers only: with mTLS on, only a
-	// server certificate may call it.
+	// server certificate may call it. Errors: UNAVAILABLE (gossip not
+	// started yet); a failed change is the result's error, not a status.
 	Keyring(ctx context.Context, in *AgentServiceKeyringRequest, opts ...grpc.CallOption) (*AgentServiceKeyringResponse, error)
 }
 
@@ -134,12 +165,39 @@ func (c *agentServiceClient) Keyring(ctx context.Context, in *AgentServiceKeyrin
 // an epoch lower than the highest seen is rejected (FAILED_PRECONDITION) to
 // fence a deposed leader; a second op on a held node is rejected
 // (ABORTED).
+//
+// Errors carry a google.rpc.ErrorInfo of domain "agent.stillpoint.dev"
+// with metadata "node"; reasons: STALE_EPOCH (FAILED_PRECONDITION), OP_HELD
+// (ABORTED), INVALID_ARGUMENT (INVALID_ARGUMENT), NO_SUCH_OP (NOT_FOUND),
+// LEASE_EXPIRED and OP_ENDED (FAILED_PRECONDITION), STOPPING (UNAVAILABLE),
+// PERSIST_FAILED (INTERNAL: the lease or epoch could not be written, the
+// node was not touched), NO_SUCH_HOOK (NOT_FOUND), STEP_TAKEN
+// (ALREADY_EXISTS). A refusal by the node itself is not an error: it is the
+// outcome in the answer. With mTLS on, only a coordinator server's
+// certificate may call.
 type AgentServiceServer interface {
 	// Pause pauses the local node under a lease; when the lease is neither
 	// renewed nor released before it runs out, the agent unpauses by itself.
+	// A repeat for an op already acked returns the first ack. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (op_id empty, lease_ms not positive
+	// or above the agent's max lease, max_pause_wait_ms negative or not
+	// shorter than lease_ms); FAILED_PRECONDITION STALE_EPOCH or OP_ENDED;
+	// ABORTED OP_HELD; UNAVAILABLE STOPPING; INTERNAL PERSIST_FAILED.
 	Pause(context.Context, *PauseRequest) (*PauseResponse, error)
+	// RenewLease extends the held op's lease to lease_ms from now. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT; FAILED_PRECONDITION STALE_EPOCH,
+	// LEASE_EXPIRED (the lease ran out: the node is being or was unpaused)
+	// or OP_ENDED; NOT_FOUND NO_SUCH_OP; UNAVAILABLE STOPPING; INTERNAL
+	// PERSIST_FAILED.
 	RenewLease(context.Context, *RenewLeaseRequest) (*RenewLeaseResponse, error)
+	// Unpause opens the node's gate for the held op and releases the lease.
+	// A repeat returns the first result; an op the agent never saw is
+	// remembered so that a late Pause of it is refused. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (op_id empty); FAILED_PRECONDITION
+	// STALE_EPOCH; UNAVAILABLE STOPPING; DEADLINE_EXCEEDED (waiting for a
+	// Pause of the op still draining: the op stays cancelled).
 	Unpause(context.Context, *UnpauseRequest) (*UnpauseResponse, error)
+	// Status returns the agent's state. Errors: none of its own.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	// RunHook runs a hook defined in the agent's own config file and returns
 	// when it has ended (or the call's deadline passes; the hook keeps
@@ -147,11 +205,15 @@ type AgentServiceServer interface {
 	// to the running hook or returns the ended run. Only variables named
 	// STILLPOINT_* are accepted in env (INVALID_ARGUMENT otherwise); an
 	// unknown hook is NOT_FOUND naming the hooks the agent has; an epoch
-	// lower than the highest seen is FAILED_PRECONDITION.
+	// lower than the highest seen is FAILED_PRECONDITION. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT; NOT_FOUND NO_SUCH_HOOK;
+	// FAILED_PRECONDITION STALE_EPOCH; ALREADY_EXISTS STEP_TAKEN (another
+	// hook already ran as this step).
 	RunHook(context.Context, *RunHookRequest) (*RunHookResponse, error)
 	// Keyring lists or changes the agent's gossip keyring (persisted in its
 	// keyring file). Sent by coordinator servers only: with mTLS on, only a
-	// server certificate may call it.
+	// server certificate may call it. Errors: UNAVAILABLE (gossip not
+	// started yet); a failed change is the result's error, not a status.
 	Keyring(context.Context, *AgentServiceKeyringRequest) (*AgentServiceKeyringResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }

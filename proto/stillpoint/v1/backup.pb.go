@@ -27,6 +27,7 @@ const (
 type HookOnError int32
 
 const (
+	// Not set: ABORT.
 	HookOnError_HOOK_ON_ERROR_UNSPECIFIED HookOnError = 0
 	// Unpause every node; the op ends ABORTED with no catalog entry. The
 	// default.
@@ -80,13 +81,20 @@ func (HookOnError) EnumDescriptor() ([]byte, []int) {
 type DatabaseKind int32
 
 const (
+	// Not set (refused in a plan).
 	DatabaseKind_DATABASE_KIND_UNSPECIFIED DatabaseKind = 0
-	DatabaseKind_DATABASE_KIND_POSTGRES    DatabaseKind = 1
-	DatabaseKind_DATABASE_KIND_MYSQL       DatabaseKind = 2
-	DatabaseKind_DATABASE_KIND_CASSANDRA   DatabaseKind = 3
-	DatabaseKind_DATABASE_KIND_DYNAMODB    DatabaseKind = 4
-	DatabaseKind_DATABASE_KIND_COSMOS      DatabaseKind = 5
-	DatabaseKind_DATABASE_KIND_OTHER       DatabaseKind = 6
+	// PostgreSQL.
+	DatabaseKind_DATABASE_KIND_POSTGRES DatabaseKind = 1
+	// MySQL.
+	DatabaseKind_DATABASE_KIND_MYSQL DatabaseKind = 2
+	// Apache Cassandra.
+	DatabaseKind_DATABASE_KIND_CASSANDRA DatabaseKind = 3
+	// Amazon DynamoDB.
+	DatabaseKind_DATABASE_KIND_DYNAMODB DatabaseKind = 4
+	// Azure Cosmos DB.
+	DatabaseKind_DATABASE_KIND_COSMOS DatabaseKind = 5
+	// Anything else; the restore step's instructions stay generic.
+	DatabaseKind_DATABASE_KIND_OTHER DatabaseKind = 6
 )
 
 // Enum value maps for DatabaseKind.
@@ -142,6 +150,7 @@ func (DatabaseKind) EnumDescriptor() ([]byte, []int) {
 type RestoreMethod int32
 
 const (
+	// Not set (refused in a plan).
 	RestoreMethod_RESTORE_METHOD_UNSPECIFIED RestoreMethod = 0
 	// Point-in-time restore to the restore point: no hook is needed, the
 	// restore point is the backup.
@@ -201,6 +210,7 @@ func (RestoreMethod) EnumDescriptor() ([]byte, []int) {
 type MissedRunPolicy int32
 
 const (
+	// Not set: RUN_ONCE.
 	MissedRunPolicy_MISSED_RUN_POLICY_UNSPECIFIED MissedRunPolicy = 0
 	// Run once on recovery for all missed instants. The default.
 	MissedRunPolicy_MISSED_RUN_POLICY_RUN_ONCE MissedRunPolicy = 1
@@ -249,13 +259,18 @@ func (MissedRunPolicy) EnumDescriptor() ([]byte, []int) {
 	return file_stillpoint_v1_backup_proto_rawDescGZIP(), []int{3}
 }
 
+// HookState is where one hook's run is.
 type HookState int32
 
 const (
+	// Not set.
 	HookState_HOOK_STATE_UNSPECIFIED HookState = 0
-	HookState_HOOK_STATE_PENDING     HookState = 1
-	HookState_HOOK_STATE_RUNNING     HookState = 2
-	HookState_HOOK_STATE_SUCCEEDED   HookState = 3
+	// Not started yet.
+	HookState_HOOK_STATE_PENDING HookState = 1
+	// Started, not ended.
+	HookState_HOOK_STATE_RUNNING HookState = 2
+	// Exited 0.
+	HookState_HOOK_STATE_SUCCEEDED HookState = 3
 	// Exited non-zero, or could not be started.
 	HookState_HOOK_STATE_FAILED HookState = 4
 	// Killed at its timeout.
@@ -320,7 +335,9 @@ type HookRef struct {
 	// in the coordinator servers' config and run by the leader.
 	Agent string `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
 	// The hook's name in that agent's (or server's) config file.
-	Hook          string      `protobuf:"bytes,2,opt,name=hook,proto3" json:"hook,omitempty"`
+	Hook string `protobuf:"bytes,2,opt,name=hook,proto3" json:"hook,omitempty"`
+	// What a failure of this hook does to the backup; set only on a hook
+	// of a group (elsewhere it must be left unset).
 	OnError       HookOnError `protobuf:"varint,3,opt,name=on_error,json=onError,proto3,enum=stillpoint.v1.HookOnError" json:"on_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -381,7 +398,8 @@ func (x *HookRef) GetOnError() HookOnError {
 type HookGroup struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique within the plan, e.g. "ledger-databases".
-	Name  string     `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The hooks, run in parallel.
 	Hooks []*HookRef `protobuf:"bytes,2,rep,name=hooks,proto3" json:"hooks,omitempty"`
 	// Groups that must have finished before this one starts. Empty: the
 	// group listed before it (the first group starts when every node is
@@ -449,9 +467,11 @@ type PlanDatabase struct {
 	// Unique within the plan, e.g. "ledger-postgres".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// "ledger" or "auditor": the restore order (Ledger databases first).
-	Service string        `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
-	Kind    DatabaseKind  `protobuf:"varint,3,opt,name=kind,proto3,enum=stillpoint.v1.DatabaseKind" json:"kind,omitempty"`
-	Method  RestoreMethod `protobuf:"varint,4,opt,name=method,proto3,enum=stillpoint.v1.RestoreMethod" json:"method,omitempty"`
+	Service string `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	// The database's kind.
+	Kind DatabaseKind `protobuf:"varint,3,opt,name=kind,proto3,enum=stillpoint.v1.DatabaseKind" json:"kind,omitempty"`
+	// How it is restored.
+	Method RestoreMethod `protobuf:"varint,4,opt,name=method,proto3,enum=stillpoint.v1.RestoreMethod" json:"method,omitempty"`
 	// IANA zone in which the restore time is given to this database's tools
 	// (e.g. "Asia/Tokyo"); empty means UTC.
 	TimeZone string `protobuf:"bytes,5,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
@@ -534,11 +554,14 @@ func (x *PlanDatabase) GetHook() *HookRef {
 	return nil
 }
 
+// Retention prunes a plan's catalog entries (the leader runs the plan's
+// delete_hook for each pruned entry).
 type Retention struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Keep at most this many catalog entries of the plan (0: no limit).
 	KeepLast int32 `protobuf:"varint,1,opt,name=keep_last,json=keepLast,proto3" json:"keep_last,omitempty"`
-	// Prune entries whose restore point is older than this (0: no limit).
+	// Prune entries whose restore point is older than this many
+	// milliseconds (0: no limit).
 	MaxAgeMs      int64 `protobuf:"varint,2,opt,name=max_age_ms,json=maxAgeMs,proto3" json:"max_age_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -592,30 +615,36 @@ func (x *Retention) GetMaxAgeMs() int64 {
 // `stillpoint backup plan set`.
 type BackupPlan struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The plan's name, unique.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Clusters paused together in one op; empty means the Ledger cluster.
 	Clusters []string `protobuf:"bytes,2,rep,name=clusters,proto3" json:"clusters,omitempty"`
 	// Hooks run while every node is held, group by group.
 	Groups []*HookGroup `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
 	// Hooks run once the restore point is known (STILLPOINT_RESTORE_POINT).
-	After     []*HookRef      `protobuf:"bytes,4,rep,name=after,proto3" json:"after,omitempty"`
+	After []*HookRef `protobuf:"bytes,4,rep,name=after,proto3" json:"after,omitempty"`
+	// The databases the plan backs up (for the restore plan).
 	Databases []*PlanDatabase `protobuf:"bytes,5,rep,name=databases,proto3" json:"databases,omitempty"`
 	// Cron expression (five fields, or a descriptor such as "@hourly");
 	// empty: run only on request.
 	Schedule string `protobuf:"bytes,6,opt,name=schedule,proto3" json:"schedule,omitempty"`
 	// IANA zone of the schedule; empty means UTC.
-	ScheduleTimeZone string          `protobuf:"bytes,7,opt,name=schedule_time_zone,json=scheduleTimeZone,proto3" json:"schedule_time_zone,omitempty"`
-	MissedRuns       MissedRunPolicy `protobuf:"varint,8,opt,name=missed_runs,json=missedRuns,proto3,enum=stillpoint.v1.MissedRunPolicy" json:"missed_runs,omitempty"`
-	Retention        *Retention      `protobuf:"bytes,9,opt,name=retention,proto3" json:"retention,omitempty"`
+	ScheduleTimeZone string `protobuf:"bytes,7,opt,name=schedule_time_zone,json=scheduleTimeZone,proto3" json:"schedule_time_zone,omitempty"`
+	// What to do about instants missed while no leader could fire them.
+	MissedRuns MissedRunPolicy `protobuf:"varint,8,opt,name=missed_runs,json=missedRuns,proto3,enum=stillpoint.v1.MissedRunPolicy" json:"missed_runs,omitempty"`
+	// Which catalog entries of the plan to keep.
+	Retention *Retention `protobuf:"bytes,9,opt,name=retention,proto3" json:"retention,omitempty"`
 	// Run once per pruned catalog entry (STILLPOINT_BACKUP_ID and the
 	// entry's restore point in the environment).
 	DeleteHook *HookRef `protobuf:"bytes,10,opt,name=delete_hook,json=deleteHook,proto3" json:"delete_hook,omitempty"`
 	// A minimum hold for the pause; 0: the minimum the measured uncertainty
 	// requires. The hold lasts until the last group finishes.
 	MinHoldMs int64 `protobuf:"varint,11,opt,name=min_hold_ms,json=minHoldMs,proto3" json:"min_hold_ms,omitempty"`
-	// Set by the FSM when stored.
-	UpdatedAt     *StampedTime `protobuf:"bytes,12,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	UpdatedBy     string       `protobuf:"bytes,13,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	// Set by the FSM when stored (ignored in a request): when, on the
+	// leader's clock with its estimate.
+	UpdatedAt *StampedTime `protobuf:"bytes,12,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Set by the FSM when stored: the actor that stored it.
+	UpdatedBy     string `protobuf:"bytes,13,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -744,7 +773,8 @@ func (x *BackupPlan) GetUpdatedBy() string {
 // PlanRecord is a plan as the FSM keeps it, with its schedule's state.
 type PlanRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Plan  *BackupPlan            `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	// The plan.
+	Plan *BackupPlan `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
 	// The last scheduled instant recorded as fired (never fired again).
 	LastFired *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=last_fired,json=lastFired,proto3" json:"last_fired,omitempty"`
 	// The op started for last_fired; empty if it was refused.
@@ -820,15 +850,20 @@ type HookRun struct {
 	// runs a step at most once per op.
 	StepId string `protobuf:"bytes,1,opt,name=step_id,json=stepId,proto3" json:"step_id,omitempty"`
 	// The group's name, or "after".
-	Group    string    `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
-	Ref      *HookRef  `protobuf:"bytes,3,opt,name=ref,proto3" json:"ref,omitempty"`
-	State    HookState `protobuf:"varint,4,opt,name=state,proto3,enum=stillpoint.v1.HookState" json:"state,omitempty"`
-	ExitCode int32     `protobuf:"varint,5,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Group string `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	// The hook run.
+	Ref *HookRef `protobuf:"bytes,3,opt,name=ref,proto3" json:"ref,omitempty"`
+	// Where the run is.
+	State HookState `protobuf:"varint,4,opt,name=state,proto3,enum=stillpoint.v1.HookState" json:"state,omitempty"`
+	// The process's exit code (meaningful once it ended).
+	ExitCode int32 `protobuf:"varint,5,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
 	// When the hook started and ended on the runner's clock (the agent's, or
 	// the leader's for a coordinator hook), each with its estimate.
-	StartedAt  *StampedTime `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	EndedAt    *StampedTime `protobuf:"bytes,7,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
-	DurationNs int64        `protobuf:"varint,8,opt,name=duration_ns,json=durationNs,proto3" json:"duration_ns,omitempty"`
+	StartedAt *StampedTime `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// See started_at; unset while running.
+	EndedAt *StampedTime `protobuf:"bytes,7,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	// How long it ran, in nanoseconds on the runner's monotonic clock.
+	DurationNs int64 `protobuf:"varint,8,opt,name=duration_ns,json=durationNs,proto3" json:"duration_ns,omitempty"`
 	// The last bytes of stdout and stderr interleaved (at most 64 KiB).
 	OutputTail []byte `protobuf:"bytes,9,opt,name=output_tail,json=outputTail,proto3" json:"output_tail,omitempty"`
 	// Earlier output was dropped.
@@ -951,8 +986,9 @@ func (x *HookRun) GetMessage() string {
 type BackupRun struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The plan as it was when the op started.
-	Plan  *BackupPlan `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
-	Hooks []*HookRun  `protobuf:"bytes,2,rep,name=hooks,proto3" json:"hooks,omitempty"`
+	Plan *BackupPlan `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	// Every hook's run, in step order.
+	Hooks []*HookRun `protobuf:"bytes,2,rep,name=hooks,proto3" json:"hooks,omitempty"`
 	// A hook with on_error continue failed.
 	Partial bool `protobuf:"varint,3,opt,name=partial,proto3" json:"partial,omitempty"`
 	// The scheduled instant that started it; unset for a manual run.
@@ -1028,10 +1064,12 @@ type RestoreStep struct {
 	Action string `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
 	// "ledger" or "auditor".
 	Service string `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
-	// restore only:
-	Database string        `protobuf:"bytes,3,opt,name=database,proto3" json:"database,omitempty"`
-	Kind     DatabaseKind  `protobuf:"varint,4,opt,name=kind,proto3,enum=stillpoint.v1.DatabaseKind" json:"kind,omitempty"`
-	Method   RestoreMethod `protobuf:"varint,5,opt,name=method,proto3,enum=stillpoint.v1.RestoreMethod" json:"method,omitempty"`
+	// restore only: the database's name (PlanDatabase.name).
+	Database string `protobuf:"bytes,3,opt,name=database,proto3" json:"database,omitempty"`
+	// restore only: the database's kind.
+	Kind DatabaseKind `protobuf:"varint,4,opt,name=kind,proto3,enum=stillpoint.v1.DatabaseKind" json:"kind,omitempty"`
+	// restore only: how it is restored.
+	Method RestoreMethod `protobuf:"varint,5,opt,name=method,proto3,enum=stillpoint.v1.RestoreMethod" json:"method,omitempty"`
 	// The backup (op id) the artefact comes from.
 	BackupId string `protobuf:"bytes,6,opt,name=backup_id,json=backupId,proto3" json:"backup_id,omitempty"`
 	// DUMP/SNAPSHOT: the hook that took the artefact and its output tail's
@@ -1041,7 +1079,8 @@ type RestoreStep struct {
 	RestoreTo *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=restore_to,json=restoreTo,proto3" json:"restore_to,omitempty"`
 	// restore_to in the database's zone with its offset (RFC 3339).
 	RestoreToLocal string `protobuf:"bytes,9,opt,name=restore_to_local,json=restoreToLocal,proto3" json:"restore_to_local,omitempty"`
-	TimeZone       string `protobuf:"bytes,10,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// The database's IANA zone (PlanDatabase.time_zone; empty: UTC).
+	TimeZone string `protobuf:"bytes,10,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
 	// What to do, for a person.
 	Instructions  string `protobuf:"bytes,11,opt,name=instructions,proto3" json:"instructions,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1155,11 +1194,16 @@ func (x *RestoreStep) GetInstructions() string {
 	return ""
 }
 
+// RestorePlan is what to restore, to which time, in order, for backups of
+// one pause.
 type RestorePlan struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	BackupIds     []string               `protobuf:"bytes,1,rep,name=backup_ids,json=backupIds,proto3" json:"backup_ids,omitempty"`
-	Plan          string                 `protobuf:"bytes,2,opt,name=plan,proto3" json:"plan,omitempty"`
-	Steps         []*RestoreStep         `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The backups (op ids) it restores from.
+	BackupIds []string `protobuf:"bytes,1,rep,name=backup_ids,json=backupIds,proto3" json:"backup_ids,omitempty"`
+	// The plan that took them.
+	Plan string `protobuf:"bytes,2,opt,name=plan,proto3" json:"plan,omitempty"`
+	// The steps, in order.
+	Steps         []*RestoreStep `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

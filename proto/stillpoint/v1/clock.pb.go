@@ -27,7 +27,9 @@ const (
 type ClockStatus int32
 
 const (
-	ClockStatus_CLOCK_STATUS_UNSPECIFIED  ClockStatus = 0
+	// Not set (no estimate yet).
+	ClockStatus_CLOCK_STATUS_UNSPECIFIED ClockStatus = 0
+	// A majority of the NTP sources agree and the bound is in force.
 	ClockStatus_CLOCK_STATUS_SYNCHRONIZED ClockStatus = 1
 	// No fresh sample within N poll intervals.
 	ClockStatus_CLOCK_STATUS_STALE ClockStatus = 2
@@ -86,11 +88,17 @@ func (ClockStatus) EnumDescriptor() ([]byte, []int) {
 type SourceVerdict int32
 
 const (
+	// Not judged yet.
 	SourceVerdict_SOURCE_VERDICT_UNSPECIFIED SourceVerdict = 0
-	SourceVerdict_SOURCE_VERDICT_SELECTED    SourceVerdict = 1
+	// In the majority's intersection: used for the estimate.
+	SourceVerdict_SOURCE_VERDICT_SELECTED SourceVerdict = 1
+	// Outside the majority's intersection: outvoted, not used.
 	SourceVerdict_SOURCE_VERDICT_FALSETICKER SourceVerdict = 2
+	// No reply within the timeout.
 	SourceVerdict_SOURCE_VERDICT_UNREACHABLE SourceVerdict = 3
-	SourceVerdict_SOURCE_VERDICT_INVALID     SourceVerdict = 4
+	// A reply that failed validation (kiss-of-death, bad stratum, zero
+	// transmit time, dispersion over the limit); reason says which.
+	SourceVerdict_SOURCE_VERDICT_INVALID SourceVerdict = 4
 	// The server answered that it has no time yet (leap 3, stratum 0: a
 	// starting chronyd). Polled normally, used once it synchronizes.
 	SourceVerdict_SOURCE_VERDICT_NOT_SYNCHRONIZED SourceVerdict = 5
@@ -150,20 +158,30 @@ func (SourceVerdict) EnumDescriptor() ([]byte, []int) {
 
 // ClockSource is one NTP server's latest sample and verdict.
 type ClockSource struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Address  string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
-	OffsetNs int64                  `protobuf:"varint,2,opt,name=offset_ns,json=offsetNs,proto3" json:"offset_ns,omitempty"`
-	RttNs    int64                  `protobuf:"varint,3,opt,name=rtt_ns,json=rttNs,proto3" json:"rtt_ns,omitempty"`
-	Stratum  uint32                 `protobuf:"varint,4,opt,name=stratum,proto3" json:"stratum,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The NTP server's host:port.
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// Offset of true time (per this server) from the local clock, in
+	// nanoseconds: true = local + offset.
+	OffsetNs int64 `protobuf:"varint,2,opt,name=offset_ns,json=offsetNs,proto3" json:"offset_ns,omitempty"`
+	// Round-trip time of the sample, in nanoseconds.
+	RttNs int64 `protobuf:"varint,3,opt,name=rtt_ns,json=rttNs,proto3" json:"rtt_ns,omitempty"`
+	// The server's stratum (1 = primary reference).
+	Stratum uint32 `protobuf:"varint,4,opt,name=stratum,proto3" json:"stratum,omitempty"`
 	// RTT/2 + root delay/2 + root dispersion + precision.
-	ErrorBoundNs int64         `protobuf:"varint,5,opt,name=error_bound_ns,json=errorBoundNs,proto3" json:"error_bound_ns,omitempty"`
-	Verdict      SourceVerdict `protobuf:"varint,6,opt,name=verdict,proto3,enum=stillpoint.v1.SourceVerdict" json:"verdict,omitempty"`
-	Reason       string        `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
-	Leap         uint32        `protobuf:"varint,8,opt,name=leap,proto3" json:"leap,omitempty"`
+	ErrorBoundNs int64 `protobuf:"varint,5,opt,name=error_bound_ns,json=errorBoundNs,proto3" json:"error_bound_ns,omitempty"`
+	// What the intersection made of it.
+	Verdict SourceVerdict `protobuf:"varint,6,opt,name=verdict,proto3,enum=stillpoint.v1.SourceVerdict" json:"verdict,omitempty"`
+	// Why the verdict, when not SELECTED.
+	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The server's leap indicator (0 none, 1 +1 s, 2 -1 s, 3 unsynchronized).
+	Leap uint32 `protobuf:"varint,8,opt,name=leap,proto3" json:"leap,omitempty"`
 	// The figures the bound is made of, as the server reported them.
-	RootDelayNs      int64 `protobuf:"varint,9,opt,name=root_delay_ns,json=rootDelayNs,proto3" json:"root_delay_ns,omitempty"`
+	RootDelayNs int64 `protobuf:"varint,9,opt,name=root_delay_ns,json=rootDelayNs,proto3" json:"root_delay_ns,omitempty"`
+	// The server's root dispersion, in nanoseconds.
 	RootDispersionNs int64 `protobuf:"varint,10,opt,name=root_dispersion_ns,json=rootDispersionNs,proto3" json:"root_dispersion_ns,omitempty"`
-	PrecisionNs      int64 `protobuf:"varint,11,opt,name=precision_ns,json=precisionNs,proto3" json:"precision_ns,omitempty"`
+	// The server's clock precision, in nanoseconds.
+	PrecisionNs int64 `protobuf:"varint,11,opt,name=precision_ns,json=precisionNs,proto3" json:"precision_ns,omitempty"`
 	// The server sent a reply that parsed; when false (unreachable) the
 	// offset, RTT and the rest mean nothing and must not be shown as 0.
 	Answered      bool `protobuf:"varint,12,opt,name=answered,proto3" json:"answered,omitempty"`
@@ -292,7 +310,8 @@ type KernelClock struct {
 	// Frequency correction in force (timex.freq / 2^16).
 	FreqPpm float64 `protobuf:"fixed64,1,opt,name=freq_ppm,json=freqPpm,proto3" json:"freq_ppm,omitempty"`
 	// Microseconds per tick, and the nominal 1e6/USER_HZ.
-	TickUs        int64 `protobuf:"varint,2,opt,name=tick_us,json=tickUs,proto3" json:"tick_us,omitempty"`
+	TickUs int64 `protobuf:"varint,2,opt,name=tick_us,json=tickUs,proto3" json:"tick_us,omitempty"`
+	// The nominal tick, 1e6/USER_HZ microseconds.
 	NominalTickUs int64 `protobuf:"varint,3,opt,name=nominal_tick_us,json=nominalTickUs,proto3" json:"nominal_tick_us,omitempty"`
 	// Offset the kernel is still slewing (PLL / adjtime).
 	PendingOffsetNs int64 `protobuf:"varint,4,opt,name=pending_offset_ns,json=pendingOffsetNs,proto3" json:"pending_offset_ns,omitempty"`
@@ -371,22 +390,30 @@ func (x *KernelClock) GetStatus() int32 {
 // [local + offset_ns - error_bound_ns, local + offset_ns + error_bound_ns]
 // for the local wall time it accompanies.
 type ClockEstimate struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	OffsetNs int64                  `protobuf:"varint,1,opt,name=offset_ns,json=offsetNs,proto3" json:"offset_ns,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Offset to add to the local wall time to estimate true time, in
+	// nanoseconds.
+	OffsetNs int64 `protobuf:"varint,1,opt,name=offset_ns,json=offsetNs,proto3" json:"offset_ns,omitempty"`
 	// The bound in force at the accompanying reading: base_error_bound_ns grown
 	// by max_drift_ppm over age_ns.
-	ErrorBoundNs int64       `protobuf:"varint,2,opt,name=error_bound_ns,json=errorBoundNs,proto3" json:"error_bound_ns,omitempty"`
-	Status       ClockStatus `protobuf:"varint,3,opt,name=status,proto3,enum=stillpoint.v1.ClockStatus" json:"status,omitempty"`
+	ErrorBoundNs int64 `protobuf:"varint,2,opt,name=error_bound_ns,json=errorBoundNs,proto3" json:"error_bound_ns,omitempty"`
+	// Whether the estimate may be trusted.
+	Status ClockStatus `protobuf:"varint,3,opt,name=status,proto3,enum=stillpoint.v1.ClockStatus" json:"status,omitempty"`
 	// Why the status is not SYNCHRONIZED, naming the server where one is at fault.
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Local wall time at which the selected samples were taken.
 	SampledAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=sampled_at,json=sampledAt,proto3" json:"sampled_at,omitempty"`
 	// Age of the sample at the accompanying reading, on the monotonic clock.
-	AgeNs            int64          `protobuf:"varint,6,opt,name=age_ns,json=ageNs,proto3" json:"age_ns,omitempty"`
-	BaseErrorBoundNs int64          `protobuf:"varint,7,opt,name=base_error_bound_ns,json=baseErrorBoundNs,proto3" json:"base_error_bound_ns,omitempty"`
-	MaxDriftPpm      float64        `protobuf:"fixed64,8,opt,name=max_drift_ppm,json=maxDriftPpm,proto3" json:"max_drift_ppm,omitempty"`
-	Sources          []*ClockSource `protobuf:"bytes,9,rep,name=sources,proto3" json:"sources,omitempty"`
-	LeapPending      bool           `protobuf:"varint,10,opt,name=leap_pending,json=leapPending,proto3" json:"leap_pending,omitempty"`
+	AgeNs int64 `protobuf:"varint,6,opt,name=age_ns,json=ageNs,proto3" json:"age_ns,omitempty"`
+	// The bound at sampled_at, in nanoseconds (before growth with age).
+	BaseErrorBoundNs int64 `protobuf:"varint,7,opt,name=base_error_bound_ns,json=baseErrorBoundNs,proto3" json:"base_error_bound_ns,omitempty"`
+	// The assumed maximum drift of the local oscillator, in parts per
+	// million: the bound grows by age x max_drift_ppm.
+	MaxDriftPpm float64 `protobuf:"fixed64,8,opt,name=max_drift_ppm,json=maxDriftPpm,proto3" json:"max_drift_ppm,omitempty"`
+	// Every NTP source's latest sample (absent in gossip).
+	Sources []*ClockSource `protobuf:"bytes,9,rep,name=sources,proto3" json:"sources,omitempty"`
+	// A leap second is announced by the selected sources.
+	LeapPending bool `protobuf:"varint,10,opt,name=leap_pending,json=leapPending,proto3" json:"leap_pending,omitempty"`
 	// The rate the kernel is slewing the clock at (|freq| + |tick - nominal|,
 	// adjtimex, at the last read): beyond the accompanying reading the bound
 	// grows at max_drift_ppm + slew_ppm.
@@ -401,7 +428,8 @@ type ClockEstimate struct {
 	// Rounds since sampled_at that gave no estimate (the estimate was kept,
 	// aging); last_failure is why the latest failed.
 	FailedRounds uint32 `protobuf:"varint,14,opt,name=failed_rounds,json=failedRounds,proto3" json:"failed_rounds,omitempty"`
-	LastFailure  string `protobuf:"bytes,15,opt,name=last_failure,json=lastFailure,proto3" json:"last_failure,omitempty"`
+	// Why the latest round failed; empty when it did not.
+	LastFailure string `protobuf:"bytes,15,opt,name=last_failure,json=lastFailure,proto3" json:"last_failure,omitempty"`
 	// How many sources are falsetickers; set also where the sources are not
 	// carried (an estimate heard through gossip).
 	Falsetickers  uint32 `protobuf:"varint,16,opt,name=falsetickers,proto3" json:"falsetickers,omitempty"`
@@ -554,9 +582,11 @@ func (x *ClockEstimate) GetFalsetickers() uint32 {
 // StampedTime is a local wall time together with the clock estimate in force
 // when it was read; true time is local_time + offset ± error_bound.
 type StampedTime struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LocalTime     *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=local_time,json=localTime,proto3" json:"local_time,omitempty"`
-	Estimate      *ClockEstimate         `protobuf:"bytes,2,opt,name=estimate,proto3" json:"estimate,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The local wall clock reading.
+	LocalTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=local_time,json=localTime,proto3" json:"local_time,omitempty"`
+	// The estimate in force at local_time (error bound grown to it).
+	Estimate      *ClockEstimate `protobuf:"bytes,2,opt,name=estimate,proto3" json:"estimate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

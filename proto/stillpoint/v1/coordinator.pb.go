@@ -26,11 +26,16 @@ const (
 type MemberStatus int32
 
 const (
+	// Not set (a member known only from its FSM record).
 	MemberStatus_MEMBER_STATUS_UNSPECIFIED MemberStatus = 0
-	MemberStatus_MEMBER_STATUS_ALIVE       MemberStatus = 1
-	MemberStatus_MEMBER_STATUS_SUSPECT     MemberStatus = 2
-	MemberStatus_MEMBER_STATUS_DEAD        MemberStatus = 3
-	MemberStatus_MEMBER_STATUS_LEFT        MemberStatus = 4
+	// Answering gossip probes.
+	MemberStatus_MEMBER_STATUS_ALIVE MemberStatus = 1
+	// Missed probes; declared dead unless it refutes in time.
+	MemberStatus_MEMBER_STATUS_SUSPECT MemberStatus = 2
+	// Declared dead (failed) by the pool.
+	MemberStatus_MEMBER_STATUS_DEAD MemberStatus = 3
+	// Left the pool gracefully.
+	MemberStatus_MEMBER_STATUS_LEFT MemberStatus = 4
 )
 
 // Enum value maps for MemberStatus.
@@ -78,14 +83,20 @@ func (MemberStatus) EnumDescriptor() ([]byte, []int) {
 	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{0}
 }
 
+// OperationState is where an operation is in the pause protocol. COMPLETED,
+// ABORTED and INVALID are terminal.
 type OperationState int32
 
 const (
+	// Not set.
 	OperationState_OPERATION_STATE_UNSPECIFIED OperationState = 0
 	// Recorded in Raft; no node touched yet.
-	OperationState_OPERATION_STATE_PENDING   OperationState = 1
-	OperationState_OPERATION_STATE_PAUSING   OperationState = 2
-	OperationState_OPERATION_STATE_HOLDING   OperationState = 3
+	OperationState_OPERATION_STATE_PENDING OperationState = 1
+	// Pause sent to the targets; waiting for every ack.
+	OperationState_OPERATION_STATE_PAUSING OperationState = 2
+	// Every target paused and drained; holding for hold_ns.
+	OperationState_OPERATION_STATE_HOLDING OperationState = 3
+	// Unpause being sent to the targets.
 	OperationState_OPERATION_STATE_UNPAUSING OperationState = 4
 	// Ended with a valid restore window.
 	OperationState_OPERATION_STATE_COMPLETED OperationState = 5
@@ -146,22 +157,36 @@ func (OperationState) EnumDescriptor() ([]byte, []int) {
 	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{1}
 }
 
+// Member is one server or agent as the answering coordinator sees it: its
+// gossip metadata, or its FSM record when it is not in the gossip pool.
 type Member struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The member's node name, unique in the pool.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// "server", "ledger", "auditor" or another label.
-	Role          string       `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
-	Cluster       string       `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	GossipAddress string       `protobuf:"bytes,4,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
-	GrpcAddress   string       `protobuf:"bytes,5,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
-	Status        MemberStatus `protobuf:"varint,6,opt,name=status,proto3,enum=stillpoint.v1.MemberStatus" json:"status,omitempty"`
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// The cluster an agent's node belongs to; empty for a server.
+	Cluster string `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// host:port the member gossips on.
+	GossipAddress string `protobuf:"bytes,4,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
+	// host:port of the member's gRPC endpoint (AgentService for an agent,
+	// CoordinatorService for a server).
+	GrpcAddress string `protobuf:"bytes,5,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
+	// memberlist's view of the member.
+	Status MemberStatus `protobuf:"varint,6,opt,name=status,proto3,enum=stillpoint.v1.MemberStatus" json:"status,omitempty"`
 	// The clock estimate as gossiped; error_bound_ns already grown to the
 	// time the serving coordinator answered.
-	Clock            *ClockEstimate `protobuf:"bytes,7,opt,name=clock,proto3" json:"clock,omitempty"`
-	NodeState        *NodeState     `protobuf:"bytes,8,opt,name=node_state,json=nodeState,proto3" json:"node_state,omitempty"`
-	OpId             string         `protobuf:"bytes,9,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	LeaseRemainingMs int64          `protobuf:"varint,10,opt,name=lease_remaining_ms,json=leaseRemainingMs,proto3" json:"lease_remaining_ms,omitempty"`
-	InterruptedOpId  string         `protobuf:"bytes,11,opt,name=interrupted_op_id,json=interruptedOpId,proto3" json:"interrupted_op_id,omitempty"`
+	Clock *ClockEstimate `protobuf:"bytes,7,opt,name=clock,proto3" json:"clock,omitempty"`
+	// The agent's last check of its node's admin port.
+	NodeState *NodeState `protobuf:"bytes,8,opt,name=node_state,json=nodeState,proto3" json:"node_state,omitempty"`
+	// The operation currently holding the node; empty when idle.
+	OpId string `protobuf:"bytes,9,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// Milliseconds left on the agent's dead-man lease when it encoded its
+	// metadata (0: no lease).
+	LeaseRemainingMs int64 `protobuf:"varint,10,opt,name=lease_remaining_ms,json=leaseRemainingMs,proto3" json:"lease_remaining_ms,omitempty"`
+	// The operation during which the node came back unpaused (it
+	// restarted); empty when none.
+	InterruptedOpId string `protobuf:"bytes,11,opt,name=interrupted_op_id,json=interruptedOpId,proto3" json:"interrupted_op_id,omitempty"`
 	// Milliseconds since the serving coordinator last heard this member's
 	// metadata.
 	MetaAgeMs int64 `protobuf:"varint,12,opt,name=meta_age_ms,json=metaAgeMs,proto3" json:"meta_age_ms,omitempty"`
@@ -303,11 +328,13 @@ func (x *Member) GetRaftHealthy() bool {
 	return false
 }
 
+// ListMembersRequest asks for the members of one cluster or of all.
 type ListMembersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only members of this cluster; empty for all.
-	Cluster       string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Stale         bool   `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Answer from the receiving server's own view instead of the leader's.
+	Stale         bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -356,9 +383,11 @@ func (x *ListMembersRequest) GetStale() bool {
 	return false
 }
 
+// ListMembersResponse lists members sorted by name.
 type ListMembersResponse struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Members []*Member              `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every member, sorted by name.
+	Members []*Member `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
 	// The coordinator server that answered.
 	ServedBy      string `protobuf:"bytes,2,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -409,11 +438,15 @@ func (x *ListMembersResponse) GetServedBy() string {
 	return ""
 }
 
+// RemoveRosterMemberRequest names the agent to take off its roster.
 type RemoveRosterMemberRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The agent's node name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Why, for the audit log.
-	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who asks, for the audit log (a note: the actor is the caller's
+	// identity when ACLs or mTLS are on).
 	RequestedBy   string `protobuf:"bytes,3,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -470,6 +503,7 @@ func (x *RemoveRosterMemberRequest) GetRequestedBy() string {
 	return ""
 }
 
+// RemoveRosterMemberResponse is the member that was removed.
 type RemoveRosterMemberResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The member as it was on the roster.
@@ -515,9 +549,11 @@ func (x *RemoveRosterMemberResponse) GetMember() *Member {
 	return nil
 }
 
+// DriftEntry is one agent's clock and its admissibility.
 type DriftEntry struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Member *Member                `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent, with its clock estimate.
+	Member *Member `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
 	// Whether this member would be admitted to a pause now.
 	Admissible bool `protobuf:"varint,2,opt,name=admissible,proto3" json:"admissible,omitempty"`
 	// Each reason names the figure and the bound, e.g.
@@ -578,10 +614,13 @@ func (x *DriftEntry) GetReasons() []string {
 	return nil
 }
 
+// GetDriftRequest asks for the clocks of one cluster or of all.
 type GetDriftRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Stale         bool                   `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only agents of this cluster; empty for all.
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Answer from the receiving server's own view instead of the leader's.
+	Stale         bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -630,12 +669,16 @@ func (x *GetDriftRequest) GetStale() bool {
 	return false
 }
 
+// GetDriftResponse is every agent's clock against the runtime config.
 type GetDriftResponse struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Entries []*DriftEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
-	// max(offset) - min(offset) over synchronized agents of each cluster.
-	SpreadNs      map[string]int64 `protobuf:"bytes,2,rep,name=spread_ns,json=spreadNs,proto3" json:"spread_ns,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	Config        *RuntimeConfig   `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One entry per agent.
+	Entries []*DriftEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Per cluster name: max(offset) - min(offset) over its synchronized
+	// agents, in nanoseconds (what max_drift_ns bounds).
+	SpreadNs map[string]int64 `protobuf:"bytes,2,rep,name=spread_ns,json=spreadNs,proto3" json:"spread_ns,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The runtime config the entries were judged against.
+	Config        *RuntimeConfig `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -691,19 +734,32 @@ func (x *GetDriftResponse) GetConfig() *RuntimeConfig {
 	return nil
 }
 
+// TargetRecord is one node of an operation: its admission and what its
+// agent answered to Pause and Unpause.
 type TargetRecord struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	Node        string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	GrpcAddress string                 `protobuf:"bytes,2,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's name.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// host:port of the node's agent.
+	GrpcAddress string `protobuf:"bytes,2,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
 	// The clock estimate at admission.
-	AdmittedClock  *ClockEstimate `protobuf:"bytes,3,opt,name=admitted_clock,json=admittedClock,proto3" json:"admitted_clock,omitempty"`
-	PauseOutcome   NodeOutcome    `protobuf:"varint,4,opt,name=pause_outcome,json=pauseOutcome,proto3,enum=stillpoint.v1.NodeOutcome" json:"pause_outcome,omitempty"`
-	PauseMessage   string         `protobuf:"bytes,5,opt,name=pause_message,json=pauseMessage,proto3" json:"pause_message,omitempty"`
-	AckedAt        *StampedTime   `protobuf:"bytes,6,opt,name=acked_at,json=ackedAt,proto3" json:"acked_at,omitempty"`
-	UnpauseOutcome NodeOutcome    `protobuf:"varint,7,opt,name=unpause_outcome,json=unpauseOutcome,proto3,enum=stillpoint.v1.NodeOutcome" json:"unpause_outcome,omitempty"`
-	UnpauseMessage string         `protobuf:"bytes,8,opt,name=unpause_message,json=unpauseMessage,proto3" json:"unpause_message,omitempty"`
-	UnpauseSentAt  *StampedTime   `protobuf:"bytes,9,opt,name=unpause_sent_at,json=unpauseSentAt,proto3" json:"unpause_sent_at,omitempty"`
-	LeaseExpired   bool           `protobuf:"varint,10,opt,name=lease_expired,json=leaseExpired,proto3" json:"lease_expired,omitempty"`
+	AdmittedClock *ClockEstimate `protobuf:"bytes,3,opt,name=admitted_clock,json=admittedClock,proto3" json:"admitted_clock,omitempty"`
+	// What Pause did on the node's admin port.
+	PauseOutcome NodeOutcome `protobuf:"varint,4,opt,name=pause_outcome,json=pauseOutcome,proto3,enum=stillpoint.v1.NodeOutcome" json:"pause_outcome,omitempty"`
+	// The agent's or node's message with pause_outcome.
+	PauseMessage string `protobuf:"bytes,5,opt,name=pause_message,json=pauseMessage,proto3" json:"pause_message,omitempty"`
+	// The agent's local wall time read right after the node acked Pause,
+	// with the estimate it was read under (the window's start side).
+	AckedAt *StampedTime `protobuf:"bytes,6,opt,name=acked_at,json=ackedAt,proto3" json:"acked_at,omitempty"`
+	// What Unpause did on the node's admin port.
+	UnpauseOutcome NodeOutcome `protobuf:"varint,7,opt,name=unpause_outcome,json=unpauseOutcome,proto3,enum=stillpoint.v1.NodeOutcome" json:"unpause_outcome,omitempty"`
+	// The agent's or node's message with unpause_outcome.
+	UnpauseMessage string `protobuf:"bytes,8,opt,name=unpause_message,json=unpauseMessage,proto3" json:"unpause_message,omitempty"`
+	// The agent's local wall time read just before Unpause was sent, with
+	// its estimate (the window's end side).
+	UnpauseSentAt *StampedTime `protobuf:"bytes,9,opt,name=unpause_sent_at,json=unpauseSentAt,proto3" json:"unpause_sent_at,omitempty"`
+	// The agent's lease ran out and it unpaused the node by itself.
+	LeaseExpired bool `protobuf:"varint,10,opt,name=lease_expired,json=leaseExpired,proto3" json:"lease_expired,omitempty"`
 	// The node was seen unpaused while held (it restarted): the window is
 	// invalid.
 	NodeInterrupted bool `protobuf:"varint,11,opt,name=node_interrupted,json=nodeInterrupted,proto3" json:"node_interrupted,omitempty"`
@@ -838,16 +894,24 @@ func (x *TargetRecord) GetInterruptedReportedLate() bool {
 	return false
 }
 
+// RestoreWindow is the interval of true time during which every target was
+// certainly paused, and its mid-point. Times are true-time estimates
+// (agent wall time + offset, widened by each reading's error bound and by
+// the runtime config's target_clock_bound_ns on both sides).
 type RestoreWindow struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// True-time bounds: start = max(ack + offset + bound),
-	// end = min(unpause - ... + offset - bound).
+	// True-time bounds: start = max over targets of (ack + offset + bound),
+	// end = min over targets of (unpause + offset - bound); start and end
+	// are both inside the window (inclusive).
 	Start *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
-	End   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	// See start.
+	End *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
 	// (start + end) / 2.
 	RestorePoint *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=restore_point,json=restorePoint,proto3" json:"restore_point,omitempty"`
-	// (end - start) / 2.
+	// (end - start) / 2, rounded up: every instant of the window is within
+	// this many nanoseconds of restore_point.
 	UncertaintyNs int64 `protobuf:"varint,4,opt,name=uncertainty_ns,json=uncertaintyNs,proto3" json:"uncertainty_ns,omitempty"`
+	// end - start, in nanoseconds.
 	WidthNs       int64 `protobuf:"varint,5,opt,name=width_ns,json=widthNs,proto3" json:"width_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -918,26 +982,44 @@ func (x *RestoreWindow) GetWidthNs() int64 {
 	return 0
 }
 
+// Operation is one pause (or backup run) as recorded in Raft: its targets,
+// its state, and once it completed its restore window.
 type Operation struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	OpId            string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Cluster         string                 `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	State           OperationState         `protobuf:"varint,3,opt,name=state,proto3,enum=stillpoint.v1.OperationState" json:"state,omitempty"`
-	Epoch           uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Targets         []*TargetRecord        `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`
-	RequestedHoldMs int64                  `protobuf:"varint,6,opt,name=requested_hold_ms,json=requestedHoldMs,proto3" json:"requested_hold_ms,omitempty"`
-	// max(requested, 2 * max bound + margin).
-	HoldNs      int64          `protobuf:"varint,7,opt,name=hold_ns,json=holdNs,proto3" json:"hold_ns,omitempty"`
-	LeaseMs     int64          `protobuf:"varint,8,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
-	Reason      string         `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
-	Window      *RestoreWindow `protobuf:"bytes,10,opt,name=window,proto3" json:"window,omitempty"`
-	RequestedBy string         `protobuf:"bytes,11,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The op's id (time-ordered, unique per cluster of servers).
+	OpId string `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// The cluster paused (the first one when the op pauses several).
+	Cluster string `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Where the op is; see OperationState.
+	State OperationState `protobuf:"varint,3,opt,name=state,proto3,enum=stillpoint.v1.OperationState" json:"state,omitempty"`
+	// The fencing epoch of the leader driving the op (committed once per
+	// leadership term); agents refuse a lower epoch than they have seen.
+	Epoch uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Every node paused, one record each.
+	Targets []*TargetRecord `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`
+	// StartPauseRequest.hold_ms as asked (0: the minimum).
+	RequestedHoldMs int64 `protobuf:"varint,6,opt,name=requested_hold_ms,json=requestedHoldMs,proto3" json:"requested_hold_ms,omitempty"`
+	// The hold in nanoseconds: max(requested, 2 * max bound + margin).
+	HoldNs int64 `protobuf:"varint,7,opt,name=hold_ns,json=holdNs,proto3" json:"hold_ns,omitempty"`
+	// The agents' lease, in milliseconds, sent with every Pause and
+	// RenewLease (runtime config lease_ns when admitted).
+	LeaseMs int64 `protobuf:"varint,8,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	// Why the op ended as it did (ABORTED, INVALID) or what it waits for;
+	// a message for people.
+	Reason string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The restore window; set once COMPLETED.
+	Window *RestoreWindow `protobuf:"bytes,10,opt,name=window,proto3" json:"window,omitempty"`
+	// Who started it: the caller's identity (token name or certificate)
+	// when ACLs or mTLS are on, else StartPauseRequest.requested_by.
+	RequestedBy string `protobuf:"bytes,11,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	// Coordinator wall times, each with the estimate it was read under.
 	CreatedAt *StampedTime `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	EndedAt   *StampedTime `protobuf:"bytes,13,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	// When the op reached a terminal state; see created_at.
+	EndedAt *StampedTime `protobuf:"bytes,13,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
 	// The server that last drove the op.
 	Leader string `protobuf:"bytes,14,opt,name=leader,proto3" json:"leader,omitempty"`
-	// From the first Pause sent to the last target acked.
+	// Nanoseconds, on the leader's monotonic clock, from the first Pause
+	// sent to the last target's answer.
 	FanoutNs int64 `protobuf:"varint,15,opt,name=fanout_ns,json=fanoutNs,proto3" json:"fanout_ns,omitempty"`
 	// The state an op cut short ends in (ABORTED, or INVALID when the hold
 	// was invalidated), recorded with UNPAUSING so that a new leader ends it
@@ -958,16 +1040,17 @@ type Operation struct {
 	// back unpaused during the op: the restore point is unsound. The state
 	// stays COMPLETED (history is never rewritten); the catalog entry is
 	// flagged too.
-	InvalidatedAfterCompletion bool   `protobuf:"varint,20,opt,name=invalidated_after_completion,json=invalidatedAfterCompletion,proto3" json:"invalidated_after_completion,omitempty"`
-	InvalidatedReason          string `protobuf:"bytes,21,opt,name=invalidated_reason,json=invalidatedReason,proto3" json:"invalidated_reason,omitempty"`
+	InvalidatedAfterCompletion bool `protobuf:"varint,20,opt,name=invalidated_after_completion,json=invalidatedAfterCompletion,proto3" json:"invalidated_after_completion,omitempty"`
+	// Why, naming the node.
+	InvalidatedReason string `protobuf:"bytes,21,opt,name=invalidated_reason,json=invalidatedReason,proto3" json:"invalidated_reason,omitempty"`
 	// When the leader learned it, with its clock estimate.
 	InvalidatedAt *StampedTime `protobuf:"bytes,22,opt,name=invalidated_at,json=invalidatedAt,proto3" json:"invalidated_at,omitempty"`
 	// Held until an operator ends the hold (`stillpoint unpause --op`),
 	// bounded by max_hold_ns; hold_ns is then the minimum hold, and
 	// hold_deadline is when the maximum hold runs out.
 	UntilUnpaused bool `protobuf:"varint,23,opt,name=until_unpaused,json=untilUnpaused,proto3" json:"until_unpaused,omitempty"`
-	// The maximum hold of an until_unpaused op, from the runtime config when
-	// it was admitted.
+	// The maximum hold of an until_unpaused op, in nanoseconds, from the
+	// runtime config when it was admitted.
 	MaxHoldNs int64 `protobuf:"varint,24,opt,name=max_hold_ns,json=maxHoldNs,proto3" json:"max_hold_ns,omitempty"`
 	// Every cluster the op pauses, when it pauses more than one (cluster is
 	// then the first); empty for an op of one cluster. The op holds every
@@ -1202,14 +1285,22 @@ func (x *Operation) GetBackup() *BackupRun {
 	return nil
 }
 
+// StartPauseRequest asks for one pause of one or more clusters.
 type StartPauseRequest struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Cluster string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	// 0 means the minimum the measured uncertainty requires.
-	HoldMs      int64  `protobuf:"varint,2,opt,name=hold_ms,json=holdMs,proto3" json:"hold_ms,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster to pause (or the first of several; may be empty when
+	// clusters is set).
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// The hold in milliseconds, 0..3600000; 0 means the minimum the measured
+	// uncertainty requires (2 * max bound + margin). A shorter one than that
+	// minimum is raised to it.
+	HoldMs int64 `protobuf:"varint,2,opt,name=hold_ms,json=holdMs,proto3" json:"hold_ms,omitempty"`
+	// Who asks, for the audit log and Operation.requested_by when no
+	// identity is known (at most 1024 bytes of UTF-8).
 	RequestedBy string `protobuf:"bytes,3,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
-	// Chosen by the client, unique per intended pause (e.g. a UUID): a retry
-	// of the same request returns the op it started. Empty: no idempotency.
+	// Chosen by the client, unique per intended pause (e.g. a UUID; at most
+	// 128 bytes): a retry of the same request returns the op it started.
+	// Empty: no idempotency.
 	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Hold until ForceUnpause ends the hold (at least the minimum hold, or
 	// hold_ms when set; at most the runtime config's max_hold_ns).
@@ -1294,9 +1385,13 @@ func (x *StartPauseRequest) GetClusters() []string {
 	return nil
 }
 
+// StartPauseResponse is the op as recorded (PENDING, or further along for a
+// retried request_id).
 type StartPauseResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Operation     *Operation             `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The op started (or, for a retried request_id, the one the first
+	// attempt started, in its current state).
+	Operation     *Operation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1338,10 +1433,13 @@ func (x *StartPauseResponse) GetOperation() *Operation {
 	return nil
 }
 
+// ForceUnpauseRequest names the op whose hold to end.
 type ForceUnpauseRequest struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	OpId   string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The op to end.
+	OpId string `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// Why, for the audit log and the op's reason.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// false: end the hold now; the op completes with its window when the
 	// window is valid (INVALID with why when not). true: abort, the op ends
 	// ABORTED with no catalog entry.
@@ -1401,9 +1499,11 @@ func (x *ForceUnpauseRequest) GetAbort() bool {
 	return false
 }
 
+// ForceUnpauseResponse is the op in its terminal state.
 type ForceUnpauseResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Operation     *Operation             `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The op, ended.
+	Operation     *Operation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1445,10 +1545,13 @@ func (x *ForceUnpauseResponse) GetOperation() *Operation {
 	return nil
 }
 
+// GetOperationRequest names one op.
 type GetOperationRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OpId          string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Stale         bool                   `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The op's id.
+	OpId string `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// Answer from the receiving server's replica instead of the leader's.
+	Stale         bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1497,9 +1600,11 @@ func (x *GetOperationRequest) GetStale() bool {
 	return false
 }
 
+// GetOperationResponse is one op.
 type GetOperationResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Operation     *Operation             `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The op as recorded.
+	Operation     *Operation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1541,11 +1646,15 @@ func (x *GetOperationResponse) GetOperation() *Operation {
 	return nil
 }
 
+// ListOperationsRequest filters and limits the op history.
 type ListOperationsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Limit         int32                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
-	Stale         bool                   `protobuf:"varint,3,opt,name=stale,proto3" json:"stale,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only ops that pause this cluster; empty for all.
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// At most this many (the newest); 0 for all.
+	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Answer from the receiving server's replica instead of the leader's.
+	Stale         bool `protobuf:"varint,3,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1601,9 +1710,11 @@ func (x *ListOperationsRequest) GetStale() bool {
 	return false
 }
 
+// ListOperationsResponse lists ops newest first.
 type ListOperationsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Operations    []*Operation           `protobuf:"bytes,1,rep,name=operations,proto3" json:"operations,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ops, newest first.
+	Operations    []*Operation `protobuf:"bytes,1,rep,name=operations,proto3" json:"operations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1645,9 +1756,11 @@ func (x *ListOperationsResponse) GetOperations() []*Operation {
 	return nil
 }
 
+// WatchOperationRequest names the op to follow.
 type WatchOperationRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OpId          string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The op's id.
+	OpId          string `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1689,9 +1802,11 @@ func (x *WatchOperationRequest) GetOpId() string {
 	return ""
 }
 
+// WatchOperationResponse is the op after a change.
 type WatchOperationResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Operation     *Operation             `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The op as recorded now.
+	Operation     *Operation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1733,14 +1848,22 @@ func (x *WatchOperationResponse) GetOperation() *Operation {
 	return nil
 }
 
+// RestorePoint is a catalog entry: one completed op's restore window, the
+// point to restore every target to.
 type RestorePoint struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	OpId      string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Cluster   string                 `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Window    *RestoreWindow         `protobuf:"bytes,3,opt,name=window,proto3" json:"window,omitempty"`
-	HoldNs    int64                  `protobuf:"varint,4,opt,name=hold_ns,json=holdNs,proto3" json:"hold_ns,omitempty"`
-	Targets   []string               `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`
-	CreatedAt *StampedTime           `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The op that measured it.
+	OpId string `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// The cluster paused (the first of several).
+	Cluster string `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// The restore window and its restore point.
+	Window *RestoreWindow `protobuf:"bytes,3,opt,name=window,proto3" json:"window,omitempty"`
+	// The hold, in nanoseconds.
+	HoldNs int64 `protobuf:"varint,4,opt,name=hold_ns,json=holdNs,proto3" json:"hold_ns,omitempty"`
+	// Every node paused.
+	Targets []string `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`
+	// When the entry was recorded, on the leader's clock with its estimate.
+	CreatedAt *StampedTime `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Set when an agent reported after the fact that a target came back
 	// unpaused during the pause: do not restore to this point. The entry
 	// stays in the catalog, flagged.
@@ -1873,11 +1996,15 @@ func (x *RestorePoint) GetPartial() bool {
 	return false
 }
 
+// ListRestorePointsRequest filters and limits the catalog.
 type ListRestorePointsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cluster       string                 `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	Limit         int32                  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
-	Stale         bool                   `protobuf:"varint,3,opt,name=stale,proto3" json:"stale,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only entries of ops that paused this cluster; empty for all.
+	Cluster string `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// At most this many (the newest); 0 for all.
+	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Answer from the receiving server's replica instead of the leader's.
+	Stale         bool `protobuf:"varint,3,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1933,9 +2060,11 @@ func (x *ListRestorePointsRequest) GetStale() bool {
 	return false
 }
 
+// ListRestorePointsResponse lists catalog entries newest first.
 type ListRestorePointsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RestorePoints []*RestorePoint        `protobuf:"bytes,1,rep,name=restore_points,json=restorePoints,proto3" json:"restore_points,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries, newest first.
+	RestorePoints []*RestorePoint `protobuf:"bytes,1,rep,name=restore_points,json=restorePoints,proto3" json:"restore_points,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1977,10 +2106,13 @@ func (x *ListRestorePointsResponse) GetRestorePoints() []*RestorePoint {
 	return nil
 }
 
+// GetRestorePointRequest names the op whose entry to return.
 type GetRestorePointRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OpId          string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Stale         bool                   `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The op's id.
+	OpId string `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// Answer from the receiving server's replica instead of the leader's.
+	Stale         bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2029,9 +2161,11 @@ func (x *GetRestorePointRequest) GetStale() bool {
 	return false
 }
 
+// GetRestorePointResponse is one catalog entry.
 type GetRestorePointResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RestorePoint  *RestorePoint          `protobuf:"bytes,1,opt,name=restore_point,json=restorePoint,proto3" json:"restore_point,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entry.
+	RestorePoint  *RestorePoint `protobuf:"bytes,1,opt,name=restore_point,json=restorePoint,proto3" json:"restore_point,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2073,10 +2207,13 @@ func (x *GetRestorePointResponse) GetRestorePoint() *RestorePoint {
 	return nil
 }
 
+// SetBackupPlanRequest carries the plan to store.
 type SetBackupPlanRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Plan          *BackupPlan            `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
-	RequestedBy   string                 `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The plan; updated_at and updated_by are set by the server.
+	Plan *BackupPlan `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	// Who asks, for the audit log when no identity is known.
+	RequestedBy   string `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2125,9 +2262,11 @@ func (x *SetBackupPlanRequest) GetRequestedBy() string {
 	return ""
 }
 
+// SetBackupPlanResponse is the plan as stored.
 type SetBackupPlanResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Plan          *PlanRecord            `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored plan with its record.
+	Plan          *PlanRecord `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2169,10 +2308,13 @@ func (x *SetBackupPlanResponse) GetPlan() *PlanRecord {
 	return nil
 }
 
+// GetBackupPlanRequest names one plan.
 type GetBackupPlanRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Stale         bool                   `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The plan's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Answer from the receiving server's replica instead of the leader's.
+	Stale         bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2221,9 +2363,11 @@ func (x *GetBackupPlanRequest) GetStale() bool {
 	return false
 }
 
+// GetBackupPlanResponse is one plan.
 type GetBackupPlanResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Plan          *PlanRecord            `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored plan with its record.
+	Plan          *PlanRecord `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2265,9 +2409,11 @@ func (x *GetBackupPlanResponse) GetPlan() *PlanRecord {
 	return nil
 }
 
+// ListBackupPlansRequest asks for every plan.
 type ListBackupPlansRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Stale         bool                   `protobuf:"varint,1,opt,name=stale,proto3" json:"stale,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Answer from the receiving server's replica instead of the leader's.
+	Stale         bool `protobuf:"varint,1,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2309,9 +2455,11 @@ func (x *ListBackupPlansRequest) GetStale() bool {
 	return false
 }
 
+// ListBackupPlansResponse lists every plan.
 type ListBackupPlansResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Plans         []*PlanRecord          `protobuf:"bytes,1,rep,name=plans,proto3" json:"plans,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every stored plan.
+	Plans         []*PlanRecord `protobuf:"bytes,1,rep,name=plans,proto3" json:"plans,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2353,10 +2501,13 @@ func (x *ListBackupPlansResponse) GetPlans() []*PlanRecord {
 	return nil
 }
 
+// DeleteBackupPlanRequest names the plan to delete.
 type DeleteBackupPlanRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	RequestedBy   string                 `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The plan's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Who asks, for the audit log when no identity is known.
+	RequestedBy   string `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2405,6 +2556,7 @@ func (x *DeleteBackupPlanRequest) GetRequestedBy() string {
 	return ""
 }
 
+// DeleteBackupPlanResponse is empty: the plan is gone.
 type DeleteBackupPlanResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2441,11 +2593,14 @@ func (*DeleteBackupPlanResponse) Descriptor() ([]byte, []int) {
 	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{33}
 }
 
+// StartBackupRequest names the plan to run now.
 type StartBackupRequest struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	Plan        string                 `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
-	RequestedBy string                 `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
-	// As StartPauseRequest.request_id.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The plan's name.
+	Plan string `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	// Who asks, for the audit log when no identity is known.
+	RequestedBy string `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	// As StartPauseRequest.request_id (at most 128 bytes).
 	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2502,9 +2657,11 @@ func (x *StartBackupRequest) GetRequestId() string {
 	return ""
 }
 
+// StartBackupResponse is the backup's op as recorded.
 type StartBackupResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Operation     *Operation             `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The op (its backup field set); its id is the backup's id.
+	Operation     *Operation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2546,12 +2703,15 @@ func (x *StartBackupResponse) GetOperation() *Operation {
 	return nil
 }
 
+// ListBackupsRequest filters and limits the backup catalog.
 type ListBackupsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only this plan's entries; empty for all.
-	Plan          string `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
-	Limit         int32  `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
-	Stale         bool   `protobuf:"varint,3,opt,name=stale,proto3" json:"stale,omitempty"`
+	Plan string `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	// At most this many (the newest); 0 for all.
+	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Answer from the receiving server's replica instead of the leader's.
+	Stale         bool `protobuf:"varint,3,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2607,9 +2767,11 @@ func (x *ListBackupsRequest) GetStale() bool {
 	return false
 }
 
+// ListBackupsResponse lists backup entries newest first.
 type ListBackupsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Backups       []*RestorePoint        `protobuf:"bytes,1,rep,name=backups,proto3" json:"backups,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Catalog entries of backups (backup set), newest first.
+	Backups       []*RestorePoint `protobuf:"bytes,1,rep,name=backups,proto3" json:"backups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2651,11 +2813,13 @@ func (x *ListBackupsResponse) GetBackups() []*RestorePoint {
 	return nil
 }
 
+// GetBackupRequest names one backup.
 type GetBackupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The backup's id is its op id.
-	BackupId      string `protobuf:"bytes,1,opt,name=backup_id,json=backupId,proto3" json:"backup_id,omitempty"`
-	Stale         bool   `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	BackupId string `protobuf:"bytes,1,opt,name=backup_id,json=backupId,proto3" json:"backup_id,omitempty"`
+	// Answer from the receiving server's replica instead of the leader's.
+	Stale         bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2704,9 +2868,11 @@ func (x *GetBackupRequest) GetStale() bool {
 	return false
 }
 
+// GetBackupResponse is one backup's catalog entry.
 type GetBackupResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Backup        *RestorePoint          `protobuf:"bytes,1,opt,name=backup,proto3" json:"backup,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entry (backup set).
+	Backup        *RestorePoint `protobuf:"bytes,1,opt,name=backup,proto3" json:"backup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2748,12 +2914,14 @@ func (x *GetBackupResponse) GetBackup() *RestorePoint {
 	return nil
 }
 
+// GetRestorePlanRequest names the backups to restore from.
 type GetRestorePlanRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One backup, or several that must all come from the same pause (a mix
-	// is refused, naming the entries).
-	BackupIds     []string `protobuf:"bytes,1,rep,name=backup_ids,json=backupIds,proto3" json:"backup_ids,omitempty"`
-	Stale         bool     `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	// is refused, naming the entries). Duplicates are ignored.
+	BackupIds []string `protobuf:"bytes,1,rep,name=backup_ids,json=backupIds,proto3" json:"backup_ids,omitempty"`
+	// Answer from the receiving server's replica instead of the leader's.
+	Stale         bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2802,9 +2970,11 @@ func (x *GetRestorePlanRequest) GetStale() bool {
 	return false
 }
 
+// GetRestorePlanResponse is what to restore, to which time.
 type GetRestorePlanResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Plan          *RestorePlan           `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The steps, in order.
+	Plan          *RestorePlan `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2846,20 +3016,28 @@ func (x *GetRestorePlanResponse) GetPlan() *RestorePlan {
 	return nil
 }
 
+// RuntimeConfig is the replicated configuration the leader admits, holds
+// and alarms by. Durations are in nanoseconds.
 type RuntimeConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// A target's error bound must not exceed this (ε_max).
+	// A target's error bound must not exceed this (ε_max) to be admitted;
+	// > 0, default 10 ms.
 	MaxErrorBoundNs int64 `protobuf:"varint,1,opt,name=max_error_bound_ns,json=maxErrorBoundNs,proto3" json:"max_error_bound_ns,omitempty"`
-	// Max spread of offsets among a cluster's targets.
+	// Max spread of offsets among a cluster's targets (max - min) to be
+	// admitted; > 0, default 100 ms.
 	MaxDriftNs int64 `protobuf:"varint,2,opt,name=max_drift_ns,json=maxDriftNs,proto3" json:"max_drift_ns,omitempty"`
-	LeaseNs    int64 `protobuf:"varint,3,opt,name=lease_ns,json=leaseNs,proto3" json:"lease_ns,omitempty"`
-	// Added to 2 * max bound to choose the hold.
+	// The agents' dead-man lease: a paused node whose lease is not renewed
+	// within it is unpaused by its agent; >= 1 s, default 15 s.
+	LeaseNs int64 `protobuf:"varint,3,opt,name=lease_ns,json=leaseNs,proto3" json:"lease_ns,omitempty"`
+	// Added to 2 * max bound to choose the hold; >= 0, default 1 ms.
 	MarginNs int64 `protobuf:"varint,4,opt,name=margin_ns,json=marginNs,proto3" json:"margin_ns,omitempty"`
-	// A window narrower than this is invalid.
-	MinWindowNs    int64 `protobuf:"varint,5,opt,name=min_window_ns,json=minWindowNs,proto3" json:"min_window_ns,omitempty"`
+	// A window narrower than this is invalid; > 0, default 1 ms.
+	MinWindowNs int64 `protobuf:"varint,5,opt,name=min_window_ns,json=minWindowNs,proto3" json:"min_window_ns,omitempty"`
+	// How long a node may take to drain in-flight requests on Pause before
+	// it reopens its gate; > 0 and shorter than lease_ns, default 10 s.
 	MaxPauseWaitNs int64 `protobuf:"varint,6,opt,name=max_pause_wait_ns,json=maxPauseWaitNs,proto3" json:"max_pause_wait_ns,omitempty"`
 	// Clock bound of the databases that stamp commits with their own clock;
-	// shrinks the window on both sides.
+	// shrinks the window on both sides; >= 0, default 0.
 	TargetClockBoundNs int64 `protobuf:"varint,7,opt,name=target_clock_bound_ns,json=targetClockBoundNs,proto3" json:"target_clock_bound_ns,omitempty"`
 	// Retired: must be empty. A cluster's nodes are its roster (every agent
 	// that ever joined, until `stillpoint members remove`), kept in the FSM;
@@ -3031,9 +3209,11 @@ func (x *RuntimeConfig) GetMaxHoldNs() int64 {
 	return 0
 }
 
+// ExpectedMembers is the retired RuntimeConfig.expected_members value.
 type ExpectedMembers struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Names         []string               `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Node names (retired: must be empty).
+	Names         []string `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3075,6 +3255,7 @@ func (x *ExpectedMembers) GetNames() []string {
 	return nil
 }
 
+// GetConfigRequest is empty.
 type GetConfigRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3111,9 +3292,11 @@ func (*GetConfigRequest) Descriptor() ([]byte, []int) {
 	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{44}
 }
 
+// GetConfigResponse is the runtime config in force.
 type GetConfigResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Config        *RuntimeConfig         `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The config.
+	Config        *RuntimeConfig `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3155,10 +3338,13 @@ func (x *GetConfigResponse) GetConfig() *RuntimeConfig {
 	return nil
 }
 
+// UpdateConfigRequest carries the whole new runtime config.
 type UpdateConfigRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Config        *RuntimeConfig         `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
-	RequestedBy   string                 `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every field: a field left 0 is stored as 0 (read, change, send back).
+	Config *RuntimeConfig `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	// Who asks, for the audit log when no identity is known.
+	RequestedBy   string `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3207,9 +3393,11 @@ func (x *UpdateConfigRequest) GetRequestedBy() string {
 	return ""
 }
 
+// UpdateConfigResponse is the config as stored.
 type UpdateConfigResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Config        *RuntimeConfig         `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored config.
+	Config        *RuntimeConfig `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3256,7 +3444,8 @@ func (x *UpdateConfigResponse) GetConfig() *RuntimeConfig {
 // alarm, and a new leader finds it instead of adding another.
 type Alarm struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Stable per (kind, cluster, node).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The node the alarm is about; empty for a cluster-wide alarm (see
 	// nodes).
 	Node string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
@@ -3265,17 +3454,21 @@ type Alarm struct {
 	// What is wrong, naming the node, the figure and its limit.
 	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
 	// When the alarm was raised (committed), with the leader's estimate.
-	RaisedAt  *StampedTime `protobuf:"bytes,5,opt,name=raised_at,json=raisedAt,proto3" json:"raised_at,omitempty"`
+	RaisedAt *StampedTime `protobuf:"bytes,5,opt,name=raised_at,json=raisedAt,proto3" json:"raised_at,omitempty"`
+	// When it cleared (unset while active), with the leader's estimate.
 	ClearedAt *StampedTime `protobuf:"bytes,6,opt,name=cleared_at,json=clearedAt,proto3" json:"cleared_at,omitempty"`
-	Active    bool         `protobuf:"varint,7,opt,name=active,proto3" json:"active,omitempty"`
+	// Raised and not cleared.
+	Active bool `protobuf:"varint,7,opt,name=active,proto3" json:"active,omitempty"`
 	// "warning" or "critical".
 	Severity string `protobuf:"bytes,8,opt,name=severity,proto3" json:"severity,omitempty"`
-	Cluster  string `protobuf:"bytes,9,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// The cluster the alarm is about.
+	Cluster string `protobuf:"bytes,9,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	// The figure that raised the alarm and the limit it crossed, in unit
 	// (e.g. an error bound of 12.3e6 ns against 10e6 ns). Zero with an empty
 	// unit for a condition without a figure.
 	Figure float64 `protobuf:"fixed64,10,opt,name=figure,proto3" json:"figure,omitempty"`
-	Limit  float64 `protobuf:"fixed64,11,opt,name=limit,proto3" json:"limit,omitempty"`
+	// The limit figure crossed, in unit.
+	Limit float64 `protobuf:"fixed64,11,opt,name=limit,proto3" json:"limit,omitempty"`
 	// "ns" or "count" (empty: no figure).
 	Unit string `protobuf:"bytes,12,opt,name=unit,proto3" json:"unit,omitempty"`
 	// When the leader first saw the condition in this episode (before the
@@ -3424,12 +3617,15 @@ func (x *Alarm) GetNodes() []string {
 	return nil
 }
 
+// ListAlarmsRequest asks for the alarms.
 type ListAlarmsRequest struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	IncludeCleared bool                   `protobuf:"varint,1,opt,name=include_cleared,json=includeCleared,proto3" json:"include_cleared,omitempty"`
-	Stale          bool                   `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Include cleared alarms still kept (alarm_retention_ns).
+	IncludeCleared bool `protobuf:"varint,1,opt,name=include_cleared,json=includeCleared,proto3" json:"include_cleared,omitempty"`
+	// Answer from the receiving server's replica instead of the leader's.
+	Stale         bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAlarmsRequest) Reset() {
@@ -3476,9 +3672,11 @@ func (x *ListAlarmsRequest) GetStale() bool {
 	return false
 }
 
+// ListAlarmsResponse lists alarms.
 type ListAlarmsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Alarms        []*Alarm               `protobuf:"bytes,1,rep,name=alarms,proto3" json:"alarms,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alarms.
+	Alarms        []*Alarm `protobuf:"bytes,1,rep,name=alarms,proto3" json:"alarms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3520,6 +3718,7 @@ func (x *ListAlarmsResponse) GetAlarms() []*Alarm {
 	return nil
 }
 
+// WatchAlarmsRequest shapes the alarm stream.
 type WatchAlarmsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Include cleared alarms still kept in the initial set.
@@ -3565,12 +3764,14 @@ func (x *WatchAlarmsRequest) GetIncludeCleared() bool {
 	return false
 }
 
+// WatchAlarmsResponse is the initial set, or the alarms that changed.
 type WatchAlarmsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The first message carries every alarm (initial = true); each later one
 	// an alarm that was raised, updated or cleared.
-	Alarms  []*Alarm `protobuf:"bytes,1,rep,name=alarms,proto3" json:"alarms,omitempty"`
-	Initial bool     `protobuf:"varint,2,opt,name=initial,proto3" json:"initial,omitempty"`
+	Alarms []*Alarm `protobuf:"bytes,1,rep,name=alarms,proto3" json:"alarms,omitempty"`
+	// This is the first message, with the whole set.
+	Initial bool `protobuf:"varint,2,opt,name=initial,proto3" json:"initial,omitempty"`
 	// The server that answered.
 	ServedBy      string `protobuf:"bytes,3,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -3628,14 +3829,22 @@ func (x *WatchAlarmsResponse) GetServedBy() string {
 	return ""
 }
 
+// AuditRecord is one entry of the replicated audit log.
 type AuditRecord struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Index  uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Action string                 `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
-	Actor  string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
-	OpId   string                 `protobuf:"bytes,4,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Detail string                 `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
-	At     *StampedTime           `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entry's position in the log (increasing).
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// What was done, e.g. "pause", "unpause", "config-change",
+	// "unpause-requested", "keyring-install", "refused".
+	Action string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	// Who did it (identity when known, else the request's note).
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The op it concerns; empty when none.
+	OpId string `protobuf:"bytes,4,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// What, for people.
+	Detail string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	// When, on the leader's clock with its estimate.
+	At *StampedTime `protobuf:"bytes,6,opt,name=at,proto3" json:"at,omitempty"`
 	// Who, as resolved by the server that received the call.
 	Caller *Caller `protobuf:"bytes,7,opt,name=caller,proto3" json:"caller,omitempty"`
 	// The gRPC method of a call (refusals and keyring changes).
@@ -3739,9 +3948,12 @@ func (x *AuditRecord) GetRefusedCode() string {
 	return ""
 }
 
+// RecordRefusalRequest carries a follower's refusal record to the leader.
 type RecordRefusalRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Record        *AuditRecord           `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record to append; its action must be "refused" (index is set by
+	// the log).
+	Record        *AuditRecord `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3783,6 +3995,7 @@ func (x *RecordRefusalRequest) GetRecord() *AuditRecord {
 	return nil
 }
 
+// RecordRefusalResponse is empty: the record was appended.
 type RecordRefusalResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3819,11 +4032,15 @@ func (*RecordRefusalResponse) Descriptor() ([]byte, []int) {
 	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{55}
 }
 
+// ListAuditRequest filters and limits the audit log.
 type ListAuditRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Limit int32                  `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
-	Stale bool                   `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
-	// Only records stamped at or after this time.
+	// At most this many (the newest); 0 for all.
+	Limit int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Answer from the receiving server's replica instead of the leader's.
+	Stale bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	// Only records stamped at or after this time (the leader's local wall
+	// time of the record, inclusive).
 	Since         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3880,9 +4097,11 @@ func (x *ListAuditRequest) GetSince() *timestamppb.Timestamp {
 	return nil
 }
 
+// ListAuditResponse lists audit records newest first.
 type ListAuditResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Records       []*AuditRecord         `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The records, newest first.
+	Records       []*AuditRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3924,12 +4143,17 @@ func (x *ListAuditResponse) GetRecords() []*AuditRecord {
 	return nil
 }
 
+// RaftPeer is one server of the Raft configuration.
 type RaftPeer struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Address string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Leader  bool                   `protobuf:"varint,3,opt,name=leader,proto3" json:"leader,omitempty"`
-	Voter   bool                   `protobuf:"varint,4,opt,name=voter,proto3" json:"voter,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server's node id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Its Raft host:port.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// It is the leader.
+	Leader bool `protobuf:"varint,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	// It votes (a non-voter only replicates).
+	Voter bool `protobuf:"varint,4,opt,name=voter,proto3" json:"voter,omitempty"`
 	// Milliseconds since the serving server's Raft last heard this peer: on
 	// the leader, the follower's last answer to an AppendEntries (heartbeats
 	// go every heartbeat_timeout/10); on a follower (stale), only the leader's
@@ -4014,6 +4238,7 @@ func (x *RaftPeer) GetHealthy() bool {
 	return false
 }
 
+// ListRaftPeersRequest asks for the Raft configuration.
 type ListRaftPeersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Answer from the receiving server's own Raft configuration instead of
@@ -4060,9 +4285,11 @@ func (x *ListRaftPeersRequest) GetStale() bool {
 	return false
 }
 
+// ListRaftPeersResponse lists the Raft peers.
 type ListRaftPeersResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Peers []*RaftPeer            `protobuf:"bytes,1,rep,name=peers,proto3" json:"peers,omitempty"`
+	// Every server of the configuration.
+	Peers []*RaftPeer `protobuf:"bytes,1,rep,name=peers,proto3" json:"peers,omitempty"`
 	// The coordinator server that answered.
 	ServedBy      string `protobuf:"bytes,2,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -4113,9 +4340,11 @@ func (x *ListRaftPeersResponse) GetServedBy() string {
 	return ""
 }
 
+// RemoveRaftPeerRequest names the server to remove.
 type RemoveRaftPeerRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server's node id (RaftPeer.id).
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4157,6 +4386,7 @@ func (x *RemoveRaftPeerRequest) GetId() string {
 	return ""
 }
 
+// RemoveRaftPeerResponse is empty: the server is out of the configuration.
 type RemoveRaftPeerResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -4193,9 +4423,10 @@ func (*RemoveRaftPeerResponse) Descriptor() ([]byte, []int) {
 	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{62}
 }
 
+// TransferLeadershipRequest names the next leader.
 type TransferLeadershipRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Empty lets Raft choose.
+	// A voter's node id. Empty lets Raft choose.
 	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4238,9 +4469,11 @@ func (x *TransferLeadershipRequest) GetId() string {
 	return ""
 }
 
+// TransferLeadershipResponse names the new leader.
 type TransferLeadershipResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NewLeader     string                 `protobuf:"bytes,1,opt,name=new_leader,json=newLeader,proto3" json:"new_leader,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node id of the server leading now.
+	NewLeader     string `protobuf:"bytes,1,opt,name=new_leader,json=newLeader,proto3" json:"new_leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4282,6 +4515,7 @@ func (x *TransferLeadershipResponse) GetNewLeader() string {
 	return ""
 }
 
+// GetServerInfoRequest is empty.
 type GetServerInfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -4318,19 +4552,27 @@ func (*GetServerInfoRequest) Descriptor() ([]byte, []int) {
 	return file_stillpoint_v1_coordinator_proto_rawDescGZIP(), []int{65}
 }
 
+// GetServerInfoResponse describes the answering server.
 type GetServerInfoResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	RaftAddress   string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
-	GrpcAddress   string                 `protobuf:"bytes,3,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
-	GossipAddress string                 `protobuf:"bytes,4,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server's node id.
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Its Raft host:port.
+	RaftAddress string `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	// Its gRPC host:port.
+	GrpcAddress string `protobuf:"bytes,3,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
+	// The host:port it advertises for gossip.
+	GossipAddress string `protobuf:"bytes,4,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
 	// The server has a Raft configuration (it bootstrapped or joined).
 	HasRaftState bool `protobuf:"varint,5,opt,name=has_raft_state,json=hasRaftState,proto3" json:"has_raft_state,omitempty"`
 	// The leader this server knows of; empty when none.
-	LeaderId         string `protobuf:"bytes,6,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
-	RaftState        string `protobuf:"bytes,7,opt,name=raft_state,json=raftState,proto3" json:"raft_state,omitempty"`
+	LeaderId string `protobuf:"bytes,6,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// "Leader", "Follower", "Candidate" or "Shutdown" (hashicorp/raft).
+	RaftState string `protobuf:"bytes,7,opt,name=raft_state,json=raftState,proto3" json:"raft_state,omitempty"`
+	// The index of the last Raft log entry applied to its FSM.
 	LastAppliedIndex uint64 `protobuf:"varint,8,opt,name=last_applied_index,json=lastAppliedIndex,proto3" json:"last_applied_index,omitempty"`
-	Version          string `protobuf:"bytes,9,opt,name=version,proto3" json:"version,omitempty"`
+	// The stillpoint build version.
+	Version string `protobuf:"bytes,9,opt,name=version,proto3" json:"version,omitempty"`
 	// host:port of the server's HTTP listener (/metrics, /healthz, /readyz
 	// and the web UI under /ui/) as it listens (the host may be unspecified,
 	// e.g. "[::]:7402"); empty when it serves no HTTP.

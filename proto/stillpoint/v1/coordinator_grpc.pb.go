@@ -60,65 +60,206 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // CoordinatorService is served by every coordinator server. Writes are
-// forwarded to the Raft leader; reads are served by the leader, or locally
-// when stale is set.
+// forwarded to the Raft leader; reads are served by the leader, or by the
+// answering server from its own replica when the request sets stale (may lag
+// the leader by what Raft has not yet applied there).
+//
+// Errors: every error is a gRPC status with a google.rpc.ErrorInfo of domain
+// "coordinator.stillpoint.dev" whose reason is an ErrorReason (errors.proto),
+// written here as "CODE REASON". Besides the ones each method lists, any
+// method may return: UNAVAILABLE NOT_APPLIED (no leader within the server's
+// leader wait, or the leader is still taking over: nothing changed, retry as
+// is); UNAVAILABLE SHUTTING_DOWN; UNAUTHENTICATED UNAUTHENTICATED_TOKEN and
+// PERMISSION_DENIED PERMISSION_DENIED_ROLE when ACLs are on (each method
+// names the role it needs: read < operate < admin); INTERNAL INTERNAL;
+// DEADLINE_EXCEEDED or CANCELLED for the caller's own deadline or cancel.
+// A write (a method that changes replicated state) may also return UNKNOWN
+// OUTCOME_UNKNOWN (leadership lost while committing: maybe applied) and
+// DEADLINE_EXCEEDED APPLY_TIMEOUT (enqueued, not yet committed): read the
+// state, or retry with the same request_id, before writing again.
 type CoordinatorServiceClient interface {
-	// Membership and clocks.
+	// ListMembers lists every member of the gossip pool (servers and agents)
+	// with its clock and node state, plus roster members known only from the
+	// FSM, sorted by name. Role read. Errors: only the common ones.
 	ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error)
+	// GetDrift reports every agent's clock and whether it would be admitted
+	// to a pause now, by the same checks StartPause makes. Role read.
+	// Errors: only the common ones.
 	GetDrift(ctx context.Context, in *GetDriftRequest, opts ...grpc.CallOption) (*GetDriftResponse, error)
 	// RemoveRosterMember takes an agent off its cluster's roster (the node is
 	// gone for good). Refused while the agent is alive in gossip. Audited.
+	// A write; role admin. Errors: INVALID_ARGUMENT INVALID_ARGUMENT (name
+	// empty, or names a coordinator server: use RemoveRaftPeer); NOT_FOUND
+	// MEMBER_NOT_FOUND (on no roster); FAILED_PRECONDITION MEMBER_BUSY (the
+	// agent is alive or suspect in gossip).
 	RemoveRosterMember(ctx context.Context, in *RemoveRosterMemberRequest, opts ...grpc.CallOption) (*RemoveRosterMemberResponse, error)
-	// Pause protocol.
+	// StartPause admits the cluster(s) (every roster member present, clocks
+	// synchronized, bounds and spread within the runtime config, every agent
+	// reachable and its node drainable), records the op in Raft (PENDING)
+	// and starts it; it returns the recorded op without waiting for the
+	// pause (follow it with WatchOperation). A write; role operate.
+	// A retry with the same request_id returns the op the first attempt
+	// started, whatever its state. Errors: INVALID_ARGUMENT INVALID_ARGUMENT
+	// (no cluster, a cluster named twice, hold_ms outside 0..3600000,
+	// request_id over 128 bytes, requested_by over 1024 bytes);
+	// INVALID_ARGUMENT REQUEST_ID_CONFLICT (the request_id started an op of
+	// other clusters or a backup plan); NOT_FOUND UNKNOWN_CLUSTER (no agent
+	// of a named cluster ever joined); FAILED_PRECONDITION CLUSTER_LOCKED
+	// (another op holds a named cluster); FAILED_PRECONDITION
+	// PAUSE_REFUSED_DRIFT, PAUSE_REFUSED_CLOCK, ROSTER_MEMBER_ABSENT or
+	// PAUSE_REFUSED_AGENT (admission refused, naming the nodes and figures;
+	// audited). On every refusal nothing was paused.
 	StartPause(ctx context.Context, in *StartPauseRequest, opts ...grpc.CallOption) (*StartPauseResponse, error)
+	// ForceUnpause ends an op's hold now (the op then completes with its
+	// window, or ends INVALID when the window is not valid) or, with abort,
+	// aborts it; it returns once the op has reached a terminal state. An op
+	// already ended is returned as it is. Audited. A write; role operate.
+	// Errors: INVALID_ARGUMENT INVALID_ARGUMENT (op_id empty); NOT_FOUND
+	// OPERATION_NOT_FOUND; UNAVAILABLE NOT_APPLIED (the new leader is not
+	// driving the op yet: retry).
 	ForceUnpause(ctx context.Context, in *ForceUnpauseRequest, opts ...grpc.CallOption) (*ForceUnpauseResponse, error)
+	// GetOperation returns one op as recorded. Role read. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (op_id empty); NOT_FOUND
+	// OPERATION_NOT_FOUND.
 	GetOperation(ctx context.Context, in *GetOperationRequest, opts ...grpc.CallOption) (*GetOperationResponse, error)
+	// ListOperations lists ops newest first. Role read. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (limit negative).
 	ListOperations(ctx context.Context, in *ListOperationsRequest, opts ...grpc.CallOption) (*ListOperationsResponse, error)
-	// WatchOperation sends the operation now and on every change until it ends.
+	// WatchOperation sends the operation now and on every change until it
+	// ends (the stream then closes OK), from the answering server's replica
+	// (never forwarded). A client that loses the stream calls it again: the
+	// first message is the op as it is then. Role read. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (op_id empty); NOT_FOUND
+	// OPERATION_NOT_FOUND (not in this replica within the server's leader
+	// wait).
 	WatchOperation(ctx context.Context, in *WatchOperationRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchOperationResponse], error)
-	// Restore-point catalog.
+	// ListRestorePoints lists the catalog (one entry per op that completed
+	// with a valid window, backups included) newest first. Role read.
+	// Errors: INVALID_ARGUMENT INVALID_ARGUMENT (limit negative).
 	ListRestorePoints(ctx context.Context, in *ListRestorePointsRequest, opts ...grpc.CallOption) (*ListRestorePointsResponse, error)
+	// GetRestorePoint returns the catalog entry of one op. Role read. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (op_id empty); NOT_FOUND
+	// NO_RESTORE_POINT (the op exists but did not complete, or has no
+	// entry; the message says its state) or OPERATION_NOT_FOUND.
 	GetRestorePoint(ctx context.Context, in *GetRestorePointRequest, opts ...grpc.CallOption) (*GetRestorePointResponse, error)
-	// Runtime configuration, alarms and audit.
+	// GetConfig returns the runtime config in force, as the leader has it
+	// (always forwarded to the leader). Role read. Errors: only the common
+	// ones.
 	GetConfig(ctx context.Context, in *GetConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error)
+	// UpdateConfig replaces the whole runtime config (read it with
+	// GetConfig, change fields, send it back) and returns it as stored.
+	// Audited. A write; role admin. Errors: INVALID_ARGUMENT INVALID_CONFIG
+	// (every problem listed: a figure out of range, a retired field set;
+	// nothing was stored).
 	UpdateConfig(ctx context.Context, in *UpdateConfigRequest, opts ...grpc.CallOption) (*UpdateConfigResponse, error)
+	// ListAlarms lists the alarms, active ones (and cleared ones still kept
+	// with include_cleared). Role read. Errors: only the common ones.
 	ListAlarms(ctx context.Context, in *ListAlarmsRequest, opts ...grpc.CallOption) (*ListAlarmsResponse, error)
 	// WatchAlarms sends the alarms now (initial set) and then every alarm
 	// as it is raised, updated or cleared, from the answering server's
-	// replica, until the client hangs up.
+	// replica, until the client hangs up or the server shuts down (the
+	// stream then ends OK: call again). Role read. Errors: only the common
+	// ones.
 	WatchAlarms(ctx context.Context, in *WatchAlarmsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAlarmsResponse], error)
+	// ListAudit lists the audit log newest first. Role read. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (limit negative, since not a valid
+	// timestamp).
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
-	// Backups: plans (replicated), runs (an op with hooks), the catalog's
-	// backup entries and restore plans.
+	// SetBackupPlan creates or replaces a backup plan (by name) after
+	// checking it against the clusters and the agents' hooks. A write; role
+	// admin. Errors: INVALID_ARGUMENT INVALID_ARGUMENT (plan missing);
+	// INVALID_ARGUMENT INVALID_PLAN (every problem as a BadRequest field
+	// violation; nothing was stored).
 	SetBackupPlan(ctx context.Context, in *SetBackupPlanRequest, opts ...grpc.CallOption) (*SetBackupPlanResponse, error)
+	// GetBackupPlan returns one plan. Role read. Errors: INVALID_ARGUMENT
+	// INVALID_ARGUMENT (name empty); NOT_FOUND PLAN_NOT_FOUND.
 	GetBackupPlan(ctx context.Context, in *GetBackupPlanRequest, opts ...grpc.CallOption) (*GetBackupPlanResponse, error)
+	// ListBackupPlans lists every plan. Role read. Errors: only the common
+	// ones.
 	ListBackupPlans(ctx context.Context, in *ListBackupPlansRequest, opts ...grpc.CallOption) (*ListBackupPlansResponse, error)
+	// DeleteBackupPlan deletes a plan; its catalog entries stay. A write;
+	// role admin. Errors: INVALID_ARGUMENT INVALID_ARGUMENT (name empty);
+	// NOT_FOUND PLAN_NOT_FOUND; FAILED_PRECONDITION PLAN_IN_USE (a run of
+	// the plan is active; "op_id" names it).
 	DeleteBackupPlan(ctx context.Context, in *DeleteBackupPlanRequest, opts ...grpc.CallOption) (*DeleteBackupPlanResponse, error)
+	// StartBackup runs a plan now: a pause op of the plan's clusters whose
+	// hooks run before, during and after the hold. It returns the recorded
+	// op (follow it with WatchOperation). A write; role operate. Errors: as
+	// StartPause, plus INVALID_ARGUMENT INVALID_ARGUMENT (plan empty,
+	// request_id over 128 bytes); NOT_FOUND PLAN_NOT_FOUND;
+	// FAILED_PRECONDITION (the stored plan no longer fits: its min_hold_ms
+	// is out of range, or it names no clusters and the roster has no single
+	// Ledger cluster; the catalog has no reason for this yet).
 	StartBackup(ctx context.Context, in *StartBackupRequest, opts ...grpc.CallOption) (*StartBackupResponse, error)
+	// ListBackups lists backup catalog entries newest first. Role read.
+	// Errors: INVALID_ARGUMENT INVALID_ARGUMENT (limit negative).
 	ListBackups(ctx context.Context, in *ListBackupsRequest, opts ...grpc.CallOption) (*ListBackupsResponse, error)
+	// GetBackup returns one backup's catalog entry. Role read. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (backup_id empty); NOT_FOUND
+	// BACKUP_NOT_FOUND (no such op, a pause that is not a backup, a backup
+	// that left no entry or whose entry retention pruned: the message says
+	// which).
 	GetBackup(ctx context.Context, in *GetBackupRequest, opts ...grpc.CallOption) (*GetBackupResponse, error)
+	// GetRestorePlan lists what to restore, to which time, in order, for one
+	// or more backups of the same pause. Role read. Errors: INVALID_ARGUMENT
+	// INVALID_ARGUMENT (no backup_ids); NOT_FOUND BACKUP_NOT_FOUND (naming
+	// every missing id); FAILED_PRECONDITION RESTORE_REFUSED (the entries
+	// are of different pauses, invalidated, or of a pause that ran no plan).
 	GetRestorePlan(ctx context.Context, in *GetRestorePlanRequest, opts ...grpc.CallOption) (*GetRestorePlanResponse, error)
-	// Raft operator commands.
+	// ListRaftPeers lists the Raft configuration's servers. Role read.
+	// Errors: only the common ones.
 	ListRaftPeers(ctx context.Context, in *ListRaftPeersRequest, opts ...grpc.CallOption) (*ListRaftPeersResponse, error)
+	// RemoveRaftPeer removes a server from the Raft configuration. A write;
+	// role admin. Errors: INVALID_ARGUMENT INVALID_ARGUMENT (id empty);
+	// NOT_FOUND PEER_NOT_FOUND.
 	RemoveRaftPeer(ctx context.Context, in *RemoveRaftPeerRequest, opts ...grpc.CallOption) (*RemoveRaftPeerResponse, error)
+	// TransferLeadership hands leadership to the named voter (or, with id
+	// empty, to the most up-to-date one) and returns once another server
+	// leads. Role admin. Errors: NOT_FOUND PEER_NOT_FOUND (not a peer);
+	// FAILED_PRECONDITION PEER_NOT_FOUND (not a voter); DEADLINE_EXCEEDED
+	// (no new leader seen before the caller's deadline).
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
 	// GetServerInfo describes the answering server itself (never forwarded):
 	// servers ask each other for Raft addresses and state before
-	// bootstrapping and when the leader adds a new server.
+	// bootstrapping and when the leader adds a new server. Public (no token).
+	// Errors: none of its own.
 	GetServerInfo(ctx context.Context, in *GetServerInfoRequest, opts ...grpc.CallOption) (*GetServerInfoResponse, error)
-	// ACL: bootstrap once per cluster (the first admin token), then tokens.
+	// ACLBootstrap creates the first admin token, once per cluster. Public
+	// (no token); audited. A write. Errors: INVALID_ARGUMENT
+	// INVALID_ARGUMENT (note over 1024 bytes or not UTF-8); ALREADY_EXISTS
+	// ACL_BOOTSTRAP (done already).
 	ACLBootstrap(ctx context.Context, in *ACLBootstrapRequest, opts ...grpc.CallOption) (*ACLBootstrapResponse, error)
+	// CreateACLToken creates a token; its secret is in this answer only.
+	// Audited. A write; role admin. Errors: INVALID_ARGUMENT
+	// INVALID_ARGUMENT (every bad field named); FAILED_PRECONDITION
+	// ACL_BOOTSTRAP (not bootstrapped); ALREADY_EXISTS TOKEN (a token of
+	// that name exists).
 	CreateACLToken(ctx context.Context, in *CreateACLTokenRequest, opts ...grpc.CallOption) (*CreateACLTokenResponse, error)
+	// ListACLTokens lists the tokens (accessor ids, names, roles; never
+	// secrets). Role admin. Errors: only the common ones.
 	ListACLTokens(ctx context.Context, in *ListACLTokensRequest, opts ...grpc.CallOption) (*ListACLTokensResponse, error)
+	// RevokeACLToken deletes a token: it is refused from the next call on.
+	// Audited. A write; role admin. Errors: INVALID_ARGUMENT
+	// INVALID_ARGUMENT (accessor_id not 16 hex characters, note too long);
+	// NOT_FOUND TOKEN.
 	RevokeACLToken(ctx context.Context, in *RevokeACLTokenRequest, opts ...grpc.CallOption) (*RevokeACLTokenResponse, error)
 	// Keyring lists or changes the gossip keyring of every alive server and
-	// agent, reporting each node's answer.
+	// agent, reporting each node's answer (a node that failed is in the
+	// answer, not an error). Changes are audited with the key's fingerprint.
+	// Role admin. Errors: INVALID_ARGUMENT KEYRING (bad op or key);
+	// FAILED_PRECONDITION KEYRING (use of a key some node lacks, removal of
+	// a node's primary key, or a node that could not list its keyring:
+	// nothing was attempted).
 	Keyring(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error)
 	// KeyringLocal changes the answering server's own keyring (server to
-	// server only).
+	// server only). Errors: PERMISSION_DENIED SERVER_ONLY; the result
+	// carries the server's own failure.
 	KeyringLocal(ctx context.Context, in *KeyringLocalRequest, opts ...grpc.CallOption) (*KeyringLocalResponse, error)
 	// RecordRefusal appends a refused call's audit record (server to server
-	// only: a follower's refusals are recorded by the leader).
+	// only: a follower's refusals are recorded by the leader). A write.
+	// Errors: INVALID_ARGUMENT INVALID_ARGUMENT (action not "refused");
+	// PERMISSION_DENIED SERVER_ONLY; RESOURCE_EXHAUSTED RATE_LIMITED (records
+	// relayed by an unverified peer beyond the server's rate).
 	RecordRefusal(ctx context.Context, in *RecordRefusalRequest, opts ...grpc.CallOption) (*RecordRefusalResponse, error)
 }
 
@@ -493,65 +634,206 @@ func (c *coordinatorServiceClient) RecordRefusal(ctx context.Context, in *Record
 // for forward compatibility.
 //
 // CoordinatorService is served by every coordinator server. Writes are
-// forwarded to the Raft leader; reads are served by the leader, or locally
-// when stale is set.
+// forwarded to the Raft leader; reads are served by the leader, or by the
+// answering server from its own replica when the request sets stale (may lag
+// the leader by what Raft has not yet applied there).
+//
+// Errors: every error is a gRPC status with a google.rpc.ErrorInfo of domain
+// "coordinator.stillpoint.dev" whose reason is an ErrorReason (errors.proto),
+// written here as "CODE REASON". Besides the ones each method lists, any
+// method may return: UNAVAILABLE NOT_APPLIED (no leader within the server's
+// leader wait, or the leader is still taking over: nothing changed, retry as
+// is); UNAVAILABLE SHUTTING_DOWN; UNAUTHENTICATED UNAUTHENTICATED_TOKEN and
+// PERMISSION_DENIED PERMISSION_DENIED_ROLE when ACLs are on (each method
+// names the role it needs: read < operate < admin); INTERNAL INTERNAL;
+// DEADLINE_EXCEEDED or CANCELLED for the caller's own deadline or cancel.
+// A write (a method that changes replicated state) may also return UNKNOWN
+// OUTCOME_UNKNOWN (leadership lost while committing: maybe applied) and
+// DEADLINE_EXCEEDED APPLY_TIMEOUT (enqueued, not yet committed): read the
+// state, or retry with the same request_id, before writing again.
 type CoordinatorServiceServer interface {
-	// Membership and clocks.
+	// ListMembers lists every member of the gossip pool (servers and agents)
+	// with its clock and node state, plus roster members known only from the
+	// FSM, sorted by name. Role read. Errors: only the common ones.
 	ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error)
+	// GetDrift reports every agent's clock and whether it would be admitted
+	// to a pause now, by the same checks StartPause makes. Role read.
+	// Errors: only the common ones.
 	GetDrift(context.Context, *GetDriftRequest) (*GetDriftResponse, error)
 	// RemoveRosterMember takes an agent off its cluster's roster (the node is
 	// gone for good). Refused while the agent is alive in gossip. Audited.
+	// A write; role admin. Errors: INVALID_ARGUMENT INVALID_ARGUMENT (name
+	// empty, or names a coordinator server: use RemoveRaftPeer); NOT_FOUND
+	// MEMBER_NOT_FOUND (on no roster); FAILED_PRECONDITION MEMBER_BUSY (the
+	// agent is alive or suspect in gossip).
 	RemoveRosterMember(context.Context, *RemoveRosterMemberRequest) (*RemoveRosterMemberResponse, error)
-	// Pause protocol.
+	// StartPause admits the cluster(s) (every roster member present, clocks
+	// synchronized, bounds and spread within the runtime config, every agent
+	// reachable and its node drainable), records the op in Raft (PENDING)
+	// and starts it; it returns the recorded op without waiting for the
+	// pause (follow it with WatchOperation). A write; role operate.
+	// A retry with the same request_id returns the op the first attempt
+	// started, whatever its state. Errors: INVALID_ARGUMENT INVALID_ARGUMENT
+	// (no cluster, a cluster named twice, hold_ms outside 0..3600000,
+	// request_id over 128 bytes, requested_by over 1024 bytes);
+	// INVALID_ARGUMENT REQUEST_ID_CONFLICT (the request_id started an op of
+	// other clusters or a backup plan); NOT_FOUND UNKNOWN_CLUSTER (no agent
+	// of a named cluster ever joined); FAILED_PRECONDITION CLUSTER_LOCKED
+	// (another op holds a named cluster); FAILED_PRECONDITION
+	// PAUSE_REFUSED_DRIFT, PAUSE_REFUSED_CLOCK, ROSTER_MEMBER_ABSENT or
+	// PAUSE_REFUSED_AGENT (admission refused, naming the nodes and figures;
+	// audited). On every refusal nothing was paused.
 	StartPause(context.Context, *StartPauseRequest) (*StartPauseResponse, error)
+	// ForceUnpause ends an op's hold now (the op then completes with its
+	// window, or ends INVALID when the window is not valid) or, with abort,
+	// aborts it; it returns once the op has reached a terminal state. An op
+	// already ended is returned as it is. Audited. A write; role operate.
+	// Errors: INVALID_ARGUMENT INVALID_ARGUMENT (op_id empty); NOT_FOUND
+	// OPERATION_NOT_FOUND; UNAVAILABLE NOT_APPLIED (the new leader is not
+	// driving the op yet: retry).
 	ForceUnpause(context.Context, *ForceUnpauseRequest) (*ForceUnpauseResponse, error)
+	// GetOperation returns one op as recorded. Role read. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (op_id empty); NOT_FOUND
+	// OPERATION_NOT_FOUND.
 	GetOperation(context.Context, *GetOperationRequest) (*GetOperationResponse, error)
+	// ListOperations lists ops newest first. Role read. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (limit negative).
 	ListOperations(context.Context, *ListOperationsRequest) (*ListOperationsResponse, error)
-	// WatchOperation sends the operation now and on every change until it ends.
+	// WatchOperation sends the operation now and on every change until it
+	// ends (the stream then closes OK), from the answering server's replica
+	// (never forwarded). A client that loses the stream calls it again: the
+	// first message is the op as it is then. Role read. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (op_id empty); NOT_FOUND
+	// OPERATION_NOT_FOUND (not in this replica within the server's leader
+	// wait).
 	WatchOperation(*WatchOperationRequest, grpc.ServerStreamingServer[WatchOperationResponse]) error
-	// Restore-point catalog.
+	// ListRestorePoints lists the catalog (one entry per op that completed
+	// with a valid window, backups included) newest first. Role read.
+	// Errors: INVALID_ARGUMENT INVALID_ARGUMENT (limit negative).
 	ListRestorePoints(context.Context, *ListRestorePointsRequest) (*ListRestorePointsResponse, error)
+	// GetRestorePoint returns the catalog entry of one op. Role read. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (op_id empty); NOT_FOUND
+	// NO_RESTORE_POINT (the op exists but did not complete, or has no
+	// entry; the message says its state) or OPERATION_NOT_FOUND.
 	GetRestorePoint(context.Context, *GetRestorePointRequest) (*GetRestorePointResponse, error)
-	// Runtime configuration, alarms and audit.
+	// GetConfig returns the runtime config in force, as the leader has it
+	// (always forwarded to the leader). Role read. Errors: only the common
+	// ones.
 	GetConfig(context.Context, *GetConfigRequest) (*GetConfigResponse, error)
+	// UpdateConfig replaces the whole runtime config (read it with
+	// GetConfig, change fields, send it back) and returns it as stored.
+	// Audited. A write; role admin. Errors: INVALID_ARGUMENT INVALID_CONFIG
+	// (every problem listed: a figure out of range, a retired field set;
+	// nothing was stored).
 	UpdateConfig(context.Context, *UpdateConfigRequest) (*UpdateConfigResponse, error)
+	// ListAlarms lists the alarms, active ones (and cleared ones still kept
+	// with include_cleared). Role read. Errors: only the common ones.
 	ListAlarms(context.Context, *ListAlarmsRequest) (*ListAlarmsResponse, error)
 	// WatchAlarms sends the alarms now (initial set) and then every alarm
 	// as it is raised, updated or cleared, from the answering server's
-	// replica, until the client hangs up.
+	// replica, until the client hangs up or the server shuts down (the
+	// stream then ends OK: call again). Role read. Errors: only the common
+	// ones.
 	WatchAlarms(*WatchAlarmsRequest, grpc.ServerStreamingServer[WatchAlarmsResponse]) error
+	// ListAudit lists the audit log newest first. Role read. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (limit negative, since not a valid
+	// timestamp).
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
-	// Backups: plans (replicated), runs (an op with hooks), the catalog's
-	// backup entries and restore plans.
+	// SetBackupPlan creates or replaces a backup plan (by name) after
+	// checking it against the clusters and the agents' hooks. A write; role
+	// admin. Errors: INVALID_ARGUMENT INVALID_ARGUMENT (plan missing);
+	// INVALID_ARGUMENT INVALID_PLAN (every problem as a BadRequest field
+	// violation; nothing was stored).
 	SetBackupPlan(context.Context, *SetBackupPlanRequest) (*SetBackupPlanResponse, error)
+	// GetBackupPlan returns one plan. Role read. Errors: INVALID_ARGUMENT
+	// INVALID_ARGUMENT (name empty); NOT_FOUND PLAN_NOT_FOUND.
 	GetBackupPlan(context.Context, *GetBackupPlanRequest) (*GetBackupPlanResponse, error)
+	// ListBackupPlans lists every plan. Role read. Errors: only the common
+	// ones.
 	ListBackupPlans(context.Context, *ListBackupPlansRequest) (*ListBackupPlansResponse, error)
+	// DeleteBackupPlan deletes a plan; its catalog entries stay. A write;
+	// role admin. Errors: INVALID_ARGUMENT INVALID_ARGUMENT (name empty);
+	// NOT_FOUND PLAN_NOT_FOUND; FAILED_PRECONDITION PLAN_IN_USE (a run of
+	// the plan is active; "op_id" names it).
 	DeleteBackupPlan(context.Context, *DeleteBackupPlanRequest) (*DeleteBackupPlanResponse, error)
+	// StartBackup runs a plan now: a pause op of the plan's clusters whose
+	// hooks run before, during and after the hold. It returns the recorded
+	// op (follow it with WatchOperation). A write; role operate. Errors: as
+	// StartPause, plus INVALID_ARGUMENT INVALID_ARGUMENT (plan empty,
+	// request_id over 128 bytes); NOT_FOUND PLAN_NOT_FOUND;
+	// FAILED_PRECONDITION (the stored plan no longer fits: its min_hold_ms
+	// is out of range, or it names no clusters and the roster has no single
+	// Ledger cluster; the catalog has no reason for this yet).
 	StartBackup(context.Context, *StartBackupRequest) (*StartBackupResponse, error)
+	// ListBackups lists backup catalog entries newest first. Role read.
+	// Errors: INVALID_ARGUMENT INVALID_ARGUMENT (limit negative).
 	ListBackups(context.Context, *ListBackupsRequest) (*ListBackupsResponse, error)
+	// GetBackup returns one backup's catalog entry. Role read. Errors:
+	// INVALID_ARGUMENT INVALID_ARGUMENT (backup_id empty); NOT_FOUND
+	// BACKUP_NOT_FOUND (no such op, a pause that is not a backup, a backup
+	// that left no entry or whose entry retention pruned: the message says
+	// which).
 	GetBackup(context.Context, *GetBackupRequest) (*GetBackupResponse, error)
+	// GetRestorePlan lists what to restore, to which time, in order, for one
+	// or more backups of the same pause. Role read. Errors: INVALID_ARGUMENT
+	// INVALID_ARGUMENT (no backup_ids); NOT_FOUND BACKUP_NOT_FOUND (naming
+	// every missing id); FAILED_PRECONDITION RESTORE_REFUSED (the entries
+	// are of different pauses, invalidated, or of a pause that ran no plan).
 	GetRestorePlan(context.Context, *GetRestorePlanRequest) (*GetRestorePlanResponse, error)
-	// Raft operator commands.
+	// ListRaftPeers lists the Raft configuration's servers. Role read.
+	// Errors: only the common ones.
 	ListRaftPeers(context.Context, *ListRaftPeersRequest) (*ListRaftPeersResponse, error)
+	// RemoveRaftPeer removes a server from the Raft configuration. A write;
+	// role admin. Errors: INVALID_ARGUMENT INVALID_ARGUMENT (id empty);
+	// NOT_FOUND PEER_NOT_FOUND.
 	RemoveRaftPeer(context.Context, *RemoveRaftPeerRequest) (*RemoveRaftPeerResponse, error)
+	// TransferLeadership hands leadership to the named voter (or, with id
+	// empty, to the most up-to-date one) and returns once another server
+	// leads. Role admin. Errors: NOT_FOUND PEER_NOT_FOUND (not a peer);
+	// FAILED_PRECONDITION PEER_NOT_FOUND (not a voter); DEADLINE_EXCEEDED
+	// (no new leader seen before the caller's deadline).
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
 	// GetServerInfo describes the answering server itself (never forwarded):
 	// servers ask each other for Raft addresses and state before
-	// bootstrapping and when the leader adds a new server.
+	// bootstrapping and when the leader adds a new server. Public (no token).
+	// Errors: none of its own.
 	GetServerInfo(context.Context, *GetServerInfoRequest) (*GetServerInfoResponse, error)
-	// ACL: bootstrap once per cluster (the first admin token), then tokens.
+	// ACLBootstrap creates the first admin token, once per cluster. Public
+	// (no token); audited. A write. Errors: INVALID_ARGUMENT
+	// INVALID_ARGUMENT (note over 1024 bytes or not UTF-8); ALREADY_EXISTS
+	// ACL_BOOTSTRAP (done already).
 	ACLBootstrap(context.Context, *ACLBootstrapRequest) (*ACLBootstrapResponse, error)
+	// CreateACLToken creates a token; its secret is in this answer only.
+	// Audited. A write; role admin. Errors: INVALID_ARGUMENT
+	// INVALID_ARGUMENT (every bad field named); FAILED_PRECONDITION
+	// ACL_BOOTSTRAP (not bootstrapped); ALREADY_EXISTS TOKEN (a token of
+	// that name exists).
 	CreateACLToken(context.Context, *CreateACLTokenRequest) (*CreateACLTokenResponse, error)
+	// ListACLTokens lists the tokens (accessor ids, names, roles; never
+	// secrets). Role admin. Errors: only the common ones.
 	ListACLTokens(context.Context, *ListACLTokensRequest) (*ListACLTokensResponse, error)
+	// RevokeACLToken deletes a token: it is refused from the next call on.
+	// Audited. A write; role admin. Errors: INVALID_ARGUMENT
+	// INVALID_ARGUMENT (accessor_id not 16 hex characters, note too long);
+	// NOT_FOUND TOKEN.
 	RevokeACLToken(context.Context, *RevokeACLTokenRequest) (*RevokeACLTokenResponse, error)
 	// Keyring lists or changes the gossip keyring of every alive server and
-	// agent, reporting each node's answer.
+	// agent, reporting each node's answer (a node that failed is in the
+	// answer, not an error). Changes are audited with the key's fingerprint.
+	// Role admin. Errors: INVALID_ARGUMENT KEYRING (bad op or key);
+	// FAILED_PRECONDITION KEYRING (use of a key some node lacks, removal of
+	// a node's primary key, or a node that could not list its keyring:
+	// nothing was attempted).
 	Keyring(context.Context, *KeyringRequest) (*KeyringResponse, error)
 	// KeyringLocal changes the answering server's own keyring (server to
-	// server only).
+	// server only). Errors: PERMISSION_DENIED SERVER_ONLY; the result
+	// carries the server's own failure.
 	KeyringLocal(context.Context, *KeyringLocalRequest) (*KeyringLocalResponse, error)
 	// RecordRefusal appends a refused call's audit record (server to server
-	// only: a follower's refusals are recorded by the leader).
+	// only: a follower's refusals are recorded by the leader). A write.
+	// Errors: INVALID_ARGUMENT INVALID_ARGUMENT (action not "refused");
+	// PERMISSION_DENIED SERVER_ONLY; RESOURCE_EXHAUSTED RATE_LIMITED (records
+	// relayed by an unverified peer beyond the server's rate).
 	RecordRefusal(context.Context, *RecordRefusalRequest) (*RecordRefusalResponse, error)
 	mustEmbedUnimplementedCoordinatorServiceServer()
 }

@@ -26,10 +26,14 @@ const (
 type MemberRecordStatus int32
 
 const (
+	// Not set.
 	MemberRecordStatus_MEMBER_RECORD_STATUS_UNSPECIFIED MemberRecordStatus = 0
-	MemberRecordStatus_MEMBER_RECORD_STATUS_ALIVE       MemberRecordStatus = 1
-	MemberRecordStatus_MEMBER_RECORD_STATUS_FAILED      MemberRecordStatus = 2
-	MemberRecordStatus_MEMBER_RECORD_STATUS_LEFT        MemberRecordStatus = 3
+	// In the gossip pool.
+	MemberRecordStatus_MEMBER_RECORD_STATUS_ALIVE MemberRecordStatus = 1
+	// Declared dead by gossip.
+	MemberRecordStatus_MEMBER_RECORD_STATUS_FAILED MemberRecordStatus = 2
+	// Left gracefully.
+	MemberRecordStatus_MEMBER_RECORD_STATUS_LEFT MemberRecordStatus = 3
 )
 
 // Enum value maps for MemberRecordStatus.
@@ -78,10 +82,14 @@ func (MemberRecordStatus) EnumDescriptor() ([]byte, []int) {
 // CreateOperationCommand records a new operation and takes its cluster's
 // lock. Rejected when the cluster is already locked.
 type CreateOperationCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Operation     *Operation             `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
-	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
-	Caller        *Caller                `protobuf:"bytes,3,opt,name=caller,proto3" json:"caller,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The operation's full record.
+	Operation *Operation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	// The actor recorded in the audit log (the caller's identity, else
+	// the request's note).
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Who asked, as resolved by the server that received the call.
+	Caller        *Caller `protobuf:"bytes,3,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -141,13 +149,18 @@ func (x *CreateOperationCommand) GetCaller() *Caller {
 // operation reaching COMPLETED, ABORTED or INVALID releases its cluster's
 // lock; COMPLETED also catalogs its restore point.
 type UpdateOperationCommand struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Operation *Operation             `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
-	Actor     string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The operation's full record.
+	Operation *Operation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	// The actor recorded in the audit log (the caller's identity, else
+	// the request's note).
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// The update is an operator's force-unpause (audited as such).
-	ForceUnpause  bool         `protobuf:"varint,3,opt,name=force_unpause,json=forceUnpause,proto3" json:"force_unpause,omitempty"`
-	At            *StampedTime `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
-	Caller        *Caller      `protobuf:"bytes,5,opt,name=caller,proto3" json:"caller,omitempty"`
+	ForceUnpause bool `protobuf:"varint,3,opt,name=force_unpause,json=forceUnpause,proto3" json:"force_unpause,omitempty"`
+	// When, read by the leader before proposing, with its estimate.
+	At *StampedTime `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	// Who asked, as resolved by the server that received the call.
+	Caller        *Caller `protobuf:"bytes,5,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -220,8 +233,9 @@ func (x *UpdateOperationCommand) GetCaller() *Caller {
 // BumpEpochCommand is applied by a server when it gains leadership; the
 // operations it drives carry the new epoch.
 type BumpEpochCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaderId      string                 `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server that gained leadership.
+	LeaderId      string `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -263,12 +277,18 @@ func (x *BumpEpochCommand) GetLeaderId() string {
 	return ""
 }
 
+// SetConfigCommand replaces the runtime config (validated by the leader).
 type SetConfigCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Config        *RuntimeConfig         `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
-	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
-	At            *StampedTime           `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
-	Caller        *Caller                `protobuf:"bytes,4,opt,name=caller,proto3" json:"caller,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new config.
+	Config *RuntimeConfig `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	// The actor recorded in the audit log (the caller's identity, else
+	// the request's note).
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// When, read by the leader before proposing, with its estimate.
+	At *StampedTime `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	// Who asked, as resolved by the server that received the call.
+	Caller        *Caller `protobuf:"bytes,4,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -331,9 +351,11 @@ func (x *SetConfigCommand) GetCaller() *Caller {
 	return nil
 }
 
+// RaiseAlarmCommand raises an alarm, or updates it by id.
 type RaiseAlarmCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Alarm         *Alarm                 `protobuf:"bytes,1,opt,name=alarm,proto3" json:"alarm,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alarm as the leader evaluated it.
+	Alarm         *Alarm `protobuf:"bytes,1,opt,name=alarm,proto3" json:"alarm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -375,10 +397,13 @@ func (x *RaiseAlarmCommand) GetAlarm() *Alarm {
 	return nil
 }
 
+// ClearAlarmCommand clears an active alarm.
 type ClearAlarmCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	ClearedAt     *StampedTime           `protobuf:"bytes,2,opt,name=cleared_at,json=clearedAt,proto3" json:"cleared_at,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The alarm's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// When, on the leader's clock with its estimate.
+	ClearedAt     *StampedTime `protobuf:"bytes,2,opt,name=cleared_at,json=clearedAt,proto3" json:"cleared_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -431,14 +456,20 @@ func (x *ClearAlarmCommand) GetClearedAt() *StampedTime {
 // Only changes to these fields go through Raft; the live clock and node
 // state stay in each server's memory.
 type MemberRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
-	Cluster       string                 `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
-	GossipAddress string                 `protobuf:"bytes,4,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
-	GrpcAddress   string                 `protobuf:"bytes,5,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member's node name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "server", "ledger", "auditor" or another label.
+	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// The agent's cluster; empty for a server.
+	Cluster string `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// host:port it gossips on.
+	GossipAddress string `protobuf:"bytes,4,opt,name=gossip_address,json=gossipAddress,proto3" json:"gossip_address,omitempty"`
+	// host:port of its gRPC endpoint.
+	GrpcAddress string `protobuf:"bytes,5,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
 	// Raft address; servers only.
-	RaftAddress   string             `protobuf:"bytes,6,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	RaftAddress string `protobuf:"bytes,6,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	// Its liveness as last registered.
 	Status        MemberRecordStatus `protobuf:"varint,7,opt,name=status,proto3,enum=stillpoint.v1.MemberRecordStatus" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -523,9 +554,12 @@ func (x *MemberRecord) GetStatus() MemberRecordStatus {
 	return MemberRecordStatus_MEMBER_RECORD_STATUS_UNSPECIFIED
 }
 
+// UpsertMemberCommand registers a member or changes its record (the
+// leader's reconcile of gossip events).
 type UpsertMemberCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Member        *MemberRecord          `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record to store.
+	Member        *MemberRecord `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -567,9 +601,13 @@ func (x *UpsertMemberCommand) GetMember() *MemberRecord {
 	return nil
 }
 
+// RemoveMemberCommand deletes a server's record once it is gone from the
+// gossip pool (the leader's reconcile; agents stay on their roster until
+// RemoveRosterMemberCommand).
 type RemoveMemberCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member's node name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -611,9 +649,12 @@ func (x *RemoveMemberCommand) GetName() string {
 	return ""
 }
 
+// AppendAuditCommand appends a record to the audit log (refusals,
+// force-unpause requests, keyring changes).
 type AppendAuditCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Record        *AuditRecord           `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The record; its index is set by the log.
+	Record        *AuditRecord `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -658,12 +699,18 @@ func (x *AppendAuditCommand) GetRecord() *AuditRecord {
 // RemoveRosterMemberCommand takes an agent off its cluster's roster (an
 // operator's act, audited). Servers are removed from Raft instead.
 type RemoveRosterMemberCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	At            *StampedTime           `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
-	Caller        *Caller                `protobuf:"bytes,5,opt,name=caller,proto3" json:"caller,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent's node name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The actor recorded in the audit log (the caller's identity, else
+	// the request's note).
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Why, for people and the audit log.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When, read by the leader before proposing, with its estimate.
+	At *StampedTime `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	// Who asked, as resolved by the server that received the call.
+	Caller        *Caller `protobuf:"bytes,5,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -739,9 +786,11 @@ func (x *RemoveRosterMemberCommand) GetCaller() *Caller {
 // Idempotent per (op, node).
 type InvalidateRestorePointCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	OpId  string                 `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// The COMPLETED op.
+	OpId string `protobuf:"bytes,1,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
 	// The target node whose agent reported the interruption.
-	Node   string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Node string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	// Why, for people and the audit log.
 	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	// When the leader learned it.
 	At *StampedTime `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
@@ -819,10 +868,14 @@ func (x *InvalidateRestorePointCommand) GetRecordedBy() string {
 // SetBackupPlanCommand stores (creates or replaces) a validated plan. The
 // plan's schedule state (last fired) is kept when it is replaced.
 type SetBackupPlanCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Plan          *BackupPlan            `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
-	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
-	At            *StampedTime           `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The plan as validated.
+	Plan *BackupPlan `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	// The actor recorded in the audit log (the caller's identity, else
+	// the request's note).
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// When, read by the leader before proposing, with its estimate.
+	At            *StampedTime `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -878,11 +931,16 @@ func (x *SetBackupPlanCommand) GetAt() *StampedTime {
 	return nil
 }
 
+// DeleteBackupPlanCommand deletes a plan (its catalog entries stay).
 type DeleteBackupPlanCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Actor         string                 `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
-	At            *StampedTime           `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The plan's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The actor recorded in the audit log (the caller's identity, else
+	// the request's note).
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// When, read by the leader before proposing, with its estimate.
+	At            *StampedTime `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -942,17 +1000,22 @@ func (x *DeleteBackupPlanCommand) GetAt() *StampedTime {
 // scheduled instant, before it starts the op: an instant not after the
 // plan's last_fired is rejected, so a failover neither skips nor doubles it.
 type RecordScheduleFireCommand struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Plan    string                 `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The plan's name.
+	Plan string `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	// The scheduled instant fired.
 	Instant *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=instant,proto3" json:"instant,omitempty"`
 	// The op started for it, when known at record time; or why none was.
-	OpId   string       `protobuf:"bytes,3,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	Reason string       `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
-	At     *StampedTime `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	OpId string `protobuf:"bytes,3,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// Why no op was started; empty when one was.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When, read by the leader before proposing, with its estimate.
+	At *StampedTime `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
 	// Scheduled instants after the plan's last_fired and before this one
 	// that no leader fired (it was down or electing): how many, and the
 	// first. They are never fired later (see the plan's missed_runs).
-	MissedCount   int64                  `protobuf:"varint,6,opt,name=missed_count,json=missedCount,proto3" json:"missed_count,omitempty"`
+	MissedCount int64 `protobuf:"varint,6,opt,name=missed_count,json=missedCount,proto3" json:"missed_count,omitempty"`
+	// The first missed instant (unset when none).
 	FirstMissed   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=first_missed,json=firstMissed,proto3" json:"first_missed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1040,11 +1103,15 @@ func (x *RecordScheduleFireCommand) GetFirstMissed() *timestamppb.Timestamp {
 // PruneBackupsCommand removes catalog entries a plan's retention no longer
 // keeps (their ops stay in the op history).
 type PruneBackupsCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Plan          string                 `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
-	BackupIds     []string               `protobuf:"bytes,2,rep,name=backup_ids,json=backupIds,proto3" json:"backup_ids,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	At            *StampedTime           `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The plan's name.
+	Plan string `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
+	// The entries (op ids) removed from the catalog.
+	BackupIds []string `protobuf:"bytes,2,rep,name=backup_ids,json=backupIds,proto3" json:"backup_ids,omitempty"`
+	// Why, for people and the audit log.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When, read by the leader before proposing, with its estimate.
+	At            *StampedTime `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1109,19 +1176,27 @@ func (x *PruneBackupsCommand) GetAt() *StampedTime {
 
 // FSMSnapshot is the whole replicated state.
 type FSMSnapshot struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Epoch  uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Config *RuntimeConfig         `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The latest leader's fencing epoch.
+	Epoch uint64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The runtime config.
+	Config *RuntimeConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
 	// In creation order.
-	Operations    []*Operation    `protobuf:"bytes,3,rep,name=operations,proto3" json:"operations,omitempty"`
+	Operations []*Operation `protobuf:"bytes,3,rep,name=operations,proto3" json:"operations,omitempty"`
+	// The catalog, in creation order.
 	RestorePoints []*RestorePoint `protobuf:"bytes,4,rep,name=restore_points,json=restorePoints,proto3" json:"restore_points,omitempty"`
-	Alarms        []*Alarm        `protobuf:"bytes,5,rep,name=alarms,proto3" json:"alarms,omitempty"`
-	Audit         []*AuditRecord  `protobuf:"bytes,6,rep,name=audit,proto3" json:"audit,omitempty"`
-	Members       []*MemberRecord `protobuf:"bytes,7,rep,name=members,proto3" json:"members,omitempty"`
+	// Active alarms and cleared ones still kept.
+	Alarms []*Alarm `protobuf:"bytes,5,rep,name=alarms,proto3" json:"alarms,omitempty"`
+	// The audit log, oldest first.
+	Audit []*AuditRecord `protobuf:"bytes,6,rep,name=audit,proto3" json:"audit,omitempty"`
+	// Registered members.
+	Members []*MemberRecord `protobuf:"bytes,7,rep,name=members,proto3" json:"members,omitempty"`
 	// cluster -> op_id holding its lock.
-	Locks         map[string]string `protobuf:"bytes,8,rep,name=locks,proto3" json:"locks,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Plans         []*PlanRecord     `protobuf:"bytes,9,rep,name=plans,proto3" json:"plans,omitempty"`
-	Acl           *ACLState         `protobuf:"bytes,10,opt,name=acl,proto3" json:"acl,omitempty"`
+	Locks map[string]string `protobuf:"bytes,8,rep,name=locks,proto3" json:"locks,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Backup plans with their schedule state.
+	Plans []*PlanRecord `protobuf:"bytes,9,rep,name=plans,proto3" json:"plans,omitempty"`
+	// Tokens and the server secret.
+	Acl           *ACLState `protobuf:"bytes,10,opt,name=acl,proto3" json:"acl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1229,11 +1304,16 @@ func (x *FSMSnapshot) GetAcl() *ACLState {
 // ACLBootstrapCommand records the cluster's one bootstrap and its first
 // admin token (type 16). Rejected once bootstrapped.
 type ACLBootstrapCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         *ACLToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	ServerSecret  []byte                 `protobuf:"bytes,2,opt,name=server_secret,json=serverSecret,proto3" json:"server_secret,omitempty"`
-	Caller        *Caller                `protobuf:"bytes,3,opt,name=caller,proto3" json:"caller,omitempty"`
-	At            *StampedTime           `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token, with the SHA-256 of its secret.
+	Token *ACLToken `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// Authenticates server-to-server forwards when mTLS is off (32 random
+	// bytes).
+	ServerSecret []byte `protobuf:"bytes,2,opt,name=server_secret,json=serverSecret,proto3" json:"server_secret,omitempty"`
+	// Who asked, as resolved by the server that received the call.
+	Caller *Caller `protobuf:"bytes,3,opt,name=caller,proto3" json:"caller,omitempty"`
+	// When, read by the leader before proposing, with its estimate.
+	At            *StampedTime `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1299,10 +1379,13 @@ func (x *ACLBootstrapCommand) GetAt() *StampedTime {
 // CreateACLTokenCommand stores a token (type 17). Rejected before
 // bootstrap or when the accessor id exists.
 type CreateACLTokenCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         *ACLToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	Caller        *Caller                `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
-	At            *StampedTime           `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token, with the SHA-256 of its secret.
+	Token *ACLToken `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// Who asked, as resolved by the server that received the call.
+	Caller *Caller `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
+	// When, read by the leader before proposing, with its estimate.
+	At            *StampedTime `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1360,10 +1443,13 @@ func (x *CreateACLTokenCommand) GetAt() *StampedTime {
 
 // RevokeACLTokenCommand deletes a token (type 18).
 type RevokeACLTokenCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AccessorId    string                 `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
-	Caller        *Caller                `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
-	At            *StampedTime           `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token's accessor id.
+	AccessorId string `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
+	// Who asked, as resolved by the server that received the call.
+	Caller *Caller `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
+	// When, read by the leader before proposing, with its estimate.
+	At            *StampedTime `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

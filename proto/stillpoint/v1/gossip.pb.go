@@ -29,17 +29,20 @@ const (
 type GossipMeta struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "server", "ledger", "auditor" or another label.
-	Role    string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	Role string `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	// The agent's cluster; empty for a server.
 	Cluster string `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	// host:port of the member's gRPC endpoint.
 	GrpcAddr string `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
 	// Clock estimate in force when the metadata was encoded.
 	ClockOffsetNs int64 `protobuf:"zigzag64,4,opt,name=clock_offset_ns,json=clockOffsetNs,proto3" json:"clock_offset_ns,omitempty"`
 	// Bound at encode time, already grown with age.
-	ClockBoundNs int64       `protobuf:"varint,5,opt,name=clock_bound_ns,json=clockBoundNs,proto3" json:"clock_bound_ns,omitempty"`
-	ClockStatus  ClockStatus `protobuf:"varint,6,opt,name=clock_status,json=clockStatus,proto3,enum=stillpoint.v1.ClockStatus" json:"clock_status,omitempty"`
+	ClockBoundNs int64 `protobuf:"varint,5,opt,name=clock_bound_ns,json=clockBoundNs,proto3" json:"clock_bound_ns,omitempty"`
+	// Status of the clock estimate at encode time.
+	ClockStatus ClockStatus `protobuf:"varint,6,opt,name=clock_status,json=clockStatus,proto3,enum=stillpoint.v1.ClockStatus" json:"clock_status,omitempty"`
 	// Age of the sample at encode time, on the monotonic clock.
-	ClockAgeMs       int64   `protobuf:"varint,7,opt,name=clock_age_ms,json=clockAgeMs,proto3" json:"clock_age_ms,omitempty"`
+	ClockAgeMs int64 `protobuf:"varint,7,opt,name=clock_age_ms,json=clockAgeMs,proto3" json:"clock_age_ms,omitempty"`
+	// The drift rate the bound grows at, in parts per million.
 	ClockMaxDriftPpm float64 `protobuf:"fixed64,8,opt,name=clock_max_drift_ppm,json=clockMaxDriftPpm,proto3" json:"clock_max_drift_ppm,omitempty"`
 	// The local node's admin port answered the last check.
 	NodeReachable bool `protobuf:"varint,9,opt,name=node_reachable,json=nodeReachable,proto3" json:"node_reachable,omitempty"`
@@ -48,19 +51,26 @@ type GossipMeta struct {
 	// field had before (0, 1 and 2 keep their meaning); an agent sends
 	// PAUSED_STATE_UNKNOWN (3) for a gate it cannot see, which an older
 	// decoder reads as unknown too.
-	NodePaused   PausedState `protobuf:"varint,10,opt,name=node_paused,json=nodePaused,proto3,enum=stillpoint.v1.PausedState" json:"node_paused,omitempty"`
-	NodeDraining bool        `protobuf:"varint,11,opt,name=node_draining,json=nodeDraining,proto3" json:"node_draining,omitempty"`
+	NodePaused PausedState `protobuf:"varint,10,opt,name=node_paused,json=nodePaused,proto3,enum=stillpoint.v1.PausedState" json:"node_paused,omitempty"`
+	// A Pause is draining in-flight requests now.
+	NodeDraining bool `protobuf:"varint,11,opt,name=node_draining,json=nodeDraining,proto3" json:"node_draining,omitempty"`
 	// The operation currently holding this node (empty when idle).
-	OpId             string `protobuf:"bytes,12,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
-	LeaseRemainingMs int64  `protobuf:"varint,13,opt,name=lease_remaining_ms,json=leaseRemainingMs,proto3" json:"lease_remaining_ms,omitempty"`
+	OpId string `protobuf:"bytes,12,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`
+	// Milliseconds left on the held op's lease at encode time (0: none).
+	LeaseRemainingMs int64 `protobuf:"varint,13,opt,name=lease_remaining_ms,json=leaseRemainingMs,proto3" json:"lease_remaining_ms,omitempty"`
 	// The operation during which the node came back unpaused (restart).
 	InterruptedOpId string `protobuf:"bytes,14,opt,name=interrupted_op_id,json=interruptedOpId,proto3" json:"interrupted_op_id,omitempty"`
 	// Random per agent process start: a new value means the agent restarted.
-	Incarnation        uint64 `protobuf:"fixed64,15,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
-	LeasesExpired      uint64 `protobuf:"varint,16,opt,name=leases_expired,json=leasesExpired,proto3" json:"leases_expired,omitempty"`
+	Incarnation uint64 `protobuf:"fixed64,15,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	// How many leases this agent's dead-man switch ran out (it unpaused its
+	// node by itself); persisted across restarts.
+	LeasesExpired uint64 `protobuf:"varint,16,opt,name=leases_expired,json=leasesExpired,proto3" json:"leases_expired,omitempty"`
+	// The op of the latest lease that ran out.
 	LastLeaseExpiredOp string `protobuf:"bytes,17,opt,name=last_lease_expired_op,json=lastLeaseExpiredOp,proto3" json:"last_lease_expired_op,omitempty"`
-	ClockLeapPending   bool   `protobuf:"varint,18,opt,name=clock_leap_pending,json=clockLeapPending,proto3" json:"clock_leap_pending,omitempty"`
-	ClockFalsetickers  uint32 `protobuf:"varint,19,opt,name=clock_falsetickers,json=clockFalsetickers,proto3" json:"clock_falsetickers,omitempty"`
+	// A leap second is announced by the NTP sources.
+	ClockLeapPending bool `protobuf:"varint,18,opt,name=clock_leap_pending,json=clockLeapPending,proto3" json:"clock_leap_pending,omitempty"`
+	// How many NTP sources are falsetickers.
+	ClockFalsetickers uint32 `protobuf:"varint,19,opt,name=clock_falsetickers,json=clockFalsetickers,proto3" json:"clock_falsetickers,omitempty"`
 	// The member is leaving the pool gracefully (set just before Leave).
 	Leaving       bool `protobuf:"varint,20,opt,name=leaving,proto3" json:"leaving,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -27,6 +27,7 @@ const (
 type ACLRole int32
 
 const (
+	// Not set: no token (only public methods), or refused in a request.
 	ACLRole_ACL_ROLE_UNSPECIFIED ACLRole = 0
 	// Members, drift, operations, catalog, alarms, audit, backups, plans.
 	ACLRole_ACL_ROLE_READ ACLRole = 1
@@ -79,14 +80,21 @@ func (ACLRole) EnumDescriptor() ([]byte, []int) {
 	return file_stillpoint_v1_security_proto_rawDescGZIP(), []int{0}
 }
 
+// KeyringOp is what to do with a gossip encryption keyring.
 type KeyringOp int32
 
 const (
+	// Not set: refused (INVALID_ARGUMENT KEYRING).
 	KeyringOp_KEYRING_OP_UNSPECIFIED KeyringOp = 0
-	KeyringOp_KEYRING_OP_LIST        KeyringOp = 1
-	KeyringOp_KEYRING_OP_INSTALL     KeyringOp = 2
-	KeyringOp_KEYRING_OP_USE         KeyringOp = 3
-	KeyringOp_KEYRING_OP_REMOVE      KeyringOp = 4
+	// List the installed keys (no key).
+	KeyringOp_KEYRING_OP_LIST KeyringOp = 1
+	// Add key to the keyring; the primary key stays.
+	KeyringOp_KEYRING_OP_INSTALL KeyringOp = 2
+	// Make key (already installed everywhere) the primary key, used to
+	// encrypt.
+	KeyringOp_KEYRING_OP_USE KeyringOp = 3
+	// Remove key (not the primary key anywhere).
+	KeyringOp_KEYRING_OP_REMOVE KeyringOp = 4
 )
 
 // Enum value maps for KeyringOp.
@@ -141,10 +149,13 @@ type Caller struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// For a person: "token:ci-bot/1a2b3c4d@10.0.0.5:51234",
 	// "cert:ops@10.0.0.5:51234" or "anonymous@10.0.0.5:51234".
-	Actor         string  `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
-	TokenAccessor string  `protobuf:"bytes,2,opt,name=token_accessor,json=tokenAccessor,proto3" json:"token_accessor,omitempty"`
-	TokenName     string  `protobuf:"bytes,3,opt,name=token_name,json=tokenName,proto3" json:"token_name,omitempty"`
-	Role          ACLRole `protobuf:"varint,4,opt,name=role,proto3,enum=stillpoint.v1.ACLRole" json:"role,omitempty"`
+	Actor string `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The accessor id of the caller's token; empty without a token.
+	TokenAccessor string `protobuf:"bytes,2,opt,name=token_accessor,json=tokenAccessor,proto3" json:"token_accessor,omitempty"`
+	// The name of the caller's token.
+	TokenName string `protobuf:"bytes,3,opt,name=token_name,json=tokenName,proto3" json:"token_name,omitempty"`
+	// The role of the caller's token (UNSPECIFIED without one).
+	Role ACLRole `protobuf:"varint,4,opt,name=role,proto3,enum=stillpoint.v1.ACLRole" json:"role,omitempty"`
 	// The verified client certificate's subject, when mTLS is on.
 	CertSubject string `protobuf:"bytes,5,opt,name=cert_subject,json=certSubject,proto3" json:"cert_subject,omitempty"`
 	// The caller's address as the receiving server saw it.
@@ -259,12 +270,15 @@ func (x *Caller) GetUnverified() bool {
 type ACLToken struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Public id of the token (shown in lists and the audit log).
-	AccessorId string  `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
-	Name       string  `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Role       ACLRole `protobuf:"varint,3,opt,name=role,proto3,enum=stillpoint.v1.ACLRole" json:"role,omitempty"`
+	AccessorId string `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
+	// Who or what the token is for (unique; at most 128 bytes of UTF-8).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// What the token may do.
+	Role ACLRole `protobuf:"varint,3,opt,name=role,proto3,enum=stillpoint.v1.ACLRole" json:"role,omitempty"`
 	// SHA-256 of the secret. Never returned by the API.
-	SecretSha256 []byte       `protobuf:"bytes,4,opt,name=secret_sha256,json=secretSha256,proto3" json:"secret_sha256,omitempty"`
-	CreatedAt    *StampedTime `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	SecretSha256 []byte `protobuf:"bytes,4,opt,name=secret_sha256,json=secretSha256,proto3" json:"secret_sha256,omitempty"`
+	// When it was created, on the leader's clock with its estimate.
+	CreatedAt *StampedTime `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Unset: the token never expires.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// The actor that created it.
@@ -352,9 +366,10 @@ func (x *ACLToken) GetCreatedBy() string {
 	return ""
 }
 
+// ACLBootstrapRequest asks for the first admin token.
 type ACLBootstrapRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Free-text note for the audit log.
+	// Free-text note for the audit log (at most 1024 bytes of UTF-8).
 	Note          string `protobuf:"bytes,1,opt,name=note,proto3" json:"note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -397,9 +412,11 @@ func (x *ACLBootstrapRequest) GetNote() string {
 	return ""
 }
 
+// ACLBootstrapResponse is the first admin token and its secret.
 type ACLBootstrapResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Token *ACLToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// The token, named "bootstrap", role admin, no expiry.
+	Token *ACLToken `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// The bearer secret, shown this once.
 	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -450,12 +467,18 @@ func (x *ACLBootstrapResponse) GetSecret() string {
 	return ""
 }
 
+// CreateACLTokenRequest describes the token to create.
 type CreateACLTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Role  ACLRole                `protobuf:"varint,2,opt,name=role,proto3,enum=stillpoint.v1.ACLRole" json:"role,omitempty"`
-	// 0: no expiry.
-	TtlMs         int64  `protobuf:"varint,3,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	// Who or what the token is for: required, unique, at most 128 bytes of
+	// UTF-8.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// READ, OPERATE or ADMIN.
+	Role ACLRole `protobuf:"varint,2,opt,name=role,proto3,enum=stillpoint.v1.ACLRole" json:"role,omitempty"`
+	// Lifetime in milliseconds from creation (expires_at is created_at's
+	// local time + ttl); 0: no expiry; at most ten years.
+	TtlMs int64 `protobuf:"varint,3,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	// Free-text note for the audit log (at most 1024 bytes of UTF-8).
 	Note          string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -519,9 +542,11 @@ func (x *CreateACLTokenRequest) GetNote() string {
 	return ""
 }
 
+// CreateACLTokenResponse is the new token and its secret.
 type CreateACLTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Token *ACLToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// The token as stored.
+	Token *ACLToken `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// The bearer secret, shown this once.
 	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -572,9 +597,11 @@ func (x *CreateACLTokenResponse) GetSecret() string {
 	return ""
 }
 
+// ListACLTokensRequest asks for every token.
 type ListACLTokensRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Stale         bool                   `protobuf:"varint,1,opt,name=stale,proto3" json:"stale,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Answer from the receiving server's replica instead of the leader's.
+	Stale         bool `protobuf:"varint,1,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -616,10 +643,13 @@ func (x *ListACLTokensRequest) GetStale() bool {
 	return false
 }
 
+// ListACLTokensResponse lists the tokens, without secrets or hashes.
 type ListACLTokensResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tokens        []*ACLToken            `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
-	Bootstrapped  bool                   `protobuf:"varint,2,opt,name=bootstrapped,proto3" json:"bootstrapped,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every token, sorted by accessor id.
+	Tokens []*ACLToken `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	// ACLBootstrap has been done.
+	Bootstrapped  bool `protobuf:"varint,2,opt,name=bootstrapped,proto3" json:"bootstrapped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -668,10 +698,13 @@ func (x *ListACLTokensResponse) GetBootstrapped() bool {
 	return false
 }
 
+// RevokeACLTokenRequest names the token to revoke.
 type RevokeACLTokenRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AccessorId    string                 `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
-	Note          string                 `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token's accessor id: 16 lower-case hex characters.
+	AccessorId string `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
+	// Free-text note for the audit log (at most 1024 bytes of UTF-8).
+	Note          string `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -720,9 +753,11 @@ func (x *RevokeACLTokenRequest) GetNote() string {
 	return ""
 }
 
+// RevokeACLTokenResponse is the token that was revoked.
 type RevokeACLTokenResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         *ACLToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token as it was.
+	Token         *ACLToken `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -766,8 +801,9 @@ func (x *RevokeACLTokenResponse) GetToken() *ACLToken {
 
 // ACLState is the FSM's ACL state (snapshot field acl).
 type ACLState struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	Bootstrapped bool                   `protobuf:"varint,1,opt,name=bootstrapped,proto3" json:"bootstrapped,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ACLBootstrap has been done.
+	Bootstrapped bool `protobuf:"varint,1,opt,name=bootstrapped,proto3" json:"bootstrapped,omitempty"`
 	// By accessor id, sorted.
 	Tokens []*ACLToken `protobuf:"bytes,2,rep,name=tokens,proto3" json:"tokens,omitempty"`
 	// Authenticates server-to-server forwards when mTLS is off. Replicated
@@ -828,11 +864,14 @@ func (x *ACLState) GetServerSecret() []byte {
 	return nil
 }
 
+// KeyringRequest is a keyring operation on every alive node.
 type KeyringRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Op    KeyringOp              `protobuf:"varint,1,opt,name=op,proto3,enum=stillpoint.v1.KeyringOp" json:"op,omitempty"`
+	// The operation.
+	Op KeyringOp `protobuf:"varint,1,opt,name=op,proto3,enum=stillpoint.v1.KeyringOp" json:"op,omitempty"`
 	// Base64 of a 16, 24 or 32-byte key; empty for LIST.
-	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// Free-text note for the audit log (at most 1024 bytes of UTF-8).
 	Note          string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -892,14 +931,16 @@ func (x *KeyringRequest) GetNote() string {
 // KeyringNodeResult is one node's answer.
 type KeyringNodeResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// The node's name.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	// "server" or the agent's role.
 	Role string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
 	// Empty on success.
 	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	// Base64 keys installed on the node after the operation; primary first.
-	Keys          []string `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
-	PrimaryKey    string   `protobuf:"bytes,5,opt,name=primary_key,json=primaryKey,proto3" json:"primary_key,omitempty"`
+	Keys []string `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Base64 of the node's primary key after the operation.
+	PrimaryKey    string `protobuf:"bytes,5,opt,name=primary_key,json=primaryKey,proto3" json:"primary_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -969,15 +1010,18 @@ func (x *KeyringNodeResult) GetPrimaryKey() string {
 	return ""
 }
 
+// KeyringResponse is every node's answer and counts over them.
 type KeyringResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Nodes []*KeyringNodeResult   `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// One result per node asked.
+	Nodes []*KeyringNodeResult `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	// Key -> how many nodes have it installed.
 	KeyCounts map[string]int32 `protobuf:"bytes,2,rep,name=key_counts,json=keyCounts,proto3" json:"key_counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Key -> how many nodes use it as primary.
 	PrimaryCounts map[string]int32 `protobuf:"bytes,3,rep,name=primary_counts,json=primaryCounts,proto3" json:"primary_counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Nodes asked (alive servers and agents).
-	TotalNodes    int32 `protobuf:"varint,4,opt,name=total_nodes,json=totalNodes,proto3" json:"total_nodes,omitempty"`
+	TotalNodes int32 `protobuf:"varint,4,opt,name=total_nodes,json=totalNodes,proto3" json:"total_nodes,omitempty"`
+	// Nodes whose result has an error.
 	FailedNodes   int32 `protobuf:"varint,5,opt,name=failed_nodes,json=failedNodes,proto3" json:"failed_nodes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1051,9 +1095,11 @@ func (x *KeyringResponse) GetFailedNodes() int32 {
 // KeyringLocalRequest asks one node (server or agent) to change its own
 // keyring; sent by a coordinator server only.
 type KeyringLocalRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Op            KeyringOp              `protobuf:"varint,1,opt,name=op,proto3,enum=stillpoint.v1.KeyringOp" json:"op,omitempty"`
-	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The operation.
+	Op KeyringOp `protobuf:"varint,1,opt,name=op,proto3,enum=stillpoint.v1.KeyringOp" json:"op,omitempty"`
+	// Base64 key, as KeyringRequest.key.
+	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1102,9 +1148,11 @@ func (x *KeyringLocalRequest) GetKey() string {
 	return ""
 }
 
+// KeyringLocalResponse is the node's own result.
 type KeyringLocalResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Result        *KeyringNodeResult     `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node's answer (its error set on failure).
+	Result        *KeyringNodeResult `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1148,9 +1196,11 @@ func (x *KeyringLocalResponse) GetResult() *KeyringNodeResult {
 
 // AgentServiceKeyringRequest is KeyringLocalRequest sent to an agent.
 type AgentServiceKeyringRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Op            KeyringOp              `protobuf:"varint,1,opt,name=op,proto3,enum=stillpoint.v1.KeyringOp" json:"op,omitempty"`
-	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The operation.
+	Op KeyringOp `protobuf:"varint,1,opt,name=op,proto3,enum=stillpoint.v1.KeyringOp" json:"op,omitempty"`
+	// Base64 key, as KeyringRequest.key.
+	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1199,9 +1249,11 @@ func (x *AgentServiceKeyringRequest) GetKey() string {
 	return ""
 }
 
+// AgentServiceKeyringResponse is the agent's own result.
 type AgentServiceKeyringResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Result        *KeyringNodeResult     `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The agent's answer (its error set on failure).
+	Result        *KeyringNodeResult `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

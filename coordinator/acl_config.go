@@ -13,6 +13,7 @@ type ACLConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// ProtectHealth makes the gRPC health service need a read token too
 	// (by default it stays readable without one, as do /healthz, /readyz
-	// and /metrics on the HTTP address).
+	// and /metrics on the HTTP address). Server reflection is always
+	// readable without a token: it serves the published schema.
 	ProtectHealth bool `yaml:"protect_health"`
 }

@@ -301,7 +301,7 @@ func (s *Server) authorizeCall(ctx context.Context, method string) (*pb.Caller, 
 	}
 	short := method[strings.LastIndex(method, "/")+1:]
 	if c.GetTokenAccessor() == "" {
-		hint := "pass --token, STILLPOINT_TOKEN or --token-file"
+		hint := "stillpoint: pass --token, STILLPOINT_TOKEN or --token-file; any gRPC client: metadata authorization: Bearer <secret>"
 		if !s.fsm.ACLBootstrapped() {
 			hint = "ACLs are enabled but not bootstrapped: run `stillpoint acl bootstrap` once for the first admin token"
 		}

@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -83,7 +85,10 @@ var methodRoles = map[string]methodRole{
 
 // roleFor is what method needs; known=false for a CoordinatorService
 // method missing from methodRoles. Other services: gRPC health is public
-// unless ProtectHealth; anything else (reflection) needs read.
+// unless ProtectHealth; server reflection is public (it serves the
+// published schema, so a generic client such as grpcurl reaches the
+// method and gets that method's own refusal, naming the role it needs);
+// anything else needs read.
 func roleFor(method string, cfg ACLConfig) (need methodRole, known bool) {
 	if r, ok := methodRoles[method]; ok {
 		return r, true
@@ -92,6 +97,10 @@ func roleFor(method string, cfg ACLConfig) (need methodRole, known bool) {
 		return roleAdmin, false
 	}
 	if strings.HasPrefix(method, "/"+healthpb.Health_ServiceDesc.ServiceName+"/") && !cfg.ProtectHealth {
+		return rolePublic, true
+	}
+	if strings.HasPrefix(method, "/"+reflectionv1.ServerReflection_ServiceDesc.ServiceName+"/") ||
+		strings.HasPrefix(method, "/"+reflectionv1alpha.ServerReflection_ServiceDesc.ServiceName+"/") {
 		return rolePublic, true
 	}
 	return roleRead, true

@@ -44,6 +44,19 @@ func TestEveryMethodHasARole(t *testing.T) {
 	if need, _ := roleFor("/grpc.health.v1.Health/Check", ACLConfig{ProtectHealth: true}); need != roleRead {
 		t.Errorf("protected health is %v, want read", need)
 	}
+	// Reflection serves the published schema: a generic client (grpcurl)
+	// must reach a method to be told which role that method needs.
+	for _, m := range []string{
+		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+		"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+	} {
+		if need, known := roleFor(m, ACLConfig{ProtectHealth: true}); !known || need != rolePublic {
+			t.Errorf("%s is %v known=%v, want public", m, need, known)
+		}
+	}
+	if need, _ := roleFor("/some.other.Service/Call", ACLConfig{}); need != roleRead {
+		t.Errorf("a service of no table is %v, want read", need)
+	}
 	// The role split, spot-checked.
 	for m, want := range map[string]methodRole{
 		pb.CoordinatorService_StartPause_FullMethodName:     roleOperate,

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/reflection"
 
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	"github.com/stillpoint-dev/stillpoint/proto/rpc"
@@ -131,6 +132,8 @@ func (n *Node) serveLocked(lis net.Listener) error {
 	}
 	n.stop = make(chan struct{})
 	rpc.RegisterAdminServer(srv, &adminServer{n: n, stop: n.stop})
+	// A generic client (grpcurl) can call rpc.Admin without admin.proto.
+	reflection.Register(srv)
 	n.srv = srv
 	n.addr = lis.Addr().String()
 	done := make(chan struct{})

@@ -11,6 +11,9 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 STATICCHECK_VERSION := v0.8.2
 # protoc-gen-doc writes docs/api/README.md (the API reference) in `make proto`.
 PROTOC_GEN_DOC_VERSION := v1.5.1
+# grpcurl: the API's end-to-end test drives a pause with it through server
+# reflection (cmd/stillpoint/grpcurl_test.go, README "Automation with grpcurl").
+GRPCURL_VERSION := v1.9.3
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/stillpoint-dev/stillpoint/internal/version.Version=$(VERSION)
@@ -23,8 +26,8 @@ build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/stillpoint ./cmd/stillpoint
 
 # test: generated code must not drift, lint must be clean, every test passes
-# under the race detector.
-test: proto-check lint
+# under the race detector (grpcurl for the API's end-to-end test).
+test: proto-check lint $(BIN)/grpcurl
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 # bench: every Go benchmark, the alarm latency (BenchmarkAlarmLatency),
@@ -82,7 +85,7 @@ chaos: image
 dev: build
 	$(BIN)/stillpoint dev
 
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-doc $(BIN)/staticcheck
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-doc $(BIN)/staticcheck $(BIN)/grpcurl
 
 $(BIN)/buf:
 	GOBIN=$(BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -94,6 +97,8 @@ $(BIN)/protoc-gen-doc:
 	GOBIN=$(BIN) $(GO) install github.com/pseudomuto/protoc-gen-doc/cmd/protoc-gen-doc@$(PROTOC_GEN_DOC_VERSION)
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+$(BIN)/grpcurl:
+	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 # proto: the Go code under proto/ and the API reference docs/api/README.md,
 # both generated from proto/**/*.proto and committed.

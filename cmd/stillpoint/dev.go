@@ -79,12 +79,8 @@ with it).`,
 			}
 			withTLS, withACL, withGossipKey = false, false, false
 		}
-		cfg.TLS, cfg.ACL = withTLS, withACL
-		if withGossipKey {
-			cfg.GossipKey = make([]byte, 32)
-			if _, err := rand.Read(cfg.GossipKey); err != nil {
-				return fmt.Errorf("gossip key: %w", err)
-			}
+		if err := devSecure(&cfg, withTLS, withACL, withGossipKey); err != nil {
+			return err
 		}
 		var err error
 		if cfg.Skews, err = parseSkews(skews); err != nil {
@@ -135,6 +131,19 @@ with it).`,
 		return err
 	}
 	return cmd
+}
+
+// devSecure turns on what `stillpoint dev` secures by default: mTLS, ACLs
+// and gossip encryption with a fresh AES-256 key.
+func devSecure(cfg *devcluster.Config, withTLS, withACL, withGossipKey bool) error {
+	cfg.TLS, cfg.ACL = withTLS, withACL
+	if withGossipKey {
+		cfg.GossipKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.GossipKey); err != nil {
+			return fmt.Errorf("gossip key: %w", err)
+		}
+	}
+	return nil
 }
 
 // parseSkews reads NODE=DURATION pairs.

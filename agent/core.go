@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -23,6 +24,10 @@ type coreConfig struct {
 	// ExpiryRetry is the wait before the dead-man switch tries again after
 	// its Unpause failed.
 	ExpiryRetry time.Duration
+	// Timers arms the dead-man switch; nil is the real clock. A test passes
+	// a clockwork fake that also backs its clockSource, so a lease runs out
+	// when the test advances the clock, not after a real wait.
+	Timers clockwork.Clock
 }
 
 // coreHooks are called (without locks held) when something worth gossiping

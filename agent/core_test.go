@@ -220,14 +220,19 @@ func TestLeaseWrittenBeforeNodePause(t *testing.T) {
 
 func TestLeaseExpiryUnpauses(t *testing.T) {
 	fa := &fakeAdmin{}
-	c := newTestCore(t, t.TempDir(), fa, nil)
-	runTimer(t, c)
+	c, ft := newFakeTimeCore(t, fa, nil)
 	ctx := context.Background()
 	if _, err := c.Pause(ctx, pauseReq("op-e", 1, 200)); err != nil {
 		t.Fatalf("pause: %v", err)
 	}
-	waitFor(t, 5*time.Second, "the dead-man switch to unpause", func() bool { _, u := fa.counts(); return u == 1 })
-	waitFor(t, 5*time.Second, "the lease to be retired", func() bool { return c.snapshot(false).opID == "" })
+	ft.Advance(199 * time.Millisecond)
+	if _, u := fa.counts(); u != 0 || c.snapshot(false).opID != "op-e" {
+		t.Fatalf("1 ms before the lease runs out: %d unpauses, op %q", u, c.snapshot(false).opID)
+	}
+	advanceUntil(t, ft, time.Millisecond, 50*time.Millisecond, "the dead-man switch to unpause and retire the lease", func() bool {
+		_, u := fa.counts()
+		return u == 1 && c.snapshot(false).opID == ""
+	})
 	s := c.snapshot(true)
 	if s.leasesExpired != 1 || s.lastExpiredOp != "op-e" {
 		t.Fatalf("leases expired %d last %q, want 1 op-e", s.leasesExpired, s.lastExpiredOp)
@@ -247,19 +252,18 @@ func TestLeaseExpiryUnpauses(t *testing.T) {
 
 func TestRenewKeepsLeaseAlive(t *testing.T) {
 	fa := &fakeAdmin{}
-	c := newTestCore(t, t.TempDir(), fa, nil)
-	runTimer(t, c)
+	c, ft := newFakeTimeCore(t, fa, nil)
 	ctx := context.Background()
 	if _, err := c.Pause(ctx, pauseReq("op-r", 1, 300)); err != nil {
 		t.Fatalf("pause: %v", err)
 	}
-	// Renew well past the original deadline; the node must stay paused.
-	end := time.Now().Add(900 * time.Millisecond)
-	for time.Now().Before(end) {
+	// Renew every 250 ms of fake time, well past the first deadline: the
+	// node stays paused however slowly this machine runs the switch.
+	for i := 0; i < 8; i++ {
+		ft.Advance(250 * time.Millisecond)
 		if _, err := c.RenewLease(ctx, &pb.RenewLeaseRequest{OpId: "op-r", Epoch: 2, LeaseMs: 300}); err != nil {
-			t.Fatalf("renew: %v", err)
+			t.Fatalf("renew %d at +%v: %v", i, time.Duration(i+1)*250*time.Millisecond, err)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	if _, u := fa.counts(); u != 0 {
 		t.Fatalf("a renewed lease expired: node Unpause called %d times", u)
@@ -267,18 +271,18 @@ func TestRenewKeepsLeaseAlive(t *testing.T) {
 	if got := c.snapshot(false); got.opEpoch != 2 || got.maxEpoch != 2 {
 		t.Fatalf("op epoch %d max epoch %d after renew at epoch 2", got.opEpoch, got.maxEpoch)
 	}
-	waitFor(t, 5*time.Second, "the lease to expire once renewals stop", func() bool { _, u := fa.counts(); return u == 1 })
+	advanceUntil(t, ft, 10*time.Millisecond, 400*time.Millisecond, "the lease to expire once renewals stop", func() bool { _, u := fa.counts(); return u == 1 })
 }
 
 func TestExpiryRetriesUntilNodeAnswers(t *testing.T) {
 	down := fmt.Errorf("node: %w", scalaradmin.ErrUnreachable)
 	fa := &fakeAdmin{unpauseErrs: []error{down, down}}
-	c := newTestCore(t, t.TempDir(), fa, nil)
-	runTimer(t, c)
+	c, ft := newFakeTimeCore(t, fa, nil)
 	if _, err := c.Pause(context.Background(), pauseReq("op-x", 1, 100)); err != nil {
 		t.Fatalf("pause: %v", err)
 	}
-	waitFor(t, 5*time.Second, "the third unpause attempt to succeed", func() bool { return c.snapshot(false).opID == "" })
+	// Expiry at 100 ms, then a retry every ExpiryRetry (50 ms).
+	advanceUntil(t, ft, 10*time.Millisecond, time.Second, "the third unpause attempt to succeed", func() bool { return c.snapshot(false).opID == "" })
 	if _, u := fa.counts(); u != 3 {
 		t.Fatalf("node Unpause calls %d, want 3", u)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -85,7 +86,11 @@ func (c *core) nextFireLocked() (time.Duration, bool) {
 // runLeaseTimer is the dead-man switch: when the lease runs out it
 // unpauses the node. It returns when ctx ends.
 func (c *core) runLeaseTimer(ctx context.Context) {
-	t := time.NewTimer(time.Hour)
+	timers := c.cfg.Timers
+	if timers == nil {
+		timers = clockwork.NewRealClock()
+	}
+	t := timers.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
 		c.mu.Lock()
@@ -94,7 +99,7 @@ func (c *core) runLeaseTimer(ctx context.Context) {
 		var fire <-chan time.Time
 		if armed {
 			t.Reset(max(wait, 0))
-			fire = t.C
+			fire = t.Chan()
 		} else {
 			t.Stop()
 		}

@@ -1,16 +1,16 @@
 package agent
 
 import (
-	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
-
 	"context"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
+	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
 )
 
 // fakeAdmin is a scripted admin port for unit tests of the state machine
@@ -123,6 +123,53 @@ func (fixedClock) Now() time.Time { return time.Now() }
 func (fixedClock) Current() clock.Estimate {
 	return clock.Estimate{Offset: 3 * time.Millisecond, ErrorBound: time.Millisecond, MaxDriftPPM: 50,
 		Status: clock.Synchronized, AsOf: time.Now()}
+}
+
+// fakeTime is a clockwork fake behind both the core's clockSource and its
+// dead-man timer: a lease runs out when the test advances it.
+type fakeTime struct{ *clockwork.FakeClock }
+
+func (f fakeTime) Current() clock.Estimate {
+	return clock.Estimate{Offset: 3 * time.Millisecond, ErrorBound: time.Millisecond, MaxDriftPPM: 50,
+		Status: clock.Synchronized, AsOf: f.Now()}
+}
+
+// newFakeTimeCore is newTestCore on fake time, with its dead-man switch
+// running until the test ends.
+func newFakeTimeCore(t *testing.T, admin adminClient, mutate func(*coreConfig)) (*core, fakeTime) {
+	t.Helper()
+	ft := fakeTime{clockwork.NewFakeClock()}
+	cfg := coreConfig{Node: "n1", MaxLease: time.Minute, CallTimeout: 2 * time.Second, ExpiryRetry: 50 * time.Millisecond, Timers: ft.FakeClock}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	c := newCore(cfg, admin, ft, store{dir: t.TempDir()}, zaptest.NewLogger(t), coreHooks{})
+	if err := c.recoverState(); err != nil {
+		t.Fatalf("recover: %v", err)
+	}
+	runTimer(t, c)
+	return c, ft
+}
+
+// advanceUntil moves fake time on by step until cond holds (the dead-man
+// switch runs on its own goroutine, so each step waits until it has re-armed);
+// it fails after more than limit of fake time.
+func advanceUntil(t *testing.T, ft fakeTime, step, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for moved := time.Duration(0); ; moved += step {
+		if cond() {
+			return
+		}
+		if moved > limit {
+			t.Fatalf("not seen after %s of fake time: %s", limit, what)
+		}
+		ft.Advance(step)
+		// Let the switch act on the step: it re-arms its timer after each
+		// fire, or disarms it once the lease is gone (then this times out).
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_ = ft.BlockUntilContext(ctx, 1)
+		cancel()
+	}
 }
 
 func newTestCore(t *testing.T, dir string, admin adminClient, mutate func(*coreConfig)) *core {

@@ -1,13 +1,12 @@
 package agent
 
 import (
-	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
-
 	"context"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 

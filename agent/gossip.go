@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
-
 	"context"
 	"time"
 
@@ -10,6 +8,7 @@ import (
 
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
+	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
 )
 
 // gossipCheckInterval is how often the agent looks for a meaningful change

@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
-
 	"encoding/json"
 	"net/http"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	"github.com/stillpoint-dev/stillpoint/internal/hook"
+	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
 	"github.com/stillpoint-dev/stillpoint/internal/version"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )

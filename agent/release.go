@@ -1,14 +1,13 @@
 package agent
 
 import (
-	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
-
 	"context"
 	"fmt"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 

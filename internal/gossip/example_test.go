@@ -1,15 +1,13 @@
 package gossip_test
 
 import (
-	"github.com/stillpoint-dev/stillpoint/internal/enumname"
-
-	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
-
 	"fmt"
 	"time"
 
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
+	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
 // Two members on loopback: an agent gossips its pause state, a server

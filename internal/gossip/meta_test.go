@@ -1,10 +1,6 @@
 package gossip
 
 import (
-	"google.golang.org/protobuf/proto"
-
-	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
-
 	"errors"
 	"math"
 	"strings"
@@ -12,8 +8,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
 func fullMeta() Meta {

@@ -1,8 +1,6 @@
 package gossip
 
 import (
-	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
-
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
 // metaBox is a node's mutable metadata, read by the pool through get.

@@ -30,23 +30,70 @@ build:
 test: proto-check lint $(BIN)/grpcurl
 	$(GO) test -race -count=1 -timeout 25m ./...
 
-# bench: every Go benchmark, the alarm latency (BenchmarkAlarmLatency),
-# then the pause fan-out table
-# (BenchmarkPauseFanout: 3, 30 and 100 in-process agents, a fixed number of
-# pauses each). FANOUT_PAUSES and FANOUT_FLAGS (e.g. -fanout.agents=3,30
-# -fanout.perpause) shape it; TMPDIR=/dev/shm takes the shared disk's fsyncs
-# out of the agents' lease writes.
+# bench: issue 17's figures (BENCHMARKS.md says what each is). Prints the
+# machine (bench/machine.sh), every Go benchmark (BenchmarkLeaseSave: one
+# agent's fsync'd lease write, tmpfs vs the shared disk), P4 the alarm
+# latency (BenchmarkAlarmLatency), P1 the unavailability per backup point
+# next to the 5-second way (BenchmarkUnavailability), then P2 the pause
+# fan-out (BenchmarkPauseFanout: 3, 30 and 100 in-process agents, leases on
+# per-host tmpfs and on the shared disk, parallel vs sequential). About 10
+# minutes on an idle 2-core box; `make bench-full` is the long run (more
+# pauses, 300 agents). MARKDOWN=1 prints the tables as Markdown for
+# BENCHMARKS.md.
+#   FANOUT_PAUSES, FANOUT_FLAGS (e.g. -fanout.agents=3,30,100,300
+#   -fanout.disks=host -fanout.perpause); TMPDIR picks the shared disk.
+#   UNAVAIL_PAUSES, UNAVAIL_FLAGS (e.g. -unavail.nodes=3,30
+#   -unavail.baseline=2 -unavail.sleep=5s -unavail.disk=host).
+#   ALARM_INJECTIONS, ALARM_FLAGS (e.g. -alarm.agents=30 -alarm.ntppoll=500ms).
 FANOUT_PAUSES ?= 25
 FANOUT_FLAGS ?=
-# BenchmarkAlarmLatency: a clock step injected at one of 100 agents (lan
-# gossip profile) until the leader commits the alarm, ALARM_INJECTIONS
-# times; ALARM_FLAGS e.g. -alarm.agents=30 -alarm.ntppoll=500ms.
+UNAVAIL_PAUSES ?= 20
+UNAVAIL_FLAGS ?=
 ALARM_INJECTIONS ?= 20
 ALARM_FLAGS ?=
+MARKDOWN ?=
+BENCH_ARGS := $(if $(MARKDOWN),-bench.markdown)
 bench:
-	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkPauseFanout|BenchmarkAlarmLatency)$$' -benchmem -count 1 ./...
-	$(GO) test -run '^$$' -bench '^BenchmarkAlarmLatency$$' -benchtime $(ALARM_INJECTIONS)x -count 1 -timeout 15m ./coordinator -args $(ALARM_FLAGS)
-	$(GO) test -run '^$$' -bench '^BenchmarkPauseFanout$$' -benchtime $(FANOUT_PAUSES)x -count 1 -timeout 10m ./coordinator -args $(FANOUT_FLAGS)
+	@bench/machine.sh
+	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkPauseFanout|BenchmarkAlarmLatency|BenchmarkUnavailability)$$' -benchmem -count 1 ./...
+	$(GO) test -run '^$$' -bench '^BenchmarkAlarmLatency$$' -benchtime $(ALARM_INJECTIONS)x -count 1 -timeout 15m ./coordinator -args $(BENCH_ARGS) $(ALARM_FLAGS)
+	$(GO) test -run '^$$' -bench '^BenchmarkUnavailability$$' -benchtime $(UNAVAIL_PAUSES)x -count 1 -timeout 15m ./coordinator -args $(BENCH_ARGS) $(UNAVAIL_FLAGS)
+	$(GO) test -run '^$$' -bench '^BenchmarkPauseFanout$$' -benchtime $(FANOUT_PAUSES)x -count 1 -timeout 30m ./coordinator -args $(BENCH_ARGS) $(FANOUT_FLAGS)
+
+# bench-full: the figures BENCHMARKS.md records, with enough samples for a
+# p99 (100 pauses) and the 300-agent fan-out; about an hour.
+bench-full:
+	$(MAKE) bench FANOUT_PAUSES=100 UNAVAIL_PAUSES=100 ALARM_INJECTIONS=50 \
+		FANOUT_FLAGS='-fanout.agents=3,30,100,300 $(FANOUT_FLAGS)' UNAVAIL_FLAGS='-unavail.baseline=5 $(UNAVAIL_FLAGS)'
+
+# bench-check: a short run (small N) of the ratio figures -- P1
+# Stillpoint/5s-way, P2 parallel/sequential and per-host/shared disk --
+# compared against the committed bench/baseline.json; fails when a checked
+# ratio is missing or moved the wrong way by more than its tolerance (25%
+# unless the baseline says otherwise). Absolute times are recorded beside
+# them, not checked. bench-baseline replaces the baseline's figures with a
+# fresh run (do it on a quiet machine and commit bench/baseline.json).
+# Add a benchmark to the check: make it write its figures with
+# -bench.figures=$(BENCH_FIGURES) in bench-figures below.
+BENCH_FIGURES ?= $(or $(TMPDIR),/tmp)/stillpoint-bench-figures.json
+BENCH_BASELINE ?= bench/baseline.json
+
+.PHONY: bench-full bench-figures bench-check bench-baseline
+bench-figures:
+	rm -f $(BENCH_FIGURES)
+	$(GO) test -run '^$$' -bench '^BenchmarkUnavailability$$' -benchtime 10x -count 1 -timeout 10m ./coordinator \
+		-args -unavail.nodes=3 -unavail.baseline=1 -bench.figures=$(BENCH_FIGURES)
+	$(GO) test -run '^$$' -bench '^BenchmarkPauseFanout$$' -benchtime 10x -count 1 -timeout 15m ./coordinator \
+		-args -fanout.agents=3,10 -fanout.disks=host,shared -fanout.maxbound=250ms -bench.figures=$(BENCH_FIGURES)
+
+bench-check: bench-figures
+	$(GO) run ./internal/benchtab/benchcheck -baseline $(BENCH_BASELINE) -fresh $(BENCH_FIGURES)
+
+bench-baseline: bench-figures
+	$(GO) run ./internal/benchtab/benchcheck -baseline $(BENCH_BASELINE) -fresh $(BENCH_FIGURES) -write \
+		-meta commit=$$(git rev-parse --short HEAD) -meta date="$$(date -u '+%Y-%m-%d %H:%M UTC')" \
+		-meta machine="$$(nproc) cores, $$(awk '/^MemTotal/{printf "%.1f GiB", $$2/1048576}' /proc/meminfo)" \
+		-meta loadavg="$$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # image: the FROM scratch container image stillpoint:dev (static binary).
 image: build

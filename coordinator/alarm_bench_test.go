@@ -112,6 +112,12 @@ func BenchmarkAlarmLatency(b *testing.B) {
 	reportPercentiles(b, "inject-gossiped", gossiped)
 	reportPercentiles(b, "gossiped-committed", committed)
 	if s, err := benchtab.Summarize(total); err == nil {
+		load := benchtab.LoadAvg()
+		recordFigures(b, map[string]benchtab.Figure{
+			fmt.Sprintf("p4.alarm.inject_committed.p50.agents=%d", n): nsFigure(float64(s.P50), load, "P4 clock step injected -> alarm committed p50"),
+			fmt.Sprintf("p4.alarm.inject_committed.p99.agents=%d", n): nsFigure(float64(s.P99), load, "P4 clock step injected -> alarm committed p99"),
+		})
+		b.Logf("loadavg %s", load)
 		b.Logf("%d agents, gossip %q, NTP poll %v: %d injections; inject->committed p50 %v p99 %v", n, *alarmGossip, *alarmNTPPoll, len(total), s.P50, s.P99)
 	}
 	if s, err := benchtab.Summarize(committed); err == nil {

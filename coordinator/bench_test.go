@@ -38,6 +38,16 @@ var (
 	// An NTP round that moves an agent's bound by more than 10% re-gossips
 	// its metadata: a 500ms poll over 100 agents keeps gossip busy.
 	fanoutNTPPoll = flag.Duration("fanout.ntppoll", 2*time.Second, "NTP poll interval of every clock in BenchmarkPauseFanout")
+	// host: each agent's lease in its own /dev/shm directory, modelling one
+	// disk per host; shared: every lease in one directory tree under
+	// TMPDIR (a disk here), so 100 agents queue 100 fsyncs on one device.
+	fanoutDisks = flag.String("fanout.disks", "host,shared", "where BenchmarkPauseFanout's agents keep their leases, comma-separated: host (one tmpfs directory per agent under /dev/shm) and/or shared (TMPDIR)")
+)
+
+// Lease placements of BenchmarkPauseFanout (-fanout.disks).
+const (
+	diskHost   = "host"
+	diskShared = "shared"
 )
 
 const (
@@ -60,32 +70,69 @@ func BenchmarkPauseFanout(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	report := benchtab.FanoutReport{
-		PerPause: *fanoutPerPause,
-		Notes: []string{
-			"startup: NTP servers and the coordinator up, agents started one by one, until the leader sees every agent alive and synchronized",
-			fmt.Sprintf("agents (gossip profile %q, NTP poll %v, ε_max %v) persist their lease with fsync before and after the node acks, all in one filesystem (%s)",
-				*fanoutGossip, *fanoutNTPPoll, *fanoutMaxBound, os.TempDir()),
-		},
+	disks, err := parseDisks(*fanoutDisks)
+	if err != nil {
+		b.Fatal(err)
 	}
-	for _, n := range sizes {
-		run := benchtab.FanoutRun{Agents: n}
-		ok := b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
-			c, agents, startup := startFanoutCluster(b, n)
-			run.Startup = startup
-			cfg := fanoutRuntime(b, c)
-			run.Margin, run.TargetClockBound, run.MinWindow = time.Duration(cfg.GetMarginNs()), time.Duration(cfg.GetTargetClockBoundNs()), time.Duration(cfg.GetMinWindowNs())
-			b.Logf("%d agents: cluster up and every clock synchronized in %v", n, startup.Round(time.Millisecond))
-			b.Run("coordinator", func(b *testing.B) { run.Coordinator = benchCoordinatorFanout(b, c, cfg) })
-			b.Run("sequential", func(b *testing.B) { run.Sequential = benchSequentialFanout(b, c, agents, cfg) })
-		})
-		if ok || len(run.Coordinator) > 0 || len(run.Sequential) > 0 {
-			report.Runs = append(report.Runs, run)
+	var summary []fanoutSummaryRow
+	for _, disk := range disks {
+		where := leaseDiskLabel(disk)
+		report := benchtab.FanoutReport{
+			PerPause: *fanoutPerPause,
+			Disk:     where,
+			Markdown: *benchMarkdown,
+			Notes: []string{
+				"startup: NTP servers and the coordinator up, agents started one by one, until the leader sees every agent alive and synchronized",
+				fmt.Sprintf("agents (gossip profile %q, NTP poll %v, ε_max %v) persist their lease with fsync before and after the node acks, on %s",
+					*fanoutGossip, *fanoutNTPPoll, *fanoutMaxBound, where),
+			},
+		}
+		for _, n := range sizes {
+			run := benchtab.FanoutRun{Agents: n}
+			row := fanoutSummaryRow{agents: n, disk: disk}
+			ok := b.Run(fmt.Sprintf("disk=%s/agents=%d", disk, n), func(b *testing.B) {
+				c, agents, startup := startFanoutCluster(b, n, disk)
+				row.rss, row.heap = processMemory()
+				run.Startup = startup
+				cfg := fanoutRuntime(b, c)
+				run.Margin, run.TargetClockBound, run.MinWindow = time.Duration(cfg.GetMarginNs()), time.Duration(cfg.GetTargetClockBoundNs()), time.Duration(cfg.GetMinWindowNs())
+				b.Logf("%d agents (%s): cluster up and every clock synchronized in %v; process RSS %d MiB", n, disk, startup.Round(time.Millisecond), row.rss>>20)
+				b.Run("coordinator", func(b *testing.B) { run.Coordinator = benchCoordinatorFanout(b, c, cfg) })
+				b.Run("sequential", func(b *testing.B) { run.Sequential = benchSequentialFanout(b, c, agents, cfg) })
+			})
+			row.load = benchtab.LoadAvg()
+			row.ran = ok
+			for _, p := range run.Coordinator {
+				row.parallel = append(row.parallel, p.Fanout)
+			}
+			row.sequential = run.Sequential
+			summary = append(summary, row)
+			if ok || len(run.Coordinator) > 0 || len(run.Sequential) > 0 {
+				report.Runs = append(report.Runs, run)
+			}
+		}
+		if err := report.Fprint(os.Stdout); err != nil {
+			b.Error(err)
 		}
 	}
-	if err := report.Fprint(os.Stdout); err != nil {
+	figs, err := printFanoutSummary(summary)
+	if err != nil {
 		b.Error(err)
 	}
+	recordFigures(b, figs)
+}
+
+func parseDisks(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		switch d := strings.TrimSpace(f); d {
+		case diskHost, diskShared:
+			out = append(out, d)
+		default:
+			return nil, fmt.Errorf("-fanout.disks %q: %q is neither %q nor %q", s, f, diskHost, diskShared)
+		}
+	}
+	return out, nil
 }
 
 func parseAgentCounts(s string) ([]int, error) {
@@ -107,7 +154,9 @@ func parseAgentCounts(s string) ([]int, error) {
 // to choose their gossip profile: devcluster's "test" profile gossips every
 // 20ms, and with 100 agents in one process those (LZW-compressed) packets
 // alone saturate two cores; "lan" is what production agents run.
-func startFanoutCluster(b *testing.B, n int) (*devcluster.Cluster, []*devcluster.Node, time.Duration) {
+//
+// disk places the agents' leases (diskHost, diskShared; "" is shared).
+func startFanoutCluster(b *testing.B, n int, disk string) (*devcluster.Cluster, []*devcluster.Node, time.Duration) {
 	b.Helper()
 	cfg := devcluster.DefaultConfig()
 	cfg.Servers = 1
@@ -120,6 +169,9 @@ func startFanoutCluster(b *testing.B, n int) (*devcluster.Cluster, []*devcluster
 	cfg.AgentGossipProfile = *fanoutGossip
 	cfg.NTPPoll = *fanoutNTPPoll
 	cfg.DataDir = b.TempDir()
+	if disk == diskHost {
+		cfg.AgentDataDir = hostLeaseDirs(b)
+	}
 	quiet := new(atomic.Bool)
 	cfg.Logger = benchLogger(quiet)
 	cfg.Runtime = func(rc *pb.RuntimeConfig) { rc.MaxErrorBoundNs = int64(*fanoutMaxBound) }

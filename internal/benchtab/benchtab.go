@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -135,3 +136,63 @@ func (t *Table) Fprint(w io.Writer) error {
 
 // cellWidth counts runes, so "µs" and "ε" take one column each.
 func cellWidth(s string) int { return len([]rune(s)) }
+
+// FprintMarkdown writes the table as GitHub-flavoured Markdown, ready to
+// paste into BENCHMARKS.md: the title in bold, the table (figures
+// right-aligned) and the notes as a list.
+func (t *Table) FprintMarkdown(w io.Writer) error {
+	var b strings.Builder
+	if t.Title != "" {
+		b.WriteString("**" + t.Title + "**\n\n")
+	}
+	row := func(cells []string) {
+		b.WriteString("|")
+		for _, c := range cells {
+			b.WriteString(" " + strings.ReplaceAll(c, "|", "\\|") + " |")
+		}
+		b.WriteString("\n")
+	}
+	row(t.Columns)
+	b.WriteString("|")
+	for i := range t.Columns {
+		if i == 0 {
+			b.WriteString(" --- |")
+		} else {
+			b.WriteString(" ---: |")
+		}
+	}
+	b.WriteString("\n")
+	for _, r := range t.rows {
+		row(r)
+	}
+	if len(t.Notes) > 0 {
+		b.WriteString("\n")
+		for _, n := range t.Notes {
+			b.WriteString("- " + n + "\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Write prints t as plain aligned text, or as Markdown when markdown is set.
+func (t *Table) Write(w io.Writer, markdown bool) error {
+	if markdown {
+		return t.FprintMarkdown(w)
+	}
+	return t.Fprint(w)
+}
+
+// LoadAvg returns the 1, 5 and 15 minute load averages from /proc/loadavg
+// ("1.75 1.81 0.83"), or "unknown" where there is none.
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}

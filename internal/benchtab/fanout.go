@@ -45,6 +45,11 @@ type FanoutReport struct {
 	PerPause bool
 	// Notes are printed under the fan-out table.
 	Notes []string
+	// Disk names where the agents' leases live, in the fan-out table's
+	// title (e.g. "per-host tmpfs", "shared disk").
+	Disk string
+	// Markdown prints the tables as Markdown (Table.FprintMarkdown).
+	Markdown bool
 }
 
 // Fprint writes the fan-out table, the hold table and, when PerPause, the
@@ -64,7 +69,7 @@ func (r FanoutReport) Fprint(w io.Writer) error {
 		if _, err := io.WriteString(w, "\n"); err != nil {
 			return err
 		}
-		if err := t.Fprint(w); err != nil {
+		if err := t.Write(w, r.Markdown); err != nil {
 			return err
 		}
 	}
@@ -72,8 +77,12 @@ func (r FanoutReport) Fprint(w io.Writer) error {
 }
 
 func (r FanoutReport) tables() ([]*Table, error) {
+	title := "Pause fan-out: 1 coordinator server, agents in-process, workload off (no drain)"
+	if r.Disk != "" {
+		title += ", leases on " + r.Disk
+	}
 	fan := &Table{
-		Title: "Pause fan-out: 1 coordinator server, agents in-process, workload off (no drain)",
+		Title: title,
 		Columns: []string{"agents", "startup", "pauses", "fan-out p50", "p99", "accepted→acked p50", "p99",
 			"sequential p50", "p99", "seq/fan-out p50"},
 		Notes: append([]string{

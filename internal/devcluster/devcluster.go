@@ -91,7 +91,11 @@ type Config struct {
 	// DataDir holds every component's data; empty means a temporary
 	// directory removed by Stop.
 	DataDir string
-	Logger  *zap.Logger
+	// AgentDataDir, when set, is a node's agent data directory (its lease
+	// file) instead of DataDir/<node>, e.g. one tmpfs directory per agent
+	// to model one disk per host.
+	AgentDataDir func(node NodeSpec) string
+	Logger       *zap.Logger
 
 	// GossipKey, when set, encrypts gossip on every server and agent (each
 	// keeps a keyring file in its data dir).
@@ -418,6 +422,9 @@ func (c *Cluster) startNode(ctx context.Context, spec NodeSpec) error {
 	}
 	acfg.Metrics.Listen = "127.0.0.1:0"
 	acfg.DataDir = filepath.Join(c.dir, spec.Name)
+	if c.cfg.AgentDataDir != nil {
+		acfg.DataDir = c.cfg.AgentDataDir(spec)
+	}
 	hooks, err := DevHooks(acfg.DataDir)
 	if err != nil {
 		sim.Stop()

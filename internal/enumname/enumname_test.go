@@ -25,7 +25,7 @@ func TestOfNamedValues(t *testing.T) {
 		{pb.SourceVerdict_SOURCE_VERDICT_NO_MAJORITY, "no_majority"},
 		{pb.MemberRecordStatus_MEMBER_RECORD_STATUS_FAILED, "failed"},
 		{pb.PausedState_PAUSED_STATE_UNKNOWN, "unknown"},
-		{pb.PauseState_PAUSE_STATE_PAUSED, "paused"},
+		{pb.PausedState_PAUSED_STATE_PAUSED, "paused"},
 		{pb.OperationState(99), "99"},
 		{pb.NodeOutcome(-3), "-3"},
 	} {

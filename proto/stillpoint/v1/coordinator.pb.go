@@ -445,8 +445,8 @@ type RemoveRosterMemberRequest struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Why, for the audit log.
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Who asks, for the audit log (a note: the actor is the caller's
-	// identity when ACLs or mTLS are on).
+	// A free-text note for the audit log (Caller.note); never the actor,
+	// which the server resolves itself.
 	RequestedBy   string `protobuf:"bytes,3,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1009,8 +1009,9 @@ type Operation struct {
 	Reason string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The restore window; set once COMPLETED.
 	Window *RestoreWindow `protobuf:"bytes,10,opt,name=window,proto3" json:"window,omitempty"`
-	// Who started it: the caller's identity (token name or certificate)
-	// when ACLs or mTLS are on, else StartPauseRequest.requested_by.
+	// Who started it: the caller as the receiving server resolved it
+	// (Caller.actor: token, else certificate, else "anonymous", at its
+	// address). The request's requested_by is its note in the audit log.
 	RequestedBy string `protobuf:"bytes,11,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	// Coordinator wall times, each with the estimate it was read under.
 	CreatedAt *StampedTime `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
@@ -1295,8 +1296,8 @@ type StartPauseRequest struct {
 	// uncertainty requires (2 * max bound + margin). A shorter one than that
 	// minimum is raised to it.
 	HoldMs int64 `protobuf:"varint,2,opt,name=hold_ms,json=holdMs,proto3" json:"hold_ms,omitempty"`
-	// Who asks, for the audit log and Operation.requested_by when no
-	// identity is known (at most 1024 bytes of UTF-8).
+	// A free-text note for the audit log (Caller.note, at most 1024 bytes
+	// of UTF-8); never the actor, which the server resolves itself.
 	RequestedBy string `protobuf:"bytes,3,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	// Chosen by the client, unique per intended pause (e.g. a UUID; at most
 	// 128 bytes): a retry of the same request returns the op it started.
@@ -2212,7 +2213,8 @@ type SetBackupPlanRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The plan; updated_at and updated_by are set by the server.
 	Plan *BackupPlan `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
-	// Who asks, for the audit log when no identity is known.
+	// A free-text note for the audit log (Caller.note); never the actor,
+	// which the server resolves itself.
 	RequestedBy   string `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2506,7 +2508,8 @@ type DeleteBackupPlanRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The plan's name.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Who asks, for the audit log when no identity is known.
+	// A free-text note for the audit log (Caller.note); never the actor,
+	// which the server resolves itself.
 	RequestedBy   string `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2598,7 +2601,8 @@ type StartBackupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The plan's name.
 	Plan string `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
-	// Who asks, for the audit log when no identity is known.
+	// A free-text note for the audit log (Caller.note); never the actor,
+	// which the server resolves itself.
 	RequestedBy string `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	// As StartPauseRequest.request_id (at most 128 bytes).
 	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -3341,9 +3345,11 @@ func (x *GetConfigResponse) GetConfig() *RuntimeConfig {
 // UpdateConfigRequest carries the whole new runtime config.
 type UpdateConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Every field: a field left 0 is stored as 0 (read, change, send back).
+	// The whole config, stored as sent (a field left 0 is 0, refused where
+	// a positive value is required): read it, change fields, send it back.
 	Config *RuntimeConfig `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
-	// Who asks, for the audit log when no identity is known.
+	// A free-text note for the audit log (Caller.note); never the actor,
+	// which the server resolves itself.
 	RequestedBy   string `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3837,7 +3843,8 @@ type AuditRecord struct {
 	// What was done, e.g. "pause", "unpause", "config-change",
 	// "unpause-requested", "keyring-install", "refused".
 	Action string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
-	// Who did it (identity when known, else the request's note).
+	// Who did it: Caller.actor, or the leader's own duty (e.g.
+	// "scheduler", "retention").
 	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	// The op it concerns; empty when none.
 	OpId string `protobuf:"bytes,4,opt,name=op_id,json=opId,proto3" json:"op_id,omitempty"`

@@ -231,9 +231,11 @@ type CoordinatorServiceClient interface {
 	ACLBootstrap(ctx context.Context, in *ACLBootstrapRequest, opts ...grpc.CallOption) (*ACLBootstrapResponse, error)
 	// CreateACLToken creates a token; its secret is in this answer only.
 	// Audited. A write; role admin. Errors: INVALID_ARGUMENT
-	// INVALID_ARGUMENT (every bad field named); FAILED_PRECONDITION
-	// ACL_BOOTSTRAP (not bootstrapped); ALREADY_EXISTS TOKEN (a token of
-	// that name exists).
+	// INVALID_ARGUMENT (every bad field named: name empty or over 128
+	// bytes, role not READ/OPERATE/ADMIN, ttl_ms negative or over ten
+	// years, note too long); FAILED_PRECONDITION ACL_BOOTSTRAP (not
+	// bootstrapped); ALREADY_EXISTS TOKEN (the new random accessor id
+	// collided with a token's: retry).
 	CreateACLToken(ctx context.Context, in *CreateACLTokenRequest, opts ...grpc.CallOption) (*CreateACLTokenResponse, error)
 	// ListACLTokens lists the tokens (accessor ids, names, roles; never
 	// secrets). Role admin. Errors: only the common ones.
@@ -805,9 +807,11 @@ type CoordinatorServiceServer interface {
 	ACLBootstrap(context.Context, *ACLBootstrapRequest) (*ACLBootstrapResponse, error)
 	// CreateACLToken creates a token; its secret is in this answer only.
 	// Audited. A write; role admin. Errors: INVALID_ARGUMENT
-	// INVALID_ARGUMENT (every bad field named); FAILED_PRECONDITION
-	// ACL_BOOTSTRAP (not bootstrapped); ALREADY_EXISTS TOKEN (a token of
-	// that name exists).
+	// INVALID_ARGUMENT (every bad field named: name empty or over 128
+	// bytes, role not READ/OPERATE/ADMIN, ttl_ms negative or over ten
+	// years, note too long); FAILED_PRECONDITION ACL_BOOTSTRAP (not
+	// bootstrapped); ALREADY_EXISTS TOKEN (the new random accessor id
+	// collided with a token's: retry).
 	CreateACLToken(context.Context, *CreateACLTokenRequest) (*CreateACLTokenResponse, error)
 	// ListACLTokens lists the tokens (accessor ids, names, roles; never
 	// secrets). Role admin. Errors: only the common ones.

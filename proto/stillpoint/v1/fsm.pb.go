@@ -85,8 +85,8 @@ type CreateOperationCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The operation's full record.
 	Operation *Operation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
-	// The actor recorded in the audit log (the caller's identity, else
-	// the request's note).
+	// The actor recorded in the audit log (Caller.actor, or the leader's
+	// own duty).
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Who asked, as resolved by the server that received the call.
 	Caller        *Caller `protobuf:"bytes,3,opt,name=caller,proto3" json:"caller,omitempty"`
@@ -152,8 +152,8 @@ type UpdateOperationCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The operation's full record.
 	Operation *Operation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
-	// The actor recorded in the audit log (the caller's identity, else
-	// the request's note).
+	// The actor recorded in the audit log (Caller.actor, or the leader's
+	// own duty).
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// The update is an operator's force-unpause (audited as such).
 	ForceUnpause bool `protobuf:"varint,3,opt,name=force_unpause,json=forceUnpause,proto3" json:"force_unpause,omitempty"`
@@ -282,8 +282,8 @@ type SetConfigCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The new config.
 	Config *RuntimeConfig `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
-	// The actor recorded in the audit log (the caller's identity, else
-	// the request's note).
+	// The actor recorded in the audit log (Caller.actor, or the leader's
+	// own duty).
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// When, read by the leader before proposing, with its estimate.
 	At *StampedTime `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
@@ -702,8 +702,8 @@ type RemoveRosterMemberCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The agent's node name.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The actor recorded in the audit log (the caller's identity, else
-	// the request's note).
+	// The actor recorded in the audit log (Caller.actor, or the leader's
+	// own duty).
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Why, for people and the audit log.
 	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -871,8 +871,8 @@ type SetBackupPlanCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The plan as validated.
 	Plan *BackupPlan `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
-	// The actor recorded in the audit log (the caller's identity, else
-	// the request's note).
+	// The actor recorded in the audit log (Caller.actor, or the leader's
+	// own duty).
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// When, read by the leader before proposing, with its estimate.
 	At            *StampedTime `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
@@ -936,8 +936,8 @@ type DeleteBackupPlanCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The plan's name.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The actor recorded in the audit log (the caller's identity, else
-	// the request's note).
+	// The actor recorded in the audit log (Caller.actor, or the leader's
+	// own duty).
 	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// When, read by the leader before proposing, with its estimate.
 	At            *StampedTime `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`

@@ -271,7 +271,8 @@ type ACLToken struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Public id of the token (shown in lists and the audit log).
 	AccessorId string `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
-	// Who or what the token is for (unique; at most 128 bytes of UTF-8).
+	// Who or what the token is for (at most 128 bytes of UTF-8; not
+	// necessarily unique: the accessor id is).
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// What the token may do.
 	Role ACLRole `protobuf:"varint,3,opt,name=role,proto3,enum=stillpoint.v1.ACLRole" json:"role,omitempty"`
@@ -470,8 +471,7 @@ func (x *ACLBootstrapResponse) GetSecret() string {
 // CreateACLTokenRequest describes the token to create.
 type CreateACLTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Who or what the token is for: required, unique, at most 128 bytes of
-	// UTF-8.
+	// Who or what the token is for: required, at most 128 bytes of UTF-8.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// READ, OPERATE or ADMIN.
 	Role ACLRole `protobuf:"varint,2,opt,name=role,proto3,enum=stillpoint.v1.ACLRole" json:"role,omitempty"`

@@ -44,8 +44,9 @@ const (
 // PERSIST_FAILED (INTERNAL: the lease or epoch could not be written, the
 // node was not touched), NO_SUCH_HOOK (NOT_FOUND), STEP_TAKEN
 // (ALREADY_EXISTS). A refusal by the node itself is not an error: it is the
-// outcome in the answer. With mTLS on, only a coordinator server's
-// certificate may call.
+// outcome in the answer. With mTLS on (a CA configured), every method is
+// served only to a certificate with role server; any other caller is
+// refused PERMISSION_DENIED before the node is touched.
 type AgentServiceClient interface {
 	// Pause pauses the local node under a lease; when the lease is neither
 	// renewed nor released before it runs out, the agent unpauses by itself.
@@ -173,8 +174,9 @@ func (c *agentServiceClient) Keyring(ctx context.Context, in *AgentServiceKeyrin
 // PERSIST_FAILED (INTERNAL: the lease or epoch could not be written, the
 // node was not touched), NO_SUCH_HOOK (NOT_FOUND), STEP_TAKEN
 // (ALREADY_EXISTS). A refusal by the node itself is not an error: it is the
-// outcome in the answer. With mTLS on, only a coordinator server's
-// certificate may call.
+// outcome in the answer. With mTLS on (a CA configured), every method is
+// served only to a certificate with role server; any other caller is
+// refused PERMISSION_DENIED before the node is touched.
 type AgentServiceServer interface {
 	// Pause pauses the local node under a lease; when the lease is neither
 	// renewed nor released before it runs out, the agent unpauses by itself.

@@ -258,24 +258,40 @@ func TestGRPCurlDrivesAPause(t *testing.T) {
 				t.Errorf("grpcurl describe: exit %d, want StartPause's signature:\n%s%s", res.code, res.stdout, res.stderr)
 			}
 
+			reqStep := blk.step(t, "REQ=$(")
 			start, watch, get := blk.step(t, "/StartPause"), blk.step(t, "/WatchOperation"), blk.step(t, "/GetRestorePoint")
-			checked[start], checked[watch], checked[get] = true, true, true
+			checked[reqStep], checked[start], checked[watch], checked[get] = true, true, true, true
 			assign, _, ok := strings.Cut(start, "=$(")
 			if !ok {
 				t.Fatalf("README StartPause command does not assign the op id (VAR=$(...)): %s", start)
 			}
+			newRequestID := func() string {
+				res := sh.run(t, reqStep, "REQ")
+				if id := strings.TrimSpace(res.stdout); res.code == 0 && id != "" && id != sh.vars["REQ"] {
+					return id
+				}
+				t.Fatalf("README request id command: exit %d, %q (last %q), want a new id:\n%s", res.code, res.stdout, sh.vars["REQ"], res.stderr)
+				return ""
+			}
 			var opID string
 			var began time.Time
+			const attempts = 5
 			for attempt := 1; ; attempt++ {
 				began = time.Now()
 				// A loaded box's clocks can refuse a pause (FAILED_PRECONDITION:
 				// grpcurl exits 64+9) or end it short, and its leader can be
 				// changing (UNAVAILABLE, NOT_APPLIED: 64+14); the test is
-				// about the client, not the cluster's luck: at most 3 attempts.
+				// about the client, not the cluster's luck. A pause that was
+				// not started is sent again with the same request id; one
+				// that ended short is a new pause, with a new id.
+				if attempt == 1 || opID != "" {
+					sh.vars["REQ"] = newRequestID()
+				}
 				res := sh.run(t, start, assign)
 				opID = strings.TrimSpace(res.stdout)
-				if (res.code == 64+9 || res.code == 64+14) && attempt < 3 {
+				if (res.code == 64+9 || res.code == 64+14) && attempt < attempts {
 					t.Logf("pause not started (exit %d); again", res.code)
+					opID = ""
 					continue
 				}
 				if res.code != 0 || !strings.HasPrefix(opID, "op-") {
@@ -287,10 +303,15 @@ func TestGRPCurlDrivesAPause(t *testing.T) {
 				if state == "OPERATION_STATE_COMPLETED" {
 					break
 				}
-				if attempt == 3 {
-					t.Fatalf("op %s ended %s in 3 attempts; last watch:\n%s", opID, state, res.stdout)
+				if attempt == attempts {
+					t.Fatalf("op %s ended %s in %d attempts; last watch:\n%s", opID, state, attempts, res.stdout)
 				}
 				t.Logf("op %s ended %s; again", opID, state)
+			}
+			// The same StartPause again, same request id (a client that
+			// lost the answer): the op it started, not a second pause.
+			if res := sh.run(t, start, assign); res.code != 0 || strings.TrimSpace(res.stdout) != opID {
+				t.Errorf("StartPause retried with request id %s: exit %d, op %q, want %s:\n%s", sh.vars["REQ"], res.code, res.stdout, opID, res.stderr)
 			}
 			res = sh.run(t, get, "")
 			ended := time.Now()

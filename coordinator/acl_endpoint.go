@@ -9,7 +9,6 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
@@ -57,11 +56,7 @@ func joinBad(bad []string) error {
 	if len(bad) == 0 {
 		return nil
 	}
-	msg := bad[0]
-	for _, b := range bad[1:] {
-		msg += "; " + b
-	}
-	return status.Error(codes.InvalidArgument, msg)
+	return badRequest(bad)
 }
 
 // newToken makes a token and its secret, stamped by this server.
@@ -84,22 +79,22 @@ func (s *Server) newToken(name string, role pb.ACLRole, ttl time.Duration, by st
 // ACLBootstrap creates the first admin token, once per cluster.
 func (s *Server) ACLBootstrap(ctx context.Context, req *pb.ACLBootstrapRequest) (*pb.ACLBootstrapResponse, error) {
 	if err := validateNote(req.GetNote()); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, invalidArgument("note", "%v", err)
 	}
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.ACLBootstrap); done {
 		return resp, err
 	}
 	if s.fsm.ACLBootstrapped() {
-		return nil, status.Errorf(codes.AlreadyExists, "%v (at most once per cluster; create more tokens with an admin token)", fsm.ErrACLBootstrapped)
+		return nil, apiError(codes.AlreadyExists, pb.ErrorReason_ERROR_REASON_ACL_BOOTSTRAP, nil, "%v (at most once per cluster; create more tokens with an admin token)", fsm.ErrACLBootstrapped)
 	}
 	c := s.callerOf(ctx, req.GetNote())
 	tok, secret, err := s.newToken("bootstrap", pb.ACLRole_ACL_ROLE_ADMIN, 0, c.GetActor())
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return nil, apiError(codes.Internal, pb.ErrorReason_ERROR_REASON_INTERNAL, nil, "server %s: %v", s.cfg.NodeID, err)
 	}
 	serverSecret := make([]byte, 32)
 	if _, err := rand.Read(serverSecret); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return nil, apiError(codes.Internal, pb.ErrorReason_ERROR_REASON_INTERNAL, nil, "server %s: %v", s.cfg.NodeID, err)
 	}
 	out, err := s.Apply(ctx, &pb.ACLBootstrapCommand{Token: tok, ServerSecret: serverSecret, Caller: c, At: s.Stamp()})
 	if err != nil {
@@ -120,7 +115,7 @@ func (s *Server) CreateACLToken(ctx context.Context, req *pb.CreateACLTokenReque
 	c := s.callerOf(ctx, req.GetNote())
 	tok, secret, err := s.newToken(req.GetName(), req.GetRole(), time.Duration(req.GetTtlMs())*time.Millisecond, c.GetActor())
 	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
+		return nil, apiError(codes.Internal, pb.ErrorReason_ERROR_REASON_INTERNAL, nil, "server %s: %v", s.cfg.NodeID, err)
 	}
 	out, err := s.Apply(ctx, &pb.CreateACLTokenCommand{Token: tok, Caller: c, At: s.Stamp()})
 	if err != nil {

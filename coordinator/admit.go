@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,10 +24,22 @@ var ErrUnknownCluster = errors.New("unknown cluster")
 
 // unknownClusterError is a refusal that is also ErrUnknownCluster, with
 // the refusal's message.
-type unknownClusterError struct{ error }
+type unknownClusterError struct {
+	error
+	cluster string // the clusters nobody joined, comma-separated
+}
 
 func (e unknownClusterError) Is(target error) bool { return target == ErrUnknownCluster }
 func (e unknownClusterError) Unwrap() error        { return e.error }
+
+// clusterOf is the cluster an ErrUnknownCluster names ("" for none).
+func clusterOf(err error) string {
+	var u unknownClusterError
+	if errors.As(err, &u) {
+		return u.cluster
+	}
+	return ""
+}
 
 // candidate is one agent considered for a pause: its gossip view and, when
 // the live Status call succeeded, its fresh state.
@@ -43,32 +56,61 @@ type candidate struct {
 	absent string
 }
 
+// problem is one reason a candidate may not take part in a pause, with
+// the catalog reason its kind refuses with and, for a clock, its error
+// bound against the limit.
+type problem struct {
+	kind            pb.ErrorReason
+	text            string
+	figureNs, bound int64
+}
+
 // assess returns why one candidate may not take part in a pause (empty
 // when it may). Each reason names the figure and its bound.
 func assess(c candidate, cfg *pb.RuntimeConfig) []string {
-	if c.absent != "" {
-		return []string{c.absent}
-	}
 	var why []string
+	for _, p := range assessProblems(c, cfg) {
+		why = append(why, p.text)
+	}
+	return why
+}
+
+// assessProblems is assess with each problem's kind.
+func assessProblems(c candidate, cfg *pb.RuntimeConfig) []problem {
+	const (
+		absent = pb.ErrorReason_ERROR_REASON_ROSTER_MEMBER_ABSENT
+		agent  = pb.ErrorReason_ERROR_REASON_PAUSE_REFUSED_AGENT
+		clk    = pb.ErrorReason_ERROR_REASON_PAUSE_REFUSED_CLOCK
+	)
+	if c.absent != "" {
+		return []problem{{kind: absent, text: c.absent}}
+	}
+	var why []problem
 	if c.status != pb.MemberStatus_MEMBER_STATUS_ALIVE {
-		why = append(why, fmt.Sprintf("gossip status %s", enumname.Of(c.status)))
+		kind := agent
+		if c.status == pb.MemberStatus_MEMBER_STATUS_DEAD || c.status == pb.MemberStatus_MEMBER_STATUS_LEFT {
+			kind = absent
+		}
+		why = append(why, problem{kind: kind, text: fmt.Sprintf("gossip status %s", enumname.Of(c.status))})
 	}
 	if c.stateErr != nil {
-		return append(why, fmt.Sprintf("agent at %s did not answer Status: %v", c.grpcAddr, c.stateErr))
+		return append(why, problem{kind: agent, text: fmt.Sprintf("agent at %s did not answer Status: %v", c.grpcAddr, c.stateErr)})
 	}
 	if c.state == nil {
-		return append(why, "no live agent state")
+		return append(why, problem{kind: agent, text: "no live agent state"})
 	}
 	ck := c.state.GetClock()
+	bound, max := time.Duration(ck.GetErrorBoundNs()), time.Duration(cfg.GetMaxErrorBoundNs())
 	if st := ck.GetStatus(); st != pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED {
 		r := fmt.Sprintf("clock %s", enumname.Of(st))
 		if ck.GetReason() != "" {
 			r += " (" + ck.GetReason() + ")"
 		}
-		why = append(why, r)
+		why = append(why, problem{kind: clk, text: r, figureNs: int64(bound), bound: int64(max)})
 	}
-	if bound, max := time.Duration(ck.GetErrorBoundNs()), time.Duration(cfg.GetMaxErrorBoundNs()); boundExceeds(bound, max) {
-		why = append(why, fmt.Sprintf("error bound %s > max %s", timefmt.Duration(bound), timefmt.Duration(max)))
+	if boundExceeds(bound, max) {
+		why = append(why, problem{kind: clk, text: fmt.Sprintf("error bound %s > max %s", timefmt.Duration(bound), timefmt.Duration(max)),
+			figureNs: int64(bound), bound: int64(max)})
 	}
 	ns := c.state.GetNodeState()
 	switch {
@@ -77,14 +119,93 @@ func assess(c candidate, cfg *pb.RuntimeConfig) []string {
 		if ns.GetReason() != "" {
 			r += " (" + ns.GetReason() + ")"
 		}
-		why = append(why, r)
+		why = append(why, problem{kind: agent, text: r})
 	case ns.GetPaused() == pb.PausedState_PAUSED_STATE_PAUSED && c.state.GetOpId() == "":
-		why = append(why, "node is already paused outside stillpoint")
+		why = append(why, problem{kind: agent, text: "node is already paused outside stillpoint"})
 	}
 	if op := c.state.GetOpId(); op != "" {
-		why = append(why, fmt.Sprintf("agent holds op %s", op))
+		why = append(why, problem{kind: agent, text: fmt.Sprintf("agent holds op %s", op)})
 	}
 	return why
+}
+
+// refusalPrecedence orders the admission reasons: a refusal with problems
+// of several kinds carries the first (errors.proto documents the order).
+var refusalPrecedence = []pb.ErrorReason{
+	pb.ErrorReason_ERROR_REASON_ROSTER_MEMBER_ABSENT,
+	pb.ErrorReason_ERROR_REASON_PAUSE_REFUSED_AGENT,
+	pb.ErrorReason_ERROR_REASON_PAUSE_REFUSED_CLOCK,
+	pb.ErrorReason_ERROR_REASON_PAUSE_REFUSED_DRIFT,
+}
+
+// admissionRefusal is ErrRefused with what an API error needs: the
+// catalog reason (by refusalPrecedence), every offending node, and the
+// figure of the reason against its bound.
+type admissionRefusal struct {
+	msg, cluster      string
+	reason            pb.ErrorReason
+	nodes             []string
+	figureNs, boundNs int64
+}
+
+func (e *admissionRefusal) Error() string { return e.msg }
+func (e *admissionRefusal) Unwrap() error { return ErrRefused }
+
+// metadata is the refusal's ErrorInfo metadata.
+func (e *admissionRefusal) metadata() map[string]string {
+	md := map[string]string{"cluster": e.cluster, "nodes": strings.Join(e.nodes, ",")}
+	if e.figureNs != 0 || e.boundNs != 0 {
+		md["figure_ns"] = strconv.FormatInt(e.figureNs, 10)
+		md["bound_ns"] = strconv.FormatInt(e.boundNs, 10)
+	}
+	return md
+}
+
+// newRefusal classifies the refusal of sorted candidates with message
+// msg: the kinds of every node's problems, the spread nodes ev names.
+func newRefusal(msg, cluster string, sorted []candidate, cfg *pb.RuntimeConfig, ev evaluation, spreadNodes []string) *admissionRefusal {
+	kinds := map[pb.ErrorReason]bool{}
+	offending := map[string]bool{}
+	var clockFigure int64
+	namedDrift := false
+	for _, c := range sorted {
+		probs := assessProblems(c, cfg)
+		for _, p := range probs {
+			kinds[p.kind], offending[c.name] = true, true
+			if p.kind == pb.ErrorReason_ERROR_REASON_PAUSE_REFUSED_CLOCK {
+				clockFigure = max(clockFigure, p.figureNs)
+			}
+		}
+		if len(ev.perNode[c.name]) > len(probs) { // spreadProblems named it
+			offending[c.name], namedDrift = true, true
+		}
+	}
+	if spreadExceeds(time.Duration(ev.spread), time.Duration(cfg.GetMaxDriftNs())) {
+		kinds[pb.ErrorReason_ERROR_REASON_PAUSE_REFUSED_DRIFT] = true
+		if !namedDrift { // no node stands out: the extremes
+			for _, n := range spreadNodes {
+				offending[n] = true
+			}
+		}
+	}
+	r := &admissionRefusal{msg: msg, cluster: strings.ReplaceAll(cluster, "+", ","), reason: pb.ErrorReason_ERROR_REASON_PAUSE_REFUSED_AGENT}
+	for _, k := range refusalPrecedence {
+		if kinds[k] {
+			r.reason = k
+			break
+		}
+	}
+	switch r.reason {
+	case pb.ErrorReason_ERROR_REASON_PAUSE_REFUSED_CLOCK:
+		r.figureNs, r.boundNs = clockFigure, cfg.GetMaxErrorBoundNs()
+	case pb.ErrorReason_ERROR_REASON_PAUSE_REFUSED_DRIFT:
+		r.figureNs, r.boundNs = ev.spread, cfg.GetMaxDriftNs()
+	}
+	for n := range offending {
+		r.nodes = append(r.nodes, n)
+	}
+	sort.Strings(r.nodes)
+	return r
 }
 
 // evaluation is what admission found: the reasons per candidate node
@@ -127,9 +248,10 @@ func admit(cluster string, cands []candidate, cfg *pb.RuntimeConfig) ([]*pb.Targ
 		}
 	}
 	if len(problems) > 0 {
-		err := fmt.Errorf("%w for cluster %s: %s", ErrRefused, cluster, strings.Join(problems, "; "))
+		var err error = newRefusal(fmt.Sprintf("%v for cluster %s: %s", ErrRefused, cluster, strings.Join(problems, "; ")),
+			cluster, sorted, cfg, ev, spreadNodes(sorted))
 		if len(cands) == 0 {
-			return nil, unknownClusterError{err}
+			return nil, unknownClusterError{err, cluster}
 		}
 		return nil, err
 	}
@@ -175,6 +297,16 @@ func offsetSpread(cands []candidate) (f spreadFigures, ok bool) {
 		f.median = f.offs[n/2-1].d + (f.offs[n/2].d-f.offs[n/2-1].d)/2
 	}
 	return f, true
+}
+
+// spreadNodes are the two extremes of cands' offset spread (none when
+// fewer than two are synchronized).
+func spreadNodes(cands []candidate) []string {
+	f, ok := offsetSpread(cands)
+	if !ok {
+		return nil
+	}
+	return []string{f.lo.name, f.hi.name}
 }
 
 // boundExceeds is admission's error-bound test (alarms use the same).

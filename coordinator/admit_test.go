@@ -226,3 +226,37 @@ func TestAdmit(t *testing.T) {
 		}
 	})
 }
+
+// A refusal with problems of several kinds carries the first reason in
+// refusalPrecedence, lists every offending node whatever its problem, and
+// the figure and bound of the reason it carries.
+func TestAdmitRefusalPrecedence(t *testing.T) {
+	absent := withCand(admissible("a", 0, time.Millisecond), func(c *candidate) { c.absent = "on the roster but gone" })
+	unreachable := withCand(admissible("b", 0, time.Millisecond), func(c *candidate) { c.state.NodeState.Reachable = false })
+	wide := admissible("c", 0, 80*time.Millisecond)
+	far := admissible("d", 300*time.Millisecond, time.Millisecond)
+	fine := admissible("e", 0, time.Millisecond)
+	fine2 := admissible("f", 0, time.Millisecond)
+	for _, tc := range []struct {
+		cands         []candidate
+		reason        pb.ErrorReason
+		nodes         string
+		figure, bound time.Duration
+	}{
+		{[]candidate{fine, far, wide, unreachable, absent}, pb.ErrorReason_ERROR_REASON_ROSTER_MEMBER_ABSENT, "a,b,c,d", 0, 0},
+		{[]candidate{fine, far, wide, unreachable}, pb.ErrorReason_ERROR_REASON_PAUSE_REFUSED_AGENT, "b,c,d", 0, 0},
+		{[]candidate{fine, far, wide}, pb.ErrorReason_ERROR_REASON_PAUSE_REFUSED_CLOCK, "c,d", 80 * time.Millisecond, 50 * time.Millisecond},
+		{[]candidate{fine, fine2, far}, pb.ErrorReason_ERROR_REASON_PAUSE_REFUSED_DRIFT, "d", 300 * time.Millisecond, 100 * time.Millisecond},
+	} {
+		_, err := admit("ledger", tc.cands, admitCfg)
+		var r *admissionRefusal
+		if !errors.As(err, &r) || !errors.Is(err, ErrRefused) {
+			t.Fatalf("admit(%d candidates) = %v, want an admissionRefusal", len(tc.cands), err)
+		}
+		md := r.metadata()
+		if r.reason != tc.reason || md["nodes"] != tc.nodes || md["cluster"] != "ledger" ||
+			r.figureNs != int64(tc.figure) || r.boundNs != int64(tc.bound) {
+			t.Errorf("%d candidates: %s %v, want %s nodes %s figure %v bound %v", len(tc.cands), r.reason.Reason(), md, tc.reason.Reason(), tc.nodes, tc.figure, tc.bound)
+		}
+	}
+}

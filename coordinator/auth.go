@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -109,18 +110,18 @@ func (s *Server) tokenFromMetadata(ctx context.Context) (*pb.ACLToken, error) {
 		return nil, nil
 	case 1:
 	default:
-		return nil, status.Errorf(codes.InvalidArgument, "%d authorization headers; send one", len(vals))
+		return nil, invalidArgument("authorization", "%d authorization headers; send one", len(vals))
 	}
 	secret, err := ParseBearer(vals[0])
 	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, err.Error())
+		return nil, apiStatus(codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_UNAUTHENTICATED_TOKEN, nil, err.Error()).Err()
 	}
 	tok, ok := s.lookupToken(ctx, tokenHash(secret))
 	if !ok {
-		return nil, status.Errorf(codes.Unauthenticated, "token is unknown or revoked on server %s (create one with `stillpoint acl token create`)", s.cfg.NodeID)
+		return nil, apiError(codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_UNAUTHENTICATED_TOKEN, nil, "token is unknown or revoked on server %s (create one with `stillpoint acl token create`)", s.cfg.NodeID)
 	}
 	if exp := tok.GetExpiresAt(); exp != nil && !s.cfg.Now().Before(exp.AsTime()) {
-		return tok, status.Errorf(codes.Unauthenticated, "token %s (%s) expired at %s", tok.GetAccessorId(), tok.GetName(), exp.AsTime().UTC().Format(time.RFC3339))
+		return tok, apiError(codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_UNAUTHENTICATED_TOKEN, nil, "token %s (%s) expired at %s", tok.GetAccessorId(), tok.GetName(), exp.AsTime().UTC().Format(time.RFC3339))
 	}
 	return tok, nil
 }
@@ -253,7 +254,7 @@ func (s *Server) authorizeCall(ctx context.Context, method string) (*pb.Caller, 
 			case err != nil && !trusted:
 				fc = local // refused below when a role is needed
 			case err != nil:
-				return local, &refusal{local, status.Errorf(codes.InvalidArgument, "forwarded call to %s: %v", method, err)}
+				return local, &refusal{local, invalidArgument(callerHeader, "forwarded call to %s: %v", method, err)}
 			}
 			c = fc
 		} else {
@@ -269,7 +270,7 @@ func (s *Server) authorizeCall(ctx context.Context, method string) (*pb.Caller, 
 				return c, &refusal{c, err}
 			}
 			if tok.GetAccessorId() != c.GetTokenAccessor() {
-				return c, &refusal{c, status.Errorf(codes.PermissionDenied, "forwarded call to %s names token %q but presents %q", method, c.GetTokenAccessor(), tok.GetAccessorId())}
+				return c, &refusal{c, apiError(codes.PermissionDenied, pb.ErrorReason_ERROR_REASON_SERVER_ONLY, nil, "forwarded call to %s names token %q but presents %q", method, c.GetTokenAccessor(), tok.GetAccessorId())}
 			}
 			c.Role = tok.GetRole()
 		}
@@ -281,18 +282,19 @@ func (s *Server) authorizeCall(ctx context.Context, method string) (*pb.Caller, 
 		}
 	}
 	if !known {
-		return c, &refusal{c, status.Errorf(codes.PermissionDenied, "method %s is not in the ACL table of server %s; refused", method, s.cfg.NodeID)}
+		return c, &refusal{c, apiError(codes.PermissionDenied, pb.ErrorReason_ERROR_REASON_PERMISSION_DENIED_ROLE, map[string]string{"role": fsm.RoleName(c.GetRole()), "needed_role": "none"},
+			"method %s is not in the ACL table of server %s; refused", method, s.cfg.NodeID)}
 	}
 	// Before the ACL bootstrap nothing but a server certificate can tell
 	// a server from a client: public and server-to-server calls are then
 	// taken with the forwarded identity marked unverified.
 	if c.GetUnverified() && s.cfg.ACL.Enabled && (need != rolePublic && need != roleServer || need == roleServer && s.fsm.ACLBootstrapped()) {
-		return c, &refusal{c, status.Errorf(codes.PermissionDenied,
+		return c, &refusal{c, apiError(codes.PermissionDenied, pb.ErrorReason_ERROR_REASON_SERVER_ONLY, nil,
 			"call to %s claims to be forwarded by server %s but is not from an authenticated server (no server certificate, no ACL server secret)", method, forwardedBy[0])}
 	}
 	if need == roleServer {
 		if len(forwardedBy) == 0 {
-			return c, &refusal{c, status.Errorf(codes.PermissionDenied, "%s is a server-to-server method", method)}
+			return c, &refusal{c, apiError(codes.PermissionDenied, pb.ErrorReason_ERROR_REASON_SERVER_ONLY, nil, "%s is a server-to-server method", method)}
 		}
 		return c, nil
 	}
@@ -305,10 +307,12 @@ func (s *Server) authorizeCall(ctx context.Context, method string) (*pb.Caller, 
 		if !s.fsm.ACLBootstrapped() {
 			hint = "ACLs are enabled but not bootstrapped: run `stillpoint acl bootstrap` once for the first admin token"
 		}
-		return c, &refusal{c, status.Errorf(codes.Unauthenticated, "%s needs a token with role %s; this call has none (%s)", short, need, hint)}
+		return c, &refusal{c, apiError(codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_UNAUTHENTICATED_TOKEN, map[string]string{"needed_role": need.String()},
+			"%s needs a token with role %s; this call has none (%s)", short, need, hint)}
 	}
 	if roleOf(c.GetRole()) < need {
-		return c, &refusal{c, status.Errorf(codes.PermissionDenied, "token %s (%s) has role %s; %s needs role %s",
+		return c, &refusal{c, apiError(codes.PermissionDenied, pb.ErrorReason_ERROR_REASON_PERMISSION_DENIED_ROLE, map[string]string{"role": fsm.RoleName(c.GetRole()), "needed_role": need.String()},
+			"token %s (%s) has role %s; %s needs role %s",
 			c.GetTokenAccessor(), c.GetTokenName(), fsm.RoleName(c.GetRole()), short, need)}
 	}
 	return c, nil
@@ -348,6 +352,12 @@ const (
 	refusalLimit  = 20
 	refusalWindow = 10 * time.Second
 )
+
+// refusalLimited is RecordRefusal's answer over refusalLimit.
+func (s *Server) refusalLimited() error {
+	return apiError(codes.ResourceExhausted, pb.ErrorReason_ERROR_REASON_RATE_LIMITED, map[string]string{"retry_after_ms": strconv.FormatInt(refusalWindow.Milliseconds(), 10)},
+		"server %s records at most %d relayed refusals per %v", s.cfg.NodeID, refusalLimit, refusalWindow)
+}
 
 type refusalLimiter struct {
 	mu      sync.Mutex
@@ -421,7 +431,7 @@ func (s *Server) appendAudit(ctx context.Context, rec *pb.AuditRecord) error {
 // RecordRefusal appends a follower's refusal record (server to server).
 func (s *Server) RecordRefusal(ctx context.Context, req *pb.RecordRefusalRequest) (*pb.RecordRefusalResponse, error) {
 	if req.GetRecord().GetAction() != AuditRefused {
-		return nil, status.Errorf(codes.InvalidArgument, "record action %q: only %q records are accepted", req.GetRecord().GetAction(), AuditRefused)
+		return nil, invalidArgument("record.action", "record action %q: only %q records are accepted", req.GetRecord().GetAction(), AuditRefused)
 	}
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.RecordRefusal); done {
 		return resp, err
@@ -431,7 +441,7 @@ func (s *Server) RecordRefusal(ctx context.Context, req *pb.RecordRefusalRequest
 		rec = proto.Clone(rec).(*pb.AuditRecord)
 		rec.Detail = "(relayed by an unauthenticated peer) " + rec.GetDetail()
 		if ok, _ := s.refusals.allow(s.cfg.Now()); !ok {
-			return nil, status.Errorf(codes.ResourceExhausted, "server %s records at most %d relayed refusals per %v", s.cfg.NodeID, refusalLimit, refusalWindow)
+			return nil, s.refusalLimited()
 		}
 	}
 	if _, err := s.Apply(ctx, &pb.AppendAuditCommand{Record: rec}); err != nil {

@@ -5,7 +5,6 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	planpkg "github.com/stillpoint-dev/stillpoint/internal/plan"
@@ -26,10 +25,10 @@ func planClusters(p *pb.BackupPlan, members []*pb.MemberRecord) ([]string, error
 // op is recorded; follow it with WatchOperation.
 func (s *Server) StartBackup(ctx context.Context, req *pb.StartBackupRequest) (*pb.StartBackupResponse, error) {
 	if req.GetPlan() == "" {
-		return nil, status.Error(codes.InvalidArgument, "plan is required (list them with `stillpoint backup plan list`)")
+		return nil, invalidArgument("plan", "plan is required (list them with `stillpoint backup plan list`)")
 	}
 	if id := req.GetRequestId(); len(id) > maxRequestIDLen {
-		return nil, status.Errorf(codes.InvalidArgument, "request_id is %d bytes; at most %d", len(id), maxRequestIDLen)
+		return nil, invalidArgument("request_id", "request_id is %d bytes; at most %d", len(id), maxRequestIDLen)
 	}
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.StartBackup); done {
 		return resp, err
@@ -52,16 +51,16 @@ func (s *Server) startBackup(ctx context.Context, name, requestID, requestedBy s
 			// Retried after the plan was deleted: the op it started.
 			return prev, nil
 		}
-		return nil, status.Errorf(codes.NotFound, "no backup plan named %q (list them with `stillpoint backup plan list`)", name)
+		return nil, apiError(codes.NotFound, pb.ErrorReason_ERROR_REASON_PLAN_NOT_FOUND, map[string]string{"plan": name}, "no backup plan named %q (list them with `stillpoint backup plan list`)", name)
 	}
 	plan := rec.GetPlan()
 	minHold := plan.GetMinHoldMs()
 	if minHold < 0 || minHold > maxHoldMs {
-		return nil, status.Errorf(codes.FailedPrecondition, "plan %s: min_hold_ms %d is outside 0..%d", plan.GetName(), minHold, maxHoldMs)
+		return nil, apiError(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_INVALID_PLAN, map[string]string{"plan": plan.GetName(), "field": "min_hold_ms"}, "plan %s: min_hold_ms %d is outside 0..%d", plan.GetName(), minHold, maxHoldMs)
 	}
 	clusters, err := planClusters(plan, s.fsm.Members())
 	if err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "%v: name them in the plan's clusters", err)
+		return nil, apiError(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_INVALID_PLAN, map[string]string{"plan": plan.GetName(), "field": "clusters"}, "%v: name them in the plan's clusters", err)
 	}
 	run := newBackupRun(plan)
 	run.ScheduledFor = scheduledFor
@@ -81,7 +80,7 @@ func (s *Server) startBackup(ctx context.Context, name, requestID, requestedBy s
 // plan or all.
 func (s *Server) ListBackups(ctx context.Context, req *pb.ListBackupsRequest) (*pb.ListBackupsResponse, error) {
 	if req.GetLimit() < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "limit %d is negative", req.GetLimit())
+		return nil, invalidArgument("limit", "limit %d is negative", req.GetLimit())
 	}
 	if resp, done, err := forwardRead(ctx, s, req.GetStale(), req, pb.CoordinatorServiceClient.ListBackups); done {
 		return resp, err
@@ -102,7 +101,7 @@ func (s *Server) ListBackups(ctx context.Context, req *pb.ListBackupsRequest) (*
 // GetBackup returns one backup's catalog entry (its id is its op id).
 func (s *Server) GetBackup(ctx context.Context, req *pb.GetBackupRequest) (*pb.GetBackupResponse, error) {
 	if req.GetBackupId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "backup_id is required")
+		return nil, invalidArgument("backup_id", "backup_id is required")
 	}
 	if resp, done, err := forwardRead(ctx, s, req.GetStale(), req, pb.CoordinatorServiceClient.GetBackup); done {
 		return resp, err
@@ -113,12 +112,12 @@ func (s *Server) GetBackup(ctx context.Context, req *pb.GetBackupRequest) (*pb.G
 	}
 	if op, found := s.fsm.Operation(req.GetBackupId()); found {
 		if op.GetBackup() == nil {
-			return nil, status.Errorf(codes.NotFound, "operation %s is a pause, not a backup (see `stillpoint ops show %s`)", op.GetOpId(), op.GetOpId())
+			return nil, apiError(codes.NotFound, pb.ErrorReason_ERROR_REASON_BACKUP_NOT_FOUND, map[string]string{"backup_id": op.GetOpId(), "op_id": op.GetOpId()}, "operation %s is a pause, not a backup (see `stillpoint ops show %s`)", op.GetOpId(), op.GetOpId())
 		}
 		if op.GetState() == pb.OperationState_OPERATION_STATE_COMPLETED {
-			return nil, status.Errorf(codes.NotFound, "backup %s completed but its catalog entry was pruned by plan %s's retention; its op stays in the history: `stillpoint ops show %s`", op.GetOpId(), op.GetBackup().GetPlan().GetName(), op.GetOpId())
+			return nil, apiError(codes.NotFound, pb.ErrorReason_ERROR_REASON_BACKUP_NOT_FOUND, map[string]string{"backup_id": op.GetOpId(), "op_id": op.GetOpId(), "plan": op.GetBackup().GetPlan().GetName()}, "backup %s completed but its catalog entry was pruned by plan %s's retention; its op stays in the history: `stillpoint ops show %s`", op.GetOpId(), op.GetBackup().GetPlan().GetName(), op.GetOpId())
 		}
-		return nil, status.Errorf(codes.NotFound, "backup %s has no catalog entry: it is %s (%s); see `stillpoint ops show %s`", op.GetOpId(), op.GetState(), op.GetReason(), op.GetOpId())
+		return nil, apiError(codes.NotFound, pb.ErrorReason_ERROR_REASON_BACKUP_NOT_FOUND, map[string]string{"backup_id": op.GetOpId(), "op_id": op.GetOpId()}, "backup %s has no catalog entry: it is %s (%s); see `stillpoint ops show %s`", op.GetOpId(), op.GetState(), op.GetReason(), op.GetOpId())
 	}
-	return nil, status.Errorf(codes.NotFound, "no backup %s on server %s", req.GetBackupId(), s.cfg.NodeID)
+	return nil, apiError(codes.NotFound, pb.ErrorReason_ERROR_REASON_BACKUP_NOT_FOUND, map[string]string{"backup_id": req.GetBackupId()}, "no backup %s on server %s (list them with `stillpoint backup list`)", req.GetBackupId(), s.cfg.NodeID)
 }

@@ -174,7 +174,7 @@ func TestAPIErrors(t *testing.T) {
 		{"pause of a cluster without agents", func(ctx context.Context) error {
 			_, err := cl.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger"})
 			return err
-		}, codes.FailedPrecondition, `cluster "ledger" has no agents`},
+		}, codes.NotFound, `cluster "ledger" has no agents`}, // UNKNOWN_CLUSTER
 		{"pause without cluster", func(ctx context.Context) error {
 			_, err := cl.StartPause(ctx, &pb.StartPauseRequest{HoldMs: -1})
 			return err

@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -24,7 +23,7 @@ func (s *Server) GetConfig(ctx context.Context, req *pb.GetConfigRequest) (*pb.G
 // problem listed; the change is audited with the actor.
 func (s *Server) UpdateConfig(ctx context.Context, req *pb.UpdateConfigRequest) (*pb.UpdateConfigResponse, error) {
 	if err := errors.Join(fsm.ValidateRuntimeConfig(req.GetConfig()), fsm.CheckRetiredFields(req.GetConfig())); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "server %s refused the config: %v", s.cfg.NodeID, err)
+		return nil, apiError(codes.InvalidArgument, pb.ErrorReason_ERROR_REASON_INVALID_CONFIG, nil, "server %s refused the config: %v", s.cfg.NodeID, err)
 	}
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.UpdateConfig); done {
 		return resp, err
@@ -73,11 +72,11 @@ func (s *Server) ListAudit(ctx context.Context, req *pb.ListAuditRequest) (*pb.L
 // ValidateListAudit checks an audit query.
 func ValidateListAudit(req *pb.ListAuditRequest) error {
 	if req.GetLimit() < 0 {
-		return status.Errorf(codes.InvalidArgument, "limit %d is negative", req.GetLimit())
+		return invalidArgument("limit", "limit %d is negative", req.GetLimit())
 	}
 	if req.GetSince() != nil {
 		if err := req.GetSince().CheckValid(); err != nil {
-			return status.Errorf(codes.InvalidArgument, "since: %v", err)
+			return invalidArgument("since", "since: %v", err)
 		}
 	}
 	return nil

@@ -23,14 +23,14 @@ import (
 )
 
 // ErrorInfo reasons of backup plan refusals.
-const (
+var (
 	// ReasonInvalidPlan: the plan failed validation; a BadRequest detail
 	// lists every problem with its field.
-	ReasonInvalidPlan = "INVALID_PLAN"
+	ReasonInvalidPlan = pb.ErrorReason_ERROR_REASON_INVALID_PLAN.Reason()
 	// ReasonPlanNotFound: no plan has this name.
-	ReasonPlanNotFound = "PLAN_NOT_FOUND"
+	ReasonPlanNotFound = pb.ErrorReason_ERROR_REASON_PLAN_NOT_FOUND.Reason()
 	// ReasonPlanInUse: an op of the plan is running.
-	ReasonPlanInUse = "PLAN_IN_USE"
+	ReasonPlanInUse = pb.ErrorReason_ERROR_REASON_PLAN_IN_USE.Reason()
 )
 
 // SetBackupPlan validates a plan — every problem at once, each naming its
@@ -40,7 +40,7 @@ const (
 // this server's. A refused plan changes nothing. Audited with the actor.
 func (s *Server) SetBackupPlan(ctx context.Context, req *pb.SetBackupPlanRequest) (*pb.SetBackupPlanResponse, error) {
 	if req.GetPlan() == nil {
-		return nil, status.Error(codes.InvalidArgument, "plan is required (write one from `stillpoint backup plan example`)")
+		return nil, invalidArgument("plan", "plan is required (write one from `stillpoint backup plan example`)")
 	}
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.SetBackupPlan); done {
 		return resp, err
@@ -67,15 +67,16 @@ func (s *Server) planStatus(err error) error {
 	if !errors.As(err, &pe) {
 		return s.toStatus(err)
 	}
-	st := status.Newf(codes.InvalidArgument, "server %s refused the plan; nothing was stored: %v", s.cfg.NodeID, err)
 	br := &errdetails.BadRequest{}
 	for _, p := range pe.Problems {
 		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: p.Field, Description: p.Message})
 	}
-	if d, derr := st.WithDetails(&errdetails.ErrorInfo{Domain: ErrorDomain, Reason: ReasonInvalidPlan}, br); derr == nil {
-		st = d
+	md := map[string]string{"plan": pe.Plan}
+	if len(pe.Problems) > 0 {
+		md["field"] = pe.Problems[0].Field
 	}
-	return st.Err()
+	st := status.Newf(codes.InvalidArgument, "server %s refused the plan; nothing was stored: %v", s.cfg.NodeID, err)
+	return withInfo(st, pb.ErrorReason_ERROR_REASON_INVALID_PLAN, md, br).Err()
 }
 
 // planEnv gathers what validation needs: the roster, the runtime config's
@@ -148,7 +149,7 @@ func (s *Server) agentHooks(ctx context.Context, rec *pb.MemberRecord, timeout t
 // GetBackupPlan returns one stored plan.
 func (s *Server) GetBackupPlan(ctx context.Context, req *pb.GetBackupPlanRequest) (*pb.GetBackupPlanResponse, error) {
 	if req.GetName() == "" {
-		return nil, status.Error(codes.InvalidArgument, "name is required (list the plans with `stillpoint backup plan list`)")
+		return nil, invalidArgument("name", "name is required (list the plans with `stillpoint backup plan list`)")
 	}
 	if resp, done, err := forwardRead(ctx, s, req.GetStale(), req, pb.CoordinatorServiceClient.GetBackupPlan); done {
 		return resp, err
@@ -169,7 +170,8 @@ func (s *Server) planNotFound(name string) error {
 	if len(names) > 0 {
 		known = strings.Join(names, ", ")
 	}
-	return withReason(status.Newf(codes.NotFound, "no backup plan is named %q (plans: %s)", name, known), ReasonPlanNotFound).Err()
+	return apiError(codes.NotFound, pb.ErrorReason_ERROR_REASON_PLAN_NOT_FOUND, map[string]string{"plan": name},
+		"no backup plan is named %q (plans: %s)", name, known)
 }
 
 // ListBackupPlans lists the stored plans by name.
@@ -185,7 +187,7 @@ func (s *Server) ListBackupPlans(ctx context.Context, req *pb.ListBackupPlansReq
 // it was). Audited with the actor.
 func (s *Server) DeleteBackupPlan(ctx context.Context, req *pb.DeleteBackupPlanRequest) (*pb.DeleteBackupPlanResponse, error) {
 	if req.GetName() == "" {
-		return nil, status.Error(codes.InvalidArgument, "name is required (list the plans with `stillpoint backup plan list`)")
+		return nil, invalidArgument("name", "name is required (list the plans with `stillpoint backup plan list`)")
 	}
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.DeleteBackupPlan); done {
 		return resp, err
@@ -212,9 +214,9 @@ func (s *Server) DeleteBackupPlan(ctx context.Context, req *pb.DeleteBackupPlanR
 func planInUse(active []*pb.Operation, name string) error {
 	for _, op := range active {
 		if op.GetBackup().GetPlan().GetName() == name {
-			return withReason(status.Newf(codes.FailedPrecondition,
+			return apiError(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_PLAN_IN_USE, map[string]string{"plan": name, "op_id": op.GetOpId()},
 				"backup plan %s is running in op %s (%s): wait for it to end (`stillpoint ops watch %s`) or abort it (`stillpoint unpause --op %s --abort`), then delete the plan",
-				name, op.GetOpId(), enumname.Of(op.GetState()), op.GetOpId(), op.GetOpId()), ReasonPlanInUse).Err()
+				name, op.GetOpId(), enumname.Of(op.GetState()), op.GetOpId(), op.GetOpId())
 		}
 	}
 	return nil
@@ -222,20 +224,20 @@ func planInUse(active []*pb.Operation, name string) error {
 
 // ReasonRestoreRefused: the named backups cannot make one restore plan (a
 // mix of pauses, an invalid entry, a pause that ran no plan).
-const ReasonRestoreRefused = "RESTORE_REFUSED"
+var ReasonRestoreRefused = pb.ErrorReason_ERROR_REASON_RESTORE_REFUSED.Reason()
 
 // GetRestorePlan lists what to restore, to which time, in the guide's
 // order, for backups that must all come from one pause.
 func (s *Server) GetRestorePlan(ctx context.Context, req *pb.GetRestorePlanRequest) (*pb.GetRestorePlanResponse, error) {
 	ids := plan.DedupIDs(req.GetBackupIds())
 	if len(ids) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "backup_ids: name at least one backup (list them with `stillpoint backup list`)")
+		return nil, invalidArgument("backup_ids", "backup_ids: name at least one backup (list them with `stillpoint backup list`)")
 	}
 	if resp, done, err := forwardRead(ctx, s, req.GetStale(), req, pb.CoordinatorServiceClient.GetRestorePlan); done {
 		return resp, err
 	}
 	var entries []*pb.RestorePoint
-	var missing []string
+	var missing, missingIDs []string
 	for _, id := range ids {
 		rp, ok := s.fsm.RestorePoint(id)
 		if !ok {
@@ -244,16 +246,17 @@ func (s *Server) GetRestorePlan(ctx context.Context, req *pb.GetRestorePlanReque
 				why = fmt.Sprintf("op %s is %s and left no catalog entry", id, enumname.Of(op.GetState()))
 			}
 			missing = append(missing, fmt.Sprintf("%s (%s)", id, why))
+			missingIDs = append(missingIDs, id)
 			continue
 		}
 		entries = append(entries, rp)
 	}
 	if len(missing) > 0 {
-		return nil, status.Errorf(codes.NotFound, "no backup %s (list them with `stillpoint backup list`)", strings.Join(missing, ", "))
+		return nil, apiError(codes.NotFound, pb.ErrorReason_ERROR_REASON_BACKUP_NOT_FOUND, map[string]string{"backup_id": strings.Join(missingIDs, ",")}, "no backup %s (list them with `stillpoint backup list`)", strings.Join(missing, ", "))
 	}
 	out, err := plan.Restore(entries)
 	if err != nil {
-		return nil, withReason(status.New(codes.FailedPrecondition, err.Error()), ReasonRestoreRefused).Err()
+		return nil, apiStatus(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_RESTORE_REFUSED, map[string]string{"backup_id": strings.Join(ids, ",")}, err.Error()).Err()
 	}
 	return &pb.GetRestorePlanResponse{Plan: out}, nil
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -42,13 +41,13 @@ func (s *Server) ListRaftPeers(ctx context.Context, req *pb.ListRaftPeersRequest
 // first.
 func (s *Server) RemoveRaftPeer(ctx context.Context, req *pb.RemoveRaftPeerRequest) (*pb.RemoveRaftPeerResponse, error) {
 	if req.GetId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "id is required (see `stillpoint operator raft list-peers`)")
+		return nil, invalidArgument("id", "id is required (see `stillpoint operator raft list-peers`)")
 	}
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.RemoveRaftPeer); done {
 		return resp, err
 	}
 	if _, ok := s.raftPeer(req.GetId()); !ok {
-		return nil, status.Errorf(codes.NotFound, "server %q is not a Raft peer (see `stillpoint operator raft list-peers`)", req.GetId())
+		return nil, apiError(codes.NotFound, pb.ErrorReason_ERROR_REASON_PEER_NOT_FOUND, map[string]string{"node": req.GetId()}, "server %q is not a Raft peer (see `stillpoint operator raft list-peers`)", req.GetId())
 	}
 	s.log.Warn("removing Raft peer on operator request", zap.String("peer", req.GetId()), zap.String("actor", s.callerOf(ctx, "").GetActor()))
 	if err := s.waitFuture(ctx, s.raft.RemoveServer(raft.ServerID(req.GetId()), 0, s.cfg.ApplyTimeout)); err != nil {
@@ -72,10 +71,10 @@ func (s *Server) TransferLeadership(ctx context.Context, req *pb.TransferLeaders
 	default:
 		peer, ok := s.raftPeer(id)
 		if !ok {
-			return nil, status.Errorf(codes.NotFound, "server %q is not a Raft peer (see `stillpoint operator raft list-peers`)", id)
+			return nil, apiError(codes.NotFound, pb.ErrorReason_ERROR_REASON_PEER_NOT_FOUND, map[string]string{"node": id}, "server %q is not a Raft peer (see `stillpoint operator raft list-peers`)", id)
 		}
 		if peer.Suffrage != raft.Voter {
-			return nil, status.Errorf(codes.FailedPrecondition, "server %q is not a voter and cannot lead", id)
+			return nil, apiError(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_PEER_NOT_FOUND, map[string]string{"node": id}, "server %q is not a voter and cannot lead", id)
 		}
 		f = s.raft.LeadershipTransferToServer(peer.ID, peer.Address)
 	}
@@ -90,7 +89,7 @@ func (s *Server) TransferLeadership(ctx context.Context, req *pb.TransferLeaders
 		}
 		select {
 		case <-ctx.Done():
-			return nil, status.Errorf(codes.DeadlineExceeded, "leadership left %s but no new leader was seen before the deadline", s.cfg.NodeID)
+			return nil, apiError(codes.DeadlineExceeded, pb.ErrorReason_ERROR_REASON_CANCELED, nil, "leadership left %s but no new leader was seen before the deadline", s.cfg.NodeID)
 		case <-tick.C:
 		}
 	}

@@ -5,7 +5,6 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -18,7 +17,7 @@ import (
 // actor.
 func (s *Server) RemoveRosterMember(ctx context.Context, req *pb.RemoveRosterMemberRequest) (*pb.RemoveRosterMemberResponse, error) {
 	if req.GetName() == "" {
-		return nil, status.Error(codes.InvalidArgument, "name is required (list the roster with `stillpoint members`)")
+		return nil, invalidArgument("name", "name is required (list the roster with `stillpoint members`)")
 	}
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.RemoveRosterMember); done {
 		return resp, err
@@ -26,13 +25,13 @@ func (s *Server) RemoveRosterMember(ctx context.Context, req *pb.RemoveRosterMem
 	name := req.GetName()
 	rec, ok := s.fsm.Member(name)
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "%s is on no cluster's roster (list the roster with `stillpoint members`)", name)
+		return nil, apiError(codes.NotFound, pb.ErrorReason_ERROR_REASON_MEMBER_NOT_FOUND, map[string]string{"node": name}, "%s is on no cluster's roster (list the roster with `stillpoint members`)", name)
 	}
 	if rec.GetRole() == RoleServer {
-		return nil, status.Errorf(codes.InvalidArgument, "%s is a coordinator server, not a roster member: remove it with `stillpoint operator raft remove-peer %s`", name, name)
+		return nil, apiError(codes.InvalidArgument, pb.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, map[string]string{"field": "name", "node": name}, "%s is a coordinator server, not a roster member: remove it with `stillpoint operator raft remove-peer %s`", name, name)
 	}
 	if m, ok := s.pool.Member(name); ok && m.Status != gossip.StatusDead && m.Status != gossip.StatusLeft {
-		return nil, status.Errorf(codes.FailedPrecondition,
+		return nil, apiError(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_MEMBER_BUSY, map[string]string{"node": name, "cluster": rec.GetCluster()},
 			"%s is alive in gossip (its agent at %s is running): an alive agent stays on the %s roster; stop the agent first if the node is being decommissioned",
 			name, m.Meta.GRPCAddr, rec.GetCluster())
 	}

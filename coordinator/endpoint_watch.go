@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
@@ -15,7 +14,7 @@ import (
 // every change until it ends.
 func (s *Server) WatchOperation(req *pb.WatchOperationRequest, stream pb.CoordinatorService_WatchOperationServer) error {
 	if req.GetOpId() == "" {
-		return status.Error(codes.InvalidArgument, "op_id is required")
+		return invalidArgument("op_id", "op_id is required")
 	}
 	ctx := stream.Context()
 	notFound := time.NewTimer(s.cfg.LeaderWait)
@@ -35,10 +34,10 @@ func (s *Server) WatchOperation(req *pb.WatchOperationRequest, stream pb.Coordin
 		}
 		select {
 		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
+			return s.toStatus(ctx.Err())
 		case <-notFound.C:
 			if last == nil {
-				return status.Errorf(codes.NotFound, "operation %s not found on server %s", req.GetOpId(), s.cfg.NodeID)
+				return apiError(codes.NotFound, pb.ErrorReason_ERROR_REASON_OPERATION_NOT_FOUND, map[string]string{"op_id": req.GetOpId()}, "operation %s not found on server %s", req.GetOpId(), s.cfg.NodeID)
 			}
 		case <-ch:
 		}

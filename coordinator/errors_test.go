@@ -29,7 +29,7 @@ func TestToStatus(t *testing.T) {
 		{raft.ErrRaftShutdown, codes.Unavailable, "shutting down"},
 		{fmt.Errorf("%w: op-1", fsm.ErrClusterLocked), codes.FailedPrecondition, "op-1"},
 		{fmt.Errorf("%w: op-1", fsm.ErrOperationNotFound), codes.NotFound, "op-1"},
-		{fmt.Errorf("%w: op-1", fsm.ErrOperationExists), codes.AlreadyExists, "op-1"},
+		{fmt.Errorf("%w: op-1", fsm.ErrOperationExists), codes.Internal, "op-1"},
 		{fmt.Errorf("%w: lease", fsm.ErrInvalidConfig), codes.InvalidArgument, "lease"},
 		{fmt.Errorf("%w: epoch 1 < 2", fsm.ErrStaleEpoch), codes.FailedPrecondition, "epoch"},
 		{context.Canceled, codes.Canceled, ""},
@@ -49,19 +49,21 @@ func TestToStatus(t *testing.T) {
 	}
 }
 
-// A refusal is FAILED_PRECONDITION; the refusal of a cluster nobody
-// joined also carries UNKNOWN_CLUSTER, which the CLI switches on.
+// A refusal is FAILED_PRECONDITION with the reason of its kind; the
+// refusal of a cluster nobody joined is NOT_FOUND with UNKNOWN_CLUSTER
+// (errors.proto), which the CLI switches on.
 func TestToStatusRefusals(t *testing.T) {
 	s := &Server{cfg: Config{NodeID: "server-2"}}
 	_, unknown := admit("ledgr", nil, admitCfg)
 	_, skewed := admit("ledger", []candidate{{name: "a"}}, admitCfg)
 	for _, tc := range []struct {
 		err    error
+		code   codes.Code
 		reason string
-	}{{unknown, ReasonUnknownCluster}, {skewed, ""}} {
+	}{{unknown, codes.NotFound, ReasonUnknownCluster}, {skewed, codes.FailedPrecondition, "PAUSE_REFUSED_AGENT"}} {
 		err := s.toStatus(tc.err)
-		if st := status.Convert(err); st.Code() != codes.FailedPrecondition || st.Message() != tc.err.Error() || ReasonOf(err) != tc.reason {
-			t.Errorf("toStatus(%v) = %v %q reason %q, want FailedPrecondition, the same message, reason %q", tc.err, st.Code(), st.Message(), ReasonOf(err), tc.reason)
+		if st := status.Convert(err); st.Code() != tc.code || st.Message() != tc.err.Error() || ReasonOf(err) != tc.reason {
+			t.Errorf("toStatus(%v) = %v %q reason %q, want %v, the same message, reason %q", tc.err, st.Code(), st.Message(), ReasonOf(err), tc.code, tc.reason)
 		}
 	}
 	if !errors.Is(unknown, ErrUnknownCluster) || !errors.Is(unknown, ErrRefused) || errors.Is(skewed, ErrUnknownCluster) {

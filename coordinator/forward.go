@@ -144,7 +144,20 @@ func forwardOnce[Req, Resp any](ctx context.Context, f forwarder, md metadata.MD
 	resp, err = call(pb.NewCoordinatorServiceClient(cc), octx, req)
 	if err != nil {
 		// Keep the code and details (a NOT_APPLIED reason); say the way.
-		p := status.Convert(err).Proto()
+		st := status.Convert(err)
+		if ReasonOf(err) == "" {
+			// grpc's own error (the connection broke, the deadline
+			// passed): a read changed nothing, a write may have.
+			reason := pb.ErrorReason_ERROR_REASON_OUTCOME_UNKNOWN
+			switch {
+			case ctx.Err() != nil, st.Code() == codes.DeadlineExceeded, st.Code() == codes.Canceled:
+				reason = pb.ErrorReason_ERROR_REASON_CANCELED
+			case f.read:
+				reason = pb.ErrorReason_ERROR_REASON_NOT_APPLIED
+			}
+			st = withInfo(st, reason, map[string]string{"server": f.self})
+		}
+		p := st.Proto()
 		p.Message = fmt.Sprintf("forwarded by %s to leader %s (%s): %s", f.self, id, addr, p.GetMessage())
 		return resp, true, status.FromProto(p).Err()
 	}

@@ -125,7 +125,7 @@ func TestForwardDoesNotRetryAWriteThatMayHaveApplied(t *testing.T) {
 func TestForwardRetriesNotApplied(t *testing.T) {
 	leader := &fakeLeader{answer: func(n int) error {
 		if n == 1 {
-			return notAppliedError("server server-1 is still taking over as leader; retry")
+			return notAppliedError(nil, "server server-1 is still taking over as leader; retry")
 		}
 		return nil
 	}}

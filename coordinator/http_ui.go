@@ -107,7 +107,7 @@ func (s *Server) uiLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := strings.TrimSpace(r.PostFormValue("token"))
 	if err := CheckTokenSecret(tok); err != nil {
-		uiRefuse(w, r, status.Error(codes.Unauthenticated, err.Error()))
+		uiRefuse(w, r, apiStatus(codes.Unauthenticated, pb.ErrorReason_ERROR_REASON_UNAUTHENTICATED_TOKEN, nil, err.Error()).Err())
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: UITokenCookie, Value: tok, Path: "/ui/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})

@@ -150,17 +150,18 @@ func (s *Server) Keyring(ctx context.Context, req *pb.KeyringRequest) (*pb.Keyri
 	targets := s.keyringTargets()
 	c := s.callerOf(ctx, req.GetNote())
 	action := "keyring-" + strings.ToLower(strings.TrimPrefix(op.String(), "KEYRING_OP_"))
-	refuse := func(code codes.Code, msg string) error {
-		s.auditKeyring(ctx, action, c, "refused: "+msg, code)
-		return status.Error(code, msg)
+	refuse := func(nodes []string, msg string) error {
+		s.auditKeyring(ctx, action, c, "refused: "+msg, codes.FailedPrecondition)
+		return apiStatus(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_KEYRING, map[string]string{"nodes": strings.Join(nodes, ",")}, msg).Err()
 	}
 	if op == pb.KeyringOp_KEYRING_OP_USE || op == pb.KeyringOp_KEYRING_OP_REMOVE {
 		before := s.fanOutKeyring(ctx, pb.KeyringOp_KEYRING_OP_LIST, "", targets)
-		var lacking, primary, failed []string
+		var lacking, primary, failed, failedNodes []string
 		for _, r := range before.GetNodes() {
 			switch {
 			case r.GetError() != "":
 				failed = append(failed, r.GetNode()+" ("+r.GetError()+")")
+				failedNodes = append(failedNodes, r.GetNode())
 			case op == pb.KeyringOp_KEYRING_OP_USE && !contains(r.GetKeys(), key):
 				lacking = append(lacking, r.GetNode())
 			case op == pb.KeyringOp_KEYRING_OP_REMOVE && r.GetPrimaryKey() == key:
@@ -169,13 +170,13 @@ func (s *Server) Keyring(ctx context.Context, req *pb.KeyringRequest) (*pb.Keyri
 		}
 		switch {
 		case len(failed) > 0:
-			return nil, refuse(codes.FailedPrecondition, fmt.Sprintf("%s of key %s not attempted: %d of %d nodes did not list their keyring: %s",
+			return nil, refuse(failedNodes, fmt.Sprintf("%s of key %s not attempted: %d of %d nodes did not list their keyring: %s",
 				action, keyFingerprint(key), len(failed), len(targets), strings.Join(failed, "; ")))
 		case len(lacking) > 0:
-			return nil, refuse(codes.FailedPrecondition, fmt.Sprintf("key %s is not installed on %d of %d nodes: %s; run `stillpoint keyring install` first",
+			return nil, refuse(lacking, fmt.Sprintf("key %s is not installed on %d of %d nodes: %s; run `stillpoint keyring install` first",
 				keyFingerprint(key), len(lacking), len(targets), strings.Join(lacking, ", ")))
 		case len(primary) > 0:
-			return nil, refuse(codes.FailedPrecondition, fmt.Sprintf("key %s is the primary key on %s; `stillpoint keyring use` another key first",
+			return nil, refuse(primary, fmt.Sprintf("key %s is the primary key on %s; `stillpoint keyring use` another key first",
 				keyFingerprint(key), strings.Join(primary, ", ")))
 		}
 	}

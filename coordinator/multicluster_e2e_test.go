@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -29,8 +30,8 @@ func TestPauseOfTwoClustersOneWindow(t *testing.T) {
 	}
 
 	_, err = cl.StartPause(ctx, &pb.StartPauseRequest{Clusters: []string{"ledger", "nope"}})
-	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "cluster nope has no agents") {
-		t.Fatalf("ledger with an unknown cluster: %v, want FAILED_PRECONDITION naming nope", err)
+	if status.Code(err) != codes.NotFound || coordinator.ErrorInfoOf(err).GetMetadata()["cluster"] != "nope" || !strings.Contains(err.Error(), "cluster nope has no agents") {
+		t.Fatalf("ledger with an unknown cluster: %v, want NOT_FOUND (UNKNOWN_CLUSTER) naming nope", err)
 	}
 
 	held := startPause(t, c, cl, &pb.StartPauseRequest{Cluster: "ledger", Clusters: []string{"auditor"}, HoldMs: 1500}, holding)

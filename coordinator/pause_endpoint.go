@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -65,7 +66,7 @@ func ValidateStartPause(req *pb.StartPauseRequest) error {
 		bad = append(bad, "requested_by "+err.Error())
 	}
 	if len(bad) > 0 {
-		return status.Error(codes.InvalidArgument, strings.Join(bad, "; "))
+		return badRequest(bad)
 	}
 	return nil
 }
@@ -88,7 +89,7 @@ func (s *Server) startOp(ctx context.Context, spec opSpec) (*pb.StartPauseRespon
 	epoch, leading := s.pauses.epoch, s.pauses.ctx != nil && s.pauses.ctx.Err() == nil
 	s.pauses.mu.Unlock()
 	if !leading {
-		return nil, notAppliedError("server %s is still taking over as leader; retry", s.cfg.NodeID)
+		return nil, notAppliedError(nil, "server %s is still taking over as leader; retry", s.cfg.NodeID)
 	}
 	if prev, ok, err := s.retriedOp(spec); ok || err != nil {
 		if err != nil {
@@ -137,6 +138,12 @@ func (s *Server) startOp(ctx context.Context, spec opSpec) (*pb.StartPauseRespon
 	cctx, cancel := commitContext(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
 	out, err := s.Apply(cctx, &pb.CreateOperationCommand{Operation: op, Actor: who, Caller: caller})
+	if errors.Is(err, fsm.ErrClusterLocked) {
+		// Taken since heldRefusal looked: name the holder.
+		if herr := s.heldRefusal(names); herr != nil {
+			return nil, herr
+		}
+	}
 	if err != nil {
 		return nil, s.toStatus(err)
 	}
@@ -147,7 +154,8 @@ func (s *Server) startOp(ctx context.Context, spec opSpec) (*pb.StartPauseRespon
 	s.log.Info("pause admitted and recorded", zap.String("op_id", op.GetOpId()), zap.String("cluster", label),
 		zap.Int("targets", len(targets)), zap.String("actor", who), zap.Uint64("epoch", epoch))
 	if !s.startRunner(stored) {
-		return nil, status.Errorf(codes.Unavailable, "server %s lost leadership after recording %s; the next leader takes it over", s.cfg.NodeID, op.GetOpId())
+		return nil, apiError(codes.Unknown, pb.ErrorReason_ERROR_REASON_OUTCOME_UNKNOWN, map[string]string{"op_id": op.GetOpId()},
+			"server %s lost leadership after recording %s; the next leader takes it over (retry with the same request_id, or `stillpoint ops show %s`)", s.cfg.NodeID, op.GetOpId(), op.GetOpId())
 	}
 	return &pb.StartPauseResponse{Operation: stored}, nil
 }
@@ -161,11 +169,13 @@ func (s *Server) retriedOp(spec opSpec) (prev *pb.Operation, ok bool, err error)
 		return nil, false, nil
 	}
 	if prevPlan, plan := prev.GetBackup().GetPlan().GetName(), spec.backup.GetPlan().GetName(); prevPlan != plan {
-		return nil, false, status.Errorf(codes.InvalidArgument, "request_id %q already started operation %s (plan %q), not one of plan %q",
+		return nil, false, apiError(codes.InvalidArgument, pb.ErrorReason_ERROR_REASON_REQUEST_ID_CONFLICT, map[string]string{"op_id": prev.GetOpId(), "field": "request_id"},
+			"request_id %q already started operation %s (plan %q), not one of plan %q",
 			spec.requestID, prev.GetOpId(), prevPlan, plan)
 	}
 	if spec.backup == nil && !slices.Equal(fsm.Clusters(prev), spec.clusters) {
-		return nil, false, status.Errorf(codes.InvalidArgument, "request_id %q already started operation %s on cluster %s, not %s",
+		return nil, false, apiError(codes.InvalidArgument, pb.ErrorReason_ERROR_REASON_REQUEST_ID_CONFLICT, map[string]string{"op_id": prev.GetOpId(), "field": "request_id"},
+			"request_id %q already started operation %s on cluster %s, not %s",
 			spec.requestID, prev.GetOpId(), fsm.ClusterNames(prev), strings.Join(spec.clusters, ", "))
 	}
 	s.log.Info("StartPause retried; returning the op it started", zap.String("op_id", prev.GetOpId()), zap.String("request_id", spec.requestID))
@@ -174,14 +184,19 @@ func (s *Server) retriedOp(spec opSpec) (prev *pb.Operation, ok bool, err error)
 
 // heldRefusal refuses a pause of names while any of them is held by an op.
 func (s *Server) heldRefusal(names []string) error {
-	var held []string
+	var held, clusters, holders []string
 	for _, c := range names {
 		if holder, locked := s.fsm.Lock(c); locked {
 			held = append(held, fmt.Sprintf("cluster %s is held by operation %s (watch it with `stillpoint ops watch %s`)", c, holder, holder))
+			clusters = append(clusters, c)
+			if !slices.Contains(holders, holder) {
+				holders = append(holders, holder)
+			}
 		}
 	}
 	if len(held) > 0 {
-		return status.Errorf(codes.FailedPrecondition, "%s; one operation at a time per cluster, nothing was paused", strings.Join(held, "; "))
+		return apiError(codes.FailedPrecondition, pb.ErrorReason_ERROR_REASON_CLUSTER_LOCKED, map[string]string{"cluster": strings.Join(clusters, ","), "op_id": strings.Join(holders, ",")},
+			"%s; one operation at a time per cluster, nothing was paused", strings.Join(held, "; "))
 	}
 	return nil
 }
@@ -202,12 +217,12 @@ func (s *Server) admitClusters(ctx context.Context, names []string, cfg *pb.Runt
 	label := strings.Join(names, "+")
 	if err := s.flagReportedInterrupts(ctx, cands); err != nil {
 		// Pausing now would make the agent forget its report.
-		return nil, status.Errorf(codes.Unavailable, "pause of %s not started: %v; retry", label, err)
+		return nil, notAppliedError(map[string]string{"cluster": label}, "pause of %s not started: %v; retry", label, err)
 	}
 	targets, err := admit(label, cands, cfg)
 	if len(empty) > 0 && len(names) > 1 {
 		// Every cluster must have agents, not just all of them together.
-		targets, err = nil, unknownClusterError{fmt.Errorf("%w for cluster %s: cluster %s has no agents", ErrRefused, label, strings.Join(empty, ", "))}
+		targets, err = nil, unknownClusterError{fmt.Errorf("%w for cluster %s: cluster %s has no agents", ErrRefused, label, strings.Join(empty, ", ")), strings.Join(empty, ",")}
 	}
 	if err != nil {
 		who := caller.GetActor()
@@ -257,14 +272,14 @@ func commitContext(ctx context.Context, timeout time.Duration) (context.Context,
 // way. For an operation that already ended it returns the record.
 func (s *Server) ForceUnpause(ctx context.Context, req *pb.ForceUnpauseRequest) (*pb.ForceUnpauseResponse, error) {
 	if req.GetOpId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "op_id is required")
+		return nil, invalidArgument("op_id", "op_id is required")
 	}
 	if resp, done, err := forward(ctx, s, req, pb.CoordinatorServiceClient.ForceUnpause); done {
 		return resp, err
 	}
 	op, ok := s.fsm.Operation(req.GetOpId())
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "operation %s not found (list them with `stillpoint ops list`)", req.GetOpId())
+		return nil, apiError(codes.NotFound, pb.ErrorReason_ERROR_REASON_OPERATION_NOT_FOUND, map[string]string{"op_id": req.GetOpId()}, "operation %s not found (list them with `stillpoint ops list`)", req.GetOpId())
 	}
 	caller := s.callerOf(ctx, "")
 	who := caller.GetActor()
@@ -279,7 +294,7 @@ func (s *Server) ForceUnpause(ctx context.Context, req *pb.ForceUnpauseRequest) 
 	r := s.pauses.running[op.GetOpId()]
 	s.pauses.mu.Unlock()
 	if r == nil {
-		return nil, notAppliedError("operation %s is not driven by leader %s yet; retry", op.GetOpId(), s.cfg.NodeID)
+		return nil, notAppliedError(map[string]string{"op_id": op.GetOpId()}, "operation %s is not driven by leader %s yet; retry", op.GetOpId(), s.cfg.NodeID)
 	}
 	action := "unpause-requested"
 	if req.GetAbort() {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
+	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
 // tlsWatchInterval is how often the key files are checked for a change.
@@ -53,7 +54,11 @@ func (s *Server) loadTLS() error {
 }
 
 func (s *Server) newGRPCServer() (*grpc.Server, error) {
+	unary, stream := s.interceptorOptions()
 	return grpcx.NewSecureServer(grpcx.ServerSetup{
+		Unary:     unary,
+		Stream:    stream,
+		Annotate:  annotateRefusal,
 		Name:      "server " + s.cfg.NodeID,
 		TLS:       s.cfg.TLS,
 		Source:    s.tls.listener,
@@ -86,10 +91,12 @@ func (s *Server) authorize(ctx context.Context, c grpcx.Call) error {
 	name := "server " + s.cfg.NodeID
 	if serverOnly(ctx) {
 		if !c.Verified {
-			return status.Errorf(codes.PermissionDenied, "%s accepts %s (server-to-server) only from a server certificate; the caller presented none", name, c.Method)
+			return apiError(codes.PermissionDenied, pb.ErrorReason_ERROR_REASON_SERVER_ONLY, nil,
+				"%s accepts %s (server-to-server) only from a server certificate; the caller presented none", name, c.Method)
 		}
 		if c.Identity.Role != tlsx.RoleServer {
-			return status.Errorf(codes.PermissionDenied, "%s accepts %s (server-to-server%s) only from a certificate with role [server]; the caller's certificate %q (serial %s) has role %s",
+			return apiError(codes.PermissionDenied, pb.ErrorReason_ERROR_REASON_SERVER_ONLY, map[string]string{"role": c.Identity.Role, "needed_role": tlsx.RoleServer},
+				"%s accepts %s (server-to-server%s) only from a certificate with role [server]; the caller's certificate %q (serial %s) has role %s",
 				name, c.Method, forwardedNote(ctx), c.Identity.Subject, c.Identity.Serial, c.Identity.Role)
 		}
 		return nil
@@ -97,7 +104,11 @@ func (s *Server) authorize(ctx context.Context, c grpcx.Call) error {
 	if isHealth(c.Method) {
 		return nil
 	}
-	return grpcx.RequireRoles(name, tlsx.RoleClient, tlsx.RoleServer)(ctx, c)
+	if err := grpcx.RequireRoles(name, tlsx.RoleClient, tlsx.RoleServer)(ctx, c); err != nil {
+		return withInfo(status.Convert(err), pb.ErrorReason_ERROR_REASON_PERMISSION_DENIED_CERTIFICATE,
+			map[string]string{"role": c.Identity.Role, "needed_role": tlsx.RoleClient + "," + tlsx.RoleServer}).Err()
+	}
+	return nil
 }
 
 func forwardedNote(ctx context.Context) string {

@@ -159,6 +159,9 @@ func (c *coordinatorClient) rpcError(what string, err error) error {
 		}
 		return fmt.Errorf("%s: no answer from %s within --timeout %v (raise it?): %s", what, c.cc.where(), c.cf.timeout, st.Message())
 	}
+	if hint := reasonHint(err); hint != "" {
+		return fmt.Errorf("%s: %s: %s\n  %s", what, st.Code(), st.Message(), hint)
+	}
 	return fmt.Errorf("%s: %s: %s", what, st.Code(), st.Message())
 }
 

@@ -47,6 +47,13 @@ type ServerSetup struct {
 	OnRefused func(ctx context.Context, c Call, err error)
 	Logger    *zap.Logger
 	Options   []grpc.ServerOption
+	// Unary and Stream run before authentication, outermost first (a
+	// service's error safety net and panic recovery).
+	Unary  []grpc.UnaryServerInterceptor
+	Stream []grpc.StreamServerInterceptor
+	// Annotate, when set, rewrites every refusal before it is returned
+	// (a service attaches its ErrorInfo reason).
+	Annotate func(error) error
 }
 
 // NewSecureServer builds a gRPC server whose TLS certificate is read from
@@ -66,8 +73,8 @@ func NewSecureServer(s ServerSetup) (*grpc.Server, error) {
 	a := &authn{s: s, required: s.TLS.VerifiesIncoming() && s.Source != nil && s.Source.HasCA()}
 	base := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinServer, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(a.unary),
-		grpc.ChainStreamInterceptor(a.stream),
+		grpc.ChainUnaryInterceptor(append(append([]grpc.UnaryServerInterceptor(nil), s.Unary...), a.unary)...),
+		grpc.ChainStreamInterceptor(append(append([]grpc.StreamServerInterceptor(nil), s.Stream...), a.stream)...),
 	}
 	if s.Source != nil {
 		cfg, err := s.Source.ServerConfig()
@@ -143,6 +150,9 @@ func (a *authn) refuse(ctx context.Context, c Call, err error) error {
 		fields = append(fields, zap.String("role", c.Identity.Role), zap.String("subject", c.Identity.Subject), zap.String("serial", c.Identity.Serial))
 	}
 	a.s.Logger.Warn("call refused", fields...)
+	if a.s.Annotate != nil {
+		err = a.s.Annotate(err)
+	}
 	if a.s.OnRefused != nil {
 		a.s.OnRefused(ctx, c, err)
 	}

@@ -50,9 +50,11 @@ const (
 	// or the write was not enqueued: nothing changed. Retry as is, here or on
 	// another server ("retry_after_ms" when the server can tell).
 	ErrorReason_ERROR_REASON_NOT_APPLIED ErrorReason = 1
-	// UNKNOWN. Leadership was lost while the write was being committed: it may
-	// or may not have been applied. Read the state (or retry with the same
-	// request_id) before writing again.
+	// UNKNOWN. Leadership was lost while the write was being committed, or
+	// after it was recorded: it may or may not have been applied. Read the
+	// state (or retry with the same request_id) before writing again. Also
+	// UNAVAILABLE: a write forwarded to the leader whose connection broke
+	// after it was sent.
 	ErrorReason_ERROR_REASON_OUTCOME_UNKNOWN ErrorReason = 2
 	// DEADLINE_EXCEEDED. The write was enqueued but not committed within the
 	// server's apply timeout; it may still commit. Read before retrying.
@@ -63,8 +65,14 @@ const (
 	// RESOURCE_EXHAUSTED. A per-server rate limit; "retry_after_ms".
 	ErrorReason_ERROR_REASON_RATE_LIMITED ErrorReason = 5
 	// INTERNAL. A bug on the server (a recovered panic or an impossible
-	// state); the message says what, the server's log has the stack.
+	// state); the message says what, the server's log has the stack. Also
+	// attached, keeping its code, to an error a server sent without a
+	// reason (itself a bug, logged at error level).
 	ErrorReason_ERROR_REASON_INTERNAL ErrorReason = 6
+	// CANCELED / DEADLINE_EXCEEDED. The request's own context ended (the
+	// caller cancelled, or its deadline passed) before the server finished;
+	// a write may or may not have been applied. Read before retrying.
+	ErrorReason_ERROR_REASON_CANCELED ErrorReason = 7
 	// INVALID_ARGUMENT. A request field is missing, malformed or out of
 	// range; "field" names it, and a google.rpc.BadRequest detail lists
 	// every field violation at once.
@@ -75,7 +83,9 @@ const (
 	// INVALID_ARGUMENT. The runtime config was refused; nothing was stored.
 	ErrorReason_ERROR_REASON_INVALID_CONFIG ErrorReason = 12
 	// INVALID_ARGUMENT. The backup plan was refused; nothing was stored. A
-	// BadRequest detail names every problem with its field path.
+	// BadRequest detail names every problem with its field path. Also
+	// FAILED_PRECONDITION from StartBackup: the stored plan cannot run now
+	// (its min_hold_ms is out of range, no cluster to pause); "plan", "field".
 	ErrorReason_ERROR_REASON_INVALID_PLAN ErrorReason = 13
 	// NOT_FOUND. No agent of this cluster ever joined; "cluster".
 	ErrorReason_ERROR_REASON_UNKNOWN_CLUSTER ErrorReason = 20
@@ -141,6 +151,14 @@ const (
 	// FAILED_PRECONDITION / INVALID_ARGUMENT. A keyring change was refused
 	// (unknown key, removing the primary, a node without the key).
 	ErrorReason_ERROR_REASON_KEYRING ErrorReason = 55
+	// UNAUTHENTICATED. The listener requires a client certificate signed by
+	// the cluster CA (mTLS) and the caller presented none, or one that does
+	// not verify (another CA, expired, not a client certificate).
+	ErrorReason_ERROR_REASON_UNAUTHENTICATED_CERTIFICATE ErrorReason = 56
+	// PERMISSION_DENIED. The caller's certificate has a role that may not
+	// call this method (an agent's certificate calling the API); "role",
+	// "needed_role".
+	ErrorReason_ERROR_REASON_PERMISSION_DENIED_CERTIFICATE ErrorReason = 57
 )
 
 // Enum value maps for ErrorReason.
@@ -153,6 +171,7 @@ var (
 		4:  "ERROR_REASON_SHUTTING_DOWN",
 		5:  "ERROR_REASON_RATE_LIMITED",
 		6:  "ERROR_REASON_INTERNAL",
+		7:  "ERROR_REASON_CANCELED",
 		10: "ERROR_REASON_INVALID_ARGUMENT",
 		11: "ERROR_REASON_REQUEST_ID_CONFLICT",
 		12: "ERROR_REASON_INVALID_CONFIG",
@@ -180,42 +199,47 @@ var (
 		53: "ERROR_REASON_ACL_BOOTSTRAP",
 		54: "ERROR_REASON_TOKEN",
 		55: "ERROR_REASON_KEYRING",
+		56: "ERROR_REASON_UNAUTHENTICATED_CERTIFICATE",
+		57: "ERROR_REASON_PERMISSION_DENIED_CERTIFICATE",
 	}
 	ErrorReason_value = map[string]int32{
-		"ERROR_REASON_UNSPECIFIED":            0,
-		"ERROR_REASON_NOT_APPLIED":            1,
-		"ERROR_REASON_OUTCOME_UNKNOWN":        2,
-		"ERROR_REASON_APPLY_TIMEOUT":          3,
-		"ERROR_REASON_SHUTTING_DOWN":          4,
-		"ERROR_REASON_RATE_LIMITED":           5,
-		"ERROR_REASON_INTERNAL":               6,
-		"ERROR_REASON_INVALID_ARGUMENT":       10,
-		"ERROR_REASON_REQUEST_ID_CONFLICT":    11,
-		"ERROR_REASON_INVALID_CONFIG":         12,
-		"ERROR_REASON_INVALID_PLAN":           13,
-		"ERROR_REASON_UNKNOWN_CLUSTER":        20,
-		"ERROR_REASON_CLUSTER_LOCKED":         21,
-		"ERROR_REASON_PAUSE_REFUSED_DRIFT":    22,
-		"ERROR_REASON_PAUSE_REFUSED_CLOCK":    23,
-		"ERROR_REASON_ROSTER_MEMBER_ABSENT":   24,
-		"ERROR_REASON_PAUSE_REFUSED_AGENT":    25,
-		"ERROR_REASON_OPERATION_ENDED":        26,
-		"ERROR_REASON_OPERATION_NOT_FOUND":    27,
-		"ERROR_REASON_NO_RESTORE_POINT":       28,
-		"ERROR_REASON_PLAN_NOT_FOUND":         30,
-		"ERROR_REASON_PLAN_IN_USE":            31,
-		"ERROR_REASON_BACKUP_NOT_FOUND":       32,
-		"ERROR_REASON_RESTORE_REFUSED":        33,
-		"ERROR_REASON_MEMBER_NOT_FOUND":       40,
-		"ERROR_REASON_PEER_NOT_FOUND":         41,
-		"ERROR_REASON_MEMBER_BUSY":            42,
-		"ERROR_REASON_ALARM_NOT_FOUND":        43,
-		"ERROR_REASON_UNAUTHENTICATED_TOKEN":  50,
-		"ERROR_REASON_PERMISSION_DENIED_ROLE": 51,
-		"ERROR_REASON_SERVER_ONLY":            52,
-		"ERROR_REASON_ACL_BOOTSTRAP":          53,
-		"ERROR_REASON_TOKEN":                  54,
-		"ERROR_REASON_KEYRING":                55,
+		"ERROR_REASON_UNSPECIFIED":                   0,
+		"ERROR_REASON_NOT_APPLIED":                   1,
+		"ERROR_REASON_OUTCOME_UNKNOWN":               2,
+		"ERROR_REASON_APPLY_TIMEOUT":                 3,
+		"ERROR_REASON_SHUTTING_DOWN":                 4,
+		"ERROR_REASON_RATE_LIMITED":                  5,
+		"ERROR_REASON_INTERNAL":                      6,
+		"ERROR_REASON_CANCELED":                      7,
+		"ERROR_REASON_INVALID_ARGUMENT":              10,
+		"ERROR_REASON_REQUEST_ID_CONFLICT":           11,
+		"ERROR_REASON_INVALID_CONFIG":                12,
+		"ERROR_REASON_INVALID_PLAN":                  13,
+		"ERROR_REASON_UNKNOWN_CLUSTER":               20,
+		"ERROR_REASON_CLUSTER_LOCKED":                21,
+		"ERROR_REASON_PAUSE_REFUSED_DRIFT":           22,
+		"ERROR_REASON_PAUSE_REFUSED_CLOCK":           23,
+		"ERROR_REASON_ROSTER_MEMBER_ABSENT":          24,
+		"ERROR_REASON_PAUSE_REFUSED_AGENT":           25,
+		"ERROR_REASON_OPERATION_ENDED":               26,
+		"ERROR_REASON_OPERATION_NOT_FOUND":           27,
+		"ERROR_REASON_NO_RESTORE_POINT":              28,
+		"ERROR_REASON_PLAN_NOT_FOUND":                30,
+		"ERROR_REASON_PLAN_IN_USE":                   31,
+		"ERROR_REASON_BACKUP_NOT_FOUND":              32,
+		"ERROR_REASON_RESTORE_REFUSED":               33,
+		"ERROR_REASON_MEMBER_NOT_FOUND":              40,
+		"ERROR_REASON_PEER_NOT_FOUND":                41,
+		"ERROR_REASON_MEMBER_BUSY":                   42,
+		"ERROR_REASON_ALARM_NOT_FOUND":               43,
+		"ERROR_REASON_UNAUTHENTICATED_TOKEN":         50,
+		"ERROR_REASON_PERMISSION_DENIED_ROLE":        51,
+		"ERROR_REASON_SERVER_ONLY":                   52,
+		"ERROR_REASON_ACL_BOOTSTRAP":                 53,
+		"ERROR_REASON_TOKEN":                         54,
+		"ERROR_REASON_KEYRING":                       55,
+		"ERROR_REASON_UNAUTHENTICATED_CERTIFICATE":   56,
+		"ERROR_REASON_PERMISSION_DENIED_CERTIFICATE": 57,
 	}
 )
 
@@ -250,7 +274,7 @@ var File_stillpoint_v1_errors_proto protoreflect.FileDescriptor
 
 const file_stillpoint_v1_errors_proto_rawDesc = "" +
 	"\n" +
-	"\x1astillpoint/v1/errors.proto\x12\rstillpoint.v1*\xfe\b\n" +
+	"\x1astillpoint/v1/errors.proto\x12\rstillpoint.v1*\xf7\t\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18ERROR_REASON_NOT_APPLIED\x10\x01\x12 \n" +
@@ -258,7 +282,8 @@ const file_stillpoint_v1_errors_proto_rawDesc = "" +
 	"\x1aERROR_REASON_APPLY_TIMEOUT\x10\x03\x12\x1e\n" +
 	"\x1aERROR_REASON_SHUTTING_DOWN\x10\x04\x12\x1d\n" +
 	"\x19ERROR_REASON_RATE_LIMITED\x10\x05\x12\x19\n" +
-	"\x15ERROR_REASON_INTERNAL\x10\x06\x12!\n" +
+	"\x15ERROR_REASON_INTERNAL\x10\x06\x12\x19\n" +
+	"\x15ERROR_REASON_CANCELED\x10\a\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\n" +
 	"\x12$\n" +
 	" ERROR_REASON_REQUEST_ID_CONFLICT\x10\v\x12\x1f\n" +
@@ -286,7 +311,9 @@ const file_stillpoint_v1_errors_proto_rawDesc = "" +
 	"\x18ERROR_REASON_SERVER_ONLY\x104\x12\x1e\n" +
 	"\x1aERROR_REASON_ACL_BOOTSTRAP\x105\x12\x16\n" +
 	"\x12ERROR_REASON_TOKEN\x106\x12\x18\n" +
-	"\x14ERROR_REASON_KEYRING\x107BGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
+	"\x14ERROR_REASON_KEYRING\x107\x12,\n" +
+	"(ERROR_REASON_UNAUTHENTICATED_CERTIFICATE\x108\x12.\n" +
+	"*ERROR_REASON_PERMISSION_DENIED_CERTIFICATE\x109BGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
 
 var (
 	file_stillpoint_v1_errors_proto_rawDescOnce sync.Once

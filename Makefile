@@ -147,13 +147,16 @@ $(BIN)/staticcheck:
 $(BIN)/grpcurl:
 	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
-# proto: the Go code under proto/ and the API reference docs/api/README.md,
-# both generated from proto/**/*.proto and committed.
+# proto: the Go code under proto/, the API reference docs/api/README.md and
+# proto/stillpoint/v1/descriptors.binpb (the descriptors with their comments,
+# which server reflection serves: grpcurl describe shows the docs), all
+# generated from proto/**/*.proto and committed.
 GENERATED := proto docs/api
 proto: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-doc
 	find proto -name '*.pb.go' -delete
 	rm -f docs/api/README.md
 	$(BIN)/buf generate
+	$(BIN)/buf build --as-file-descriptor-set -o proto/stillpoint/v1/descriptors.binpb
 
 proto-check: proto
 	@git diff --exit-code -- $(GENERATED) || (echo "generated protobuf code or docs/api drifted: run 'make proto' and commit" >&2; exit 1)

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
@@ -168,7 +170,15 @@ func (s *Server) setupGRPC() error {
 	healthpb.RegisterHealthServer(srv, s.health)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(pb.CoordinatorService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	reflection.Register(srv)
+	// Reflection serves the descriptors with their comments, so a generic
+	// client shows the API reference (grpcurl describe).
+	files, err := pb.ReflectionResolver()
+	if err != nil {
+		return fmt.Errorf("server %s: reflection: %w", s.cfg.NodeID, err)
+	}
+	refl := reflection.NewServerV1(reflection.ServerOptions{Services: srv, DescriptorResolver: files})
+	reflectionv1.RegisterServerReflectionServer(srv, refl)
+	reflectionv1alpha.RegisterServerReflectionServer(srv, reflection.NewServer(reflection.ServerOptions{Services: srv, DescriptorResolver: files}))
 	return nil
 }
 

@@ -254,8 +254,11 @@ func TestGRPCurlDrivesAPause(t *testing.T) {
 			}
 			describe := blk.step(t, " describe ")
 			checked[describe] = true
-			if res := sh.run(t, describe, ""); res.code != 0 || !strings.Contains(res.stdout, "rpc StartPause ( .stillpoint.v1.StartPauseRequest ) returns ( .stillpoint.v1.StartPauseResponse )") {
-				t.Errorf("grpcurl describe: exit %d, want StartPause's signature:\n%s%s", res.code, res.stdout, res.stderr)
+			// Reflection serves the descriptors with their comments: the
+			// method comes with its documentation.
+			if res := sh.run(t, describe, ""); res.code != 0 || !strings.Contains(res.stdout, "rpc StartPause ( .stillpoint.v1.StartPauseRequest ) returns ( .stillpoint.v1.StartPauseResponse )") ||
+				!regexp.MustCompile(`(?m)^// .*role operate`).MatchString(res.stdout) {
+				t.Errorf("grpcurl describe: exit %d, want StartPause's signature under its comment (naming role operate):\n%s%s", res.code, res.stdout, res.stderr)
 			}
 
 			reqStep := blk.step(t, "REQ=$(")
@@ -324,6 +327,13 @@ func TestGRPCurlDrivesAPause(t *testing.T) {
 				if !checked[s] {
 					t.Errorf("README grpcurl block: this test does not check %q; check it here or take it out", s)
 				}
+			}
+			// A refusal's ErrorInfo reaches grpcurl through reflection: the
+			// reason a script can switch on, besides the exit code.
+			sh.vars["REQ"] = newRequestID()
+			unknown := strings.Replace(start, `\"cluster\": \"ledger\"`, `\"cluster\": \"no-such-cluster\"`, 1)
+			if res := sh.run(t, unknown, assign); res.code != 64+5 || !strings.Contains(res.stderr, `"reason": "UNKNOWN_CLUSTER"`) {
+				t.Errorf("StartPause of an unknown cluster: exit %d, want 69 (64 + NOT_FOUND) and reason UNKNOWN_CLUSTER in:\n%s", res.code, res.stderr)
 			}
 			if !tc.insecure {
 				checkRefusedWithoutToken(t, c, grpcurl)

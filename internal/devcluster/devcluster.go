@@ -50,6 +50,11 @@ type Config struct {
 	Nodes   []NodeSpec
 	// NTPServers is how many loopback NTP servers the clocks sample.
 	NTPServers int
+	// NTPAddrs, when set, are NTP servers (host:port) started by the
+	// caller that every clock samples instead of NTPServers loopback ones
+	// (e.g. servers with injected latency, or in another network
+	// namespace behind netem). OwnNTP nodes still get their own.
+	NTPAddrs []string
 	// NTPPoll is the agents' (and servers') NTP poll interval.
 	NTPPoll time.Duration
 	// Skews gives a node's local clock an offset from true time.
@@ -130,7 +135,7 @@ func (c Config) Validate() error {
 	if c.Servers < 1 {
 		errs = append(errs, fmt.Errorf("servers: %d, want at least 1", c.Servers))
 	}
-	if c.NTPServers < 1 {
+	if c.NTPServers < 1 && len(c.NTPAddrs) == 0 {
 		errs = append(errs, fmt.Errorf("ntp servers: %d, want at least 1", c.NTPServers))
 	}
 	seen := map[string]bool{}
@@ -247,7 +252,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			return nil, err
 		}
 	}
-	for range cfg.NTPServers {
+	for i := 0; i < cfg.NTPServers && len(cfg.NTPAddrs) == 0; i++ {
 		s, err := ntptest.Start(ntptest.DefaultConfig())
 		if err != nil {
 			return nil, fmt.Errorf("dev cluster: NTP server: %w", err)
@@ -285,8 +290,12 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	return c, nil
 }
 
-// NTPAddrs are the loopback NTP servers every clock samples.
+// NTPAddrs are the NTP servers every clock samples: Config.NTPAddrs, else
+// the loopback ones Start started.
 func (c *Cluster) NTPAddrs() []string {
+	if len(c.cfg.NTPAddrs) > 0 {
+		return append([]string(nil), c.cfg.NTPAddrs...)
+	}
 	var out []string
 	for _, s := range c.ntp {
 		out = append(out, s.Addr())

@@ -2,7 +2,9 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
@@ -41,4 +43,19 @@ func PanicForTest() error {
 	}
 	_, err := h(context.Background(), &pb.GetOperationRequest{OpId: "op-1"})
 	return err
+}
+
+// RaftLogBytes is how many entries of s's Raft log lie in [from, to] and
+// the total size of their data (the commands the FSM applies), read from
+// the log store: the scale benchmark's FSM bytes per op.
+func RaftLogBytes(s *Server, from, to uint64) (entries int, bytes int64, err error) {
+	for i := from; i <= to; i++ {
+		var l raft.Log
+		if err := s.rp.wal.GetLog(i, &l); err != nil {
+			return entries, bytes, fmt.Errorf("raft log entry %d: %w", i, err)
+		}
+		entries++
+		bytes += int64(len(l.Data))
+	}
+	return entries, bytes, nil
 }

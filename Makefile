@@ -51,14 +51,32 @@ UNAVAIL_PAUSES ?= 20
 UNAVAIL_FLAGS ?=
 ALARM_INJECTIONS ?= 20
 ALARM_FLAGS ?=
+# P3 BenchmarkRestorePointTightness: TIGHT_PAUSES pauses per NTP path
+# (TIGHT_FLAGS e.g. -tight.latency=0,2ms -tight.netem=5ms/1ms -tight.netns=false;
+# the netns paths need root and iproute2). P5 BenchmarkFailover:
+# FAILOVER_KILLS leader kills. P6 BenchmarkFootprint: real processes of a
+# stillpoint it builds (FOOTPRINT_FLAGS e.g. -footprint.agents=30,100
+# -footprint.idle=60s). BenchmarkFSMBytesPerOp: the scale inputs
+# (SCALE_FLAGS e.g. -scale.agents=3,30,100 -scale.pauses=10).
+TIGHT_PAUSES ?= 5
+TIGHT_FLAGS ?=
+FAILOVER_KILLS ?= 10
+FAILOVER_FLAGS ?=
+FOOTPRINT_FLAGS ?= -footprint.agents=30 -footprint.idle=15s
+SCALE_FLAGS ?=
+SLOW_BENCH := BenchmarkPauseFanout|BenchmarkAlarmLatency|BenchmarkUnavailability|BenchmarkRestorePointTightness|BenchmarkFailover|BenchmarkFootprint|BenchmarkFSMBytesPerOp
 MARKDOWN ?=
 BENCH_ARGS := $(if $(MARKDOWN),-bench.markdown)
 bench:
 	@bench/machine.sh
-	$(GO) test -run '^$$' -bench . -skip '^(BenchmarkPauseFanout|BenchmarkAlarmLatency|BenchmarkUnavailability)$$' -benchmem -count 1 ./...
+	$(GO) test -run '^$$' -bench . -skip '^($(SLOW_BENCH))$$' -benchmem -count 1 ./...
 	$(GO) test -run '^$$' -bench '^BenchmarkAlarmLatency$$' -benchtime $(ALARM_INJECTIONS)x -count 1 -timeout 15m ./coordinator -args $(BENCH_ARGS) $(ALARM_FLAGS)
 	$(GO) test -run '^$$' -bench '^BenchmarkUnavailability$$' -benchtime $(UNAVAIL_PAUSES)x -count 1 -timeout 15m ./coordinator -args $(BENCH_ARGS) $(UNAVAIL_FLAGS)
 	$(GO) test -run '^$$' -bench '^BenchmarkPauseFanout$$' -benchtime $(FANOUT_PAUSES)x -count 1 -timeout 30m ./coordinator -args $(BENCH_ARGS) $(FANOUT_FLAGS)
+	$(GO) test -run '^$$' -bench '^BenchmarkRestorePointTightness$$' -benchtime 1x -count 1 -timeout 20m ./coordinator -args $(BENCH_ARGS) -tight.pauses=$(TIGHT_PAUSES) $(TIGHT_FLAGS)
+	$(GO) test -run '^$$' -bench '^BenchmarkFailover$$' -benchtime 1x -count 1 -timeout 20m ./coordinator -args $(BENCH_ARGS) -failover.kills=$(FAILOVER_KILLS) $(FAILOVER_FLAGS)
+	$(GO) test -run '^$$' -bench '^BenchmarkFootprint$$' -benchtime 1x -count 1 -timeout 30m ./cmd/stillpoint -args $(FOOTPRINT_FLAGS)
+	$(GO) test -run '^$$' -bench '^BenchmarkFSMBytesPerOp$$' -benchtime 1x -count 1 -timeout 15m ./coordinator -args $(BENCH_ARGS) $(SCALE_FLAGS)
 
 # bench-full: the figures BENCHMARKS.md records, with enough samples for a
 # p99 (100 pauses) and the 300-agent fan-out; about an hour.

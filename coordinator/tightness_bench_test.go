@@ -375,7 +375,7 @@ func (t tightReport) Fprint(w *os.File) error {
 		rep, _ := benchtab.Summarize(r.reported)
 		act, _ := benchtab.Summarize(r.actual)
 		if err := tab.AddRow(r.name, fmt.Sprint(r.points), fmt.Sprint(r.stamps), benchtab.Dur(rep.P50), benchtab.Dur(act.P50), benchtab.Dur(act.Max),
-			fmt.Sprintf("%.1f", r.ratioMedian()), fmt.Sprintf("%.1f", quantile(r.ratios, 1)), fmt.Sprintf("%.1f", r.ratioMin()),
+			fmt.Sprintf("%.2f", r.ratioMedian()), fmt.Sprintf("%.2f", quantile(r.ratios, 1)), fmt.Sprintf("%.2f", r.ratioMin()),
 			fmt.Sprint(r.unsoundStamps+r.unsoundWindows)); err != nil {
 			return err
 		}

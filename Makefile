@@ -75,17 +75,20 @@ bench:
 	$(GO) test -run '^$$' -bench '^BenchmarkPauseFanout$$' -benchtime $(FANOUT_PAUSES)x -count 1 -timeout 30m ./coordinator -args $(BENCH_ARGS) $(FANOUT_FLAGS)
 	$(GO) test -run '^$$' -bench '^BenchmarkRestorePointTightness$$' -benchtime 1x -count 1 -timeout 20m ./coordinator -args $(BENCH_ARGS) -tight.pauses=$(TIGHT_PAUSES) $(TIGHT_FLAGS)
 	$(GO) test -run '^$$' -bench '^BenchmarkFailover$$' -benchtime 1x -count 1 -timeout 20m ./coordinator -args $(BENCH_ARGS) -failover.kills=$(FAILOVER_KILLS) $(FAILOVER_FLAGS)
-	$(GO) test -run '^$$' -bench '^BenchmarkFootprint$$' -benchtime 1x -count 1 -timeout 30m ./cmd/stillpoint -args $(FOOTPRINT_FLAGS)
+	$(GO) test -run '^$$' -bench '^BenchmarkFootprint$$' -benchtime 1x -count 1 -timeout 30m ./cmd/stillpoint -args $(BENCH_ARGS) $(FOOTPRINT_FLAGS)
 	$(GO) test -run '^$$' -bench '^BenchmarkFSMBytesPerOp$$' -benchtime 1x -count 1 -timeout 15m ./coordinator -args $(BENCH_ARGS) $(SCALE_FLAGS)
 
 # bench-full: the figures BENCHMARKS.md records, with enough samples for a
 # p99 (100 pauses) and the 300-agent fan-out; about an hour.
 bench-full:
 	$(MAKE) bench FANOUT_PAUSES=100 UNAVAIL_PAUSES=100 ALARM_INJECTIONS=50 \
-		FANOUT_FLAGS='-fanout.agents=3,30,100,300 $(FANOUT_FLAGS)' UNAVAIL_FLAGS='-unavail.baseline=5 $(UNAVAIL_FLAGS)'
+		FANOUT_FLAGS='-fanout.agents=3,30,100,300 $(FANOUT_FLAGS)' UNAVAIL_FLAGS='-unavail.baseline=5 $(UNAVAIL_FLAGS)' \
+		TIGHT_PAUSES=20 FAILOVER_KILLS=20 FOOTPRINT_FLAGS='-footprint.agents=30,100 -footprint.idle=60s $(FOOTPRINT_FLAGS)' \
+		SCALE_FLAGS='-scale.agents=3,30,100 -scale.pauses=10 $(SCALE_FLAGS)'
 
 # bench-check: a short run (small N) of the ratio figures -- P1
-# Stillpoint/5s-way, P2 parallel/sequential and per-host/shared disk --
+# Stillpoint/5s-way, P2 parallel/sequential and per-host/shared disk, P3
+# certified ± / true error on a path with 20ms injected latency --
 # compared against the committed bench/baseline.json; fails when a checked
 # ratio is missing or moved the wrong way by more than its tolerance (25%
 # unless the baseline says otherwise). Absolute times are recorded beside
@@ -103,6 +106,8 @@ bench-figures:
 		-args -unavail.nodes=3 -unavail.baseline=1 -bench.figures=$(BENCH_FIGURES)
 	$(GO) test -run '^$$' -bench '^BenchmarkPauseFanout$$' -benchtime 10x -count 1 -timeout 15m ./coordinator \
 		-args -fanout.agents=3,10 -fanout.disks=host,shared -fanout.maxbound=250ms -bench.figures=$(BENCH_FIGURES)
+	$(GO) test -run '^$$' -bench '^BenchmarkRestorePointTightness$$' -benchtime 1x -count 1 -timeout 10m ./coordinator \
+		-args -tight.pauses=3 -tight.latency=0,20ms -tight.netns=false -bench.figures=$(BENCH_FIGURES)
 
 bench-check: bench-figures
 	$(GO) run ./internal/benchtab/benchcheck -baseline $(BENCH_BASELINE) -fresh $(BENCH_FIGURES)

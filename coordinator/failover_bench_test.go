@@ -52,7 +52,7 @@ func BenchmarkFailover(b *testing.B) {
 	if *failoverKills < 1 {
 		b.Fatalf("-failover.kills %d: want at least 1", *failoverKills)
 	}
-	load := loadAverage()
+	load := benchtab.LoadAvg()
 	c := startFailoverCluster(b)
 	var samples []failoverSample
 	b.ResetTimer()
@@ -90,9 +90,16 @@ func BenchmarkFailover(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	if err := tab.Fprint(os.Stdout); err != nil {
+	if err := tab.Write(os.Stdout, *benchMarkdown); err != nil {
 		b.Error(err)
 	}
+	figs := map[string]benchtab.Figure{}
+	for name, d := range map[string][]time.Duration{"accepted": acc, "resolved": res, "past-deadline": extra} {
+		s, _ := benchtab.Summarize(d)
+		figs["p5.failover."+name+".p50"] = nsFigure(float64(s.P50), load, "P5 kill → "+name+" p50")
+		figs["p5.failover."+name+".p99"] = nsFigure(float64(s.P99), load, "P5 kill → "+name+" p99")
+	}
+	recordFigures(b, figs)
 }
 
 func startFailoverCluster(b *testing.B) *devcluster.Cluster {

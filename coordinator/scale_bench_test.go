@@ -79,8 +79,8 @@ func BenchmarkFSMBytesPerOp(b *testing.B) {
 	}
 	tab.Notes = append(tab.Notes,
 		"1 server; agents lan gossip, workload off; entries = every Raft entry committed from the first pause's start to the last one's end",
-		fmt.Sprintf("load average: %s", loadAverage()))
-	if err := tab.Fprint(os.Stdout); err != nil {
+		fmt.Sprintf("load average: %s", benchtab.LoadAvg()))
+	if err := tab.Write(os.Stdout, *benchMarkdown); err != nil {
 		b.Error(err)
 	}
 }

@@ -29,6 +29,7 @@ var (
 	footprintAgents = flag.String("footprint.agents", "100", "agent process counts BenchmarkFootprint measures, comma-separated")
 	footprintSettle = flag.Duration("footprint.settle", 10*time.Second, "wait after every agent is synchronized, before measuring")
 	footprintIdle   = flag.Duration("footprint.idle", 30*time.Second, "idle interval the CPU time is measured over")
+	benchMarkdown   = flag.Bool("bench.markdown", false, "print the summary table as Markdown")
 )
 
 // Goals of issue 17 (P6).
@@ -101,10 +102,10 @@ func BenchmarkFootprint(b *testing.B) {
 	tab.Notes = []string{
 		fmt.Sprintf("3 ntptest + 3 servers (lan gossip, Raft WAL on disk) + N simnodes (workload off) + N agents (lan gossip, NTP poll 16s); settle %v, idle interval %v; CPU = Δ(utime+stime)/interval of one core", *footprintSettle, *footprintIdle),
 		"gossip: memberlist bytes sent (UDP+TCP) and received (UDP) per second by server-1; every member runs the same probe/gossip/push-pull schedule, so it stands for an agent's",
-		fmt.Sprintf("load average after the run: %s (the machine was shared with other work)", loadAvg()),
+		fmt.Sprintf("load average after the run: %s (the machine was shared with other work)", benchtab.LoadAvg()),
 	}
 	tab.Notes = append(tab.Notes, ages...)
-	if err := tab.Fprint(os.Stdout); err != nil {
+	if err := tab.Write(os.Stdout, *benchMarkdown); err != nil {
 		b.Error(err)
 	}
 }
@@ -122,15 +123,6 @@ func quantileF(xs []float64, q float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[min(max(int(q*float64(len(s))+0.999999)-1, 0), len(s)-1)]
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 // footprintBinary is -footprint.bin, or a binary built into a temp dir.
@@ -264,7 +256,7 @@ func runFootprint(b *testing.B, bin string, n int) footprint {
 			"--data-dir", filepath.Join(dir, name), "--log-level", "warn"))
 		if len(agents)%10 == 0 || len(agents) == n {
 			if err := waitMembers(ctx, cl, len(agents)); err != nil {
-				b.Fatalf("%d of %d agents started: %v (load average %s; logs in %s)", len(agents), n, err, loadAvg(), dir)
+				b.Fatalf("%d of %d agents started: %v (load average %s; logs in %s)", len(agents), n, err, benchtab.LoadAvg(), dir)
 			}
 		}
 	}

@@ -36,7 +36,8 @@ test: proto-check lint $(BIN)/grpcurl
 # latency (BenchmarkAlarmLatency), P1 the unavailability per backup point
 # next to the 5-second way (BenchmarkUnavailability), then P2 the pause
 # fan-out (BenchmarkPauseFanout: 3, 30 and 100 in-process agents, leases on
-# per-host tmpfs and on the shared disk, parallel vs sequential). About 10
+# per-host tmpfs and on the shared disk, parallel vs sequential), then P3,
+# P5, P6 and the scale inputs (below). About 15
 # minutes on an idle 2-core box; `make bench-full` is the long run (more
 # pauses, 300 agents). MARKDOWN=1 prints the tables as Markdown for
 # BENCHMARKS.md.

@@ -41,7 +41,9 @@ test: proto-check lint $(BIN)/grpcurl
 # minutes on an idle 2-core box; `make bench-full` is the long run (more
 # pauses, 300 agents). MARKDOWN=1 prints the tables as Markdown for
 # BENCHMARKS.md.
-#   FANOUT_PAUSES, FANOUT_FLAGS (e.g. -fanout.agents=3,30,100,300
+#   FANOUT_PAUSES, FANOUT_FLAGS (e.g. -fanout.agents=3,30,100,300 -fanout.maxbound=500ms
+#   -fanout.maxdrift=1s on a box loaded beyond its cores, where admission
+#   rightly refuses pauses at the 100ms defaults;
 #   -fanout.disks=host -fanout.perpause); TMPDIR picks the shared disk.
 #   UNAVAIL_PAUSES, UNAVAIL_FLAGS (e.g. -unavail.nodes=3,30
 #   -unavail.baseline=2 -unavail.sleep=5s -unavail.disk=host).

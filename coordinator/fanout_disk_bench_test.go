@@ -122,13 +122,15 @@ func printFanoutSummary(rows []fanoutSummaryRow) (map[string]benchtab.Figure, er
 		ratio, goal := "-", "-"
 		ps, perr := benchtab.Summarize(r.parallel)
 		ss, serr := benchtab.Summarize(r.sequential)
-		if perr == nil && serr == nil && ss.P50 > 0 {
+		// A failed run's partial samples are printed, never recorded as
+		// figures: bench-check then reports them missing.
+		if r.ran && perr == nil && serr == nil && ss.P50 > 0 {
 			v := float64(ps.P50) / float64(ss.P50)
 			ratio = fmt.Sprintf("%.3f", v)
 			figs[fmt.Sprintf("p2.fanout.par_over_seq.p50.disk=%s.agents=%d", r.disk, r.agents)] = ratioFigure(v, r.load,
 				fmt.Sprintf("P2 %d agents, leases %s: parallel fan-out p50 / sequential p50", r.agents, r.disk))
 		}
-		if perr == nil {
+		if perr == nil && r.ran {
 			goal = "no"
 			if ps.P99 <= fanoutGoalP99 {
 				goal = "yes"
@@ -144,8 +146,8 @@ func printFanoutSummary(rows []fanoutSummaryRow) (map[string]benchtab.Figure, er
 			heap = fmt.Sprintf("%d MiB", r.heap>>20)
 		}
 		agents := strconv.Itoa(r.agents)
-		if !r.ran && perr != nil {
-			agents += " (failed)"
+		if !r.ran {
+			agents += " (failed: see above)"
 		}
 		if err := tab.AddRow(agents, r.disk, strconv.Itoa(len(r.parallel)), pp50, pp99, sp50, sp99, ratio, goal, rss, heap, r.load); err != nil {
 			return figs, err
@@ -164,7 +166,7 @@ func printFanoutSummary(rows []fanoutSummaryRow) (map[string]benchtab.Figure, er
 		seen[r.agents] = true
 		h, hok := byKey[fmt.Sprintf("%s/%d", diskHost, r.agents)]
 		s, sok := byKey[fmt.Sprintf("%s/%d", diskShared, r.agents)]
-		if !hok || !sok {
+		if !hok || !sok || !h.ran || !s.ran {
 			continue
 		}
 		hs, herr := benchtab.Summarize(h.parallel)

@@ -63,11 +63,16 @@ func BenchmarkUnavailability(b *testing.B) {
 	if err != nil || len(disks) != 1 {
 		b.Fatalf("-unavail.disk %q: want one of %q, %q", *unavailDisk, diskHost, diskShared)
 	}
-	tab.Notes = append(tab.Notes, "agents' leases on "+leaseDiskLabel(disks[0]))
+	drift := "the runtime default"
+	if *fanoutMaxDrift > 0 {
+		drift = fanoutMaxDrift.String()
+	}
+	tab.Notes = append(tab.Notes, "agents' leases on "+leaseDiskLabel(disks[0]),
+		fmt.Sprintf("admission: ε_max %v (-fanout.maxbound), max_drift %s (-fanout.maxdrift); gossip profile %q, NTP poll %v", *fanoutMaxBound, drift, *fanoutGossip, *fanoutNTPPoll))
 	figs := map[string]benchtab.Figure{}
 	for _, n := range sizes {
 		var still, base, holds []time.Duration
-		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+		ok := b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			c, nodes, _ := startFanoutCluster(b, n, disks[0])
 			cfg := fanoutRuntime(b, c)
 			cl := fanoutClient(b, c)
@@ -95,7 +100,9 @@ func BenchmarkUnavailability(b *testing.B) {
 		sp50, sp99 := spreadCells(still)
 		bp50, bp99 := spreadCells(base)
 		ratio := "-"
-		if serr == nil && berr == nil && bs.P50 > 0 {
+		// A failed run's partial samples are printed, never recorded as
+		// figures: bench-check then reports them missing.
+		if ok && serr == nil && berr == nil && bs.P50 > 0 {
 			r := float64(ss.P50) / float64(bs.P50)
 			ratio = fmt.Sprintf("%.4f (1/%.0f)", r, 1/r)
 			figs[fmt.Sprintf("p1.unavail.ratio.nodes=%d", n)] = ratioFigure(r, load,
@@ -104,7 +111,11 @@ func BenchmarkUnavailability(b *testing.B) {
 			figs[fmt.Sprintf("p1.unavail.stillpoint.p99.nodes=%d", n)] = nsFigure(float64(ss.P99), load, "P1 Stillpoint unavailability p99")
 			figs[fmt.Sprintf("p1.unavail.sleepway.p50.nodes=%d", n)] = nsFigure(float64(bs.P50), load, fmt.Sprintf("P1 %v-way unavailability p50", *unavailSleep))
 		}
-		_ = tab.AddRow(strconv.Itoa(n), strconv.Itoa(len(still)), sp50, sp99, benchtab.Dur(hs.P50),
+		label := strconv.Itoa(n)
+		if !ok {
+			label += " (failed: see above)"
+		}
+		_ = tab.AddRow(label, strconv.Itoa(len(still)), sp50, sp99, benchtab.Dur(hs.P50),
 			strconv.Itoa(len(base)), bp50, bp99, ratio, load)
 	}
 	if tab.Rows() > 0 {

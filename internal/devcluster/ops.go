@@ -136,7 +136,9 @@ func (c *Cluster) WaitLeader(ctx context.Context) (int, error) {
 }
 
 // WaitSynchronized waits until the leader's view shows every agent alive
-// with a synchronized clock.
+// with a synchronized clock and on its cluster's roster (the member record
+// the leader commits when it first sees the agent: a backup plan naming an
+// agent not yet on the roster is refused).
 func (c *Cluster) WaitSynchronized(ctx context.Context) error {
 	ctx, cancel := withDefaultTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -160,6 +162,10 @@ func (c *Cluster) WaitSynchronized(ctx context.Context) error {
 			pm := coordinator.MemberProto(m, time.Now())
 			if pm.GetStatus() != pb.MemberStatus_MEMBER_STATUS_ALIVE || pm.GetClock().GetStatus() != pb.ClockStatus_CLOCK_STATUS_SYNCHRONIZED {
 				missing = append(missing, fmt.Sprintf("%s: %s, clock %s", name, pm.GetStatus(), pm.GetClock().GetStatus()))
+				continue
+			}
+			if _, ok := s.FSM().Member(name); !ok {
+				missing = append(missing, name+": not on the roster yet")
 			}
 		}
 		sort.Strings(missing)

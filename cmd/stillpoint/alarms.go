@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -126,40 +125,17 @@ itself when the server it is connected to goes away.`,
 
 // watchAlarms streams alarms until ctx ends, reconnecting when the server
 // goes away; after a reconnect the initial set is printed again.
+// A server never reached (a wrong --addr, or one that is down) or a refusal
+// is an error; an interrupt ends the watch without one.
 func watchAlarms(ctx context.Context, c *coordinatorClient, all bool, emit func(*pb.WatchAlarmsResponse) error) error {
-	heard := false
-	for {
-		stream, err := c.WatchAlarms(ctx, &pb.WatchAlarmsRequest{IncludeCleared: all})
-		if err == nil {
-			for {
-				resp, rerr := stream.Recv()
-				if rerr != nil {
-					err = rerr
-					break
-				}
-				heard = true
-				if perr := emit(resp); perr != nil {
-					return perr
-				}
-			}
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		// A server never reached is a wrong --addr (or one that is down):
-		// say so instead of retrying in silence.
-		if !heard && c.unreached(err) {
-			return c.rpcError("watch alarms", err)
-		}
-		if code := status.Code(err); code == codes.Unimplemented || code == codes.PermissionDenied || code == codes.Unauthenticated {
-			return c.rpcError("watch alarms", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(500 * time.Millisecond):
-		}
+	err := c.WatchAlarms(ctx, &pb.WatchAlarmsRequest{IncludeCleared: all}, emit)
+	if ctx.Err() != nil {
+		return nil
 	}
+	if _, ok := status.FromError(err); ok && err != nil {
+		return c.rpcError("watch alarms", err)
+	}
+	return err
 }
 
 var alarmHeader = []string{"SEVERITY", "KIND", "CLUSTER", "NODE", "FIGURE", "RAISED", "STATE", "MESSAGE"}

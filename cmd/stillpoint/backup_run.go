@@ -65,9 +65,6 @@ failed, the hold was invalidated), 130 detached, 1 refused or failed.`,
 		if err := asUsage(errors.Join(errs...)); err != nil {
 			return err
 		}
-		if requestID == "" {
-			requestID = newRequestID()
-		}
 		if requestedBy == "" {
 			requestedBy = os.Getenv("USER")
 		}
@@ -79,7 +76,7 @@ failed, the hold was invalidated), 130 detached, 1 refused or failed.`,
 		ctx, cancel := c.call(cmd.Context())
 		defer cancel()
 		req := &pb.StartBackupRequest{Plan: plan, RequestId: requestID, RequestedBy: requestedBy}
-		resp, err := retryStart(ctx, func(ctx context.Context) (*pb.StartBackupResponse, error) { return c.StartBackup(ctx, req) })
+		resp, err := c.StartBackup(ctx, req) // the client sets a request id when empty, and retries
 		if err != nil {
 			return c.rpcError("backup "+plan, err)
 		}

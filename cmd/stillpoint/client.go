@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,16 +11,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/stillpoint-dev/stillpoint/client"
 	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/config"
-	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -100,15 +99,11 @@ func (cf *clientFlags) prepare(cmd *cobra.Command) error {
 	return asUsage(p.Err())
 }
 
-func (cf *clientFlags) tlsConfig() grpcx.TLS {
-	return grpcx.TLS{Enabled: cf.tls, CAFile: cf.ca, CertFile: cf.cert, KeyFile: cf.key, ServerName: cf.serverName}
-}
-
-// coordinatorClient is an open connection to one coordinator server.
+// coordinatorClient is the client package's Client with the flags it was
+// dialed with, for the messages.
 type coordinatorClient struct {
-	pb.CoordinatorServiceClient
+	*client.Client
 	cf *clientFlags
-	cc *failoverConn
 }
 
 // dial prepares the flags and connects (no I/O until the first call).
@@ -116,48 +111,45 @@ func (cf *clientFlags) dial(cmd *cobra.Command) (*coordinatorClient, error) {
 	if err := cf.prepare(cmd); err != nil {
 		return nil, err
 	}
-	var opts []grpc.DialOption
-	if cf.secret != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer(cf.secret)))
-	}
-	cc, err := dialFailover(cf.addrs, cf.tlsConfig(), opts...)
+	c, err := client.Dial(client.Options{
+		Addrs: cf.addrs, TLS: cf.tls, CAFile: cf.ca, CertFile: cf.cert, KeyFile: cf.key, ServerName: cf.serverName,
+		Token: cf.secret, Timeout: cf.timeout,
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &coordinatorClient{CoordinatorServiceClient: pb.NewCoordinatorServiceClient(cc), cf: cf, cc: cc}, nil
+	return &coordinatorClient{Client: c, cf: cf}, nil
 }
 
-func (c *coordinatorClient) Close() error { return c.cc.Close() }
-
-// call bounds one call by --timeout.
+// call bounds one call, with its retries, by --timeout.
 func (c *coordinatorClient) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.cf.timeout)
 }
 
 // rpcError turns a call's error into a message that says what to do. It
-// decides on the gRPC code, the coordinator's ErrorInfo reason and the
-// connection's state, never on the message text. An error that is not a
-// gRPC status (the CLI's own) passes through, prefixed with what.
+// decides on the gRPC code, the coordinator's ErrorInfo reason and whether
+// the request reached a server (client.Unreached), never on the message
+// text. An error that is not a gRPC status (the CLI's own) passes through,
+// prefixed with what.
 func (c *coordinatorClient) rpcError(what string, err error) error {
 	st, ok := status.FromError(err)
 	if !ok {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	reason := coordinator.ReasonOf(err)
-	unreached := c.unreached(err)
+	unreached := client.Unreached(err)
 	switch st.Code() {
 	case codes.Unavailable:
 		switch {
-		case reason == coordinator.ReasonNotApplied:
-			return fmt.Errorf("%s: not served, nothing changed (%s): retry in a moment (a leader election or takeover may be under way)", what, c.notServed(st))
+		case client.ReasonOf(err) == pb.ErrorReason_ERROR_REASON_NOT_APPLIED:
+			return fmt.Errorf("%s: not served, nothing changed (%s): retry in a moment (a leader election or takeover may be under way)", what, c.notServed(st, err))
 		case unreached:
-			return fmt.Errorf("%s: cannot reach a coordinator server at %s (is `stillpoint server` running there? set --addr or STILLPOINT_ADDR): %s", what, c.cc.where(), st.Message())
+			return fmt.Errorf("%s: cannot reach a coordinator server at %s (is `stillpoint server` running there? set --addr or STILLPOINT_ADDR): %s", what, c.where(err), st.Message())
 		}
 	case codes.DeadlineExceeded:
 		if unreached {
-			return fmt.Errorf("%s: cannot reach a coordinator server at %s within --timeout %v (is `stillpoint server` running there? set --addr or STILLPOINT_ADDR): %s", what, c.cc.where(), c.cf.timeout, st.Message())
+			return fmt.Errorf("%s: cannot reach a coordinator server at %s within --timeout %v (is `stillpoint server` running there? set --addr or STILLPOINT_ADDR): %s", what, c.where(err), c.cf.timeout, st.Message())
 		}
-		return fmt.Errorf("%s: no answer from %s within --timeout %v (raise it?): %s", what, c.cc.where(), c.cf.timeout, st.Message())
+		return fmt.Errorf("%s: no answer from %s within --timeout %v (raise it?): %s", what, c.where(err), c.cf.timeout, st.Message())
 	}
 	if hint := reasonHint(err); hint != "" {
 		return fmt.Errorf("%s: %s: %s\n  %s", what, st.Code(), st.Message(), hint)
@@ -167,22 +159,33 @@ func (c *coordinatorClient) rpcError(what string, err error) error {
 
 // notServed is the not-applied message, naming every server tried when
 // there were several.
-func (c *coordinatorClient) notServed(st *status.Status) string {
-	if len(c.cc.addrs) == 1 {
+func (c *coordinatorClient) notServed(st *status.Status, err error) string {
+	if len(c.cf.addrs) == 1 {
 		return st.Message()
 	}
-	return "tried " + c.cc.where()
+	return "tried " + c.where(err)
 }
 
-// unreached reports whether err is grpc's own account of a call that
-// reached no server: UNAVAILABLE or DEADLINE_EXCEEDED without a
-// coordinator reason while the connection is not up.
-func (c *coordinatorClient) unreached(err error) bool {
-	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded:
-		return coordinator.ReasonOf(err) == "" && c.cc.lastState() != connectivity.Ready
+// where names the servers err's call tried: the one address, or each with
+// the last reason it could not serve.
+func (c *coordinatorClient) where(err error) string {
+	if len(c.cf.addrs) == 1 {
+		return c.cf.addrs[0]
 	}
-	return false
+	var ce *client.CallError
+	if !errors.As(err, &ce) {
+		return strings.Join(c.cf.addrs, ", ")
+	}
+	last := map[string]error{}
+	for _, a := range ce.Attempts {
+		last[a.Addr] = a.Err
+	}
+	servers := ce.Servers()
+	parts := make([]string, 0, len(servers))
+	for _, s := range servers {
+		parts = append(parts, fmt.Sprintf("%s (%s)", s, status.Convert(last[s]).Message()))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // printJSON writes msg as protojson with the .proto field names.
@@ -229,12 +232,17 @@ func unary[Resp proto.Message](cmd *cobra.Command, cf *clientFlags, what string,
 	return human(resp)
 }
 
-// bearer sends an ACL token with every call. Over a plaintext link the
-// token is readable on the wire: use TLS where the network is not trusted.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+// splitAddrs parses --addr / STILLPOINT_ADDR: one or more host:port
+// separated by commas (spaces around them are ignored).
+func splitAddrs(s string, p *config.Problems) []string {
+	var out []string
+	for i, a := range strings.Split(s, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			p.Addf("--addr %q: address %d is empty; want host:port[,host:port...]", s, i+1)
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
-
-func (bearer) RequireTransportSecurity() bool { return false }

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
@@ -164,42 +162,18 @@ func followOperation(ctx context.Context, c *coordinatorClient, opID string, pro
 
 // watchOperation is followOperation calling progress on every change of
 // the op (every) or on every change of its state.
+// The client resumes the watch across disconnects and leader changes.
 func watchOperation(ctx context.Context, c *coordinatorClient, opID string, every bool, progress func(*pb.Operation)) (*pb.Operation, error) {
-	var last *pb.Operation
-	for {
-		stream, err := c.WatchOperation(ctx, &pb.WatchOperationRequest{OpId: opID})
-		if err == nil {
-			for {
-				resp, rerr := stream.Recv()
-				if rerr != nil {
-					err = rerr
-					break
-				}
-				op := resp.GetOperation()
-				if every || last == nil || op.GetState() != last.GetState() {
-					progress(op)
-				}
-				last = op
-				if fsm.IsTerminal(op.GetState()) {
-					return op, nil
-				}
-			}
+	var shown *pb.Operation
+	final, err := c.WatchOperation(ctx, opID, func(op *pb.Operation) error {
+		if every || shown == nil || op.GetState() != shown.GetState() {
+			progress(op)
 		}
-		if ctx.Err() != nil {
-			return last, ctx.Err()
-		}
-		// A server that was never reached is a wrong --addr (or a server
-		// that is down), not a leader change to wait out.
-		if last == nil && c.unreached(err) {
-			return last, c.rpcError("watch "+opID, err)
-		}
-		if code := status.Code(err); code == codes.NotFound || code == codes.InvalidArgument || code == codes.PermissionDenied {
-			return last, c.rpcError("watch "+opID, err)
-		}
-		select { // the server went away (leader change): try again
-		case <-ctx.Done():
-			return last, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+		shown = op
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return final, c.rpcError("watch "+opID, err)
 	}
+	return final, err
 }

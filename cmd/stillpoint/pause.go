@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stillpoint-dev/stillpoint/client"
 	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/enumname"
 	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
@@ -85,9 +86,10 @@ detaches: the operation goes on on the coordinator (follow it with
 		if untilUnpaused && !cmd.Flags().Changed("wait") {
 			wait = 25 * time.Hour // longer than any max hold: follow the op to its end
 		}
-		resp, err := startPause(ctx, c, &pb.StartPauseRequest{Cluster: clusters[0], Clusters: clusters[1:], HoldMs: hold.Milliseconds(), RequestedBy: requestedBy, RequestId: newRequestID(),
+		// The client sets a request id and retries by its rules.
+		resp, err := c.StartPause(ctx, &pb.StartPauseRequest{Cluster: clusters[0], Clusters: clusters[1:], HoldMs: hold.Milliseconds(), RequestedBy: requestedBy,
 			UntilUnpaused: untilUnpaused})
-		if coordinator.ReasonOf(err) == coordinator.ReasonUnknownCluster && len(clusters) == 1 {
+		if client.ReasonOf(err) == pb.ErrorReason_ERROR_REASON_UNKNOWN_CLUSTER && len(clusters) == 1 {
 			return fmt.Errorf("pause %s: %w", clusters[0], unknownClusterError(ctx, c, clusters[0], false))
 		}
 		if err != nil {

@@ -72,6 +72,10 @@ var rules = []rule{
 	// comes in through clock.
 	{name: "internal/window imports no package of this module above it", from: oneOf("internal/window"),
 		forbidden: moduleExcept("internal/clock", "internal/timefmt", "proto/stillpoint/v1")},
+	// The Go client is what automation links: the API and gRPC only, never
+	// the server (and its Raft) or the agent.
+	{name: "client imports only the API, grpcx and tlsx of this module", from: under("client"),
+		forbidden: moduleExcept("proto/stillpoint/v1", "internal/grpcx", "internal/tlsx")},
 	{name: "coordinator/fsm does not import hashicorp/raft", from: oneOf("coordinator/fsm"),
 		forbidden: under("github.com/hashicorp/raft")},
 	{name: "production code never links the simulator or test harnesses",
@@ -192,7 +196,7 @@ func load(t *testing.T) graph {
 
 func TestArchitecture(t *testing.T) {
 	g := load(t)
-	for _, must := range []string{"agent", "coordinator", "coordinator/fsm", "internal/clock", "internal/window", "cmd/stillpoint"} {
+	for _, must := range []string{"agent", "coordinator", "coordinator/fsm", "internal/clock", "internal/window", "cmd/stillpoint", "client"} {
 		if _, ok := g[must]; !ok {
 			t.Fatalf("go list graph has no %s; the loader is broken (%d packages)", must, len(g))
 		}

@@ -107,8 +107,13 @@ func TestStartPauseRetryAndWatchResumeOnDevCluster(t *testing.T) {
 		n, _ := p.counts()
 		seen += n
 	}
-	if _, drops := proxies[0].counts(); drops != 1 || seen != 2 {
+	// Two requests: the first, served, and its retry. A leader change under
+	// load can add retries answered NOT_APPLIED (logged by the client).
+	if _, drops := proxies[0].counts(); drops != 1 || seen < 2 {
 		t.Fatalf("the servers got %d StartPause requests with %d answers dropped; want 2 and 1", seen, drops)
+	}
+	if seen > 2 {
+		t.Logf("%d StartPause requests: the retry met a leader change", seen)
 	}
 	at := <-dropped
 	atDrop := at.ops

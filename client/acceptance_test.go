@@ -69,12 +69,10 @@ func TestStartPauseRetryAndWatchResumeOnDevCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	var proxies []*dropProxy
+	st := &dropState{method: pb.CoordinatorService_StartPause_FullMethodName}
 	var addrs []string
 	for _, s := range dev.Servers() {
-		p := startDropProxy(t, s.GRPCAddr(), pb.CoordinatorService_StartPause_FullMethodName)
-		proxies = append(proxies, p)
-		addrs = append(addrs, p.Addr())
+		addrs = append(addrs, startDropProxy(t, s.GRPCAddr(), st).Addr())
 	}
 	c, err := Dial(Options{Addrs: addrs, Timeout: 20 * time.Second, Logger: logtest.New(t, zap.InfoLevel)})
 	if err != nil {
@@ -85,15 +83,15 @@ func TestStartPauseRetryAndWatchResumeOnDevCluster(t *testing.T) {
 		t.Fatalf("list members: %v", err)
 	}
 
-	// 1. The answer of the first StartPause is dropped after the server
-	// recorded the op; the client's retry returns that op.
+	// 1. The answer of the StartPause the server serves is dropped (the
+	// op is recorded); the client's retry returns that op.
 	id := "acceptance-" + NewRequestID()
 	type listed struct {
 		ops []*pb.Operation
 		err error
 	}
 	dropped := make(chan listed, 1)
-	proxies[0].arm(func() {
+	st.arm(func() {
 		ops, err := opsOfRequest(ctx, dev, id)
 		dropped <- listed{ops, err}
 	})
@@ -102,30 +100,24 @@ func TestStartPauseRetryAndWatchResumeOnDevCluster(t *testing.T) {
 		t.Fatalf("StartPause: %v", err)
 	}
 	op := resp.GetOperation()
-	seen := 0
-	for _, p := range proxies {
-		n, _ := p.counts()
-		seen += n
-	}
-	// Two requests: the first, served, and its retry. A leader change under
-	// load can add retries answered NOT_APPLIED (logged by the client).
-	if _, drops := proxies[0].counts(); drops != 1 || seen < 2 {
+	// Two requests: the served one and its retry. A leader change under
+	// load can add attempts answered NOT_APPLIED (logged by the client).
+	if seen, drops := st.counts(); drops != 1 || seen < 2 {
 		t.Fatalf("the servers got %d StartPause requests with %d answers dropped; want 2 and 1", seen, drops)
-	}
-	if seen > 2 {
-		t.Logf("%d StartPause requests: the retry met a leader change", seen)
+	} else if seen > 2 {
+		t.Logf("%d StartPause requests: the call met a leader change", seen)
 	}
 	at := <-dropped
 	atDrop := at.ops
 	if at.err != nil || len(atDrop) != 1 {
-		t.Fatalf("when the answer was dropped, %d ops of request %s existed (%v); want 1 (the first attempt served)", len(atDrop), id, at.err)
+		t.Fatalf("when the answer was dropped, %d ops of request %s existed (%v); want 1 (the attempt whose answer was dropped was served)", len(atDrop), id, at.err)
 	}
 	ops, err := opsOfRequest(ctx, dev, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ops) != 1 || op.GetOpId() != atDrop[0].GetOpId() || ops[0].GetOpId() != op.GetOpId() {
-		t.Fatalf("the retry returned %s; the first attempt started %s; ops of the request now: %d", op.GetOpId(), atDrop[0].GetOpId(), len(ops))
+		t.Fatalf("the retry returned %s; the dropped attempt started %s; ops of the request now: %d", op.GetOpId(), atDrop[0].GetOpId(), len(ops))
 	}
 
 	// 2. Another request id while the op holds the cluster: refused.
@@ -140,6 +132,8 @@ func TestStartPauseRetryAndWatchResumeOnDevCluster(t *testing.T) {
 			t.Errorf("a second pause of ledger: reason %v, want CLUSTER_LOCKED: %v", r, err)
 		}
 		t.Logf("the refusal carries no reason yet (want CLUSTER_LOCKED): %v", err)
+	} else if holder := MetadataOf(err)["op_id"]; holder != op.GetOpId() {
+		t.Errorf("CLUSTER_LOCKED names holder op_id %q, want %s", holder, op.GetOpId())
 	}
 
 	// 3. Watch the op; once it holds, kill the server the stream is on,

@@ -88,8 +88,15 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
-func withReason(code codes.Code, msg string, r pb.ErrorReason) error {
-	st, err := status.New(code, msg).WithDetails(&errdetails.ErrorInfo{Domain: pb.ErrorDomain, Reason: r.Reason()})
+func withReason(code codes.Code, msg string, r pb.ErrorReason, kv ...string) error {
+	info := &errdetails.ErrorInfo{Domain: pb.ErrorDomain, Reason: r.Reason()}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if info.Metadata == nil {
+			info.Metadata = map[string]string{}
+		}
+		info.Metadata[kv[i]] = kv[i+1]
+	}
+	st, err := status.New(code, msg).WithDetails(info)
 	if err != nil {
 		panic(err)
 	}
@@ -177,11 +184,14 @@ func TestStartPauseRetriesWithTheSameRequestID(t *testing.T) {
 		t.Errorf("op %s for id %s; the caller's request got id %q (want it untouched)", resp.GetOperation().GetOpId(), ids[0], req.GetRequestId())
 	}
 
-	s = &scripted{errs: []error{withReason(codes.FailedPrecondition, "cluster ledger is held by op-9", pb.ErrorReason_ERROR_REASON_CLUSTER_LOCKED)}}
+	s = &scripted{errs: []error{withReason(codes.FailedPrecondition, "cluster ledger is held by op-9", pb.ErrorReason_ERROR_REASON_CLUSTER_LOCKED, "op_id", "op-9")}}
 	c = dial(t, serve(t, s))
 	_, err = c.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", RequestId: "mine"})
 	if _, ids := s.calls(); status.Code(err) != codes.FailedPrecondition || ReasonOf(err) != pb.ErrorReason_ERROR_REASON_CLUSTER_LOCKED || len(ids) != 1 || ids[0] != "mine" {
 		t.Errorf("refusal: %v (reason %v) after attempts %q, want FAILED_PRECONDITION CLUSTER_LOCKED after one attempt with id mine", err, ReasonOf(err), ids)
+	}
+	if md := MetadataOf(err); md["op_id"] != "op-9" {
+		t.Errorf("refusal metadata %v, want op_id op-9", md)
 	}
 
 	var errs []error

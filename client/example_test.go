@@ -71,7 +71,7 @@ func ExampleReasonOf() {
 	switch {
 	case err == nil:
 	case client.ReasonOf(err) == pb.ErrorReason_ERROR_REASON_CLUSTER_LOCKED:
-		fmt.Println("another operation holds ledger; wait for it")
+		fmt.Println("operation", client.MetadataOf(err)["op_id"], "holds ledger; wait for it")
 	case client.ReasonOf(err) == pb.ErrorReason_ERROR_REASON_PAUSE_REFUSED_DRIFT:
 		fmt.Println("clocks too far apart to pause now")
 	case client.Unreached(err):

@@ -11,19 +11,11 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// dropProxy forwards plaintext gRPC (HTTP/2) between clients and one
-// server, and counts the requests of method it forwards. Armed, it lets
-// the next request of method through to the server, then discards what
-// the server sends back on that connection and, once the server starts its
-// response to that request (the handler has returned), calls onDrop and
-// closes the connection: the request was served but its answer never
-// reaches the client.
-type dropProxy struct {
-	t      testing.TB
-	lis    net.Listener
-	target string
+// dropState is the state a set of dropProxies share: armed, the next
+// request of method, on whichever proxy, is one whose successful answer is
+// dropped.
+type dropState struct {
 	method string
-
 	mu     sync.Mutex
 	armed  bool
 	onDrop func()
@@ -31,13 +23,41 @@ type dropProxy struct {
 	drops  int
 }
 
-func startDropProxy(t testing.TB, target, method string) *dropProxy {
+// arm makes the next request of method that the server serves one whose
+// answer is dropped; onDrop runs when that answer starts, before the
+// connection is closed.
+func (st *dropState) arm(onDrop func()) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.armed, st.onDrop = true, onDrop
+}
+
+func (st *dropState) counts() (seen, drops int) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.seen, st.drops
+}
+
+// dropProxy forwards plaintext gRPC (HTTP/2) between clients and one
+// server, and counts the requests of st.method it forwards. Armed, it lets
+// the next such request through; when the server answers it with a
+// success (response headers without END_STREAM: the handler returned a
+// message), the answer is discarded, onDrop is called and the connection
+// closed, so the request was served but the client never hears so. An
+// error answer (trailers only) is forwarded and the state stays armed.
+type dropProxy struct {
+	lis    net.Listener
+	target string
+	st     *dropState
+}
+
+func startDropProxy(t testing.TB, target string, st *dropState) *dropProxy {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &dropProxy{t: t, lis: lis, target: target, method: method}
+	p := &dropProxy{lis: lis, target: target, st: st}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { _ = lis.Close(); wg.Wait() })
 	wg.Go(func() {
@@ -53,19 +73,6 @@ func startDropProxy(t testing.TB, target, method string) *dropProxy {
 }
 
 func (p *dropProxy) Addr() string { return p.lis.Addr().String() }
-
-// arm makes the next request of method one whose answer is dropped.
-func (p *dropProxy) arm(onDrop func()) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.armed, p.onDrop = true, onDrop
-}
-
-func (p *dropProxy) counts() (seen, drops int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.seen, p.drops
-}
 
 // relay forwards one connection.
 func (p *dropProxy) relay(client net.Conn) {
@@ -98,18 +105,18 @@ func (p *dropProxy) relay(client net.Conn) {
 				return
 			}
 			h, ok := f.(*http2.MetaHeadersFrame)
-			if !ok || h.PseudoValue("path") != p.method {
+			if !ok || h.PseudoValue("path") != p.st.method {
 				continue
 			}
-			p.mu.Lock()
-			p.seen++
-			if p.armed {
-				p.armed = false
+			p.st.mu.Lock()
+			p.st.seen++
+			if p.st.armed {
+				p.st.armed = false
 				dropMu.Lock()
 				dropStream = h.StreamID
 				dropMu.Unlock()
 			}
-			p.mu.Unlock()
+			p.st.mu.Unlock()
 		}
 	}()
 	// server -> client, frame by frame (9-byte header, then the payload).
@@ -122,22 +129,26 @@ func (p *dropProxy) relay(client net.Conn) {
 		if _, err := io.ReadFull(server, payload); err != nil {
 			break
 		}
-		typ, stream := http2.FrameType(hdr[3]), binary.BigEndian.Uint32(hdr[5:9])&0x7fffffff
+		typ, flags, stream := http2.FrameType(hdr[3]), http2.Flags(hdr[4]), binary.BigEndian.Uint32(hdr[5:9])&0x7fffffff
 		dropMu.Lock()
-		dropping := dropStream
+		answer := dropStream != 0 && typ == http2.FrameHeaders && stream == dropStream
+		if answer {
+			dropStream = 0
+		}
 		dropMu.Unlock()
-		if dropping != 0 {
-			if typ == http2.FrameHeaders && stream == dropping {
-				p.mu.Lock()
-				p.drops++
-				onDrop := p.onDrop
-				p.mu.Unlock()
-				if onDrop != nil {
-					onDrop()
-				}
-				break
+		if answer && flags.Has(http2.FlagHeadersEndStream) { // an error: pass it on, stay armed
+			p.st.mu.Lock()
+			p.st.armed = true
+			p.st.mu.Unlock()
+		} else if answer { // served: drop the answer and the connection
+			p.st.mu.Lock()
+			p.st.drops++
+			onDrop := p.st.onDrop
+			p.st.mu.Unlock()
+			if onDrop != nil {
+				onDrop()
 			}
-			continue // discard: the client hears nothing more on this link
+			break
 		}
 		if _, err := client.Write(append(hdr[:], payload...)); err != nil {
 			break

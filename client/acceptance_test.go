@@ -122,17 +122,10 @@ func TestStartPauseRetryAndWatchResumeOnDevCluster(t *testing.T) {
 
 	// 2. Another request id while the op holds the cluster: refused.
 	_, err = c.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", RequestId: "acceptance-other-" + NewRequestID()})
-	if status.Code(err) != codes.FailedPrecondition {
-		t.Fatalf("a second pause of ledger: %v; want FAILED_PRECONDITION CLUSTER_LOCKED", err)
+	if status.Code(err) != codes.FailedPrecondition || ReasonOf(err) != pb.ErrorReason_ERROR_REASON_CLUSTER_LOCKED {
+		t.Fatalf("a second pause of ledger: %v (reason %v); want FAILED_PRECONDITION CLUSTER_LOCKED", err, ReasonOf(err))
 	}
-	// TODO(issue 19): strict once the coordinator attaches CLUSTER_LOCKED
-	// (the errors change); until then a missing reason is only logged.
-	if r := ReasonOf(err); r != pb.ErrorReason_ERROR_REASON_CLUSTER_LOCKED {
-		if r != pb.ErrorReason_ERROR_REASON_UNSPECIFIED {
-			t.Errorf("a second pause of ledger: reason %v, want CLUSTER_LOCKED: %v", r, err)
-		}
-		t.Logf("the refusal carries no reason yet (want CLUSTER_LOCKED): %v", err)
-	} else if holder := MetadataOf(err)["op_id"]; holder != op.GetOpId() {
+	if holder := MetadataOf(err)["op_id"]; holder != op.GetOpId() {
 		t.Errorf("CLUSTER_LOCKED names holder op_id %q, want %s", holder, op.GetOpId())
 	}
 

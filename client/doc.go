@@ -43,8 +43,9 @@
 //     NOT_APPLIED (no leader, not the leader, still taking over: nothing
 //     changed). This holds for every method.
 //  2. The method carries a request id (StartPause, StartBackup) and the
-//     outcome is unknown: the connection dropped after the request went out
-//     (UNAVAILABLE without a reason, or SHUTTING_DOWN), the attempt's
+//     outcome is unknown: a connection dropped after the request went out,
+//     here or between the server and the leader (UNAVAILABLE without a
+//     reason, or with OUTCOME_UNKNOWN or SHUTTING_DOWN), the attempt's
 //     Timeout or the server's apply timeout ran out (DEADLINE_EXCEEDED), or
 //     the leader lost leadership while committing (UNKNOWN with reason
 //     OUTCOME_UNKNOWN, or without a reason from an older server). The client

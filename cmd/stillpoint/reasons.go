@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stillpoint-dev/stillpoint/coordinator"
+	"github.com/stillpoint-dev/stillpoint/client"
 	"github.com/stillpoint-dev/stillpoint/internal/timefmt"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -15,10 +15,9 @@ import (
 // ErrorInfo reason and metadata (never from the message): the next command
 // to run. "" when it has nothing to add.
 func reasonHint(err error) string {
-	info := coordinator.ErrorInfoOf(err)
-	md := info.GetMetadata()
+	md := client.MetadataOf(err)
 	nodes := strings.ReplaceAll(md["nodes"], ",", ", ")
-	switch pb.ParseErrorReason(info.GetReason()) {
+	switch client.ReasonOf(err) {
 	case pb.ErrorReason_ERROR_REASON_CLUSTER_LOCKED:
 		op := md["op_id"]
 		if strings.Contains(op, ",") {

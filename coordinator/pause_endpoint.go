@@ -12,7 +12,6 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator/fsm"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
@@ -330,7 +329,7 @@ func (s *Server) waitTerminal(ctx context.Context, opID string) (*pb.Operation, 
 		}
 		select {
 		case <-ctx.Done():
-			return nil, status.FromContextError(ctx.Err()).Err()
+			return nil, s.toStatus(ctx.Err())
 		case <-ch:
 		}
 	}

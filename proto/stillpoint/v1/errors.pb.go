@@ -270,6 +270,101 @@ func (ErrorReason) EnumDescriptor() ([]byte, []int) {
 	return file_stillpoint_v1_errors_proto_rawDescGZIP(), []int{0}
 }
 
+// AgentErrorReason is the catalog of reasons an AgentService error carries
+// (agent/errors.go): a gRPC status with one google.rpc.ErrorInfo whose
+// domain is "agent.stillpoint.dev", whose reason is the value name without
+// the "AGENT_ERROR_REASON_" prefix, and whose metadata "node" names the
+// agent's node. Coordinator servers are its callers; they switch on these
+// reasons, never on messages, and fold them into a CoordinatorService
+// error (PAUSE_REFUSED_AGENT, an op's per-node outcome) for clients.
+type AgentErrorReason int32
+
+const (
+	AgentErrorReason_AGENT_ERROR_REASON_UNSPECIFIED AgentErrorReason = 0
+	// FAILED_PRECONDITION. The request's epoch is lower than the highest this
+	// agent has seen: a deposed leader is fenced off.
+	AgentErrorReason_AGENT_ERROR_REASON_STALE_EPOCH AgentErrorReason = 1
+	// ABORTED. Another operation holds the node.
+	AgentErrorReason_AGENT_ERROR_REASON_OP_HELD AgentErrorReason = 2
+	// INVALID_ARGUMENT. A field is missing or out of range (including a
+	// lease above the agent's configured maximum).
+	AgentErrorReason_AGENT_ERROR_REASON_INVALID_ARGUMENT AgentErrorReason = 3
+	// NOT_FOUND. The agent holds no lease for this operation.
+	AgentErrorReason_AGENT_ERROR_REASON_NO_SUCH_OP AgentErrorReason = 4
+	// FAILED_PRECONDITION. The lease ran out and the agent unpaused its node
+	// by itself.
+	AgentErrorReason_AGENT_ERROR_REASON_LEASE_EXPIRED AgentErrorReason = 5
+	// FAILED_PRECONDITION. The operation is already over on this agent.
+	AgentErrorReason_AGENT_ERROR_REASON_OP_ENDED AgentErrorReason = 6
+	// UNAVAILABLE. The agent is shutting down.
+	AgentErrorReason_AGENT_ERROR_REASON_STOPPING AgentErrorReason = 7
+	// INTERNAL. The lease or epoch could not be written durably, so the node
+	// was not touched.
+	AgentErrorReason_AGENT_ERROR_REASON_PERSIST_FAILED AgentErrorReason = 8
+	// NOT_FOUND. RunHook named a hook the agent's config does not define.
+	AgentErrorReason_AGENT_ERROR_REASON_NO_SUCH_HOOK AgentErrorReason = 9
+	// ALREADY_EXISTS. RunHook named a different hook for an (op_id, step_id)
+	// that already ran one.
+	AgentErrorReason_AGENT_ERROR_REASON_STEP_TAKEN AgentErrorReason = 10
+)
+
+// Enum value maps for AgentErrorReason.
+var (
+	AgentErrorReason_name = map[int32]string{
+		0:  "AGENT_ERROR_REASON_UNSPECIFIED",
+		1:  "AGENT_ERROR_REASON_STALE_EPOCH",
+		2:  "AGENT_ERROR_REASON_OP_HELD",
+		3:  "AGENT_ERROR_REASON_INVALID_ARGUMENT",
+		4:  "AGENT_ERROR_REASON_NO_SUCH_OP",
+		5:  "AGENT_ERROR_REASON_LEASE_EXPIRED",
+		6:  "AGENT_ERROR_REASON_OP_ENDED",
+		7:  "AGENT_ERROR_REASON_STOPPING",
+		8:  "AGENT_ERROR_REASON_PERSIST_FAILED",
+		9:  "AGENT_ERROR_REASON_NO_SUCH_HOOK",
+		10: "AGENT_ERROR_REASON_STEP_TAKEN",
+	}
+	AgentErrorReason_value = map[string]int32{
+		"AGENT_ERROR_REASON_UNSPECIFIED":      0,
+		"AGENT_ERROR_REASON_STALE_EPOCH":      1,
+		"AGENT_ERROR_REASON_OP_HELD":          2,
+		"AGENT_ERROR_REASON_INVALID_ARGUMENT": 3,
+		"AGENT_ERROR_REASON_NO_SUCH_OP":       4,
+		"AGENT_ERROR_REASON_LEASE_EXPIRED":    5,
+		"AGENT_ERROR_REASON_OP_ENDED":         6,
+		"AGENT_ERROR_REASON_STOPPING":         7,
+		"AGENT_ERROR_REASON_PERSIST_FAILED":   8,
+		"AGENT_ERROR_REASON_NO_SUCH_HOOK":     9,
+		"AGENT_ERROR_REASON_STEP_TAKEN":       10,
+	}
+)
+
+func (x AgentErrorReason) Enum() *AgentErrorReason {
+	p := new(AgentErrorReason)
+	*p = x
+	return p
+}
+
+func (x AgentErrorReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AgentErrorReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_stillpoint_v1_errors_proto_enumTypes[1].Descriptor()
+}
+
+func (AgentErrorReason) Type() protoreflect.EnumType {
+	return &file_stillpoint_v1_errors_proto_enumTypes[1]
+}
+
+func (x AgentErrorReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AgentErrorReason.Descriptor instead.
+func (AgentErrorReason) EnumDescriptor() ([]byte, []int) {
+	return file_stillpoint_v1_errors_proto_rawDescGZIP(), []int{1}
+}
+
 var File_stillpoint_v1_errors_proto protoreflect.FileDescriptor
 
 const file_stillpoint_v1_errors_proto_rawDesc = "" +
@@ -313,7 +408,20 @@ const file_stillpoint_v1_errors_proto_rawDesc = "" +
 	"\x12ERROR_REASON_TOKEN\x106\x12\x18\n" +
 	"\x14ERROR_REASON_KEYRING\x107\x12,\n" +
 	"(ERROR_REASON_UNAUTHENTICATED_CERTIFICATE\x108\x12.\n" +
-	"*ERROR_REASON_PERMISSION_DENIED_CERTIFICATE\x109BGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
+	"*ERROR_REASON_PERMISSION_DENIED_CERTIFICATE\x109*\x9d\x03\n" +
+	"\x10AgentErrorReason\x12\"\n" +
+	"\x1eAGENT_ERROR_REASON_UNSPECIFIED\x10\x00\x12\"\n" +
+	"\x1eAGENT_ERROR_REASON_STALE_EPOCH\x10\x01\x12\x1e\n" +
+	"\x1aAGENT_ERROR_REASON_OP_HELD\x10\x02\x12'\n" +
+	"#AGENT_ERROR_REASON_INVALID_ARGUMENT\x10\x03\x12!\n" +
+	"\x1dAGENT_ERROR_REASON_NO_SUCH_OP\x10\x04\x12$\n" +
+	" AGENT_ERROR_REASON_LEASE_EXPIRED\x10\x05\x12\x1f\n" +
+	"\x1bAGENT_ERROR_REASON_OP_ENDED\x10\x06\x12\x1f\n" +
+	"\x1bAGENT_ERROR_REASON_STOPPING\x10\a\x12%\n" +
+	"!AGENT_ERROR_REASON_PERSIST_FAILED\x10\b\x12#\n" +
+	"\x1fAGENT_ERROR_REASON_NO_SUCH_HOOK\x10\t\x12!\n" +
+	"\x1dAGENT_ERROR_REASON_STEP_TAKEN\x10\n" +
+	"BGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
 
 var (
 	file_stillpoint_v1_errors_proto_rawDescOnce sync.Once
@@ -327,9 +435,10 @@ func file_stillpoint_v1_errors_proto_rawDescGZIP() []byte {
 	return file_stillpoint_v1_errors_proto_rawDescData
 }
 
-var file_stillpoint_v1_errors_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_stillpoint_v1_errors_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_stillpoint_v1_errors_proto_goTypes = []any{
-	(ErrorReason)(0), // 0: stillpoint.v1.ErrorReason
+	(ErrorReason)(0),      // 0: stillpoint.v1.ErrorReason
+	(AgentErrorReason)(0), // 1: stillpoint.v1.AgentErrorReason
 }
 var file_stillpoint_v1_errors_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -349,7 +458,7 @@ func file_stillpoint_v1_errors_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stillpoint_v1_errors_proto_rawDesc), len(file_stillpoint_v1_errors_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   0,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -32,3 +32,29 @@ func ParseErrorReason(s string) ErrorReason {
 	}
 	return ErrorReason(ErrorReason_value[reasonPrefix+s])
 }
+
+// AgentErrorDomain is the google.rpc.ErrorInfo domain of every AgentService
+// error; its reason is an AgentErrorReason's Reason().
+const AgentErrorDomain = "agent.stillpoint.dev"
+
+// agentReasonPrefix is what every AgentErrorReason value name starts with.
+const agentReasonPrefix = "AGENT_ERROR_REASON_"
+
+// Reason is the ErrorInfo reason string of r: its value name without the
+// "AGENT_ERROR_REASON_" prefix; "" for UNSPECIFIED and undeclared numbers.
+func (r AgentErrorReason) Reason() string {
+	name, ok := AgentErrorReason_name[int32(r)]
+	if !ok || r == AgentErrorReason_AGENT_ERROR_REASON_UNSPECIFIED {
+		return ""
+	}
+	return strings.TrimPrefix(name, agentReasonPrefix)
+}
+
+// ParseAgentErrorReason is the AgentErrorReason whose Reason() is s, or
+// AGENT_ERROR_REASON_UNSPECIFIED when s names none.
+func ParseAgentErrorReason(s string) AgentErrorReason {
+	if s == "" {
+		return AgentErrorReason_AGENT_ERROR_REASON_UNSPECIFIED
+	}
+	return AgentErrorReason(AgentErrorReason_value[agentReasonPrefix+s])
+}

@@ -63,7 +63,7 @@ func BenchmarkFootprint(b *testing.B) {
 	bin := footprintBinary(b)
 	tab := benchtab.Table{
 		Title:   "P6 footprint: separate processes on loopback, measured from /proc",
-		Columns: []string{"agents", "process", "n", "RSS p50", "RSS max", "goal", "idle CPU p50", "idle CPU max", "gossip out/s", "gossip in/s (UDP)"},
+		Columns: []string{"agents", "process", "n", "RSS p50", "RSS max", "goal", "anon p50", "idle CPU p50", "idle CPU max", "gossip out/s", "gossip in/s (UDP)"},
 	}
 	var ages []string
 	for _, n := range sizes {
@@ -82,7 +82,7 @@ func BenchmarkFootprint(b *testing.B) {
 				if k.gossipOut > 0 {
 					out, in = fmt.Sprintf("%.0f B", k.gossipOut), fmt.Sprintf("%.0f B", k.gossipIn)
 				}
-				if err := tab.AddRow(fmt.Sprint(n), k.name, fmt.Sprint(len(k.rss)), mib(quantileInt(k.rss, 0.5)), mib(slices.Max(k.rss)), goal,
+				if err := tab.AddRow(fmt.Sprint(n), k.name, fmt.Sprint(len(k.rss)), mib(quantileInt(k.rss, 0.5)), mib(slices.Max(k.rss)), goal, mib(quantileInt(k.anon, 0.5)),
 					pct(quantileF(k.cpu, 0.5)), pct(slices.Max(k.cpu)), out, in); err != nil {
 					b.Fatal(err)
 				}
@@ -101,6 +101,7 @@ func BenchmarkFootprint(b *testing.B) {
 	}
 	tab.Notes = []string{
 		fmt.Sprintf("3 ntptest + 3 servers (lan gossip, Raft WAL on disk) + N simnodes (workload off) + N agents (lan gossip, NTP poll 16s); settle %v, idle interval %v; CPU = Δ(utime+stime)/interval of one core", *footprintSettle, *footprintIdle),
+		"anon: RssAnon (heap, stacks); the rest of RSS is the static binary's file-backed pages the process touched (RssFile), shared with every process running the same binary and reclaimable",
 		"gossip: memberlist bytes sent (UDP+TCP) and received (UDP) per second by server-1; every member runs the same probe/gossip/push-pull schedule, so it stands for an agent's",
 		fmt.Sprintf("load average after the run: %s (the machine was shared with other work)", benchtab.LoadAvg()),
 	}
@@ -154,6 +155,7 @@ type procKind struct {
 	name                string
 	goal                int64
 	rss                 []int64
+	anon                []int64 // RssAnon: what the process allocated itself
 	cpu                 []float64
 	gossipOut, gossipIn float64
 }
@@ -287,6 +289,7 @@ func runFootprint(b *testing.B, bin string, n int) footprint {
 		}
 		a, z := before[p.name], after[p.name]
 		k.rss = append(k.rss, z.rss)
+		k.anon = append(k.anon, z.anon)
 		k.cpu = append(k.cpu, float64(z.ticks-a.ticks)/hz/elapsed.Seconds())
 	}
 	fp := footprint{kinds: kinds}
@@ -351,6 +354,7 @@ func waitMembers(ctx context.Context, cl pb.CoordinatorServiceClient, n int) err
 // procSample is one /proc reading.
 type procSample struct {
 	rss   int64 // bytes
+	anon  int64 // RssAnon, bytes: heap, stacks (the rest of RSS is the binary's file pages)
 	ticks int64 // utime + stime, clock ticks
 }
 
@@ -367,7 +371,7 @@ func readAll(b *testing.B, ps []*proc) map[string]procSample {
 	return out
 }
 
-// readProc reads VmRSS from /proc/PID/status and utime+stime from
+// readProc reads VmRSS and RssAnon from /proc/PID/status and utime+stime from
 // /proc/PID/stat.
 func readProc(pid int) (procSample, error) {
 	var s procSample
@@ -376,16 +380,20 @@ func readProc(pid int) (procSample, error) {
 		return s, err
 	}
 	for _, line := range strings.Split(string(st), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		for key, dst := range map[string]*int64{"VmRSS:": &s.rss, "RssAnon:": &s.anon} {
+			rest, ok := strings.CutPrefix(line, key)
+			if !ok {
+				continue
+			}
 			f := strings.Fields(rest)
 			if len(f) != 2 || f[1] != "kB" {
-				return s, fmt.Errorf("VmRSS line %q: want N kB", line)
+				return s, fmt.Errorf("%s line %q: want N kB", key, line)
 			}
 			kb, err := strconv.ParseInt(f[0], 10, 64)
 			if err != nil {
-				return s, fmt.Errorf("VmRSS line %q: %w", line, err)
+				return s, fmt.Errorf("%s line %q: %w", key, line, err)
 			}
-			s.rss = kb << 10
+			*dst = kb << 10
 		}
 	}
 	if s.rss == 0 {

@@ -172,6 +172,11 @@ func startFanoutCluster(b *testing.B, n int, disk string) (*devcluster.Cluster, 
 	cfg.Workload = simnode.DefaultWorkloadConfig() // Enabled is false: nothing to drain
 	cfg.AgentGossipProfile = *fanoutGossip
 	cfg.NTPPoll = *fanoutNTPPoll
+	// Production agents poll their node's gate every second; devcluster's
+	// 50ms default is 2,000 CheckPaused calls a second at 100 agents in one
+	// process, which starved the pause's own admin calls (a 100-agent pause
+	// ended INVALID on CheckPaused deadlines at loadavg ~6).
+	cfg.AgentCheckPausedInterval = time.Second
 	cfg.DataDir = b.TempDir()
 	if disk == diskHost {
 		cfg.AgentDataDir = hostLeaseDirs(b)

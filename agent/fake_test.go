@@ -11,6 +11,7 @@ import (
 
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/scalaradmin"
+	"github.com/stillpoint-dev/stillpoint/internal/waitfor"
 )
 
 // fakeAdmin is a scripted admin port for unit tests of the state machine
@@ -196,11 +197,5 @@ func runTimer(t *testing.T, c *core) {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitfor.Fatal(context.Background(), t, within, what, waitfor.Bool(cond))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stillpoint-dev/stillpoint/internal/logging/logtest"
 	"github.com/stillpoint-dev/stillpoint/internal/ntptest"
 	"github.com/stillpoint-dev/stillpoint/internal/simnode"
+	"github.com/stillpoint-dev/stillpoint/internal/waitfor"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -124,17 +125,7 @@ func rpcCtx(t *testing.T) context.Context {
 // the last error explains a failure.
 func eventually(t *testing.T, within time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s still waiting for %s: %v", within, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitfor.Fatal(context.Background(), t, within, what, waitfor.Err(cond))
 }
 
 // waitSynchronized waits until the agent's clock estimate is synchronized.

@@ -1,10 +1,12 @@
 package clock
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/stillpoint-dev/stillpoint/internal/ntptest"
+	"github.com/stillpoint-dev/stillpoint/internal/waitfor"
 )
 
 // startNTP starts a loopback NTP server with default settings changed by f.
@@ -79,13 +81,7 @@ func containsOffset(e Estimate, d time.Duration) bool {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitfor.Fatal(context.Background(), t, timeout, what, waitfor.Bool(cond))
 }
 
 // steadyKernel is a kernel that does not slew.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	"github.com/stillpoint-dev/stillpoint/internal/waitfor"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -106,21 +107,10 @@ func (c *Cluster) Client(i int) (pb.CoordinatorServiceClient, error) {
 // poll calls cond until it reports done or ctx ends; the error names the
 // last reason.
 func poll(ctx context.Context, what string, cond func() (bool, string)) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	last := ""
-	for {
-		ok, why := cond()
-		if ok {
-			return nil
-		}
-		last = why
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("dev cluster: waiting for %s: %w (last: %s)", what, ctx.Err(), last)
-		case <-t.C:
-		}
+	if err := waitfor.Poll(ctx, what, cond); err != nil {
+		return fmt.Errorf("dev cluster: %w", err)
 	}
+	return nil
 }
 
 // WaitLeader waits until some server leads with its duties running.

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/stillpoint-dev/stillpoint/internal/logging/logtest"
+	"github.com/stillpoint-dev/stillpoint/internal/waitfor"
 )
 
 // testLogger logs to t.Log until the test ends (see logtest).
@@ -18,19 +19,5 @@ func testLogger(t *testing.T, level zapcore.Level) *zap.Logger { return logtest.
 // cond's last reason when ctx ends or timeout passes.
 func waitFor(ctx context.Context, t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v (last: %s)", what, ctx.Err(), why)
-		case <-tick.C:
-		}
-	}
+	waitfor.Fatal(ctx, t, timeout, what, cond)
 }

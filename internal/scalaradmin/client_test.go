@@ -11,6 +11,7 @@ import (
 
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	"github.com/stillpoint-dev/stillpoint/internal/simnode"
+	"github.com/stillpoint-dev/stillpoint/internal/waitfor"
 )
 
 var sentinels = []error{ErrRetryable, ErrDrainTimedOut, ErrStillPaused, ErrInvalidArgument, ErrUnreachable, ErrUnimplemented, ErrFailed}
@@ -78,13 +79,7 @@ func testCtx(t *testing.T) context.Context {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitfor.Fatal(context.Background(), t, 10*time.Second, what, waitfor.Bool(cond))
 }
 
 // TestPauseErrors drives a simulated node into each server answer and

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
+	"github.com/stillpoint-dev/stillpoint/internal/waitfor"
 	"github.com/stillpoint-dev/stillpoint/proto/rpc"
 )
 
@@ -50,13 +51,7 @@ func dial(t testing.TB, n *Node) rpc.AdminClient {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitfor.Fatal(context.Background(), t, within, what, waitfor.Bool(cond))
 }
 
 // ms returns a pointer to v (milliseconds).

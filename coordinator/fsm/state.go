@@ -129,13 +129,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// IsTerminal reports whether an operation in state st has ended.
-func IsTerminal(st pb.OperationState) bool {
-	switch st {
-	case pb.OperationState_OPERATION_STATE_COMPLETED,
-		pb.OperationState_OPERATION_STATE_ABORTED,
-		pb.OperationState_OPERATION_STATE_INVALID:
-		return true
-	}
-	return false
-}
+// IsTerminal reports whether an operation in state st has ended
+// (st.Ended(), the set the client shares).
+func IsTerminal(st pb.OperationState) bool { return st.Ended() }

@@ -12,80 +12,101 @@ import (
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
-// resumeWait is the pause before a broken stream is reopened.
-const resumeWait = 200 * time.Millisecond
-
 // Ended reports whether an operation in state s has ended (completed,
-// aborted or invalid).
-func Ended(s pb.OperationState) bool {
-	switch s {
-	case pb.OperationState_OPERATION_STATE_COMPLETED, pb.OperationState_OPERATION_STATE_ABORTED, pb.OperationState_OPERATION_STATE_INVALID:
-		return true
-	}
-	return false
-}
+// aborted or invalid): s.Ended().
+func Ended(s pb.OperationState) bool { return s.Ended() }
 
 // WatchOperation follows operation opID until it ends and returns its final
 // record. fn (which may be nil) is called with every new record, in order;
 // an error from fn ends the watch with that error.
 //
-// A stream that breaks (a disconnect, the server going away) is reopened,
-// on the next server when the one in use is down, until ctx ends. Records
-// the callback has seen are not repeated, and a record older than the last
-// one (a lagging replica's) is skipped, so fn never sees the op go
-// backwards. The watch ends with an error when the first stream reaches no
-// server (Unreached), or a server answers NOT_FOUND, INVALID_ARGUMENT,
-// UNAUTHENTICATED or PERMISSION_DENIED; with ctx's error when ctx ends.
-// The last record seen is returned with any error.
+// A stream that breaks (UNAVAILABLE: a disconnect, the server going away;
+// or reason NOT_APPLIED; or CANCELED or DEADLINE_EXCEEDED while ctx is
+// still live) is reopened, on the next server when the one in use is down,
+// after Options.Backoff doubled at every break in a row up to 2s, until ctx
+// ends. Records the callback has seen are not repeated, and a record older
+// than the last one (a lagging replica's) is skipped, so fn never sees the
+// op go backwards. The watch ends with an error when the first stream
+// reaches no server (Unreached), or with any other error a stream ends
+// with (the server's answer: NOT_FOUND, PERMISSION_DENIED, INTERNAL, ...);
+// with ctx's error when ctx ends. Every stream is ended when the watch
+// returns. The last record seen is returned with any error.
 func (c *Client) WatchOperation(ctx context.Context, opID string, fn func(*pb.Operation) error) (*pb.Operation, error) {
 	var last *pb.Operation
-	heard := false
-	for {
+	err := c.follow(ctx, "operation", []zap.Field{zap.String("op_id", opID)}, func(ctx context.Context, heard func()) (bool, error) {
 		stream, err := c.CoordinatorServiceClient.WatchOperation(ctx, &pb.WatchOperationRequest{OpId: opID})
-		if err == nil {
-			for {
-				resp, rerr := stream.Recv()
-				if rerr != nil {
-					err = rerr
-					break
-				}
-				heard = true
-				op := resp.GetOperation()
-				if last != nil && (proto.Equal(op, last) || compareProgress(op, last) < 0) {
-					continue
-				}
-				last = op
-				if fn != nil {
-					if ferr := fn(op); ferr != nil {
-						return last, ferr
-					}
-				}
-				if Ended(op.GetState()) {
-					return last, nil
+		if err != nil {
+			return false, err
+		}
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				return false, err
+			}
+			heard()
+			op := resp.GetOperation()
+			if last != nil && (proto.Equal(op, last) || compareProgress(op, last) < 0) {
+				continue
+			}
+			last = op
+			if fn != nil {
+				if err := fn(op); err != nil {
+					return true, err
 				}
 			}
+			if Ended(op.GetState()) {
+				return true, nil
+			}
+		}
+	})
+	return last, err
+}
+
+// follow runs one stream after another until one is done: stream opens a
+// stream on the ctx it is given, reads it, calls heard for every message,
+// and returns done (the watch is over, with err) or the error that broke
+// the stream. Each stream's ctx is cancelled as soon as stream returns, so
+// no stream outlives it. A broken stream is reopened, after a backoff
+// (conn.wait: Options.Backoff doubled at every break in a row, up to 2s),
+// only when reopenable; the first stream's Unreached error, any other
+// error, and ctx's end end the watch.
+func (c *Client) follow(ctx context.Context, what string, fields []zap.Field, stream func(ctx context.Context, heard func()) (done bool, err error)) error {
+	everHeard := false
+	for breaks := 1; ; breaks++ {
+		heard := false
+		sctx, cancel := context.WithCancel(ctx)
+		done, err := stream(sctx, func() { heard = true })
+		cancel()
+		if done {
+			return err
 		}
 		if ctx.Err() != nil {
-			return last, ctx.Err()
+			return ctx.Err()
 		}
-		if (!heard && Unreached(err)) || watchRefused(err) {
-			return last, err
+		if (!everHeard && !heard && Unreached(err)) || !reopenable(err) {
+			return err
 		}
-		c.log.Info("operation watch broke; reopening", zap.String("op_id", opID), zap.Stringer("code", status.Code(err)), zap.Error(err))
-		if !sleep(ctx, resumeWait) {
-			return last, ctx.Err()
+		everHeard = everHeard || heard
+		if heard {
+			breaks = 1 // the stream served: this break is the first in a row
+		}
+		c.log.Info(what+" watch broke; reopening", append(fields, zap.Stringer("code", status.Code(err)), zap.Error(err), zap.Int("breaks_in_a_row", breaks))...)
+		if !c.conn.wait(ctx, breaks) {
+			return ctx.Err()
 		}
 	}
 }
 
-// watchRefused reports whether a watch's error is the server's answer
-// rather than a broken stream.
-func watchRefused(err error) bool {
+// reopenable reports whether a watch stream's error (with the watch's ctx
+// still live) is a broken link rather than the server's answer: UNAVAILABLE
+// (a disconnect, a server going away), reason NOT_APPLIED, or CANCELED or
+// DEADLINE_EXCEEDED (a proxy's or the server's end of the stream).
+func reopenable(err error) bool {
 	switch status.Code(err) {
-	case codes.NotFound, codes.InvalidArgument, codes.Unauthenticated, codes.PermissionDenied, codes.Unimplemented:
+	case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded:
 		return true
 	}
-	return false
+	return ReasonOf(err) == pb.ErrorReason_ERROR_REASON_NOT_APPLIED
 }
 
 // compareProgress orders two records of one operation by how far on they
@@ -142,39 +163,28 @@ func (c *Client) Pause(ctx context.Context, req *pb.StartPauseRequest, progress 
 
 // WatchAlarms streams the alarms (WatchAlarmsResponse: the initial set,
 // then every change) to fn until ctx ends or fn fails. A stream that
-// breaks is reopened, on the next server when the one in use is down; the
-// new stream starts with the initial set again. It ends with an error when
-// the first stream reaches no server (Unreached) or a server refuses it
-// (UNIMPLEMENTED, UNAUTHENTICATED, PERMISSION_DENIED); with ctx's error
-// when ctx ends.
+// breaks is reopened by the rules of WatchOperation; the new stream starts
+// with the initial set again. It ends with an error when the first stream
+// reaches no server (Unreached) or a stream ends with the server's answer
+// (UNIMPLEMENTED, UNAUTHENTICATED, PERMISSION_DENIED, INTERNAL, ...); with
+// ctx's error when ctx ends. Every stream is ended when it returns.
 func (c *Client) WatchAlarms(ctx context.Context, req *pb.WatchAlarmsRequest, fn func(*pb.WatchAlarmsResponse) error) error {
-	heard := false
-	for {
+	return c.follow(ctx, "alarm", nil, func(ctx context.Context, heard func()) (bool, error) {
 		stream, err := c.CoordinatorServiceClient.WatchAlarms(ctx, req)
-		if err == nil {
-			for {
-				resp, rerr := stream.Recv()
-				if rerr != nil {
-					err = rerr
-					break
-				}
-				heard = true
-				if ferr := fn(resp); ferr != nil {
-					return ferr
-				}
+		if err != nil {
+			return false, err
+		}
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				return false, err
+			}
+			heard()
+			if err := fn(resp); err != nil {
+				return true, err
 			}
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if (!heard && Unreached(err)) || watchRefused(err) {
-			return err
-		}
-		c.log.Info("alarm watch broke; reopening", zap.Stringer("code", status.Code(err)), zap.Error(err))
-		if !sleep(ctx, resumeWait) {
-			return ctx.Err()
-		}
-	}
+	})
 }
 
 // sleep waits d; false when ctx ended first.

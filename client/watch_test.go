@@ -1,14 +1,20 @@
 package client
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/stillpoint-dev/stillpoint/internal/waitfor"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -37,6 +43,19 @@ func (r *replayWatch) WatchOperation(req *pb.WatchOperationRequest, s grpc.Serve
 		}
 	}
 	return sc.end
+}
+
+// WatchAlarms sends one (empty) alarm set, then holds the stream open until
+// the client ends it.
+func (r *replayWatch) WatchAlarms(_ *pb.WatchAlarmsRequest, s grpc.ServerStreamingServer[pb.WatchAlarmsResponse]) error {
+	r.mu.Lock()
+	r.opened++
+	r.mu.Unlock()
+	if err := s.Send(&pb.WatchAlarmsResponse{}); err != nil {
+		return err
+	}
+	<-s.Context().Done()
+	return s.Context().Err()
 }
 
 func (r *replayWatch) count() int {
@@ -99,5 +118,84 @@ func TestWatchOperationResumesAndNeverGoesBackwards(t *testing.T) {
 	c = dial(t, serveWatch(t, r))
 	if _, err := c.WatchOperation(testCtx(t), "op-2", nil); status.Code(err) != codes.NotFound || r.count() != 1 {
 		t.Errorf("watch of an unknown op: %v after %d streams, want NOT_FOUND after 1", err, r.count())
+	}
+}
+
+// A watch that returns (the op ended, the callback failed) ends the stream
+// it had open: many watches under one long-lived ctx leave no goroutine
+// behind (grpc-go keeps one per open stream until its ctx ends).
+func TestWatchesEndTheirStreams(t *testing.T) {
+	const (
+		holding  = pb.OperationState_OPERATION_STATE_HOLDING
+		complete = pb.OperationState_OPERATION_STATE_COMPLETED
+		n        = 40
+	)
+	r := &replayWatch{streams: []watchScript{{states: []pb.OperationState{holding, complete}}}}
+	c := dial(t, serveWatch(t, r))
+	ctx := testCtx(t) // outlives every watch, like context.Background() in a daemon
+	if _, err := c.WatchOperation(ctx, "op-warm", nil); err != nil {
+		t.Fatalf("warm-up watch: %v", err)
+	}
+	base := settledGoroutines(t)
+	stop := errors.New("caller stops")
+	for i := range n {
+		if _, err := c.WatchOperation(ctx, "op-1", nil); err != nil {
+			t.Fatalf("watch %d: %v", i, err)
+		}
+		if _, err := c.WatchOperation(ctx, "op-2", func(*pb.Operation) error { return stop }); !errors.Is(err, stop) {
+			t.Fatalf("watch %d with a failing callback: %v, want the callback's error", i, err)
+		}
+		if err := c.WatchAlarms(ctx, &pb.WatchAlarmsRequest{}, func(*pb.WatchAlarmsResponse) error { return stop }); !errors.Is(err, stop) {
+			t.Fatalf("alarm watch %d: %v, want the callback's error", i, err)
+		}
+	}
+	waitfor.Fatal(ctx, t, 10*time.Second, "goroutines back to the baseline", func() (bool, string) {
+		runtime.GC()
+		now := runtime.NumGoroutine()
+		return now <= base+n/4, fmt.Sprintf("%d goroutines after %d watches, %d before", now, 3*n, base)
+	})
+}
+
+// settledGoroutines is the goroutine count once it stops falling.
+func settledGoroutines(t *testing.T) int {
+	t.Helper()
+	prev := runtime.NumGoroutine()
+	stable := 0
+	waitfor.Fatal(context.Background(), t, 10*time.Second, "goroutine count settles", func() (bool, string) {
+		now := runtime.NumGoroutine()
+		if now >= prev {
+			stable++
+		} else {
+			stable = 0
+		}
+		prev = now
+		return stable >= 5, fmt.Sprintf("%d goroutines", now)
+	})
+	return prev
+}
+
+// A stream error that is the server's answer, not a broken link (INTERNAL,
+// RESOURCE_EXHAUSTED, FAILED_PRECONDITION, UNKNOWN), ends the watch at once
+// with that error; UNAVAILABLE reopens.
+func TestWatchOperationEndsOnAnAnswer(t *testing.T) {
+	complete := pb.OperationState_OPERATION_STATE_COMPLETED
+	for _, code := range []codes.Code{codes.Internal, codes.ResourceExhausted, codes.FailedPrecondition, codes.Unknown} {
+		r := &replayWatch{streams: []watchScript{
+			{end: status.Error(code, "the server's answer")},
+			{states: []pb.OperationState{complete}},
+		}}
+		c := dial(t, serveWatch(t, r))
+		if _, err := c.WatchOperation(testCtx(t), "op-1", nil); status.Code(err) != code || r.count() != 1 {
+			t.Errorf("watch ending %v: %v after %d streams, want %v after 1", code, err, r.count(), code)
+		}
+	}
+	r := &replayWatch{streams: []watchScript{
+		{end: status.Error(codes.Unavailable, "server shutting down")},
+		{end: withReason(codes.Unavailable, "no leader", pb.ErrorReason_ERROR_REASON_NOT_APPLIED)},
+		{states: []pb.OperationState{complete}},
+	}}
+	c := dial(t, serveWatch(t, r))
+	if op, err := c.WatchOperation(testCtx(t), "op-1", nil); err != nil || op.GetState() != complete || r.count() != 3 {
+		t.Errorf("watch after two breaks: %v, %v after %d streams, want COMPLETED after 3", op.GetState(), err, r.count())
 	}
 }

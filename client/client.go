@@ -20,6 +20,9 @@ import (
 const (
 	DefaultRounds  = 5
 	DefaultBackoff = 200 * time.Millisecond
+	// MaxRequestIDPrefix bounds Options.RequestIDPrefix: with the 32
+	// generated hex digits, a request id stays within the server's 128 bytes.
+	MaxRequestIDPrefix = 64
 	// maxBackoff caps the wait between two rounds of the servers.
 	maxBackoff = 2 * time.Second
 )
@@ -61,6 +64,12 @@ type Options struct {
 	// waits out about 3s of elections.
 	Backoff time.Duration
 
+	// RequestIDPrefix is put before every request id the client generates
+	// (StartPause, StartBackup), so the operation's request_id tells who
+	// started it in audit logs (the CLI uses "cli-"). At most
+	// MaxRequestIDPrefix bytes.
+	RequestIDPrefix string
+
 	// Logger receives one line per retry and reopened stream (nil: none).
 	Logger *zap.Logger
 }
@@ -90,6 +99,9 @@ func (o Options) validate() error {
 	}
 	if o.Backoff < 0 {
 		errs = append(errs, fmt.Errorf("client: Options.Backoff %v: must not be negative", o.Backoff))
+	}
+	if len(o.RequestIDPrefix) > MaxRequestIDPrefix {
+		errs = append(errs, fmt.Errorf("client: Options.RequestIDPrefix is %d bytes: at most %d", len(o.RequestIDPrefix), MaxRequestIDPrefix))
 	}
 	return errors.Join(errs...)
 }
@@ -138,7 +150,7 @@ func Dial(o Options) (*Client, error) {
 	if o.TLSConfig != nil {
 		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(o.TLSConfig)))
 	}
-	cn := &conn{addrs: append([]string(nil), o.Addrs...), timeout: o.Timeout, maxAttempts: o.Rounds * len(o.Addrs), backoff: o.Backoff, log: log}
+	cn := &conn{addrs: append([]string(nil), o.Addrs...), timeout: o.Timeout, maxAttempts: o.Rounds * len(o.Addrs), backoff: o.Backoff, idPrefix: o.RequestIDPrefix, log: log}
 	for _, a := range o.Addrs {
 		cc, err := grpcx.NewClientFrom(a, t, src, roles, opts...)
 		if err != nil {

@@ -28,6 +28,7 @@ type conn struct {
 	timeout     time.Duration
 	maxAttempts int
 	backoff     time.Duration
+	idPrefix    string // put before every generated request id
 	log         *zap.Logger
 
 	mu  sync.Mutex
@@ -47,8 +48,8 @@ func (c *conn) Close() error {
 }
 
 func (c *conn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
-	args = withRequestID(args)
-	return c.run(ctx, method, func(ctx context.Context, cc *grpc.ClientConn) error {
+	args, id := withRequestID(args, c.idPrefix)
+	err := c.run(ctx, method, func(ctx context.Context, cc *grpc.ClientConn) error {
 		if c.timeout > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, c.timeout)
@@ -56,6 +57,10 @@ func (c *conn) Invoke(ctx context.Context, method string, args, reply any, opts 
 		}
 		return cc.Invoke(ctx, method, args, reply, opts...)
 	})
+	if ce, ok := err.(*CallError); ok {
+		ce.RequestID = id
+	}
+	return err
 }
 
 // NewStream moves on by the retry rules only while the stream is being
@@ -150,23 +155,24 @@ func carriesRequestID(method string) bool {
 }
 
 // withRequestID returns a copy of a StartPause or StartBackup request that
-// has no request id, with a new one; any other args as they are.
-func withRequestID(args any) any {
+// has no request id, with a new one (prefix, then NewRequestID), and the
+// request id the request is sent with; any other args as they are, and "".
+func withRequestID(args any, prefix string) (any, string) {
 	switch req := args.(type) {
 	case *pb.StartPauseRequest:
 		if req.GetRequestId() == "" {
 			req = proto.Clone(req).(*pb.StartPauseRequest)
-			req.RequestId = NewRequestID()
-			return req
+			req.RequestId = prefix + NewRequestID()
 		}
+		return req, req.GetRequestId()
 	case *pb.StartBackupRequest:
 		if req.GetRequestId() == "" {
 			req = proto.Clone(req).(*pb.StartBackupRequest)
-			req.RequestId = NewRequestID()
-			return req
+			req.RequestId = prefix + NewRequestID()
 		}
+		return req, req.GetRequestId()
 	}
-	return args
+	return args, ""
 }
 
 // NewRequestID returns a new random request id (32 hex digits): a
@@ -198,6 +204,12 @@ type CallError struct {
 	Method string
 	// Attempts are every attempt, in order; there is at least one.
 	Attempts []Attempt
+	// RequestID is the request id every attempt of a StartPause or
+	// StartBackup carried (the caller's, or the one the client generated);
+	// "" for other methods. A caller that retries the call after this error
+	// must send this id (StartPauseRequest.RequestId), or it may start a
+	// second operation.
+	RequestID string
 }
 
 func (e *CallError) last() Attempt { return e.Attempts[len(e.Attempts)-1] }

@@ -244,3 +244,54 @@ func TestOptionsNameTheBadField(t *testing.T) {
 		}
 	}
 }
+
+// A StartPause the client gave up on names the request id its attempts
+// carried, so the caller can retry with it (and get the op the first
+// attempts may have started); a caller's own id and the prefix option are
+// kept.
+func TestCallErrorCarriesTheRequestID(t *testing.T) {
+	var errs []error
+	for range DefaultRounds {
+		errs = append(errs, status.Error(codes.Unavailable, "connection reset"))
+	}
+	s := &scripted{errs: errs}
+	c, err := Dial(Options{Addrs: []string{serve(t, s)}, Backoff: time.Millisecond, RequestIDPrefix: "cli-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := testCtx(t)
+	_, err = c.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger"})
+	var ce *CallError
+	if !asCallError(err, &ce) {
+		t.Fatalf("StartPause: %v, want a *CallError", err)
+	}
+	_, ids := s.calls()
+	if ce.RequestID == "" || !strings.HasPrefix(ce.RequestID, "cli-") || ids[0] != ce.RequestID {
+		t.Fatalf("CallError.RequestID %q, attempts carried %q: want the generated cli- id", ce.RequestID, ids)
+	}
+	// The retry with that id is served, and is the same request.
+	resp, err := c.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", RequestId: ce.RequestID})
+	if err != nil || resp.GetOperation().GetRequestId() != ce.RequestID {
+		t.Fatalf("retry: %v, op request id %q, want %q", err, resp.GetOperation().GetRequestId(), ce.RequestID)
+	}
+
+	s = &scripted{errs: []error{status.Error(codes.PermissionDenied, "no")}}
+	c = dial(t, serve(t, s))
+	_, err = c.StartPause(ctx, &pb.StartPauseRequest{Cluster: "ledger", RequestId: "mine"})
+	if !asCallError(err, &ce) || ce.RequestID != "mine" {
+		t.Errorf("refusal: %v, CallError %+v: want RequestID mine", err, ce)
+	}
+	_, err = c.ListMembers(ctx, &pb.ListMembersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = &scripted{errs: []error{status.Error(codes.NotFound, "no")}}
+	c = dial(t, serve(t, s))
+	if _, err := c.ListMembers(ctx, &pb.ListMembersRequest{}); !asCallError(err, &ce) || ce.RequestID != "" {
+		t.Errorf("ListMembers: %v, CallError %+v: want no request id", err, ce)
+	}
+	if _, err := Dial(Options{Addrs: []string{"a:1"}, RequestIDPrefix: strings.Repeat("x", 100)}); err == nil || !strings.Contains(err.Error(), "Options.RequestIDPrefix") {
+		t.Errorf("a 100-byte prefix: %v, want an error naming Options.RequestIDPrefix", err)
+	}
+}

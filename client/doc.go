@@ -60,9 +60,19 @@
 // on returns a *CallError naming every attempt; status.FromError, status.Code
 // and ReasonOf read the last attempt's status through it.
 //
+// A caller that retries a StartPause or StartBackup itself, after a
+// *CallError, must send the request id the failed call carried
+// (CallError.RequestID) or set request_id itself before the first call: a
+// retry with a new id may start a second operation if the first one was
+// applied after all. Options.RequestIDPrefix marks the ids the client
+// generates (the CLI's start with "cli-").
+//
 // Streams (WatchOperation, WatchAlarms) move on by the same rules while
 // they are being opened; Client.WatchOperation and Client.WatchAlarms also
-// reopen a stream that breaks later.
+// reopen a stream that breaks later (UNAVAILABLE, NOT_APPLIED, or CANCELED
+// or DEADLINE_EXCEEDED while the caller's ctx is live), with the same
+// backoff, and end with any other error. Each watch ends the streams it
+// opened before it returns.
 //
 // # Errors
 //

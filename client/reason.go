@@ -3,9 +3,6 @@ package client
 import (
 	"errors"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/status"
-
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -23,16 +20,7 @@ func ReasonOf(err error) pb.ErrorReason {
 // error is about, under the keys errors.proto lists ("cluster", "op_id",
 // "node", "nodes", "figure_ns", "bound_ns", ...). nil when it has none.
 func MetadataOf(err error) map[string]string {
-	st, ok := status.FromError(err)
-	if !ok {
-		return nil
-	}
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == pb.ErrorDomain {
-			return info.GetMetadata()
-		}
-	}
-	return nil
+	return grpcx.InfoOf(err, pb.ErrorDomain).GetMetadata()
 }
 
 func asCallError(err error, ce **CallError) bool { return errors.As(err, ce) }

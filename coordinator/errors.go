@@ -124,18 +124,7 @@ func fieldOf(problem string) string {
 func ReasonOf(err error) string { return grpcx.ReasonOf(err, ErrorDomain) }
 
 // ErrorInfoOf returns the coordinator ErrorInfo of err, or nil.
-func ErrorInfoOf(err error) *errdetails.ErrorInfo {
-	st, ok := status.FromError(err)
-	if !ok {
-		return nil
-	}
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
-			return info
-		}
-	}
-	return nil
-}
+func ErrorInfoOf(err error) *errdetails.ErrorInfo { return grpcx.InfoOf(err, ErrorDomain) }
 
 // notApplied reports whether err says the request changed nothing.
 func notApplied(err error) bool { return ReasonOf(err) == ReasonNotApplied }

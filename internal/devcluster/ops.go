@@ -217,15 +217,37 @@ func (c *Cluster) KillServer(i int) {
 	}
 }
 
+// RestartServerFrom starts a coordinator server again from cfg (its data
+// dir and addresses), retrying until ctx ends while the OS has not yet
+// released the ports of the server just stopped there. Both harnesses
+// restart servers through it.
+func RestartServerFrom(ctx context.Context, cfg coordinator.Config) (*coordinator.Server, error) {
+	var s *coordinator.Server
+	var last error
+	err := waitfor.Poll(ctx, "server "+cfg.NodeID+" to start on its old addresses", func() (bool, string) {
+		s, last = coordinator.NewServer(cfg)
+		if last != nil {
+			return false, last.Error()
+		}
+		return true, ""
+	})
+	if err != nil {
+		return nil, fmt.Errorf("restart %s: %w", cfg.NodeID, err)
+	}
+	return s, nil
+}
+
 // RestartServer starts server i again from its data dir.
 func (c *Cluster) RestartServer(i int) error {
 	c.mu.Lock()
 	cfg := c.scfgs[i]
 	c.mu.Unlock()
 	cfg.Gossip.Join = c.gossipSeeds()
-	s, err := coordinator.NewServer(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := RestartServerFrom(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("dev cluster: restart %s: %w", cfg.NodeID, err)
+		return fmt.Errorf("dev cluster: %w", err)
 	}
 	c.mu.Lock()
 	c.servers[i] = s

@@ -14,10 +14,12 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/stillpoint-dev/stillpoint/coordinator"
+	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
 	"github.com/stillpoint-dev/stillpoint/internal/gossip"
 	"github.com/stillpoint-dev/stillpoint/internal/grpcx"
 	"github.com/stillpoint-dev/stillpoint/internal/tlsx"
 	"github.com/stillpoint-dev/stillpoint/internal/tlsx/tlsxtest"
+	"github.com/stillpoint-dev/stillpoint/internal/waitfor"
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
 
@@ -259,17 +261,12 @@ func (c *Cluster) Restart(i int) *coordinator.Server {
 	cfg := c.cfgs[i]
 	c.mu.Unlock()
 	cfg.Gossip.Join = c.GossipSeeds()
-	var s *coordinator.Server
-	// The old listeners were closed a moment ago; the OS may take a
-	// moment to release the ports.
-	WaitFor(c.t, DefaultTimeout, func() (bool, string) {
-		var err error
-		s, err = coordinator.NewServer(cfg)
-		if err != nil {
-			return false, fmt.Sprintf("restart server %d: %v", i, err)
-		}
-		return true, ""
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+	defer cancel()
+	s, err := devcluster.RestartServerFrom(ctx, cfg)
+	if err != nil {
+		c.t.Fatalf("testcluster: Restart(%d): %v", i, err)
+	}
 	c.mu.Lock()
 	c.servers[i] = s
 	c.mu.Unlock()
@@ -371,17 +368,7 @@ func (c *Cluster) shutdown() {
 // fails the test with cond's last reason.
 func WaitFor(t testing.TB, timeout time.Duration, cond func() (ok bool, reason string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, reason := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %s", timeout, reason)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitfor.Fatal(context.Background(), t, timeout, "the condition", cond)
 }
 
 // testWriter writes log lines to t.Log until the cluster stops; lines from

@@ -164,16 +164,28 @@ func TestPauseRefusedWhenClockSkewExceedsMaxDrift(t *testing.T) {
 	c := startDev(t, func(cfg *devcluster.Config) {
 		cfg.Skews = map[string]time.Duration{"ledger-1": 500 * time.Millisecond}
 	})
-	_, err := client(t, c, 0).StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger"})
-	if status.Code(err) != codes.FailedPrecondition {
-		t.Fatalf("err = %v, want FailedPrecondition", err)
-	}
-	msg := status.Convert(err).Message()
-	if !strings.Contains(msg, "ledger-1: clock offset -") || !strings.Contains(msg, "> max_drift 100ms") {
-		t.Fatalf("refusal %q does not name ledger-1 and its offset", msg)
-	}
-	if strings.Contains(msg, "ledger-2:") || strings.Contains(msg, "ledger-3:") {
-		t.Errorf("refusal %q blames an honest node", msg)
+	// An honest node is named too when its measured offset is more than
+	// max_drift/2 from the median, which on a loaded 2-core box a loopback
+	// NTP reading can be (seen: +75ms, under load average ~10): then the
+	// refusal is asked for again (it pauses nothing), at most 3 times.
+	var msg string
+	for attempt := 1; ; attempt++ {
+		_, err := client(t, c, 0).StartPause(context.Background(), &pb.StartPauseRequest{Cluster: "ledger"})
+		if status.Code(err) != codes.FailedPrecondition {
+			t.Fatalf("err = %v, want FailedPrecondition", err)
+		}
+		msg = status.Convert(err).Message()
+		if !strings.Contains(msg, "ledger-1: clock offset -") || !strings.Contains(msg, "> max_drift 100ms") {
+			t.Fatalf("refusal %q does not name ledger-1 and its offset", msg)
+		}
+		if !strings.Contains(msg, "ledger-2:") && !strings.Contains(msg, "ledger-3:") {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("refusal %q blames an honest node in 3 attempts", msg)
+		}
+		t.Logf("attempt %d: refusal %q names an honest node's loaded reading; asking again after the next NTP poll", attempt, msg)
+		<-time.After(500 * time.Millisecond) // startDev's NTPPoll: a fresh sample, not a timing guess
 	}
 	for _, n := range c.Nodes() {
 		if len(n.Sim.PausedIntervals()) != 0 {

@@ -197,18 +197,34 @@ lint: $(BIN)/buf $(BIN)/staticcheck
 	@$(MAKE) --no-print-directory breaking
 
 # breaking: `buf breaking` (buf.yaml's rules) over proto/, offline from the
-# local git history: against the newest release tag when there is one, else
-# against main's previous state: HEAD when proto/ has uncommitted changes (what
-# you are about to commit), otherwise HEAD~1 (what the last commit changed).
-# The ref is resolved to a commit here and the clone is deep enough to reach it.
+# local git history, against BUF_AGAINST: any git ref, e.g. the base of a
+# change (`make lint BUF_AGAINST=origin/main`, or
+# BUF_AGAINST=$(git merge-base HEAD origin/main) in CI). Empty (the default):
+# the newest release tag when there is one, else HEAD when proto/ has
+# uncommitted changes (what you are about to commit), otherwise HEAD~1, which
+# checks only what the last commit changed: pass a base to check a branch.
+# The ref is resolved to a commit here; a shallow clone that cannot reach it
+# is told to `git fetch --unshallow`.
+BUF_AGAINST ?=
 breaking: $(BIN)/buf
-	@tag=$$(git describe --tags --abbrev=0 2>/dev/null); \
-	if [ -n "$$tag" ]; then ref="$$tag"; \
-	elif [ -n "$$(git status --porcelain -- proto)" ]; then ref=HEAD; \
-	else ref=HEAD~1; fi; \
-	sha=$$(git rev-parse -q --verify "$$ref^{commit}") || { echo "buf breaking: $$ref is not in this clone's history (shallow clone?)" >&2; exit 1; }; \
+	@ref='$(BUF_AGAINST)'; \
+	if [ -z "$$ref" ]; then \
+		tag=$$(git describe --tags --abbrev=0 2>/dev/null); \
+		if [ -n "$$tag" ]; then ref="$$tag"; \
+		elif [ -n "$$(git status --porcelain -- proto)" ]; then ref=HEAD; \
+		else ref=HEAD~1; fi; \
+	fi; \
+	if ! sha=$$(git rev-parse -q --verify "$$ref^{commit}"); then \
+		if [ "$$(git rev-parse --is-shallow-repository)" = true ]; then \
+			echo "buf breaking: base $$ref is not in this clone: it is shallow ($$(git rev-list --count HEAD) commit(s) deep)." >&2; \
+			echo "  fix: git fetch --unshallow (or fetch the base, e.g. git fetch origin main), then pass BUF_AGAINST=<base ref>" >&2; \
+		else \
+			echo "buf breaking: base $$ref does not name a commit in this repository (git rev-parse $$ref failed)" >&2; \
+		fi; \
+		exit 1; \
+	fi; \
 	echo "buf breaking --against $$ref ($$sha)"; \
-	$(BIN)/buf breaking --against ".git#ref=$$sha,depth=$$(git rev-list --count HEAD),subdir=proto"
+	$(BIN)/buf breaking --against ".git#ref=$$sha,depth=$$(git rev-list --count HEAD $$sha),subdir=proto"
 
 clean:
 	rm -rf $(BIN)

@@ -225,7 +225,11 @@ func TestLeaseExpiryUnpauses(t *testing.T) {
 	if _, err := c.Pause(ctx, pauseReq("op-e", 1, 200)); err != nil {
 		t.Fatalf("pause: %v", err)
 	}
+	settle(t, ft, "the pause", nil) // armed for op-e's lease
 	ft.Advance(199 * time.Millisecond)
+	// Strict: a timer that fired early has left the clock, so this waits
+	// until the switch has run expire and re-armed before looking.
+	settle(t, ft, "+199ms", nil)
 	if _, u := fa.counts(); u != 0 || c.snapshot(false).opID != "op-e" {
 		t.Fatalf("1 ms before the lease runs out: %d unpauses, op %q", u, c.snapshot(false).opID)
 	}
@@ -261,8 +265,13 @@ func TestRenewKeepsLeaseAlive(t *testing.T) {
 	// node stays paused however slowly this machine runs the switch.
 	for i := 0; i < 8; i++ {
 		ft.Advance(250 * time.Millisecond)
+		at := time.Duration(i+1) * 250 * time.Millisecond
+		settle(t, ft, fmt.Sprintf("+%v", at), nil)
+		if _, u := fa.counts(); u != 0 {
+			t.Fatalf("at +%v, before renew %d: the lease expired (node Unpause called %d times)", at, i, u)
+		}
 		if _, err := c.RenewLease(ctx, &pb.RenewLeaseRequest{OpId: "op-r", Epoch: 2, LeaseMs: 300}); err != nil {
-			t.Fatalf("renew %d at +%v: %v", i, time.Duration(i+1)*250*time.Millisecond, err)
+			t.Fatalf("renew %d at +%v: %v", i, at, err)
 		}
 	}
 	if _, u := fa.counts(); u != 0 {

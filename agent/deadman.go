@@ -90,17 +90,27 @@ func (c *core) runLeaseTimer(ctx context.Context) {
 	if timers == nil {
 		timers = clockwork.NewRealClock()
 	}
-	t := timers.NewTimer(time.Hour)
-	defer t.Stop()
+	// The timer exists only while armed: a test on fake time then knows
+	// the switch has re-armed (and is blocked) when the clock has a waiter.
+	var t clockwork.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
 	for {
 		c.mu.Lock()
 		wait, armed := c.nextFireLocked()
 		c.mu.Unlock()
 		var fire <-chan time.Time
-		if armed {
+		switch {
+		case armed && t == nil:
+			t = timers.NewTimer(max(wait, 0))
+			fire = t.Chan()
+		case armed:
 			t.Reset(max(wait, 0))
 			fire = t.Chan()
-		} else {
+		case t != nil:
 			t.Stop()
 		}
 		select {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -152,9 +153,10 @@ func newFakeTimeCore(t *testing.T, admin adminClient, mutate func(*coreConfig)) 
 	return c, ft
 }
 
-// advanceUntil moves fake time on by step until cond holds (the dead-man
-// switch runs on its own goroutine, so each step waits until it has re-armed);
-// it fails after more than limit of fake time.
+// advanceUntil moves fake time on by step until cond holds; it fails after
+// more than limit of fake time. The dead-man switch runs on its own
+// goroutine, so after each step it waits until the switch has acted on it
+// (see settle) before looking at cond again.
 func advanceUntil(t *testing.T, ft fakeTime, step, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	for moved := time.Duration(0); ; moved += step {
@@ -165,11 +167,45 @@ func advanceUntil(t *testing.T, ft fakeTime, step, limit time.Duration, what str
 			t.Fatalf("not seen after %s of fake time: %s", limit, what)
 		}
 		ft.Advance(step)
-		// Let the switch act on the step: it re-arms its timer after each
-		// fire, or disarms it once the lease is gone (then this times out).
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		_ = ft.BlockUntilContext(ctx, 1)
-		cancel()
+		settle(t, ft, fmt.Sprintf("+%s of fake time", moved+step), cond)
+	}
+}
+
+// settleTimeout bounds how long the dead-man switch may take to act on an
+// advance of fake time (real time, so generous on a loaded machine).
+const settleTimeout = 10 * time.Second
+
+// settle waits until the dead-man switch is blocked again after fake time
+// moved (at), so what it did on that move is visible: a fired timer leaves
+// the fake clock in Advance, and the switch re-arms one after each wake, so a
+// waiter on the clock means it is blocked on its timer again. A switch that
+// disarmed (the lease is gone) never re-arms: then done holding ends the wait
+// (nil: the switch must re-arm). It fails the test when neither happens
+// within settleTimeout: the switch is stuck or spinning on a timer that fires
+// at once.
+func settle(t *testing.T, ft fakeTime, at string, done func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	armed := make(chan struct{})
+	go func() {
+		if ft.BlockUntilContext(ctx, 1) == nil {
+			close(armed)
+		}
+	}()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		if done != nil && done() {
+			return
+		}
+		select {
+		case <-armed:
+			return
+		case <-ctx.Done():
+			t.Fatalf("at %s: the dead-man switch did not block on a re-armed timer within %s (it fired early and spins, or is stuck)", at, settleTimeout)
+		case <-tick.C:
+		}
 	}
 }
 

@@ -275,13 +275,9 @@ func reportPercentiles(b *testing.B, name string, samples []time.Duration) {
 	b.ReportMetric(float64(s.P99), name+"-p99-ns")
 }
 
-// coordinatorPause starts a pause of the bench cluster, follows it to its
-// end and returns its figures; anything but COMPLETED fails the benchmark.
-func coordinatorPause(b *testing.B, cl pb.CoordinatorServiceClient, cfg *pb.RuntimeConfig) benchtab.PauseSample {
+// watchToEnd follows op opID until it is terminal.
+func watchToEnd(ctx context.Context, b *testing.B, cl pb.CoordinatorServiceClient, opID string) *pb.Operation {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), fanoutOpTimeout)
-	defer cancel()
-	opID := startFanoutPause(ctx, b, cl)
 	stream, err := cl.WatchOperation(ctx, &pb.WatchOperationRequest{OpId: opID})
 	if err != nil {
 		b.Fatalf("watch %s: %v", opID, err)
@@ -294,6 +290,17 @@ func coordinatorPause(b *testing.B, cl pb.CoordinatorServiceClient, cfg *pb.Runt
 		}
 		op = resp.GetOperation()
 	}
+	return op
+}
+
+// coordinatorPause starts a pause of the bench cluster, follows it to its
+// end and returns its figures; anything but COMPLETED fails the benchmark.
+func coordinatorPause(b *testing.B, cl pb.CoordinatorServiceClient, cfg *pb.RuntimeConfig) benchtab.PauseSample {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), fanoutOpTimeout)
+	defer cancel()
+	opID := startFanoutPause(ctx, b, cl)
+	op := watchToEnd(ctx, b, cl, opID)
 	if op.GetState() != pb.OperationState_OPERATION_STATE_COMPLETED {
 		b.Fatalf("op %s over %d targets ended %s: %s", opID, len(op.GetTargets()), op.GetState(), op.GetReason())
 	}

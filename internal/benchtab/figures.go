@@ -237,3 +237,16 @@ func FprintVerdicts(w io.Writer, verdicts []Verdict) (failed int, err error) {
 	}
 	return failed, t.Fprint(w)
 }
+
+// Rebase records a fresh run's figures in a baseline (`benchcheck -write`):
+// each fresh figure replaces the baseline's of the same name but keeps the
+// baseline figure's own tolerance when it has one (a tolerance widened in
+// the baseline stays widened); figures only in the baseline stay as they are.
+func (f *Figures) Rebase(fresh Figures) {
+	for name, fig := range fresh.Figures {
+		if old, ok := f.Figures[name]; ok && old.Tolerance != 0 {
+			fig.Tolerance = old.Tolerance
+		}
+		f.Set(name, fig)
+	}
+}

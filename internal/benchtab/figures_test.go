@@ -186,3 +186,38 @@ func TestFprintMarkdown(t *testing.T) {
 		t.Fatalf("markdown:\n%q\nwant\n%q", b.String(), want)
 	}
 }
+
+// TestRebaseKeepsTheBaselineTolerance: re-writing the baseline takes the
+// fresh values but keeps a tolerance the baseline set on a figure (someone
+// widened it on purpose); a figure without one takes the fresh run's.
+func TestRebaseKeepsTheBaselineTolerance(t *testing.T) {
+	widened := ratio(1.2)
+	widened.Tolerance = 1.0
+	base := Figures{Tolerance: 0.3, Meta: map[string]string{"commit": "old"}, Figures: map[string]Figure{
+		"widened": widened,
+		"plain":   ratio(2),
+		"gone":    ratio(3), // not in the fresh run: kept as it was
+	}}
+	freshWidened := ratio(1.4)
+	freshWidened.Tolerance = 0.5
+	freshPlain := ratio(2.5)
+	freshPlain.Tolerance = 0.4
+	fresh := Figures{Figures: map[string]Figure{"widened": freshWidened, "plain": freshPlain, "new": ratio(7)}}
+
+	base.Rebase(fresh)
+
+	want := map[string]Figure{"gone": ratio(3), "new": ratio(7)}
+	want["widened"] = Figure{Value: 1.4, Unit: "ratio", Better: LowerIsBetter, Check: true, Tolerance: 1.0}
+	want["plain"] = Figure{Value: 2.5, Unit: "ratio", Better: LowerIsBetter, Check: true, Tolerance: 0.4}
+	if len(base.Figures) != len(want) {
+		t.Fatalf("rebased figures %v, want %v", base.Figures, want)
+	}
+	for name, w := range want {
+		if got := base.Figures[name]; got != w {
+			t.Errorf("figure %q = %+v, want %+v", name, got, w)
+		}
+	}
+	if base.Tolerance != 0.3 || base.Meta["commit"] != "old" {
+		t.Errorf("file tolerance %v meta %v changed", base.Tolerance, base.Meta)
+	}
+}

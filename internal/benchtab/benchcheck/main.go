@@ -21,7 +21,7 @@ import (
 func main() {
 	baseline := flag.String("baseline", "bench/baseline.json", "committed baseline figures")
 	fresh := flag.String("fresh", "", "figures of a fresh run (the benchmarks' -bench.figures file)")
-	write := flag.Bool("write", false, "replace the baseline's measured figures with the fresh run's (keeps its tolerance; marks the fresh ratios checked)")
+	write := flag.Bool("write", false, "replace the baseline's measured figures with the fresh run's (a baseline figure keeps its own tolerance; the fresh figures' check marks are taken as they are)")
 	var meta metaFlags
 	flag.Var(&meta, "meta", "key=value recorded in the baseline's meta with -write (repeatable)")
 	flag.Parse()
@@ -53,9 +53,7 @@ func main() {
 		if base.Tolerance == 0 {
 			base.Tolerance = benchtab.DefaultTolerance
 		}
-		for name, fig := range f.Figures {
-			base.Set(name, fig)
-		}
+		base.Rebase(f)
 		if err := benchtab.WriteFigures(*baseline, base); err != nil {
 			fmt.Fprintln(os.Stderr, "benchcheck:", err)
 			os.Exit(2)

@@ -276,24 +276,40 @@ func TestGRPCurlDrivesAPause(t *testing.T) {
 				t.Fatalf("README request id command: exit %d, %q (last %q), want a new id:\n%s", res.code, res.stdout, sh.vars["REQ"], res.stderr)
 				return ""
 			}
+			direct, err := c.Client(0)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var opID string
 			var began time.Time
 			const attempts = 5
 			for attempt := 1; ; attempt++ {
 				began = time.Now()
-				// A loaded box's clocks can refuse a pause (FAILED_PRECONDITION:
-				// grpcurl exits 64+9) or end it short, and its leader can be
-				// changing (UNAVAILABLE, NOT_APPLIED: 64+14); the test is
-				// about the client, not the cluster's luck. A pause that was
-				// not started is sent again with the same request id; one
-				// that ended short is a new pause, with a new id.
+				// A loaded box may refuse a pause (FAILED_PRECONDITION,
+				// grpcurl exit 64+9: a clock out of bounds or drifting, an
+				// agent's admission check timed out), do nothing during a
+				// leader change (UNAVAILABLE, 64+14, reason NOT_APPLIED) or
+				// end an op because an agent's lease ran out (see
+				// devcluster.LoadRefusal, LeaseEnd): those are tried again
+				// once the leader takes pauses, at most attempts times in
+				// all; anything else fails at once. A pause that was not started is sent again with the
+				// same request id; one that ended is a new pause, with a
+				// new id.
+				if err := c.WaitPausesAccepted(context.Background()); err != nil {
+					t.Fatal(err)
+				}
 				if attempt == 1 || opID != "" {
 					sh.vars["REQ"] = newRequestID()
 				}
 				res := sh.run(t, start, assign)
 				opID = strings.TrimSpace(res.stdout)
-				if (res.code == 64+9 || res.code == 64+14) && attempt < attempts {
-					t.Logf("pause not started (exit %d); again", res.code)
+				if res.code == 64+9 || res.code == 64+14 {
+					reason := grpcurlErrorReason(res.stderr)
+					if !devcluster.LoadRefusal(reason, res.stderr) || attempt == attempts {
+						t.Fatalf("StartPause through grpcurl, attempt %d of %d: exit %d, reason %q (not a retry a loaded machine explains, or the last attempt):\n%s",
+							attempt, attempts, res.code, reason, res.stderr)
+					}
+					t.Logf("attempt %d of %d: pause not started (exit %d, reason %s); again", attempt, attempts, res.code, reason)
 					opID = ""
 					continue
 				}
@@ -306,10 +322,16 @@ func TestGRPCurlDrivesAPause(t *testing.T) {
 				if state == "OPERATION_STATE_COMPLETED" {
 					break
 				}
-				if attempt == attempts {
-					t.Fatalf("op %s ended %s in %d attempts; last watch:\n%s", opID, state, attempts, res.stdout)
+				got, err := direct.GetOperation(context.Background(), &pb.GetOperationRequest{OpId: opID})
+				if err != nil {
+					t.Fatalf("get %s: %v", opID, err)
 				}
-				t.Logf("op %s ended %s; again", opID, state)
+				why := devcluster.LeaseEnd(got.GetOperation())
+				if why == "" || attempt == attempts {
+					t.Fatalf("op %s ended %s at attempt %d of %d (not a retry a loaded machine explains, or the last attempt); last watch:\n%s",
+						opID, state, attempt, attempts, res.stdout)
+				}
+				t.Logf("attempt %d of %d: %s; again", attempt, attempts, why)
 			}
 			// The same StartPause again, same request id (a client that
 			// lost the answer): the op it started, not a second pause.
@@ -332,7 +354,7 @@ func TestGRPCurlDrivesAPause(t *testing.T) {
 			// reason a script can switch on, besides the exit code.
 			sh.vars["REQ"] = newRequestID()
 			unknown := strings.Replace(start, `\"cluster\": \"ledger\"`, `\"cluster\": \"no-such-cluster\"`, 1)
-			if res := sh.run(t, unknown, assign); res.code != 64+5 || !strings.Contains(res.stderr, `"reason": "UNKNOWN_CLUSTER"`) {
+			if res := sh.run(t, unknown, assign); res.code != 64+5 || grpcurlErrorReason(res.stderr) != "UNKNOWN_CLUSTER" {
 				t.Errorf("StartPause of an unknown cluster: exit %d, want 69 (64 + NOT_FOUND) and reason UNKNOWN_CLUSTER in:\n%s", res.code, res.stderr)
 			}
 			if !tc.insecure {
@@ -350,6 +372,19 @@ func TestGRPCurlDrivesAPause(t *testing.T) {
 
 // lastWatchedState reads the README's `jq -c` lines of WatchOperation: one
 // object per change, the last terminal.
+// grpcurlReason is the ErrorInfo reason in the details grpcurl prints with
+// a failed call.
+var grpcurlReason = regexp.MustCompile(`"reason":\s*"([^"]*)"`)
+
+// grpcurlErrorReason is the ErrorInfo reason of the error grpcurl printed
+// on stderr ("" when it printed none).
+func grpcurlErrorReason(stderr string) string {
+	if m := grpcurlReason.FindStringSubmatch(stderr); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
 func lastWatchedState(t *testing.T, res shellResult) string {
 	t.Helper()
 	if res.code != 0 {

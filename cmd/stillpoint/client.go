@@ -60,7 +60,7 @@ func addClientFlags(cmd *cobra.Command) *clientFlags {
 	f.StringVar(&cf.key, "key", "", "client private key (mTLS)")
 	f.StringVar(&cf.serverName, "tls-server-name", "", "name to verify in the server certificate")
 	f.StringVarP(&cf.output, "output", "o", outputTable, "output format: table or json (protojson, proto field names)")
-	f.DurationVar(&cf.timeout, "timeout", 10*time.Second, "timeout of each call")
+	f.DurationVar(&cf.timeout, "timeout", 10*time.Second, fmt.Sprintf("bound of each call, retries included; each attempt gets half of it, at most %v, so an attempt that times out can be retried", maxAttemptTimeout))
 	f.StringVar(&cf.token, "token", "", "ACL token SECRET sent as the authorization Bearer header (env STILLPOINT_TOKEN; prefer the env or --token-file over the command line)")
 	f.StringVar(&cf.tokenFile, "token-file", "", "file holding the ACL token secret (env STILLPOINT_TOKEN_FILE); --token wins when both are set")
 	return cf
@@ -113,12 +113,27 @@ func (cf *clientFlags) dial(cmd *cobra.Command) (*coordinatorClient, error) {
 	}
 	c, err := client.Dial(client.Options{
 		Addrs: cf.addrs, TLS: cf.tls, CAFile: cf.ca, CertFile: cf.cert, KeyFile: cf.key, ServerName: cf.serverName,
-		Token: cf.secret, Timeout: cf.timeout,
+		Token: cf.secret, Timeout: attemptTimeout(cf.timeout), RequestIDPrefix: cliRequestIDPrefix,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &coordinatorClient{Client: c, cf: cf}, nil
+}
+
+// cliRequestIDPrefix starts the request id of every pause and backup the
+// CLI starts, so the audit log tells them from other clients'.
+const cliRequestIDPrefix = "cli-"
+
+// maxAttemptTimeout caps the timeout of one attempt of a call.
+const maxAttemptTimeout = 5 * time.Second
+
+// attemptTimeout is the timeout of one attempt of a call bounded by
+// timeout (--timeout): half of it, at most maxAttemptTimeout, so a
+// StartPause attempt that times out (DEADLINE_EXCEEDED, retried with the
+// same request id) leaves time for another.
+func attemptTimeout(timeout time.Duration) time.Duration {
+	return min(timeout/2, maxAttemptTimeout)
 }
 
 // call bounds one call, with its retries, by --timeout.

@@ -53,8 +53,11 @@ type Options struct {
 	// every call. Over a plaintext link it is readable on the wire.
 	Token string
 
-	// Timeout bounds each attempt of a unary call (0: only ctx bounds it).
-	// Streams are bounded by their ctx alone.
+	// Timeout bounds each attempt of StartPause and StartBackup (0: only
+	// ctx bounds it), so that an attempt that times out can be sent again
+	// with the same request id within ctx. Other calls, which cannot be
+	// sent again once a server may have acted on them, and streams are
+	// bounded by their ctx alone.
 	Timeout time.Duration
 	// Rounds bounds how many times one call may try each server (default
 	// DefaultRounds): at most Rounds × len(Addrs) attempts.

@@ -50,7 +50,10 @@ func (c *conn) Close() error {
 func (c *conn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
 	args, id := withRequestID(args, c.idPrefix)
 	err := c.run(ctx, method, func(ctx context.Context, cc *grpc.ClientConn) error {
-		if c.timeout > 0 {
+		// Only a call with a request id may be sent again after an attempt
+		// timed out (the retry returns the same op); any other call keeps
+		// all of ctx for its one attempt that reaches a server.
+		if c.timeout > 0 && id != "" {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, c.timeout)
 			defer cancel()

@@ -60,7 +60,7 @@ func addClientFlags(cmd *cobra.Command) *clientFlags {
 	f.StringVar(&cf.key, "key", "", "client private key (mTLS)")
 	f.StringVar(&cf.serverName, "tls-server-name", "", "name to verify in the server certificate")
 	f.StringVarP(&cf.output, "output", "o", outputTable, "output format: table or json (protojson, proto field names)")
-	f.DurationVar(&cf.timeout, "timeout", 10*time.Second, fmt.Sprintf("bound of each call, retries included; each attempt gets half of it, at most %v, so an attempt that times out can be retried", maxAttemptTimeout))
+	f.DurationVar(&cf.timeout, "timeout", 10*time.Second, fmt.Sprintf("bound of each call, retries included; an attempt of pause or backup run gets half of it, at most %v, so one that times out is retried with the same request id", maxAttemptTimeout))
 	f.StringVar(&cf.token, "token", "", "ACL token SECRET sent as the authorization Bearer header (env STILLPOINT_TOKEN; prefer the env or --token-file over the command line)")
 	f.StringVar(&cf.tokenFile, "token-file", "", "file holding the ACL token secret (env STILLPOINT_TOKEN_FILE); --token wins when both are set")
 	return cf
@@ -128,10 +128,11 @@ const cliRequestIDPrefix = "cli-"
 // maxAttemptTimeout caps the timeout of one attempt of a call.
 const maxAttemptTimeout = 5 * time.Second
 
-// attemptTimeout is the timeout of one attempt of a call bounded by
-// timeout (--timeout): half of it, at most maxAttemptTimeout, so a
-// StartPause attempt that times out (DEADLINE_EXCEEDED, retried with the
-// same request id) leaves time for another.
+// attemptTimeout is the timeout of one StartPause or StartBackup attempt
+// of a call bounded by timeout (--timeout): half of it, at most
+// maxAttemptTimeout, so an attempt that times out (DEADLINE_EXCEEDED,
+// retried with the same request id) leaves time for another. Other calls
+// get all of --timeout (client.Options.Timeout).
 func attemptTimeout(timeout time.Duration) time.Duration {
 	return min(timeout/2, maxAttemptTimeout)
 }

@@ -58,6 +58,12 @@ func apiError(code codes.Code, reason pb.ErrorReason, md map[string]string, form
 
 // withInfo attaches an ErrorInfo of ErrorDomain with reason and md to st.
 func withInfo(st *status.Status, reason pb.ErrorReason, md map[string]string, more ...protoadapt.MessageV1) *status.Status {
+	return withInfoReason(st, reason.Reason(), md, more...)
+}
+
+// withInfoReason is withInfo with the reason as its string (one this build
+// may not know).
+func withInfoReason(st *status.Status, reason string, md map[string]string, more ...protoadapt.MessageV1) *status.Status {
 	var meta map[string]string
 	for k, v := range md {
 		if v == "" {
@@ -68,7 +74,7 @@ func withInfo(st *status.Status, reason pb.ErrorReason, md map[string]string, mo
 		}
 		meta[k] = v
 	}
-	details := append([]protoadapt.MessageV1{&errdetails.ErrorInfo{Domain: ErrorDomain, Reason: reason.Reason(), Metadata: meta}}, more...)
+	details := append([]protoadapt.MessageV1{&errdetails.ErrorInfo{Domain: ErrorDomain, Reason: reason, Metadata: meta}}, more...)
 	if d, err := st.WithDetails(details...); err == nil {
 		return d
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
@@ -146,22 +147,41 @@ func forwardOnce[Req, Resp any](ctx context.Context, f forwarder, md metadata.MD
 		// Keep the code and details (a NOT_APPLIED reason); say the way.
 		st := status.Convert(err)
 		if ReasonOf(err) == "" {
-			// grpc's own error (the connection broke, the deadline
-			// passed): a read changed nothing, a write may have.
-			reason := pb.ErrorReason_ERROR_REASON_OUTCOME_UNKNOWN
-			switch {
-			case ctx.Err() != nil, st.Code() == codes.DeadlineExceeded, st.Code() == codes.Canceled:
-				reason = pb.ErrorReason_ERROR_REASON_CANCELED
-			case f.read:
-				reason = pb.ErrorReason_ERROR_REASON_NOT_APPLIED
-			}
-			st = withInfo(st, reason, map[string]string{"server": f.self})
+			st = withInfo(st, forwardedReason(st, f.read), map[string]string{"server": f.self})
 		}
 		p := st.Proto()
 		p.Message = fmt.Sprintf("forwarded by %s to leader %s (%s): %s", f.self, id, addr, p.GetMessage())
 		return resp, true, status.FromProto(p).Err()
 	}
 	return resp, true, nil
+}
+
+// forwardedReason is the reason of a forwarded call's error that came
+// back without a coordinator one (the request was sent: a request that
+// never left this server is NOT_APPLIED from toStatus). Only grpc's own
+// failures — UNAVAILABLE or UNKNOWN with no ErrorInfo at all: the
+// connection broke, the stream was reset — leave the outcome open: a write
+// may have been applied (OUTCOME_UNKNOWN), a read changed nothing
+// (NOT_APPLIED). A context's end (CANCELED, DEADLINE_EXCEEDED) is
+// CANCELED. Any other answer is the leader's own definitive refusal (a
+// mixed-version leader's UNIMPLEMENTED, INVALID_ARGUMENT...): it keeps its
+// code and gets the reason of its code.
+func forwardedReason(st *status.Status, read bool) pb.ErrorReason {
+	switch st.Code() {
+	case codes.Canceled, codes.DeadlineExceeded:
+		return pb.ErrorReason_ERROR_REASON_CANCELED
+	case codes.Unavailable, codes.Unknown:
+		for _, d := range st.Proto().GetDetails() {
+			if d.MessageIs((*errdetails.ErrorInfo)(nil)) {
+				return reasonForCode(st.Code())
+			}
+		}
+		if read {
+			return pb.ErrorReason_ERROR_REASON_NOT_APPLIED
+		}
+		return pb.ErrorReason_ERROR_REASON_OUTCOME_UNKNOWN
+	}
+	return reasonForCode(st.Code())
 }
 
 // connReady waits up to wait for cc to be connected, so that a failure

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -213,3 +214,62 @@ func TestCommitContextOutlivesTheClient(t *testing.T) {
 }
 
 type ctxKey struct{}
+
+// A leader's answer without a coordinator reason is tagged by what it
+// says: only a broken call (UNAVAILABLE, UNKNOWN without any ErrorInfo)
+// is OUTCOME_UNKNOWN for a write, a context's end is CANCELED, and a
+// definitive refusal (a mixed-version leader's UNIMPLEMENTED or
+// INVALID_ARGUMENT) keeps its code with the reason of its code.
+func TestForwardTagsReasonlessLeaderErrors(t *testing.T) {
+	foreign, err := status.New(codes.Unavailable, "proxy says no").WithDetails(&errdetails.ErrorInfo{Domain: "proxy.example", Reason: "UPSTREAM"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		answer error
+		read   bool
+		code   codes.Code
+		reason string
+	}{
+		{"write unavailable", status.Error(codes.Unavailable, "transport is closing"), false, codes.Unavailable, "OUTCOME_UNKNOWN"},
+		{"write unknown", status.Error(codes.Unknown, "stream reset"), false, codes.Unknown, "OUTCOME_UNKNOWN"},
+		{"write deadline", status.Error(codes.DeadlineExceeded, "deadline"), false, codes.DeadlineExceeded, "CANCELED"},
+		{"write unimplemented", status.Error(codes.Unimplemented, "unknown method StartPause"), false, codes.Unimplemented, "INTERNAL"},
+		{"write invalid", status.Error(codes.InvalidArgument, "cluster: bad"), false, codes.InvalidArgument, "INVALID_ARGUMENT"},
+		{"write foreign info", foreign.Err(), false, codes.Unavailable, "INTERNAL"},
+		{"read unimplemented", status.Error(codes.Unimplemented, "unknown method"), true, codes.Unimplemented, "INTERNAL"},
+		{"read not found", status.Error(codes.NotFound, "old leader"), true, codes.NotFound, "INTERNAL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leader := &fakeLeader{answer: func(int) error { return tc.answer }}
+			addr := startFakeLeader(t, leader)
+			f := testForwarder(t, func() string { return addr })
+			f.read = tc.read
+			_, err := forwardStartPause(t, f)
+			if status.Code(err) != tc.code || ReasonOf(err) != tc.reason {
+				t.Errorf("err = %v reason %q; want %v %s", err, ReasonOf(err), tc.code, tc.reason)
+			}
+			if leader.callCount() != 1 {
+				t.Errorf("leader got %d calls, want 1", leader.callCount())
+			}
+		})
+	}
+}
+
+// A write that never left this server (no connection to the leader before
+// the hold ran out) is NOT_APPLIED: it certainly changed nothing.
+func TestForwardNotSentIsNotApplied(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	_ = dead.Close()
+	f := testForwarder(t, func() string { return deadAddr })
+	f.hold = func(context.Context) time.Time { return time.Now() }
+	_, err = forwardStartPause(t, f)
+	if status.Code(err) != codes.Unavailable || !notApplied(err) {
+		t.Fatalf("err = %v reason %q; want UNAVAILABLE NOT_APPLIED", err, ReasonOf(err))
+	}
+}

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 
 	"go.uber.org/zap"
@@ -23,10 +24,16 @@ import (
 // returned without a coordinator ErrorInfo: a site that forgot its reason.
 var missingReasonHook atomic.Pointer[func(method string, err error)]
 
+// coordinatorMethodPrefix is what the full method name of every
+// CoordinatorService method starts with. The safety net covers only these:
+// health and reflection have their own errors (Health/Check of an unknown
+// service name is a plain NOT_FOUND) and no place in the catalog.
+var coordinatorMethodPrefix = "/" + pb.CoordinatorService_ServiceDesc.ServiceName + "/"
+
 // reasonUnary is the safety net on unary calls.
 func (s *Server) reasonUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	resp, err := h(ctx, req)
-	if err != nil {
+	if err != nil && strings.HasPrefix(info.FullMethod, coordinatorMethodPrefix) {
 		err = s.ensureReason(ctx, info.FullMethod, err)
 	}
 	return resp, err
@@ -35,6 +42,9 @@ func (s *Server) reasonUnary(ctx context.Context, req any, info *grpc.UnaryServe
 // reasonStream is the safety net on streams.
 func (s *Server) reasonStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	if err := h(srv, ss); err != nil {
+		if !strings.HasPrefix(info.FullMethod, coordinatorMethodPrefix) {
+			return err
+		}
 		return s.ensureReason(ss.Context(), info.FullMethod, err)
 	}
 	return nil
@@ -61,7 +71,9 @@ func (s *Server) ensureReason(ctx context.Context, method string, err error) err
 		for k, v := range info.GetMetadata() {
 			md[k] = v
 		}
-		out := withInfo(status.New(st.Code(), st.Message()), pb.ParseErrorReason(info.GetReason()), md).Proto()
+		// The reason as sent: one this build does not know (a newer
+		// leader's) is kept, not dropped.
+		out := withInfoReason(status.New(st.Code(), st.Message()), info.GetReason(), md).Proto()
 		// Keep the other details (BadRequest) in their order.
 		out.Details = append(out.Details[:1], p.Details[:i]...)
 		out.Details = append(out.Details, p.Details[i+1:]...)
@@ -85,7 +97,11 @@ func (s *Server) ensureReason(ctx context.Context, method string, err error) err
 
 // reasonForCode is the reason given to an error sent without one: the
 // generic reason of its code, else INTERNAL (the missing reason is itself
-// a server bug).
+// a server bug). A reasonless UNAUTHENTICATED is taken for a token refusal
+// (tokens are the common case; the TLS layer's certificate refusals get
+// UNAUTHENTICATED_CERTIFICATE from annotateRefusal); a reasonless
+// PERMISSION_DENIED for a certificate role refusal (the token role check
+// always attaches PERMISSION_DENIED_ROLE with its keys).
 func reasonForCode(c codes.Code) pb.ErrorReason {
 	switch c {
 	case codes.Canceled, codes.DeadlineExceeded:
@@ -95,22 +111,27 @@ func reasonForCode(c codes.Code) pb.ErrorReason {
 	case codes.ResourceExhausted:
 		return pb.ErrorReason_ERROR_REASON_RATE_LIMITED
 	case codes.Unauthenticated:
-		return pb.ErrorReason_ERROR_REASON_UNAUTHENTICATED_CERTIFICATE
+		return pb.ErrorReason_ERROR_REASON_UNAUTHENTICATED_TOKEN
 	case codes.PermissionDenied:
 		return pb.ErrorReason_ERROR_REASON_PERMISSION_DENIED_CERTIFICATE
 	}
 	return pb.ErrorReason_ERROR_REASON_INTERNAL
 }
 
-// annotateRefusal gives a refusal of the authentication layer (grpcx: no
-// or a bad client certificate, a certificate role the method refuses) the
-// reason its code implies when it has none.
+// annotateRefusal gives a refusal of the TLS authentication layer (grpcx:
+// no or a bad client certificate, a certificate role the method refuses)
+// its certificate reason when it has none: UNAUTHENTICATED_CERTIFICATE,
+// PERMISSION_DENIED_CERTIFICATE, else the reason of its code.
 func annotateRefusal(err error) error {
 	if ReasonOf(err) != "" {
 		return err
 	}
 	st := status.Convert(err)
-	return withInfo(st, reasonForCode(st.Code()), nil).Err()
+	reason := reasonForCode(st.Code())
+	if st.Code() == codes.Unauthenticated {
+		reason = pb.ErrorReason_ERROR_REASON_UNAUTHENTICATED_CERTIFICATE
+	}
+	return withInfo(st, reason, nil).Err()
 }
 
 // opIDOf is the op id a request names, or "".
@@ -143,12 +164,14 @@ func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	return h(srv, ss)
 }
 
-// panicked logs a recovered panic and is the caller's error.
+// panicked logs a recovered panic and is the caller's error. The panic
+// value stays in the log with the stack: it may hold internals a client
+// must not see.
 func (s *Server) panicked(method, opID string, p any, stack []byte) error {
 	s.log.Error("panic in a gRPC handler; recovered, the server keeps serving",
 		zap.String("method", method), zap.String("op_id", opID), zap.Any("panic", p), zap.ByteString("stack", stack))
-	return apiError(codes.Internal, pb.ErrorReason_ERROR_REASON_INTERNAL, map[string]string{"method": method, "op_id": opID},
-		"server %s: internal error in %s (a bug: %v); its log has the stack", s.cfg.NodeID, method, p)
+	return apiError(codes.Internal, pb.ErrorReason_ERROR_REASON_INTERNAL, map[string]string{"op_id": opID},
+		"server %s: internal error in %s (a bug); its log has the panic and the stack", s.cfg.NodeID, method)
 }
 
 // interceptorOptions are the server options of the outer interceptors, in

@@ -40,6 +40,9 @@ var (
 	// ErrPersist: the lease or epoch could not be written durably, so the
 	// node was not touched. INTERNAL.
 	ErrPersist = errors.New("cannot persist agent state")
+	// ErrNotReady: the method needs a part of the agent it has not started
+	// yet (Keyring before gossip). UNAVAILABLE.
+	ErrNotReady = errors.New("agent not ready")
 )
 
 // ErrorDomain is the ErrorInfo domain on AgentService errors; the reason is
@@ -58,6 +61,12 @@ const (
 	ReasonPersistFailure = "PERSIST_FAILED"
 	ReasonNoSuchHook     = "NO_SUCH_HOOK"
 	ReasonStepTaken      = "STEP_TAKEN"
+	ReasonNotReady       = "NOT_READY"
+	// ReasonCanceled: the request's context ended (CANCELED or
+	// DEADLINE_EXCEEDED, the context's own code).
+	ReasonCanceled = "CANCELED"
+	// ReasonInternal: an error of no class (a bug). INTERNAL.
+	ReasonInternal = "INTERNAL"
 )
 
 var errorClasses = []struct {
@@ -75,10 +84,13 @@ var errorClasses = []struct {
 	{ErrPersist, codes.Internal, ReasonPersistFailure},
 	{ErrNoSuchHook, codes.NotFound, ReasonNoSuchHook},
 	{ErrStepTaken, codes.AlreadyExists, ReasonStepTaken},
+	{ErrNotReady, codes.Unavailable, ReasonNotReady},
 }
 
 // toStatus converts an agent error into a gRPC status error carrying an
-// ErrorInfo; context errors keep their own codes.
+// ErrorInfo: its class's code and reason; a context's end keeps its own
+// code (CANCELED, DEADLINE_EXCEEDED) with reason CANCELED; any other error
+// is INTERNAL with reason INTERNAL. A status error passes unchanged.
 func toStatus(node string, err error) error {
 	if err == nil {
 		return nil
@@ -86,20 +98,27 @@ func toStatus(node string, err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
+	code, reason := codes.Internal, ReasonInternal
 	for _, c := range errorClasses {
 		if errors.Is(err, c.err) {
-			st := status.New(c.code, err.Error())
-			if d, derr := st.WithDetails(&errdetails.ErrorInfo{
-				Domain:   ErrorDomain,
-				Reason:   c.reason,
-				Metadata: map[string]string{"node": node},
-			}); derr == nil {
-				st = d
-			}
-			return st.Err()
+			code, reason = c.code, c.reason
+			break
 		}
 	}
-	return status.FromContextError(err).Err()
+	if reason == ReasonInternal {
+		if cc := status.FromContextError(err).Code(); cc == codes.Canceled || cc == codes.DeadlineExceeded {
+			code, reason = cc, ReasonCanceled
+		}
+	}
+	st := status.New(code, err.Error())
+	if d, derr := st.WithDetails(&errdetails.ErrorInfo{
+		Domain:   ErrorDomain,
+		Reason:   reason,
+		Metadata: map[string]string{"node": node},
+	}); derr == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 // ReasonOf returns the ErrorInfo reason of an AgentService error, or "".

@@ -2,9 +2,7 @@ package agent
 
 import (
 	"context"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"fmt"
 
 	pb "github.com/stillpoint-dev/stillpoint/proto/stillpoint/v1"
 )
@@ -56,7 +54,7 @@ const KeyringFileName = "gossip.keyring"
 func (s *service) Keyring(_ context.Context, req *pb.AgentServiceKeyringRequest) (*pb.AgentServiceKeyringResponse, error) {
 	pool := s.a.poolRef()
 	if pool == nil {
-		return nil, status.Error(codes.Unavailable, "agent "+s.a.cfg.NodeName+" has not started gossip yet")
+		return nil, toStatus(s.a.cfg.NodeName, fmt.Errorf("%w: agent %s has not started gossip yet; retry shortly", ErrNotReady, s.a.cfg.NodeName))
 	}
 	res := pool.ApplyKeyring(req.GetOp(), req.GetKey())
 	res.Role = s.a.cfg.Role

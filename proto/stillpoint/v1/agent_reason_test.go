@@ -16,7 +16,8 @@ func TestAgentErrorReasonCatalog(t *testing.T) {
 		t.Fatalf("AgentErrorDomain %q, agent sends %q", pb.AgentErrorDomain, agent.ErrorDomain)
 	}
 	sent := []string{agent.ReasonStaleEpoch, agent.ReasonOpHeld, agent.ReasonInvalid, agent.ReasonNoSuchOp, agent.ReasonLeaseExpired,
-		agent.ReasonOpEnded, agent.ReasonStopping, agent.ReasonPersistFailure, agent.ReasonNoSuchHook, agent.ReasonStepTaken}
+		agent.ReasonOpEnded, agent.ReasonStopping, agent.ReasonPersistFailure, agent.ReasonNoSuchHook, agent.ReasonStepTaken,
+		agent.ReasonNotReady, agent.ReasonCanceled, agent.ReasonInternal}
 	var documented []string
 	for n := range pb.AgentErrorReason_name {
 		r := pb.AgentErrorReason(n)

@@ -45,6 +45,9 @@ const (
 type ErrorReason int32
 
 const (
+	// Never sent: the zero value. A client that reads a reason it does not
+	// know (a newer server's) sees it as a string, or as this value once
+	// parsed; it should act on the gRPC code.
 	ErrorReason_ERROR_REASON_UNSPECIFIED ErrorReason = 0
 	// UNAVAILABLE. No leader, not the leader, the leader is still taking over,
 	// or the write was not enqueued: nothing changed. Retry as is, here or on
@@ -277,9 +280,14 @@ func (ErrorReason) EnumDescriptor() ([]byte, []int) {
 // agent's node. Coordinator servers are its callers; they switch on these
 // reasons, never on messages, and fold them into a CoordinatorService
 // error (PAUSE_REFUSED_AGENT, an op's per-node outcome) for clients.
+// Outside the catalog are refusals before a method runs: the TLS layer's
+// (no or a bad client certificate, a certificate role the service
+// refuses) and grpc's own (no connection, an unknown method).
 type AgentErrorReason int32
 
 const (
+	// Never sent: the zero value, and what a reason this build does not know
+	// parses to.
 	AgentErrorReason_AGENT_ERROR_REASON_UNSPECIFIED AgentErrorReason = 0
 	// FAILED_PRECONDITION. The request's epoch is lower than the highest this
 	// agent has seen: a deposed leader is fenced off.
@@ -306,6 +314,16 @@ const (
 	// ALREADY_EXISTS. RunHook named a different hook for an (op_id, step_id)
 	// that already ran one.
 	AgentErrorReason_AGENT_ERROR_REASON_STEP_TAKEN AgentErrorReason = 10
+	// UNAVAILABLE. The agent is starting: the method needs a part it has
+	// not started yet (Keyring before gossip). Retry shortly.
+	AgentErrorReason_AGENT_ERROR_REASON_NOT_READY AgentErrorReason = 11
+	// CANCELED / DEADLINE_EXCEEDED. The request's own context ended (the
+	// caller cancelled, or its deadline passed) before the agent finished;
+	// the node may or may not have been changed.
+	AgentErrorReason_AGENT_ERROR_REASON_CANCELED AgentErrorReason = 12
+	// INTERNAL. An error of no class above (a bug on the agent); the
+	// message says what.
+	AgentErrorReason_AGENT_ERROR_REASON_INTERNAL AgentErrorReason = 13
 )
 
 // Enum value maps for AgentErrorReason.
@@ -322,6 +340,9 @@ var (
 		8:  "AGENT_ERROR_REASON_PERSIST_FAILED",
 		9:  "AGENT_ERROR_REASON_NO_SUCH_HOOK",
 		10: "AGENT_ERROR_REASON_STEP_TAKEN",
+		11: "AGENT_ERROR_REASON_NOT_READY",
+		12: "AGENT_ERROR_REASON_CANCELED",
+		13: "AGENT_ERROR_REASON_INTERNAL",
 	}
 	AgentErrorReason_value = map[string]int32{
 		"AGENT_ERROR_REASON_UNSPECIFIED":      0,
@@ -335,6 +356,9 @@ var (
 		"AGENT_ERROR_REASON_PERSIST_FAILED":   8,
 		"AGENT_ERROR_REASON_NO_SUCH_HOOK":     9,
 		"AGENT_ERROR_REASON_STEP_TAKEN":       10,
+		"AGENT_ERROR_REASON_NOT_READY":        11,
+		"AGENT_ERROR_REASON_CANCELED":         12,
+		"AGENT_ERROR_REASON_INTERNAL":         13,
 	}
 )
 
@@ -408,7 +432,7 @@ const file_stillpoint_v1_errors_proto_rawDesc = "" +
 	"\x12ERROR_REASON_TOKEN\x106\x12\x18\n" +
 	"\x14ERROR_REASON_KEYRING\x107\x12,\n" +
 	"(ERROR_REASON_UNAUTHENTICATED_CERTIFICATE\x108\x12.\n" +
-	"*ERROR_REASON_PERMISSION_DENIED_CERTIFICATE\x109*\x9d\x03\n" +
+	"*ERROR_REASON_PERMISSION_DENIED_CERTIFICATE\x109*\x81\x04\n" +
 	"\x10AgentErrorReason\x12\"\n" +
 	"\x1eAGENT_ERROR_REASON_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eAGENT_ERROR_REASON_STALE_EPOCH\x10\x01\x12\x1e\n" +
@@ -421,7 +445,10 @@ const file_stillpoint_v1_errors_proto_rawDesc = "" +
 	"!AGENT_ERROR_REASON_PERSIST_FAILED\x10\b\x12#\n" +
 	"\x1fAGENT_ERROR_REASON_NO_SUCH_HOOK\x10\t\x12!\n" +
 	"\x1dAGENT_ERROR_REASON_STEP_TAKEN\x10\n" +
-	"BGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
+	"\x12 \n" +
+	"\x1cAGENT_ERROR_REASON_NOT_READY\x10\v\x12\x1f\n" +
+	"\x1bAGENT_ERROR_REASON_CANCELED\x10\f\x12\x1f\n" +
+	"\x1bAGENT_ERROR_REASON_INTERNAL\x10\rBGZEgithub.com/stillpoint-dev/stillpoint/proto/stillpoint/v1;stillpointv1b\x06proto3"
 
 var (
 	file_stillpoint_v1_errors_proto_rawDescOnce sync.Once

@@ -229,7 +229,7 @@ func (s *Server) admitClusters(ctx context.Context, names []string, cfg *pb.Runt
 		actx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 		defer cancel()
 		_, _ = s.Apply(actx, &pb.AppendAuditCommand{Record: &pb.AuditRecord{Action: "pause_refused", Actor: who, Caller: caller, Detail: err.Error(), At: s.Stamp()}})
-		return nil, s.toStatus(err) // FAILED_PRECONDITION; UNKNOWN_CLUSTER for a name nobody joined
+		return nil, s.toStatus(err) // FAILED_PRECONDITION; NOT_FOUND UNKNOWN_CLUSTER for a name nobody joined
 	}
 	return targets, nil
 }

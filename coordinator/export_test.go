@@ -38,7 +38,7 @@ func PanicForTest() error {
 	for i := len(unary) - 1; i >= 0; i-- {
 		in, next := unary[i], h
 		h = func(ctx context.Context, req any) (any, error) {
-			return in(ctx, req, &grpc.UnaryServerInfo{FullMethod: "/test/Panic"}, next)
+			return in(ctx, req, &grpc.UnaryServerInfo{FullMethod: "/stillpoint.v1.CoordinatorService/GetOperation"}, next)
 		}
 	}
 	_, err := h(context.Background(), &pb.GetOperationRequest{OpId: "op-1"})

@@ -175,7 +175,7 @@ var reasonScenarios = []reasonScenario{
 	{reason: pb.ErrorReason_ERROR_REASON_RATE_LIMITED, code: codes.ResourceExhausted, keys: []string{"retry_after_ms"},
 		provoke: func(*testing.T, *reasonRig) error { return coordinator.RefusalLimitedForTest() }},
 	// A panicking handler behind the server's recovery interceptor.
-	{reason: pb.ErrorReason_ERROR_REASON_INTERNAL, code: codes.Internal, keys: []string{"method"},
+	{reason: pb.ErrorReason_ERROR_REASON_INTERNAL, code: codes.Internal, keys: []string{"op_id", "server"},
 		provoke: func(*testing.T, *reasonRig) error { return coordinator.PanicForTest() }},
 
 	{reason: pb.ErrorReason_ERROR_REASON_INVALID_ARGUMENT, code: codes.InvalidArgument, keys: []string{"field"}, api: true,

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/stillpoint-dev/stillpoint/coordinator"
 	"github.com/stillpoint-dev/stillpoint/internal/clock"
 	"github.com/stillpoint-dev/stillpoint/internal/devcluster"
 	"github.com/stillpoint-dev/stillpoint/internal/hook"
@@ -39,7 +40,9 @@ func startBackup(t *testing.T, cl pb.CoordinatorServiceClient, plan string) *pb.
 		if err == nil {
 			return resp.GetOperation()
 		}
-		if status.Code(err) != codes.FailedPrecondition || attempt == 5 {
+		// A refusal (clocks on a loaded box) or NOT_APPLIED (a leader change:
+		// nothing was done, retry as is) is retried with the same id.
+		if (status.Code(err) != codes.FailedPrecondition && coordinator.ReasonOf(err) != coordinator.ReasonNotApplied) || attempt == 5 {
 			t.Fatalf("start backup of %s: %v", plan, err)
 		}
 		t.Logf("backup of %s refused (attempt %d), retrying: %v", plan, attempt, err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os/signal"
@@ -339,6 +340,9 @@ func runNTPTest(ctx context.Context, w io.Writer, f ntptestFlags) error {
 		return err
 	}
 	<-ctx.Done()
+	// Close first: it waits for the replies in flight, so the counts
+	// include a reply the client already has.
+	closeErr := srv.Close()
 	_, err = fmt.Fprintf(w, "ntptest %s: %d requests, %d replies\n", srv.Addr(), srv.Requests(), srv.Replies())
-	return err
+	return errors.Join(err, closeErr)
 }
